@@ -1,0 +1,1 @@
+//! Relay events, projections and snapshots (filled in by the replay issue).

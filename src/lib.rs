@@ -1,0 +1,1 @@
+//! The `relay` library: hub, protocol, MCP channel, CLI.
