@@ -316,7 +316,9 @@ impl LogWriter {
         }
         self.sync_active()?;
         self.committed_offset = self.next_offset;
-        let lag = self.committed_offset - self.checkpoint.current.durable_offset;
+        let lag = self
+            .committed_offset
+            .saturating_sub(self.checkpoint.current.durable_offset);
         if lag >= CHECKPOINT_INTERVAL_RECORDS || (self.rolled_since_checkpoint && lag > 0) {
             self.advance_checkpoint()?;
         }
@@ -577,7 +579,7 @@ impl LogWriter {
             if index < scan_from {
                 continue;
             }
-            if let Some(found) = scan_segment(&segments, &files, index) {
+            if let Some(found) = scan_segment(&segments, &files, index, durable_offset) {
                 outcome = Some(found);
                 break;
             }
@@ -762,6 +764,7 @@ fn scan_segment(
     segments: &[Segment],
     files: &[(u64, PathBuf)],
     index: usize,
+    durable_offset: u64,
 ) -> Option<(usize, u64, u64, Option<DamageKind>)> {
     let segment = &segments[index];
     let mut position = SEGMENT_HEADER_BYTES as u64;
@@ -784,6 +787,10 @@ fn scan_segment(
                             next_base_offset: *next_base_offset,
                         }),
                     )),
+                    // The log ends before the checkpoint: acknowledged records are missing.
+                    None if offset < durable_offset => {
+                        Some((index, offset, position, Some(DamageKind::Zeroed)))
+                    }
                     None if has_bytes_after(segment.map.bytes(), position) => {
                         Some((index, offset, position, None))
                     }

@@ -224,3 +224,76 @@ fn a_stale_or_damaged_index_is_not_trusted() {
         );
     }
 }
+
+#[test]
+fn a_log_shorter_than_its_checkpoint_is_corrupt_and_repair_cuts_it_saying_where() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = LogWriter::open(dir.path(), small_config(SEGMENT_BYTES_MIN)).expect("open");
+    for offset in 0..30 {
+        log.append(&record(&payload_for(offset, 6)))
+            .expect("append");
+    }
+    log.close().expect("close");
+    // Zero the last record of the last segment: acknowledged data is gone.
+    let (_, name) = segment_names(dir.path()).pop().expect("a segment");
+    let path = dir.path().join(&name);
+    let mut bytes = std::fs::read(&path).expect("read");
+    let spans = common::record_spans(&bytes);
+    let (start, end) = *spans.last().expect("a record");
+    bytes[start..end].fill(0);
+    std::fs::write(&path, &bytes).expect("write");
+
+    match LogWriter::open(dir.path(), small_config(SEGMENT_BYTES_MIN)) {
+        Err(OpenError::Corrupt(corruption)) => {
+            assert_eq!(corruption.offset, 29);
+            assert_eq!(corruption.segment, path);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let repair = LogConfig {
+        repair: true,
+        ..small_config(SEGMENT_BYTES_MIN)
+    };
+    let log = LogWriter::open(dir.path(), repair).expect("repair");
+    let cut = log.recovery_report().cut.clone();
+    assert_eq!(log.next_offset(), 29);
+    drop(log);
+    // The zeroed record left no bytes to cut, so repair reports nothing cut but opens.
+    assert!(cut.is_none_or(|cut| cut.offset == 29 && cut.below_checkpoint));
+    let log =
+        LogWriter::open(dir.path(), small_config(SEGMENT_BYTES_MIN)).expect("open after repair");
+    assert_eq!(log.next_offset(), 29);
+    assert_eq!(log.verify().expect("verify").record_count, 29);
+}
+
+#[test]
+fn repair_cuts_a_flipped_record_below_the_checkpoint_and_reports_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = LogWriter::open(dir.path(), small_config(SEGMENT_BYTES_MIN)).expect("open");
+    for offset in 0..40 {
+        log.append(&record(&payload_for(offset, 7)))
+            .expect("append");
+    }
+    log.close().expect("close");
+    let (_, name) = segment_names(dir.path())
+        .into_iter()
+        .nth(1)
+        .expect("two segments");
+    let path = dir.path().join(&name);
+    let mut bytes = std::fs::read(&path).expect("read");
+    let (start, _) = common::record_spans(&bytes)[1];
+    bytes[start + 20] ^= 0xff;
+    std::fs::write(&path, &bytes).expect("write");
+    let repair = LogConfig {
+        repair: true,
+        ..small_config(SEGMENT_BYTES_MIN)
+    };
+    let log = LogWriter::open(dir.path(), repair).expect("repair");
+    let cut = log.recovery_report().cut.clone().expect("a cut");
+    assert!(cut.below_checkpoint);
+    assert_eq!(cut.segment, path);
+    assert_eq!(cut.offset, log.next_offset());
+    assert!(cut.records_cut >= 40 - cut.offset);
+    assert!(cut.bytes_cut > 0);
+    assert_eq!(log.verify().expect("verify").record_count, cut.offset);
+}

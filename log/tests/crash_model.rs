@@ -32,9 +32,17 @@ enum Damage {
     /// Cut a file changed since the commit at a byte at or past the committed end.
     Truncate { file_pick: usize, at: usize },
     /// Zero a byte range past the committed end.
-    Zero { file_pick: usize, at: usize, len: usize },
+    Zero {
+        file_pick: usize,
+        at: usize,
+        len: usize,
+    },
     /// Flip bytes past the committed end.
-    Flip { file_pick: usize, at: usize, mask: u8 },
+    Flip {
+        file_pick: usize,
+        at: usize,
+        mask: u8,
+    },
     /// Keep each unsynced page or roll it back to its synced content, by a bit mask.
     DropPages { seed: u64 },
 }
@@ -48,9 +56,17 @@ fn operation() -> impl Strategy<Value = Operation> {
 
 fn damage() -> impl Strategy<Value = Damage> {
     prop_oneof![
-        (any::<usize>(), any::<usize>()).prop_map(|(file_pick, at)| Damage::Truncate { file_pick, at }),
-        (any::<usize>(), any::<usize>(), 1usize..200).prop_map(|(file_pick, at, len)| Damage::Zero { file_pick, at, len }),
-        (any::<usize>(), any::<usize>(), 1u8..=255).prop_map(|(file_pick, at, mask)| Damage::Flip { file_pick, at, mask }),
+        (any::<usize>(), any::<usize>())
+            .prop_map(|(file_pick, at)| Damage::Truncate { file_pick, at }),
+        (any::<usize>(), any::<usize>(), 1usize..200)
+            .prop_map(|(file_pick, at, len)| Damage::Zero { file_pick, at, len }),
+        (any::<usize>(), any::<usize>(), 1u8..=255).prop_map(|(file_pick, at, mask)| {
+            Damage::Flip {
+                file_pick,
+                at,
+                mask,
+            }
+        }),
         any::<u64>().prop_map(|seed| Damage::DropPages { seed }),
     ]
 }
@@ -80,7 +96,9 @@ fn write_image(dir: &Path, image: &Image) {
 /// Byte position where the committed data of a segment ends (0 for a file the commit did
 /// not know: all of it may be lost but its synced header).
 fn committed_end(synced: &Image, name: &str) -> usize {
-    synced.get(name).map_or(64, |bytes| record_spans(bytes).last().map_or(64, |span| span.1))
+    synced.get(name).map_or(64, |bytes| {
+        record_spans(bytes).last().map_or(64, |span| span.1)
+    })
 }
 
 fn crash_image(synced: &Image, current: &Image, damage: &Damage) -> Image {
@@ -113,7 +131,9 @@ fn crash_image(synced: &Image, current: &Image, damage: &Damage) -> Image {
                 }
             }
         }
-        Damage::Truncate { file_pick, at } | Damage::Zero { file_pick, at, .. } | Damage::Flip { file_pick, at, .. } => {
+        Damage::Truncate { file_pick, at }
+        | Damage::Zero { file_pick, at, .. }
+        | Damage::Flip { file_pick, at, .. } => {
             if changed.is_empty() {
                 return image;
             }
