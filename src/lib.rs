@@ -1,1 +1,10 @@
-//! The `relay` library: hub, protocol, MCP channel, CLI.
+//! `relay`: the hub daemon, the client protocol, the MCP channel and the command line.
+//!
+//! The truth is the log (`relay-log`); every piece of state is a projection of it
+//! (`relay-replay`). This crate holds everything that talks to the outside world.
+//!
+//! - [`cli`]: one file per subcommand; `main.rs` only dispatches.
+//! - [`data_dir`]: where a hub keeps its files.
+
+pub mod cli;
+pub mod data_dir;

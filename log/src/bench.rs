@@ -1,1 +1,386 @@
-//! Benchmarks (below).
+//! `relay bench log`: throughput and latency of the log beside the raw file-system limit,
+//! measured in one run on the same disk. Prints figures; asserts nothing about time.
+//!
+//! It lives in this crate because only `log/` may call `fdatasync` and map files; the CLI
+//! only forwards its output.
+
+use std::fmt;
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::format::RECORD_HEADER_BYTES;
+use crate::{Durability, LogConfig, LogReader, LogWriter, NewRecord};
+
+/// Payload size of the append benchmarks, in bytes.
+pub const BENCH_PAYLOAD_BYTES: usize = 256;
+
+/// What to measure and where.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Scratch directory on the disk under test; removed afterwards.
+    pub dir: PathBuf,
+    /// Records appended in the `os` append benchmark.
+    pub append_records: u64,
+    /// Group commits measured per batch size in the `strict` benchmark.
+    pub strict_commits: u64,
+    /// Size of the log built for the replay benchmark, in bytes.
+    pub replay_bytes: u64,
+}
+
+/// Throughput of one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Throughput {
+    /// Records (or equivalent writes) handled.
+    pub records: u64,
+    /// Bytes handled.
+    pub bytes: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Throughput {
+    /// Records per second.
+    pub fn records_per_second(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Bytes per second.
+    pub fn bytes_per_second(&self) -> f64 {
+        self.bytes as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Commit latency and throughput at one group-commit size.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupCommitFigures {
+    /// Records per commit.
+    pub batch: u64,
+    /// The log, `strict` durability.
+    pub log: Throughput,
+    /// Median commit latency of the log.
+    pub log_commit_p50: Duration,
+    /// 99th percentile commit latency of the log.
+    pub log_commit_p99: Duration,
+    /// A plain `write()` + `fdatasync` loop with the same bytes per commit.
+    pub raw: Throughput,
+    /// Median `fdatasync` latency of the raw loop.
+    pub raw_sync_p50: Duration,
+    /// 99th percentile `fdatasync` latency of the raw loop.
+    pub raw_sync_p99: Duration,
+}
+
+/// Everything `relay bench log` measured.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogBenchReport {
+    /// Appends with `os` durability.
+    pub append_os: Throughput,
+    /// A plain `write()` loop of the same record bytes.
+    pub append_raw: Throughput,
+    /// `strict` durability at group-commit sizes 1, 64 and 1024.
+    pub strict: Vec<GroupCommitFigures>,
+    /// Full CRC-verified scan of the replay log.
+    pub replay: Throughput,
+    /// `memcpy` of the same mapped bytes.
+    pub replay_memcpy: Throughput,
+}
+
+/// Runs every log benchmark in `config.dir`, printing progress to `progress`.
+///
+/// # Errors
+/// Any file-system or log failure.
+pub fn run(config: &BenchConfig, progress: &mut dyn Write) -> io::Result<LogBenchReport> {
+    std::fs::create_dir_all(&config.dir)?;
+    let mut report = LogBenchReport::default();
+    writeln!(
+        progress,
+        "append: {} records of {BENCH_PAYLOAD_BYTES} bytes",
+        config.append_records
+    )?;
+    report.append_os = append_os(&config.dir.join("append-os"), config.append_records)?;
+    report.append_raw = append_raw(&config.dir.join("append-raw"), config.append_records)?;
+    for batch in [1u64, 64, 1024] {
+        writeln!(
+            progress,
+            "strict: {} commits of {batch} records",
+            config.strict_commits
+        )?;
+        report
+            .strict
+            .push(strict(&config.dir, batch, config.strict_commits)?);
+    }
+    writeln!(
+        progress,
+        "replay: building a {} MiB log",
+        config.replay_bytes >> 20
+    )?;
+    let replay_dir = config.dir.join("replay");
+    build_log(&replay_dir, config.replay_bytes)?;
+    let reader = LogReader::open(&replay_dir).map_err(io::Error::other)?;
+    scan(&reader)?; // warm the page cache and the page tables
+    report.replay_memcpy = memcpy_segments(&reader);
+    report.replay = scan(&reader)?;
+    drop(reader);
+    let _ = std::fs::remove_dir_all(&config.dir);
+    Ok(report)
+}
+
+/// Appends `bytes` worth of 256-byte records to a fresh log in `dir` and syncs it.
+///
+/// # Errors
+/// Any file-system or log failure.
+pub fn build_log(dir: &Path, bytes: u64) -> io::Result<u64> {
+    let _ = std::fs::remove_dir_all(dir);
+    let config = LogConfig {
+        durability: Durability::Os,
+        ..LogConfig::default()
+    };
+    let mut log = LogWriter::open(dir, config).map_err(io::Error::other)?;
+    let payload = [0x5au8; BENCH_PAYLOAD_BYTES];
+    let records = bytes / (RECORD_HEADER_BYTES + BENCH_PAYLOAD_BYTES) as u64;
+    for index in 0..records {
+        log.append(&record(&payload, index))
+            .map_err(io::Error::other)?;
+    }
+    log.close().map_err(io::Error::other)?;
+    Ok(records)
+}
+
+/// Reads every record of `reader` with full CRC and structure checks.
+///
+/// # Errors
+/// Corruption, as an `io::Error`.
+pub fn scan(reader: &LogReader) -> io::Result<Throughput> {
+    let start = Instant::now();
+    let mut throughput = Throughput::default();
+    for record in reader
+        .iter_from(reader.first_offset())
+        .map_err(io::Error::other)?
+    {
+        let record = record.map_err(io::Error::other)?;
+        throughput.records += 1;
+        throughput.bytes += crate::format::record_bytes(black_box(record.payload).len());
+    }
+    throughput.elapsed = start.elapsed();
+    Ok(throughput)
+}
+
+fn record(payload: &[u8], index: u64) -> NewRecord<'_> {
+    NewRecord {
+        timestamp_us: index,
+        kind: 1,
+        schema_version: 1,
+        origin_hub: 0,
+        payload,
+    }
+}
+
+fn append_os(dir: &Path, records: u64) -> io::Result<Throughput> {
+    let _ = std::fs::remove_dir_all(dir);
+    let config = LogConfig {
+        durability: Durability::Os,
+        ..LogConfig::default()
+    };
+    let mut log = LogWriter::open(dir, config).map_err(io::Error::other)?;
+    let payload = [0xa5u8; BENCH_PAYLOAD_BYTES];
+    let start = Instant::now();
+    for index in 0..records {
+        log.append(&record(&payload, index))
+            .map_err(io::Error::other)?;
+    }
+    log.commit().map_err(io::Error::other)?;
+    let elapsed = start.elapsed();
+    drop(log);
+    let _ = std::fs::remove_dir_all(dir);
+    let bytes = records * (RECORD_HEADER_BYTES + BENCH_PAYLOAD_BYTES) as u64;
+    Ok(Throughput {
+        records,
+        bytes,
+        elapsed,
+    })
+}
+
+fn append_raw(path: &Path, records: u64) -> io::Result<Throughput> {
+    let mut file = File::create(path)?;
+    let chunk = [0xa5u8; RECORD_HEADER_BYTES + BENCH_PAYLOAD_BYTES];
+    let start = Instant::now();
+    for _ in 0..records {
+        file.write_all(black_box(&chunk))?;
+    }
+    let elapsed = start.elapsed();
+    drop(file);
+    std::fs::remove_file(path)?;
+    Ok(Throughput {
+        records,
+        bytes: records * chunk.len() as u64,
+        elapsed,
+    })
+}
+
+fn strict(dir: &Path, batch: u64, commits: u64) -> io::Result<GroupCommitFigures> {
+    let log_dir = dir.join(format!("strict-{batch}"));
+    let _ = std::fs::remove_dir_all(&log_dir);
+    let mut log = LogWriter::open(&log_dir, LogConfig::default()).map_err(io::Error::other)?;
+    let payload = [0x3cu8; BENCH_PAYLOAD_BYTES];
+    let record_bytes = (RECORD_HEADER_BYTES + BENCH_PAYLOAD_BYTES) as u64;
+    let mut latencies = Vec::with_capacity(commits as usize);
+    let start = Instant::now();
+    for _ in 0..commits {
+        for index in 0..batch {
+            log.append(&record(&payload, index))
+                .map_err(io::Error::other)?;
+        }
+        let commit_start = Instant::now();
+        log.commit().map_err(io::Error::other)?;
+        latencies.push(commit_start.elapsed());
+    }
+    let log_throughput = Throughput {
+        records: batch * commits,
+        bytes: batch * commits * record_bytes,
+        elapsed: start.elapsed(),
+    };
+    drop(log);
+    let _ = std::fs::remove_dir_all(&log_dir);
+    let (log_commit_p50, log_commit_p99) = percentiles(&mut latencies);
+
+    let raw_path = dir.join(format!("strict-raw-{batch}"));
+    let mut file = File::create(&raw_path)?;
+    let chunk = vec![0x3cu8; (batch * record_bytes) as usize];
+    latencies.clear();
+    let start = Instant::now();
+    for _ in 0..commits {
+        file.write_all(&chunk)?;
+        let sync_start = Instant::now();
+        file.sync_data()?;
+        latencies.push(sync_start.elapsed());
+    }
+    let raw = Throughput {
+        records: batch * commits,
+        bytes: batch * commits * record_bytes,
+        elapsed: start.elapsed(),
+    };
+    drop(file);
+    std::fs::remove_file(&raw_path)?;
+    let (raw_sync_p50, raw_sync_p99) = percentiles(&mut latencies);
+    Ok(GroupCommitFigures {
+        batch,
+        log: log_throughput,
+        log_commit_p50,
+        log_commit_p99,
+        raw,
+        raw_sync_p50,
+        raw_sync_p99,
+    })
+}
+
+fn memcpy_segments(reader: &LogReader) -> Throughput {
+    let mut buffer = vec![0u8; 64 << 20];
+    let start = Instant::now();
+    let mut bytes = 0u64;
+    for segment in reader.mapped_segments() {
+        for chunk in segment.chunks(buffer.len()) {
+            buffer[..chunk.len()].copy_from_slice(chunk);
+            black_box(&buffer);
+            bytes += chunk.len() as u64;
+        }
+    }
+    Throughput {
+        records: 0,
+        bytes,
+        elapsed: start.elapsed(),
+    }
+}
+
+fn percentiles(latencies: &mut [Duration]) -> (Duration, Duration) {
+    latencies.sort_unstable();
+    let at = |fraction: f64| {
+        let index = ((latencies.len() as f64 - 1.0) * fraction).round() as usize;
+        latencies.get(index).copied().unwrap_or_default()
+    };
+    (at(0.50), at(0.99))
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
+}
+
+impl fmt::Display for LogBenchReport {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mb = |throughput: &Throughput| throughput.bytes_per_second() / 1e6;
+        writeln!(
+            out,
+            "append, os durability, {BENCH_PAYLOAD_BYTES}-byte payloads ({} records)",
+            self.append_os.records
+        )?;
+        writeln!(
+            out,
+            "  relay log     {:>12.0} records/s {:>9.1} MB/s",
+            self.append_os.records_per_second(),
+            mb(&self.append_os)
+        )?;
+        writeln!(
+            out,
+            "  raw write()   {:>12.0} records/s {:>9.1} MB/s",
+            self.append_raw.records_per_second(),
+            mb(&self.append_raw)
+        )?;
+        let append_ratio =
+            self.append_os.records_per_second() / self.append_raw.records_per_second().max(1e-9);
+        writeln!(
+            out,
+            "  ratio log/raw {append_ratio:>12.2}   (target >= 0.60)"
+        )?;
+        writeln!(
+            out,
+            "strict durability, group commit (commit latency in us)"
+        )?;
+        for figures in &self.strict {
+            writeln!(
+                out,
+                "  batch {:>4}: log {:>10.0} records/s  p50 {:>7.0}  p99 {:>7.0} | raw write+fdatasync {:>10.0} records/s  p50 {:>7.0}  p99 {:>7.0}",
+                figures.batch,
+                figures.log.records_per_second(),
+                micros(figures.log_commit_p50),
+                micros(figures.log_commit_p99),
+                figures.raw.records_per_second(),
+                micros(figures.raw_sync_p50),
+                micros(figures.raw_sync_p99),
+            )?;
+        }
+        if let Some(largest) = self.strict.last() {
+            let ratio =
+                largest.log.records_per_second() / self.append_os.records_per_second().max(1e-9);
+            writeln!(
+                out,
+                "  strict/{} vs os {ratio:>10.2}   (target >= 0.50)",
+                largest.batch
+            )?;
+        }
+        writeln!(
+            out,
+            "replay, CRC verified ({} records, {:.2} GiB)",
+            self.replay.records,
+            self.replay.bytes as f64 / (1u64 << 30) as f64
+        )?;
+        writeln!(
+            out,
+            "  relay log     {:>12.0} records/s {:>9.2} GB/s",
+            self.replay.records_per_second(),
+            self.replay.bytes_per_second() / 1e9
+        )?;
+        writeln!(
+            out,
+            "  memcpy        {:>12} {:>19.2} GB/s",
+            "",
+            self.replay_memcpy.bytes_per_second() / 1e9
+        )?;
+        let replay_ratio =
+            self.replay.bytes_per_second() / self.replay_memcpy.bytes_per_second().max(1e-9);
+        writeln!(
+            out,
+            "  ratio log/memcpy {replay_ratio:>9.2}   (target >= 0.40)"
+        )
+    }
+}

@@ -110,3 +110,10 @@ impl LogReader {
         &self.set.dir
     }
 }
+
+impl LogReader {
+    /// The mapped bytes of every segment (for the memcpy baseline of the benchmark).
+    pub(crate) fn mapped_segments(&self) -> impl Iterator<Item = &[u8]> {
+        self.set.segments.iter().map(|segment| segment.map.bytes())
+    }
+}

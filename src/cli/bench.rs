@@ -1,0 +1,68 @@
+//! `relay bench`: the benchmarks, printed as figures beside their raw baselines.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::exit_code::ExitCode;
+
+/// Measure Relay's building blocks on this machine; prints figures, asserts nothing.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  relay bench log\n  relay bench log --replay-mib 256 --dir /mnt/disk/relay-bench"
+)]
+pub struct BenchArgs {
+    /// Which benchmark.
+    #[command(subcommand)]
+    pub target: BenchTarget,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchTarget {
+    /// The segment log: appends (os), group commits (strict), replay, beside raw I/O.
+    Log(LogBenchArgs),
+}
+
+/// Options of `relay bench log`.
+#[derive(Debug, Args)]
+pub struct LogBenchArgs {
+    /// Scratch directory on the disk to measure (removed afterwards) [default: a temp dir].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Records appended in the os-durability append benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub append_records: u64,
+    /// Group commits per batch size in the strict benchmark.
+    #[arg(long, default_value_t = 300)]
+    pub strict_commits: u64,
+    /// Size of the log replayed, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub replay_mib: u64,
+}
+
+/// Runs `relay bench …`.
+///
+/// # Errors
+/// Any failure of the benchmark's file operations.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.target {
+        BenchTarget::Log(args) => {
+            let dir = args.dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("relay-bench-{}", std::process::id()))
+            });
+            let config = relay_log::bench::BenchConfig {
+                dir: dir.clone(),
+                append_records: args.append_records,
+                strict_commits: args.strict_commits,
+                replay_bytes: args.replay_mib << 20,
+            };
+            println!("relay bench log in {}", dir.display());
+            let report = relay_log::bench::run(&config, &mut std::io::stderr())
+                .with_context(|| format!("benchmark in {}", dir.display()))?;
+            print!("{report}");
+            Ok(ExitCode::Success)
+        }
+    }
+}

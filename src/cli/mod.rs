@@ -1,0 +1,58 @@
+//! The command line: one file per subcommand, parsed with clap derive.
+//!
+//! stdout carries results, stderr diagnostics. Errors print as `relay: <what>: <causes>` and
+//! map to the exit codes of [`exit_code::ExitCode`].
+
+pub mod bench;
+pub mod exit_code;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::data_dir::{RELAY_HOME_ENV, default_data_dir};
+
+/// Relay: a message hub for AI coding sessions.
+#[derive(Debug, Parser)]
+#[command(name = "relay", version, after_help = exit_code::EXIT_CODES_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure Relay's building blocks (prints figures; asserts nothing).
+    Bench(bench::BenchArgs),
+}
+
+/// The `--data-dir` option every data-dir-using subcommand shares.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DataDirArgs {
+    /// Data directory [default: $RELAY_HOME, else ~/.relay].
+    #[arg(long, env = RELAY_HOME_ENV, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataDirArgs {
+    /// The data directory to use.
+    pub fn resolve(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> exit_code::ExitCode {
+    let result = match cli.command {
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("relay: {error:#}");
+            exit_code::ExitCode::Failed
+        }
+    }
+}
