@@ -1,0 +1,940 @@
+//! [`apply`]: the one function that folds an event into the [`State`], used by the live hub and by
+//! `relay replay` alike.
+//!
+//! `apply` is pure and deterministic: time comes only from the record's timestamp, and there is no
+//! clock, randomness or I/O. Every handler checks everything first and mutates last, so an event
+//! that does not fit the state returns an [`ApplyError`] and leaves the state exactly unchanged.
+//! The live hub validates commands against the state before appending, so for our own log an
+//! error means damage or a bug, which the replay tool reports with the offset.
+
+use crate::event::codec::{DecodeError, decode};
+use crate::event::{
+    AskSent, Event, EventKind, GroupCreated, GroupCursorAdvanced, GroupDeleted, GroupLeft,
+    GroupMemberInvited, GroupMemberRemoved, GroupMessageSent, IdentityRegistered, IdentityRenamed,
+    Imported, MailboxCursorAdvanced, MessagePushed, MessageSent, PeerAcknowledged, ReplySent,
+    RoomJoined, RoomLeft,
+};
+use crate::limits::{
+    GROUP_MEMBERS_MAX, GROUPS_MAX, IDENTITIES_MAX, PEER_HUBS_MAX, ROOM_MEMBERS_MAX, ROOMS_MAX,
+};
+use crate::state::{
+    BroadcastReply, DeliveryState, Group, GroupMessage, Identity, IdentityId, MessageLocation,
+    PendingAsk, State, StoredMessage,
+};
+
+/// What the log's record header says about the event being applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// The record's offset in our log. Offsets applied to one state strictly increase.
+    pub offset: u64,
+    /// The record's timestamp, in microseconds since the Unix epoch: apply's only clock.
+    pub timestamp_us: u64,
+    /// The hub that wrote the record (ours for everything but relayed records).
+    pub origin_hub: u128,
+}
+
+/// Why an event does not fit the state. The state is left exactly as it was.
+///
+/// The live hub validates before appending, so during replay of our own log this is damage or a
+/// bug: `relay replay` reports it with the offset and goes on. For an import it means the peer
+/// sent something inconsistent: the import is refused.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The record's offset is not after the last one applied (a record applied twice, or out of
+    /// order).
+    #[error("offset {offset} is not after the last applied offset {last_offset}")]
+    OffsetNotIncreasing {
+        /// The offset of the rejected record.
+        offset: u64,
+        /// The last offset applied.
+        last_offset: u64,
+    },
+    /// No identity currently has this name.
+    #[error("no identity is named {name:?}")]
+    UnknownIdentity {
+        /// The name looked up.
+        name: String,
+    },
+    /// A rename to a name another identity (or the same one) currently holds.
+    #[error("the name {name:?} is taken")]
+    NameTaken {
+        /// The name wanted.
+        name: String,
+    },
+    /// A new identity past [`IDENTITIES_MAX`].
+    #[error("identity limit reached ({max})")]
+    IdentitiesFull {
+        /// The limit.
+        max: usize,
+    },
+    /// A message id already kept in some mailbox.
+    #[error("message id {message_id:?} is already used")]
+    DuplicateMessageId {
+        /// The repeated id.
+        message_id: String,
+    },
+    /// A push for a message that is not kept in the recipient's mailbox.
+    #[error("message {message_id:?} is not in the mailbox of {recipient:?}")]
+    MessageNotFound {
+        /// The recipient named.
+        recipient: String,
+        /// The message id named.
+        message_id: String,
+    },
+    /// A cursor moved backwards.
+    #[error("cursor cannot move back from {cursor} to {requested}")]
+    CursorBackwards {
+        /// The current cursor.
+        cursor: u64,
+        /// The sequence asked for.
+        requested: u64,
+    },
+    /// A cursor moved past the newest message.
+    #[error("cursor {requested} is past the newest message {last_sequence}")]
+    CursorPastEnd {
+        /// The newest sequence.
+        last_sequence: u64,
+        /// The sequence asked for.
+        requested: u64,
+    },
+    /// An ask id that is already pending.
+    #[error("ask id {ask_id:?} is already pending")]
+    DuplicateAskId {
+        /// The repeated id.
+        ask_id: String,
+    },
+    /// An ask joins a broadcast someone else started.
+    #[error("broadcast {broadcast_id:?} belongs to another asker")]
+    BroadcastAskerMismatch {
+        /// The broadcast id.
+        broadcast_id: String,
+    },
+    /// A reply to a pending ask from someone other than its target, or to someone other than
+    /// its asker.
+    #[error("reply does not match pending ask {ask_id:?} (wrong replier or recipient)")]
+    AskMismatch {
+        /// The ask id answered.
+        ask_id: String,
+    },
+    /// A room that has no members (so does not exist).
+    #[error("room {room:?} does not exist")]
+    RoomNotFound {
+        /// The room name.
+        room: String,
+    },
+    /// A leave or post by someone not in the room.
+    #[error("{name:?} is not in room {room:?}")]
+    NotRoomMember {
+        /// The room name.
+        room: String,
+        /// The identity's name.
+        name: String,
+    },
+    /// A join that would create a room past [`ROOMS_MAX`].
+    #[error("room limit reached ({max})")]
+    RoomsFull {
+        /// The limit.
+        max: usize,
+    },
+    /// A join past [`ROOM_MEMBERS_MAX`].
+    #[error("room {room:?} is full ({max} members)")]
+    RoomFull {
+        /// The room name.
+        room: String,
+        /// The limit.
+        max: usize,
+    },
+    /// A creation of a group name that exists.
+    #[error("group {group:?} already exists")]
+    GroupExists {
+        /// The group name.
+        group: String,
+    },
+    /// A group that does not exist.
+    #[error("group {group:?} does not exist")]
+    GroupNotFound {
+        /// The group name.
+        group: String,
+    },
+    /// A creation past [`GROUPS_MAX`].
+    #[error("group limit reached ({max})")]
+    GroupsFull {
+        /// The limit.
+        max: usize,
+    },
+    /// An invite past [`GROUP_MEMBERS_MAX`].
+    #[error("group {group:?} is full ({max} members)")]
+    GroupFull {
+        /// The group name.
+        group: String,
+        /// The limit.
+        max: usize,
+    },
+    /// An action by or on someone who is not a member.
+    #[error("{name:?} is not a member of group {group:?}")]
+    NotGroupMember {
+        /// The group name.
+        group: String,
+        /// The identity's name.
+        name: String,
+    },
+    /// An invite of a current member.
+    #[error("{name:?} is already a member of group {group:?}")]
+    AlreadyGroupMember {
+        /// The group name.
+        group: String,
+        /// The identity's name.
+        name: String,
+    },
+    /// An invite, removal or deletion by someone other than the admin.
+    #[error("{name:?} is not the admin of group {group:?}")]
+    NotGroupAdmin {
+        /// The group name.
+        group: String,
+        /// The actor's name.
+        name: String,
+    },
+    /// The admin tried to remove itself (it leaves or deletes the group instead).
+    #[error("the admin of group {group:?} cannot remove itself")]
+    AdminCannotBeRemoved {
+        /// The group name.
+        group: String,
+    },
+    /// An import at or below the highest origin offset already imported from that hub.
+    #[error(
+        "duplicate import from hub {origin_hub:032x}: offset {origin_offset} <= {imported_offset}"
+    )]
+    DuplicateImport {
+        /// The origin hub.
+        origin_hub: u128,
+        /// The origin offset of the rejected import.
+        origin_offset: u64,
+        /// The highest origin offset already imported.
+        imported_offset: u64,
+    },
+    /// An import of a kind that only makes sense on its own hub (`imported`,
+    /// `peer_acknowledged`, `hub_started`).
+    #[error("event kind {kind} cannot be imported")]
+    NotImportable {
+        /// The kind found inside the import.
+        kind: EventKind,
+    },
+    /// The imported payload does not decode.
+    #[error("imported payload does not decode")]
+    ImportedPayloadInvalid(#[from] DecodeError),
+    /// The imported event decoded but does not fit the state.
+    #[error("imported event from hub {origin_hub:032x} offset {origin_offset} rejected")]
+    ImportedEventRejected {
+        /// The origin hub.
+        origin_hub: u128,
+        /// The origin offset.
+        origin_offset: u64,
+        /// Why the inner event was rejected.
+        #[source]
+        source: Box<ApplyError>,
+    },
+    /// A peer's acknowledged offset moved backwards (its log was re-created or diverged).
+    #[error("peer hub {peer_hub:032x} acknowledged {offset}, below its earlier {acknowledged}")]
+    AcknowledgementBackwards {
+        /// The peer hub.
+        peer_hub: u128,
+        /// The new, lower offset.
+        offset: u64,
+        /// The earlier acknowledged offset.
+        acknowledged: u64,
+    },
+    /// One more peer hub past [`PEER_HUBS_MAX`].
+    #[error("peer hub limit reached ({max})")]
+    PeerHubsFull {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Folds one event into `state`.
+///
+/// # Errors
+///
+/// An [`ApplyError`] when the event does not fit the state (unknown identity, non-member,
+/// non-admin, duplicate id, offset not after the last, …); `state` is then unchanged.
+pub fn apply(state: &mut State, record: RecordMeta, event: &Event) -> Result<(), ApplyError> {
+    if let Some(last_offset) = state.last_offset
+        && record.offset <= last_offset
+    {
+        return Err(ApplyError::OffsetNotIncreasing {
+            offset: record.offset,
+            last_offset,
+        });
+    }
+    apply_event(state, &record, event)?;
+    state.last_offset = Some(record.offset);
+    Ok(())
+}
+
+fn apply_event(state: &mut State, record: &RecordMeta, event: &Event) -> Result<(), ApplyError> {
+    match event {
+        Event::IdentityRegistered(event) => apply_identity_registered(state, record, event),
+        Event::IdentityRenamed(event) => apply_identity_renamed(state, record, event),
+        Event::IdentityLeft(event) => {
+            let id = lookup(state, &event.name)?;
+            remove_from_rooms(state, id);
+            if let Some(identity) = state.identities.get_mut(&id) {
+                identity.has_left = true;
+            }
+            touch(state, id, record);
+            Ok(())
+        }
+        Event::MessageSent(event) => apply_message_sent(state, record, event),
+        Event::AskSent(event) => apply_ask_sent(state, record, event),
+        Event::ReplySent(event) => apply_reply_sent(state, record, event),
+        Event::MessagePushed(event) => apply_message_pushed(state, event),
+        Event::MailboxCursorAdvanced(event) => apply_mailbox_cursor_advanced(state, event),
+        Event::RoomJoined(event) => apply_room_joined(state, record, event),
+        Event::RoomLeft(event) => apply_room_left(state, event),
+        Event::RoomMessageSent(event) => {
+            let from = lookup(state, &event.from)?;
+            let room = state
+                .rooms
+                .get(&event.room)
+                .ok_or_else(|| ApplyError::RoomNotFound {
+                    room: event.room.clone(),
+                })?;
+            if !room.is_member(from) {
+                return Err(not_room_member(&event.room, &event.from));
+            }
+            touch(state, from, record);
+            Ok(())
+        }
+        Event::GroupCreated(event) => apply_group_created(state, record, event),
+        Event::GroupMemberInvited(event) => apply_group_member_invited(state, record, event),
+        Event::GroupMemberRemoved(event) => apply_group_member_removed(state, record, event),
+        Event::GroupLeft(event) => apply_group_left(state, record, event),
+        Event::GroupMessageSent(event) => apply_group_message_sent(state, record, event),
+        Event::GroupCursorAdvanced(event) => apply_group_cursor_advanced(state, event),
+        Event::GroupDeleted(event) => apply_group_deleted(state, event),
+        Event::Imported(event) => apply_imported(state, record, event),
+        Event::PeerAcknowledged(event) => apply_peer_acknowledged(state, event),
+        Event::HubStarted(_) => {
+            state.clear_presence();
+            Ok(())
+        }
+    }
+}
+
+fn apply_identity_registered(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &IdentityRegistered,
+) -> Result<(), ApplyError> {
+    if let Some(id) = state.names.get(&event.name).copied() {
+        // The same session returning: it keeps its identity, mailbox and groups.
+        if let Some(identity) = state.identities.get_mut(&id) {
+            identity.cwd.clone_from(&event.cwd);
+            identity.git_branch.clone_from(&event.git_branch);
+            identity.client = event.client.clone();
+            identity.has_left = false;
+        }
+        touch(state, id, record);
+        return Ok(());
+    }
+    if state.identities.len() >= IDENTITIES_MAX {
+        return Err(ApplyError::IdentitiesFull {
+            max: IDENTITIES_MAX,
+        });
+    }
+    let id = IdentityId(record.offset);
+    assert!(
+        !state.identities.contains_key(&id),
+        "invariant: one identity per record offset"
+    );
+    let identity = Identity::new(
+        id,
+        event.name.clone(),
+        event.cwd.clone(),
+        event.git_branch.clone(),
+        event.client.clone(),
+        record.timestamp_us,
+    );
+    state.identities.insert(id, identity);
+    state.names.insert(event.name.clone(), id);
+    state.mailboxes.insert(id, Default::default());
+    Ok(())
+}
+
+fn apply_identity_renamed(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &IdentityRenamed,
+) -> Result<(), ApplyError> {
+    let id = lookup(state, &event.old_name)?;
+    if state.names.contains_key(&event.new_name) {
+        return Err(ApplyError::NameTaken {
+            name: event.new_name.clone(),
+        });
+    }
+    state.names.remove(&event.old_name);
+    state.names.insert(event.new_name.clone(), id);
+    if let Some(identity) = state.identities.get_mut(&id) {
+        identity.rename(event.new_name.clone());
+    }
+    touch(state, id, record);
+    Ok(())
+}
+
+/// A message about to be stored in a mailbox.
+struct Delivery<'a> {
+    id: &'a str,
+    from_name: &'a str,
+    body: &'a str,
+    reply_to: Option<&'a str>,
+    ask_id: Option<&'a str>,
+    broadcast_id: Option<&'a str>,
+    thread: Option<&'a str>,
+    urgent: bool,
+}
+
+fn apply_message_sent(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &MessageSent,
+) -> Result<(), ApplyError> {
+    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id)?;
+    let delivery = Delivery {
+        id: &event.id,
+        from_name: &event.from,
+        body: &event.body,
+        reply_to: event.reply_to.as_deref(),
+        ask_id: None,
+        broadcast_id: None,
+        thread: event.thread.as_deref(),
+        urgent: event.urgent,
+    };
+    deliver(state, record, from, to, &delivery);
+    Ok(())
+}
+
+fn apply_ask_sent(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &AskSent,
+) -> Result<(), ApplyError> {
+    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id)?;
+    if state.asks.pending(&event.ask_id).is_some() {
+        return Err(ApplyError::DuplicateAskId {
+            ask_id: event.ask_id.clone(),
+        });
+    }
+    if let Some(broadcast_id) = &event.broadcast_id
+        && let Some(broadcast) = state.asks.broadcast(broadcast_id)
+        && broadcast.asker != from
+    {
+        return Err(ApplyError::BroadcastAskerMismatch {
+            broadcast_id: broadcast_id.clone(),
+        });
+    }
+    let delivery = Delivery {
+        id: &event.id,
+        from_name: &event.from,
+        body: &event.body,
+        reply_to: None,
+        ask_id: Some(&event.ask_id),
+        broadcast_id: event.broadcast_id.as_deref(),
+        thread: event.thread.as_deref(),
+        urgent: event.urgent,
+    };
+    deliver(state, record, from, to, &delivery);
+    state.asks.insert(PendingAsk {
+        ask_id: event.ask_id.clone(),
+        message_id: event.id.clone(),
+        asker: from,
+        target: to,
+        broadcast_id: event.broadcast_id.clone(),
+        offset: record.offset,
+        timestamp_us: record.timestamp_us,
+    });
+    Ok(())
+}
+
+fn apply_reply_sent(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &ReplySent,
+) -> Result<(), ApplyError> {
+    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id)?;
+    let answers_ask = match state.asks.pending(&event.reply_to) {
+        Some(ask) if ask.target != from || ask.asker != to => {
+            return Err(ApplyError::AskMismatch {
+                ask_id: event.reply_to.clone(),
+            });
+        }
+        Some(_) => true,
+        None => false,
+    };
+    let delivery = Delivery {
+        id: &event.id,
+        from_name: &event.from,
+        body: &event.body,
+        reply_to: Some(&event.reply_to),
+        ask_id: None,
+        broadcast_id: None,
+        thread: event.thread.as_deref(),
+        urgent: event.urgent,
+    };
+    deliver(state, record, from, to, &delivery);
+    if answers_ask {
+        let reply = BroadcastReply {
+            from,
+            ask_id: event.reply_to.clone(),
+            message_id: event.id.clone(),
+            offset: record.offset,
+        };
+        state.asks.resolve(&event.reply_to, reply);
+    }
+    Ok(())
+}
+
+fn apply_message_pushed(state: &mut State, event: &MessagePushed) -> Result<(), ApplyError> {
+    let recipient = lookup(state, &event.recipient)?;
+    let not_found = || ApplyError::MessageNotFound {
+        recipient: event.recipient.clone(),
+        message_id: event.message_id.clone(),
+    };
+    let location = state
+        .message_index
+        .get(&event.message_id)
+        .ok_or_else(not_found)?;
+    if location.recipient != recipient {
+        return Err(not_found());
+    }
+    let sequence = location.sequence;
+    let mailbox = state.mailboxes.get_mut(&recipient).ok_or_else(not_found)?;
+    mailbox.mark_pushed(sequence);
+    Ok(())
+}
+
+fn apply_mailbox_cursor_advanced(
+    state: &mut State,
+    event: &MailboxCursorAdvanced,
+) -> Result<(), ApplyError> {
+    let recipient = lookup(state, &event.recipient)?;
+    let Some(mailbox) = state.mailboxes.get_mut(&recipient) else {
+        return Err(unknown_identity(&event.recipient));
+    };
+    check_cursor(
+        mailbox.cursor(),
+        mailbox.last_sequence(),
+        event.up_to_sequence,
+    )?;
+    mailbox.advance_cursor(event.up_to_sequence);
+    Ok(())
+}
+
+fn apply_room_joined(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &RoomJoined,
+) -> Result<(), ApplyError> {
+    let id = lookup(state, &event.name)?;
+    match state.rooms.get(&event.room) {
+        // Joining twice is accepted as a no-op: a hub that crashed logged no leave, so after a
+        // restart without `hub_started` the same session may join again.
+        Some(room) if room.is_member(id) => return Ok(()),
+        Some(room) if room.member_count() >= ROOM_MEMBERS_MAX => {
+            return Err(ApplyError::RoomFull {
+                room: event.room.clone(),
+                max: ROOM_MEMBERS_MAX,
+            });
+        }
+        None if state.rooms.len() >= ROOMS_MAX => {
+            return Err(ApplyError::RoomsFull { max: ROOMS_MAX });
+        }
+        _ => {}
+    }
+    state
+        .rooms
+        .entry(event.room.clone())
+        .or_default()
+        .insert(id);
+    touch(state, id, record);
+    Ok(())
+}
+
+fn apply_room_left(state: &mut State, event: &RoomLeft) -> Result<(), ApplyError> {
+    let id = lookup(state, &event.name)?;
+    let room = state
+        .rooms
+        .get_mut(&event.room)
+        .ok_or_else(|| ApplyError::RoomNotFound {
+            room: event.room.clone(),
+        })?;
+    if !room.is_member(id) {
+        return Err(not_room_member(&event.room, &event.name));
+    }
+    if room.remove(id) {
+        state.rooms.remove(&event.room);
+    }
+    Ok(())
+}
+
+fn apply_group_created(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &GroupCreated,
+) -> Result<(), ApplyError> {
+    let admin = lookup(state, &event.admin)?;
+    if state.groups.contains_key(&event.group) {
+        return Err(ApplyError::GroupExists {
+            group: event.group.clone(),
+        });
+    }
+    if state.groups.len() >= GROUPS_MAX {
+        return Err(ApplyError::GroupsFull { max: GROUPS_MAX });
+    }
+    let group = Group::new(event.group.clone(), admin, record.timestamp_us);
+    state.groups.insert(event.group.clone(), group);
+    touch(state, admin, record);
+    Ok(())
+}
+
+fn apply_group_member_invited(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &GroupMemberInvited,
+) -> Result<(), ApplyError> {
+    let actor = lookup(state, &event.actor)?;
+    let member = lookup(state, &event.member)?;
+    let group = group_by_admin(state, &event.group, actor, &event.actor)?;
+    if group.is_member(member) {
+        let name = event.member.clone();
+        return Err(ApplyError::AlreadyGroupMember {
+            group: event.group.clone(),
+            name,
+        });
+    }
+    if group.member_count() >= GROUP_MEMBERS_MAX {
+        return Err(ApplyError::GroupFull {
+            group: event.group.clone(),
+            max: GROUP_MEMBERS_MAX,
+        });
+    }
+    group.add_member(member, record.timestamp_us);
+    touch(state, actor, record);
+    Ok(())
+}
+
+fn apply_group_member_removed(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &GroupMemberRemoved,
+) -> Result<(), ApplyError> {
+    let actor = lookup(state, &event.actor)?;
+    let member = lookup(state, &event.member)?;
+    let group = group_by_admin(state, &event.group, actor, &event.actor)?;
+    if member == actor {
+        return Err(ApplyError::AdminCannotBeRemoved {
+            group: event.group.clone(),
+        });
+    }
+    if !group.is_member(member) {
+        return Err(not_group_member(&event.group, &event.member));
+    }
+    group.remove_member(member);
+    let body = format!("{} was removed: {}", event.member, event.reason);
+    group.push(system_message(body, record));
+    touch(state, actor, record);
+    Ok(())
+}
+
+fn apply_group_left(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &GroupLeft,
+) -> Result<(), ApplyError> {
+    let member = lookup(state, &event.member)?;
+    let group = group_of_member(state, &event.group, member, &event.member)?;
+    let successor = group.remove_member(member);
+    if group.member_count() == 0 {
+        // Nobody is left to read or administer it: the group goes, like a deletion.
+        state.groups.remove(&event.group);
+    } else {
+        group.push(system_message(format!("{} left", event.member), record));
+        if let Some(successor) = successor {
+            let name = state
+                .identities
+                .get(&successor)
+                .map_or("", Identity::name)
+                .to_owned();
+            if let Some(group) = state.groups.get_mut(&event.group) {
+                group.push(system_message(format!("{name} is now the admin"), record));
+            }
+        }
+    }
+    touch(state, member, record);
+    Ok(())
+}
+
+fn apply_group_message_sent(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &GroupMessageSent,
+) -> Result<(), ApplyError> {
+    let from = lookup(state, &event.from)?;
+    let group = group_of_member(state, &event.group, from, &event.from)?;
+    group.push(GroupMessage {
+        sequence: 0,
+        id: Some(event.id.clone()),
+        author: Some(from),
+        author_name: Some(event.from.clone()),
+        body: event.body.clone(),
+        reply_to: event.reply_to.clone(),
+        urgent: event.urgent,
+        timestamp_us: record.timestamp_us,
+        offset: record.offset,
+    });
+    touch(state, from, record);
+    Ok(())
+}
+
+fn apply_group_cursor_advanced(
+    state: &mut State,
+    event: &GroupCursorAdvanced,
+) -> Result<(), ApplyError> {
+    let member = lookup(state, &event.member)?;
+    let group = group_of_member(state, &event.group, member, &event.member)?;
+    let cursor = group
+        .membership(member)
+        .map_or(0, |membership| membership.cursor);
+    check_cursor(cursor, group.last_sequence(), event.up_to_sequence)?;
+    group.set_cursor(member, event.up_to_sequence);
+    Ok(())
+}
+
+fn apply_group_deleted(state: &mut State, event: &GroupDeleted) -> Result<(), ApplyError> {
+    let actor = lookup(state, &event.actor)?;
+    group_by_admin(state, &event.group, actor, &event.actor)?;
+    state.groups.remove(&event.group);
+    Ok(())
+}
+
+fn apply_imported(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &Imported,
+) -> Result<(), ApplyError> {
+    match state.federation.imported.get(&event.origin_hub) {
+        Some(&imported_offset) if event.origin_offset <= imported_offset => {
+            return Err(ApplyError::DuplicateImport {
+                origin_hub: event.origin_hub,
+                origin_offset: event.origin_offset,
+                imported_offset,
+            });
+        }
+        None if state.federation.imported.len() >= PEER_HUBS_MAX => {
+            return Err(ApplyError::PeerHubsFull { max: PEER_HUBS_MAX });
+        }
+        _ => {}
+    }
+    let inner = decode(event.kind, event.schema_version, &event.payload)?;
+    if matches!(
+        inner,
+        Event::Imported(_) | Event::PeerAcknowledged(_) | Event::HubStarted(_)
+    ) {
+        return Err(ApplyError::NotImportable { kind: inner.kind() });
+    }
+    apply_event(state, record, &inner).map_err(|source| ApplyError::ImportedEventRejected {
+        origin_hub: event.origin_hub,
+        origin_offset: event.origin_offset,
+        source: Box::new(source),
+    })?;
+    state
+        .federation
+        .imported
+        .insert(event.origin_hub, event.origin_offset);
+    Ok(())
+}
+
+fn apply_peer_acknowledged(state: &mut State, event: &PeerAcknowledged) -> Result<(), ApplyError> {
+    match state.federation.acknowledged.get(&event.peer_hub) {
+        Some(&acknowledged) if event.offset < acknowledged => {
+            return Err(ApplyError::AcknowledgementBackwards {
+                peer_hub: event.peer_hub,
+                offset: event.offset,
+                acknowledged,
+            });
+        }
+        None if state.federation.acknowledged.len() >= PEER_HUBS_MAX => {
+            return Err(ApplyError::PeerHubsFull { max: PEER_HUBS_MAX });
+        }
+        _ => {}
+    }
+    state
+        .federation
+        .acknowledged
+        .insert(event.peer_hub, event.offset);
+    Ok(())
+}
+
+fn lookup(state: &State, name: &str) -> Result<IdentityId, ApplyError> {
+    state
+        .names
+        .get(name)
+        .copied()
+        .ok_or_else(|| unknown_identity(name))
+}
+
+fn unknown_identity(name: &str) -> ApplyError {
+    ApplyError::UnknownIdentity {
+        name: name.to_owned(),
+    }
+}
+
+fn not_room_member(room: &str, name: &str) -> ApplyError {
+    ApplyError::NotRoomMember {
+        room: room.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+fn not_group_member(group: &str, name: &str) -> ApplyError {
+    ApplyError::NotGroupMember {
+        group: group.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+/// Checks sender, recipient and message id of a direct message; returns their identities.
+fn check_delivery(
+    state: &State,
+    from: &str,
+    to: &str,
+    message_id: &str,
+) -> Result<(IdentityId, IdentityId), ApplyError> {
+    let from = lookup(state, from)?;
+    let to = lookup(state, to)?;
+    if state.message_index.contains_key(message_id) {
+        return Err(ApplyError::DuplicateMessageId {
+            message_id: message_id.to_owned(),
+        });
+    }
+    Ok((from, to))
+}
+
+/// Stores a checked message in `to`'s mailbox and keeps the message index in step.
+fn deliver(
+    state: &mut State,
+    record: &RecordMeta,
+    from: IdentityId,
+    to: IdentityId,
+    delivery: &Delivery<'_>,
+) {
+    let message = StoredMessage {
+        sequence: 0,
+        id: delivery.id.to_owned(),
+        from,
+        from_name: delivery.from_name.to_owned(),
+        body: delivery.body.to_owned(),
+        reply_to: delivery.reply_to.map(str::to_owned),
+        ask_id: delivery.ask_id.map(str::to_owned),
+        broadcast_id: delivery.broadcast_id.map(str::to_owned),
+        thread: delivery.thread.map(str::to_owned),
+        urgent: delivery.urgent,
+        timestamp_us: record.timestamp_us,
+        offset: record.offset,
+        state: DeliveryState::Queued,
+    };
+    let mailbox = state
+        .mailboxes
+        .get_mut(&to)
+        .expect("invariant: every identity has a mailbox");
+    if let Some(evicted) = mailbox.push(message) {
+        state.message_index.remove(&evicted.id);
+    }
+    let sequence = mailbox.last_sequence();
+    state.message_index.insert(
+        delivery.id.to_owned(),
+        MessageLocation {
+            recipient: to,
+            sequence,
+        },
+    );
+    touch(state, from, record);
+}
+
+fn check_cursor(cursor: u64, last_sequence: u64, requested: u64) -> Result<(), ApplyError> {
+    if requested < cursor {
+        return Err(ApplyError::CursorBackwards { cursor, requested });
+    }
+    if requested > last_sequence {
+        return Err(ApplyError::CursorPastEnd {
+            last_sequence,
+            requested,
+        });
+    }
+    Ok(())
+}
+
+/// The group, when `actor` is its admin.
+fn group_by_admin<'a>(
+    state: &'a mut State,
+    group: &str,
+    actor: IdentityId,
+    actor_name: &str,
+) -> Result<&'a mut Group, ApplyError> {
+    let found = state
+        .groups
+        .get_mut(group)
+        .ok_or_else(|| ApplyError::GroupNotFound {
+            group: group.to_owned(),
+        })?;
+    if found.admin() != actor {
+        let name = actor_name.to_owned();
+        return Err(ApplyError::NotGroupAdmin {
+            group: group.to_owned(),
+            name,
+        });
+    }
+    Ok(found)
+}
+
+/// The group, when `member` is a member.
+fn group_of_member<'a>(
+    state: &'a mut State,
+    group: &str,
+    member: IdentityId,
+    member_name: &str,
+) -> Result<&'a mut Group, ApplyError> {
+    let found = state
+        .groups
+        .get_mut(group)
+        .ok_or_else(|| ApplyError::GroupNotFound {
+            group: group.to_owned(),
+        })?;
+    if !found.is_member(member) {
+        return Err(not_group_member(group, member_name));
+    }
+    Ok(found)
+}
+
+fn system_message(body: String, record: &RecordMeta) -> GroupMessage {
+    GroupMessage {
+        sequence: 0,
+        id: None,
+        author: None,
+        author_name: None,
+        body,
+        reply_to: None,
+        urgent: false,
+        timestamp_us: record.timestamp_us,
+        offset: record.offset,
+    }
+}
+
+fn remove_from_rooms(state: &mut State, id: IdentityId) {
+    state.rooms.retain(|_, room| !room.remove(id));
+}
+
+fn touch(state: &mut State, id: IdentityId, record: &RecordMeta) {
+    if let Some(identity) = state.identities.get_mut(&id) {
+        identity.last_seen_us = identity.last_seen_us.max(record.timestamp_us);
+    }
+}

@@ -1,0 +1,400 @@
+//! Schema version 1 of every event kind: the frozen archived structs.
+//!
+//! # Frozen
+//!
+//! Every struct and enum in this file is a frozen on-disk format. rkyv has no schema evolution:
+//! adding, removing, reordering or retyping a field changes the bytes, so old records would no
+//! longer decode. To change a kind, add `v2.rs` with the new struct, bump that kind's schema
+//! version in the codec, upcast v1 to v2 on read, and add golden files for v2. The golden tests
+//! in `tests/golden.rs` fail on any accidental change here.
+//!
+//! The [`Event`](crate::Event) variants hold the current version's struct, so encoding needs no
+//! conversion. This file must not grow logic: the rules live in `apply.rs`.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+/// The program a session runs in, as it said when it registered.
+///
+/// # Frozen
+///
+/// Archived as a one-byte tag; variants may only be appended in a new schema version.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// Claude Code.
+    Claude,
+    /// Codex CLI.
+    Codex,
+    /// Cursor CLI (`cursor-agent`).
+    Cursor,
+    /// OpenCode.
+    OpenCode,
+    /// GitHub Copilot CLI.
+    Copilot,
+    /// Gemini / Antigravity CLI.
+    Gemini,
+    /// The `relay` command line or a script.
+    Cli,
+    /// Any other client, by the name it gave; keeps new clients from needing a schema bump.
+    Other(String),
+}
+
+/// A session registered under a name (or returned under a name it held before).
+///
+/// # Frozen
+///
+/// Kind `identity_registered`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct IdentityRegistered {
+    /// The name the session registered under.
+    pub name: String,
+    /// The session's working directory.
+    pub cwd: String,
+    /// The git branch checked out in `cwd`, when there is one.
+    pub git_branch: Option<String>,
+    /// The program the session runs in.
+    pub client: ClientKind,
+}
+
+/// An identity changed its name; its mailbox, groups and admin rights follow it.
+///
+/// # Frozen
+///
+/// Kind `identity_renamed`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct IdentityRenamed {
+    /// The current name before the rename.
+    pub old_name: String,
+    /// The name after the rename.
+    pub new_name: String,
+}
+
+/// A session disconnected; its identity stays, with a last-seen time.
+///
+/// # Frozen
+///
+/// Kind `identity_left`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct IdentityLeft {
+    /// The identity's current name.
+    pub name: String,
+}
+
+/// A direct message, stored in the recipient's mailbox.
+///
+/// # Frozen
+///
+/// Kind `message_sent`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct MessageSent {
+    /// Hub-chosen message id, unique among stored messages (e.g. `m-42`).
+    pub id: String,
+    /// Sender's current name.
+    pub from: String,
+    /// Recipient's current name.
+    pub to: String,
+    /// The text.
+    pub body: String,
+    /// The message id this one answers, for threading.
+    pub reply_to: Option<String>,
+    /// Whether the sender marked it time-sensitive.
+    pub urgent: bool,
+    /// A thread label chosen by the sender.
+    pub thread: Option<String>,
+}
+
+/// A question that expects a reply: direct, or one of the asks of a broadcast.
+///
+/// # Frozen
+///
+/// Kind `ask_sent`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct AskSent {
+    /// Hub-chosen message id of the stored question.
+    pub id: String,
+    /// Hub-chosen ask id; a reply names it to route back to the asker.
+    pub ask_id: String,
+    /// Asker's current name.
+    pub from: String,
+    /// Target's current name.
+    pub to: String,
+    /// The question.
+    pub body: String,
+    /// Shared by every ask of one broadcast; `None` for a direct ask.
+    pub broadcast_id: Option<String>,
+    /// Whether the asker marked it time-sensitive.
+    pub urgent: bool,
+    /// A thread label chosen by the asker.
+    pub thread: Option<String>,
+}
+
+/// An answer to an ask or to a message, stored in the recipient's mailbox.
+///
+/// # Frozen
+///
+/// Kind `reply_sent`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct ReplySent {
+    /// Hub-chosen message id of the reply.
+    pub id: String,
+    /// Replier's current name.
+    pub from: String,
+    /// Recipient's current name (the asker, or the author of the message answered).
+    pub to: String,
+    /// The answer.
+    pub body: String,
+    /// The ask id or message id answered. A pending ask with this id is resolved.
+    pub reply_to: String,
+    /// Whether the replier marked it time-sensitive.
+    pub urgent: bool,
+    /// A thread label.
+    pub thread: Option<String>,
+}
+
+/// A stored message was pushed to the recipient's session; the inbox no longer offers it as new.
+///
+/// # Frozen
+///
+/// Kind `message_pushed`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct MessagePushed {
+    /// Recipient's current name.
+    pub recipient: String,
+    /// The message id pushed.
+    pub message_id: String,
+}
+
+/// The recipient read its mailbox up to and including a sequence number.
+///
+/// # Frozen
+///
+/// Kind `mailbox_cursor_advanced`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct MailboxCursorAdvanced {
+    /// Recipient's current name.
+    pub recipient: String,
+    /// Every message with a sequence up to this one is read.
+    pub up_to_sequence: u64,
+}
+
+/// An identity joined an ephemeral room (created on first join).
+///
+/// # Frozen
+///
+/// Kind `room_joined`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct RoomJoined {
+    /// Room name.
+    pub room: String,
+    /// Member's current name.
+    pub name: String,
+}
+
+/// An identity left a room (destroyed when its last member leaves).
+///
+/// # Frozen
+///
+/// Kind `room_left`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct RoomLeft {
+    /// Room name.
+    pub room: String,
+    /// Member's current name.
+    pub name: String,
+}
+
+/// A message to every member of a room; delivered live, never stored.
+///
+/// # Frozen
+///
+/// Kind `room_message_sent`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct RoomMessageSent {
+    /// Room name.
+    pub room: String,
+    /// Hub-chosen message id.
+    pub id: String,
+    /// Poster's current name; must be a member.
+    pub from: String,
+    /// The text.
+    pub body: String,
+}
+
+/// A persistent group was created; its creator is its admin and first member.
+///
+/// # Frozen
+///
+/// Kind `group_created`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct GroupCreated {
+    /// Group name, unique on the hub.
+    pub group: String,
+    /// Creator's current name.
+    pub admin: String,
+}
+
+/// The admin added a member to a group.
+///
+/// # Frozen
+///
+/// Kind `group_member_invited`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct GroupMemberInvited {
+    /// Group name.
+    pub group: String,
+    /// Who invited (must be the admin), current name.
+    pub actor: String,
+    /// Who was added, current name.
+    pub member: String,
+}
+
+/// The admin removed a member, with a reason shown to the group.
+///
+/// # Frozen
+///
+/// Kind `group_member_removed`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct GroupMemberRemoved {
+    /// Group name.
+    pub group: String,
+    /// Who removed (must be the admin), current name.
+    pub actor: String,
+    /// Who was removed, current name.
+    pub member: String,
+    /// Why, as the admin wrote it.
+    pub reason: String,
+}
+
+/// A member left a group.
+///
+/// # Frozen
+///
+/// Kind `group_left`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct GroupLeft {
+    /// Group name.
+    pub group: String,
+    /// Leaving member's current name.
+    pub member: String,
+}
+
+/// A member wrote to a group; stored in the group's ring.
+///
+/// # Frozen
+///
+/// Kind `group_message_sent`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct GroupMessageSent {
+    /// Group name.
+    pub group: String,
+    /// Hub-chosen message id.
+    pub id: String,
+    /// Author's current name; must be a member.
+    pub from: String,
+    /// The text.
+    pub body: String,
+    /// The message id this one answers, for threading.
+    pub reply_to: Option<String>,
+    /// Whether the author marked it time-sensitive.
+    pub urgent: bool,
+}
+
+/// A member read a group's history up to and including a sequence number.
+///
+/// # Frozen
+///
+/// Kind `group_cursor_advanced`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct GroupCursorAdvanced {
+    /// Group name.
+    pub group: String,
+    /// Reading member's current name.
+    pub member: String,
+    /// Every group message with a sequence up to this one is read by `member`.
+    pub up_to_sequence: u64,
+}
+
+/// The admin deleted a group and its history.
+///
+/// # Frozen
+///
+/// Kind `group_deleted`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct GroupDeleted {
+    /// Group name.
+    pub group: String,
+    /// Who deleted (must be the admin), current name.
+    pub actor: String,
+}
+
+/// An event received from another hub, kept as that hub's raw record payload.
+///
+/// # Frozen
+///
+/// Kind `imported`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct Imported {
+    /// The hub whose log holds the original record.
+    #[serde(serialize_with = "crate::event::serialize_hub_id")]
+    pub origin_hub: u128,
+    /// The original record's offset in the origin hub's log.
+    pub origin_offset: u64,
+    /// The original record's event kind number. Named `inner_kind` in JSON, where `kind` is
+    /// already this event's own kind.
+    #[serde(rename = "inner_kind")]
+    pub kind: u16,
+    /// The original record's schema version.
+    pub schema_version: u16,
+    /// The original record's exact rkyv payload: untrusted, decoded with validation only.
+    pub payload: Vec<u8>,
+}
+
+/// A peer hub acknowledged having made our log durable up to an offset.
+///
+/// # Frozen
+///
+/// Kind `peer_acknowledged`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct PeerAcknowledged {
+    /// The acknowledging hub.
+    #[serde(serialize_with = "crate::event::serialize_hub_id")]
+    pub peer_hub: u128,
+    /// Highest offset of our log the peer has made durable.
+    pub offset: u64,
+}
+
+/// The hub started: presence from before is gone, so every room is empty again.
+///
+/// # Frozen
+///
+/// Kind `hub_started`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct HubStarted {
+    /// The starting hub's id.
+    #[serde(serialize_with = "crate::event::serialize_hub_id")]
+    pub hub_id: u128,
+    /// The hub's software version, for audit.
+    pub version: String,
+}

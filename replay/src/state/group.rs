@@ -1,0 +1,217 @@
+//! A persistent group: admin, members with their cursors, and the ring of the last
+//! [`GROUP_MESSAGES_MAX`] messages.
+//!
+//! Group messages are numbered 1, 2, 3, … per group. A member remembers the last sequence that
+//! existed when it joined and sees only later messages, so a member added later never sees
+//! earlier history. Its cursor is the highest sequence it has read; its unread count is the
+//! number of kept messages after the cursor that it did not write itself.
+
+use rkyv::{Archive, Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::limits::GROUP_MESSAGES_MAX;
+use crate::state::IdentityId;
+
+/// One member's view of a group.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
+pub struct Membership {
+    /// Last group sequence that existed when the member joined; it sees only later messages.
+    pub joined_after_sequence: u64,
+    /// Highest sequence read. Invariant: `joined_after_sequence <= cursor`.
+    pub cursor: u64,
+    /// Record timestamp of the join, in microseconds since the Unix epoch.
+    pub joined_us: u64,
+}
+
+/// A message in a group's ring: written by a member, or by the hub (a system message such as
+/// "X was removed: reason").
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
+pub struct GroupMessage {
+    /// Position in the group: 1 for the first message ever, then +1 each.
+    pub sequence: u64,
+    /// Hub-chosen message id; `None` for system messages.
+    pub id: Option<String>,
+    /// The author; `None` for system messages.
+    pub author: Option<IdentityId>,
+    /// The author's name when it wrote; `None` for system messages.
+    pub author_name: Option<String>,
+    /// The text.
+    pub body: String,
+    /// The message id this one answers.
+    pub reply_to: Option<String>,
+    /// Whether the author marked it time-sensitive.
+    pub urgent: bool,
+    /// Record timestamp, in microseconds since the Unix epoch.
+    pub timestamp_us: u64,
+    /// Offset of the record that stored it.
+    pub offset: u64,
+}
+
+impl GroupMessage {
+    /// Whether the hub wrote it (a removal, a departure, an admin hand-over).
+    pub fn is_system(&self) -> bool {
+        self.author.is_none()
+    }
+}
+
+/// One group.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
+pub struct Group {
+    /// Unique group name.
+    name: String,
+    /// Invariant: the admin is a member.
+    admin: IdentityId,
+    /// Invariant: never empty (a group whose last member leaves is deleted),
+    /// `members.len() <= GROUP_MEMBERS_MAX`.
+    members: BTreeMap<IdentityId, Membership>,
+    /// Oldest first, consecutive sequences. Invariant: `messages.len() <= GROUP_MESSAGES_MAX`.
+    messages: VecDeque<GroupMessage>,
+    /// Sequence of the newest message ever stored (0 before the first).
+    last_sequence: u64,
+    /// Record timestamp of the creation, in microseconds since the Unix epoch.
+    created_us: u64,
+}
+
+impl Group {
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The admin: the creator, or the member it passed to when the admin left.
+    pub fn admin(&self) -> IdentityId {
+        self.admin
+    }
+
+    /// Record timestamp of the creation, in microseconds.
+    pub fn created_us(&self) -> u64 {
+        self.created_us
+    }
+
+    /// Sequence of the newest message ever stored (0 before the first).
+    pub fn last_sequence(&self) -> u64 {
+        self.last_sequence
+    }
+
+    /// Member ids in ascending order.
+    pub fn members(&self) -> impl Iterator<Item = IdentityId> + '_ {
+        self.members.keys().copied()
+    }
+
+    /// Number of members.
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether `identity` is a member.
+    pub fn is_member(&self, identity: IdentityId) -> bool {
+        self.members.contains_key(&identity)
+    }
+
+    /// `identity`'s join point and cursor, when it is a member.
+    pub fn membership(&self, identity: IdentityId) -> Option<&Membership> {
+        self.members.get(&identity)
+    }
+
+    /// Every kept message, oldest first, whoever may see it.
+    pub fn messages(&self) -> impl DoubleEndedIterator<Item = &GroupMessage> + ExactSizeIterator {
+        self.messages.iter()
+    }
+
+    /// Kept messages after `member`'s cursor that it did not write; 0 for a non-member.
+    pub fn unread_for(&self, member: IdentityId) -> usize {
+        let Some(membership) = self.members.get(&member) else {
+            return 0;
+        };
+        self.messages
+            .iter()
+            .filter(|message| message.sequence > membership.cursor)
+            .filter(|message| message.author != Some(member))
+            .count()
+    }
+
+    /// Kept messages after `member`'s cursor (its own included, for context), oldest first, at
+    /// most `limit`: what a history read returns before the cursor advances. Empty for a
+    /// non-member.
+    pub fn history_for(&self, member: IdentityId, limit: usize) -> Vec<&GroupMessage> {
+        let Some(membership) = self.members.get(&member) else {
+            return Vec::new();
+        };
+        self.messages
+            .iter()
+            .filter(|message| message.sequence > membership.cursor)
+            .take(limit)
+            .collect()
+    }
+
+    /// Every kept message `member` may see (those after its join), oldest first, at most
+    /// `limit` of the newest: read again on request. Empty for a non-member.
+    pub fn visible_for(&self, member: IdentityId, limit: usize) -> Vec<&GroupMessage> {
+        let Some(membership) = self.members.get(&member) else {
+            return Vec::new();
+        };
+        let visible: Vec<&GroupMessage> = self
+            .messages
+            .iter()
+            .filter(|message| message.sequence > membership.joined_after_sequence)
+            .collect();
+        let skip = visible.len().saturating_sub(limit);
+        visible.into_iter().skip(skip).collect()
+    }
+
+    pub(crate) fn new(name: String, admin: IdentityId, timestamp_us: u64) -> Group {
+        let membership = Membership {
+            joined_after_sequence: 0,
+            cursor: 0,
+            joined_us: timestamp_us,
+        };
+        Group {
+            name,
+            admin,
+            members: BTreeMap::from([(admin, membership)]),
+            messages: VecDeque::new(),
+            last_sequence: 0,
+            created_us: timestamp_us,
+        }
+    }
+
+    pub(crate) fn add_member(&mut self, member: IdentityId, timestamp_us: u64) {
+        let membership = Membership {
+            joined_after_sequence: self.last_sequence,
+            cursor: self.last_sequence,
+            joined_us: timestamp_us,
+        };
+        self.members.insert(member, membership);
+    }
+
+    /// Removes `member`; when it was the admin, the earliest-joined remaining member becomes
+    /// admin and is returned. The caller deletes the group when no member remains.
+    pub(crate) fn remove_member(&mut self, member: IdentityId) -> Option<IdentityId> {
+        self.members.remove(&member);
+        if member != self.admin {
+            return None;
+        }
+        let successor = self
+            .members
+            .iter()
+            .min_by_key(|(id, membership)| (membership.joined_after_sequence, **id))
+            .map(|(id, _)| *id)?;
+        self.admin = successor;
+        Some(successor)
+    }
+
+    pub(crate) fn push(&mut self, mut message: GroupMessage) {
+        self.last_sequence += 1;
+        message.sequence = self.last_sequence;
+        self.messages.push_back(message);
+        if self.messages.len() > GROUP_MESSAGES_MAX {
+            self.messages.pop_front();
+        }
+    }
+
+    pub(crate) fn set_cursor(&mut self, member: IdentityId, up_to_sequence: u64) {
+        if let Some(membership) = self.members.get_mut(&member) {
+            membership.cursor = up_to_sequence;
+        }
+    }
+}

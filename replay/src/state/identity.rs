@@ -1,0 +1,93 @@
+//! Identities: who has ever registered, under which names, and when each was last seen.
+//!
+//! An identity is keyed by an [`IdentityId`] that never changes, so a rename carries the mailbox,
+//! group memberships and admin rights with it: those are keyed by id, never by name.
+
+use rkyv::{Archive, Deserialize, Serialize};
+use std::collections::VecDeque;
+
+use crate::event::ClientKind;
+use crate::limits::IDENTITY_NAMES_MAX;
+
+/// A stable identity number: the offset of the record that first registered it.
+///
+/// Offsets are unique and each record registers at most one identity, so ids are unique and
+/// deterministic (replaying the same log assigns the same ids).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    Archive,
+    Serialize,
+    Deserialize,
+)]
+#[rkyv(derive(Debug, PartialEq, Eq, PartialOrd, Ord))]
+pub struct IdentityId(pub u64);
+
+/// One identity: its names, where it runs, and when it was seen.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
+pub struct Identity {
+    /// The stable id.
+    pub id: IdentityId,
+    /// Every name this identity has held, oldest first; the last one is the current name.
+    /// Invariant: never empty, `names.len() <= IDENTITY_NAMES_MAX`.
+    names: VecDeque<String>,
+    /// Working directory from the latest registration.
+    pub cwd: String,
+    /// Git branch from the latest registration.
+    pub git_branch: Option<String>,
+    /// Client program from the latest registration.
+    pub client: ClientKind,
+    /// Record timestamp of the first registration, in microseconds since the Unix epoch.
+    pub registered_us: u64,
+    /// Record timestamp of the latest event this identity caused, in microseconds.
+    pub last_seen_us: u64,
+    /// Whether the latest registration was followed by an `identity_left`.
+    pub has_left: bool,
+}
+
+impl Identity {
+    /// The current name.
+    pub fn name(&self) -> &str {
+        self.names.back().map_or("", String::as_str)
+    }
+
+    /// Every name held, oldest first, ending with the current name (at most
+    /// [`IDENTITY_NAMES_MAX`]).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
+    pub(crate) fn new(
+        id: IdentityId,
+        name: String,
+        cwd: String,
+        git_branch: Option<String>,
+        client: ClientKind,
+        timestamp_us: u64,
+    ) -> Identity {
+        Identity {
+            id,
+            names: VecDeque::from([name]),
+            cwd,
+            git_branch,
+            client,
+            registered_us: timestamp_us,
+            last_seen_us: timestamp_us,
+            has_left: false,
+        }
+    }
+
+    pub(crate) fn rename(&mut self, new_name: String) {
+        self.names.push_back(new_name);
+        if self.names.len() > IDENTITY_NAMES_MAX {
+            self.names.pop_front();
+        }
+    }
+}

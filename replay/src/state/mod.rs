@@ -1,0 +1,187 @@
+//! The projection: [`State`], everything the hub knows, as a pure fold of the log.
+//!
+//! `State` is only changed by [`apply`](crate::apply()) (and [`State::clear_presence`]); this module
+//! offers the read side the hub and `relay replay` need. Every collection is ordered (`BTreeMap`,
+//! `BTreeSet`, `VecDeque`), so equal logs give equal states, equal JSON and equal snapshot bytes.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+pub mod ask;
+pub mod group;
+pub mod identity;
+pub mod mailbox;
+pub mod room;
+
+use std::collections::BTreeMap;
+
+pub use ask::{Asks, Broadcast, BroadcastReply, PendingAsk};
+pub use group::{Group, GroupMessage, Membership};
+pub use identity::{Identity, IdentityId};
+pub use mailbox::{DeliveryState, Mailbox, StoredMessage};
+pub use room::Room;
+
+/// Where a stored direct message lives: whose mailbox, at which sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
+pub struct MessageLocation {
+    /// The mailbox owner.
+    pub recipient: IdentityId,
+    /// The message's sequence in that mailbox.
+    pub sequence: u64,
+}
+
+/// Federation progress: what we imported from each hub and what each peer acknowledged.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Default, serde::Serialize, Archive, Serialize, Deserialize,
+)]
+pub struct Federation {
+    /// Highest origin offset imported, by origin hub. Invariant: at most `PEER_HUBS_MAX` hubs.
+    pub(crate) imported: BTreeMap<u128, u64>,
+    /// Highest offset of our log each peer acknowledged. Invariant: at most `PEER_HUBS_MAX` hubs.
+    pub(crate) acknowledged: BTreeMap<u128, u64>,
+}
+
+impl Federation {
+    /// Highest origin offset imported from `origin_hub`; a link resumes after it.
+    pub fn imported_offset(&self, origin_hub: u128) -> Option<u64> {
+        self.imported.get(&origin_hub).copied()
+    }
+
+    /// Highest offset of our log `peer_hub` has acknowledged.
+    pub fn acknowledged_offset(&self, peer_hub: u128) -> Option<u64> {
+        self.acknowledged.get(&peer_hub).copied()
+    }
+
+    /// Every origin hub with its highest imported offset.
+    pub fn imported_offsets(&self) -> impl Iterator<Item = (u128, u64)> + '_ {
+        self.imported.iter().map(|(hub, offset)| (*hub, *offset))
+    }
+
+    /// Every peer hub with its acknowledged offset.
+    pub fn acknowledged_offsets(&self) -> impl Iterator<Item = (u128, u64)> + '_ {
+        self.acknowledged
+            .iter()
+            .map(|(hub, offset)| (*hub, *offset))
+    }
+}
+
+/// Everything the hub knows, rebuilt by applying the log in order.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Default, serde::Serialize, Archive, Serialize, Deserialize,
+)]
+pub struct State {
+    /// Offset of the last record applied. Invariant: offsets applied strictly increase.
+    pub(crate) last_offset: Option<u64>,
+    /// Every identity ever registered.
+    pub(crate) identities: BTreeMap<IdentityId, Identity>,
+    /// Current name to identity. Invariant: a bijection with the identities' current names.
+    pub(crate) names: BTreeMap<String, IdentityId>,
+    /// One mailbox per identity. Invariant: same keys as `identities`.
+    pub(crate) mailboxes: BTreeMap<IdentityId, Mailbox>,
+    /// Message id to location, for every message kept in a mailbox and only those.
+    pub(crate) message_index: BTreeMap<String, MessageLocation>,
+    /// Groups by name. Invariant: `groups.len() <= GROUPS_MAX`.
+    pub(crate) groups: BTreeMap<String, Group>,
+    /// Rooms with at least one member, by name. Invariant: `rooms.len() <= ROOMS_MAX`.
+    pub(crate) rooms: BTreeMap<String, Room>,
+    /// Pending asks and broadcasts.
+    pub(crate) asks: Asks,
+    /// Federation progress.
+    pub(crate) federation: Federation,
+}
+
+impl State {
+    /// An empty state: what the fold starts from.
+    pub fn new() -> State {
+        State::default()
+    }
+
+    /// Offset of the last record applied, `None` before the first.
+    pub fn last_offset(&self) -> Option<u64> {
+        self.last_offset
+    }
+
+    /// The offset the next record must have at least: one past the last applied.
+    pub fn next_offset(&self) -> u64 {
+        self.last_offset
+            .map_or(0, |offset| offset.saturating_add(1))
+    }
+
+    /// The identity currently named `name`.
+    pub fn identity_by_name(&self, name: &str) -> Option<&Identity> {
+        self.names.get(name).and_then(|id| self.identities.get(id))
+    }
+
+    /// The identity with this id.
+    pub fn identity(&self, id: IdentityId) -> Option<&Identity> {
+        self.identities.get(&id)
+    }
+
+    /// Every identity ever registered, by id.
+    pub fn identities(&self) -> impl Iterator<Item = &Identity> {
+        self.identities.values()
+    }
+
+    /// The mailbox of `id`.
+    pub fn mailbox(&self, id: IdentityId) -> Option<&Mailbox> {
+        self.mailboxes.get(&id)
+    }
+
+    /// A kept direct message by id, with its recipient: lets a reply tell an ask id from a
+    /// message id (see also [`State::pending_ask`]).
+    pub fn message(&self, message_id: &str) -> Option<(IdentityId, &StoredMessage)> {
+        let location = self.message_index.get(message_id)?;
+        let message = self
+            .mailboxes
+            .get(&location.recipient)?
+            .get_by_sequence(location.sequence)?;
+        Some((location.recipient, message))
+    }
+
+    /// The pending ask with this id.
+    pub fn pending_ask(&self, ask_id: &str) -> Option<&PendingAsk> {
+        self.asks.pending(ask_id)
+    }
+
+    /// Pending asks and broadcasts.
+    pub fn asks(&self) -> &Asks {
+        &self.asks
+    }
+
+    /// The group named `name`.
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.get(name)
+    }
+
+    /// Every group, by name.
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.values()
+    }
+
+    /// The groups `id` is a member of, by name.
+    pub fn groups_of(&self, id: IdentityId) -> impl Iterator<Item = &Group> {
+        self.groups
+            .values()
+            .filter(move |group| group.is_member(id))
+    }
+
+    /// The room named `name`, when it has members.
+    pub fn room(&self, name: &str) -> Option<&Room> {
+        self.rooms.get(name)
+    }
+
+    /// Every room with members, by name.
+    pub fn rooms(&self) -> impl Iterator<Item = (&str, &Room)> {
+        self.rooms.iter().map(|(name, room)| (name.as_str(), room))
+    }
+
+    /// Federation progress.
+    pub fn federation(&self) -> &Federation {
+        &self.federation
+    }
+
+    /// Empties every room: no session is connected when the hub has just started. The hub calls
+    /// it after rebuilding its state (the `hub_started` event does the same in the log).
+    pub fn clear_presence(&mut self) {
+        self.rooms.clear();
+    }
+}

@@ -1,0 +1,543 @@
+//! One rule of `apply` per test, each with the smallest log that shows it.
+
+use relay_replay::event::*;
+use relay_replay::limits::{GROUP_MESSAGES_MAX, MAILBOX_MESSAGES_MAX, PENDING_ASKS_MAX};
+use relay_replay::{ApplyError, DeliveryState, Event, RecordMeta, State, apply};
+
+use crate::support::*;
+
+#[test]
+fn rename_carries_mailbox_groups_and_admin_rights() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(send("m-1", "bob", "alice", "hi"));
+    log.ok(create_group("team", "alice"));
+    log.ok(invite("team", "alice", "bob"));
+    let alice = log.id("alice");
+
+    log.ok(rename("alice", "carol"));
+
+    assert_eq!(log.id("carol"), alice);
+    assert!(log.state.identity_by_name("alice").is_none());
+    let mailbox = log
+        .state
+        .mailbox(alice)
+        .expect("mailbox follows the identity");
+    assert_eq!(mailbox.unread(None, 10)[0].id, "m-1");
+    assert_eq!(log.state.group("team").expect("group").admin(), alice);
+    log.ok(remove("team", "carol", "bob", "done"));
+    let names: Vec<&str> = log
+        .state
+        .identity(alice)
+        .expect("identity")
+        .names()
+        .collect();
+    assert_eq!(names, ["alice", "carol"]);
+}
+
+#[test]
+fn rename_to_a_taken_name_is_rejected() {
+    let mut log = log_with(&["alice", "bob"]);
+    assert_eq!(
+        log.reject(rename("alice", "bob")),
+        ApplyError::NameTaken { name: "bob".into() }
+    );
+}
+
+#[test]
+fn reregistering_a_current_name_reuses_the_identity() {
+    let mut log = log_with(&["alice"]);
+    let alice = log.id("alice");
+    log.ok(IdentityLeft {
+        name: "alice".into(),
+    });
+    assert!(log.state.identity(alice).expect("identity").has_left);
+
+    let meta = log.ok(IdentityRegistered {
+        client: ClientKind::Codex,
+        ..register("alice")
+    });
+
+    let identity = log.state.identity(alice).expect("identity");
+    assert_eq!(identity.client, ClientKind::Codex);
+    assert!(!identity.has_left);
+    assert_eq!(identity.last_seen_us, meta.timestamp_us);
+    assert_eq!(log.state.identities().count(), 1);
+}
+
+#[test]
+fn pushed_message_is_not_unread_but_can_be_read_again() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(send("m-1", "bob", "alice", "one"));
+    log.ok(send("m-2", "bob", "alice", "two"));
+
+    log.ok(pushed("alice", "m-1"));
+
+    let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
+    let unread: Vec<&str> = mailbox
+        .unread(None, 10)
+        .iter()
+        .map(|m| m.id.as_str())
+        .collect();
+    assert_eq!(unread, ["m-2"]);
+    assert_eq!(mailbox.unread_count(), 1);
+    let all: Vec<&str> = mailbox
+        .all(None, 10)
+        .iter()
+        .map(|m| m.id.as_str())
+        .collect();
+    assert_eq!(all, ["m-1", "m-2"]);
+    assert_eq!(
+        mailbox.get("m-1").expect("kept").state,
+        DeliveryState::Pushed
+    );
+}
+
+#[test]
+fn push_after_read_keeps_the_message_read() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(send("m-1", "bob", "alice", "one"));
+    log.ok(read_mailbox("alice", 1));
+    log.ok(pushed("alice", "m-1"));
+    let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
+    assert_eq!(mailbox.get("m-1").expect("kept").state, DeliveryState::Read);
+}
+
+#[test]
+fn push_to_the_wrong_recipient_is_rejected() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(send("m-1", "bob", "alice", "one"));
+    assert!(matches!(
+        log.reject(pushed("bob", "m-1")),
+        ApplyError::MessageNotFound { .. }
+    ));
+}
+
+#[test]
+fn unread_since_id_starts_after_that_message() {
+    let mut log = log_with(&["alice", "bob"]);
+    for n in 1..=4 {
+        log.ok(send(&format!("m-{n}"), "bob", "alice", "x"));
+    }
+    let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
+    let ids: Vec<&str> = mailbox
+        .unread(Some("m-2"), 1)
+        .iter()
+        .map(|m| m.id.as_str())
+        .collect();
+    assert_eq!(ids, ["m-3"]);
+}
+
+#[test]
+fn mailbox_cursor_marks_read_and_cannot_move_back_or_past_the_end() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(send("m-1", "bob", "alice", "one"));
+    log.ok(send("m-2", "bob", "alice", "two"));
+    log.ok(read_mailbox("alice", 1));
+    let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
+    assert_eq!(mailbox.unread_count(), 1);
+    assert_eq!(
+        log.reject(read_mailbox("alice", 0)),
+        ApplyError::CursorBackwards {
+            cursor: 1,
+            requested: 0
+        }
+    );
+    assert_eq!(
+        log.reject(read_mailbox("alice", 3)),
+        ApplyError::CursorPastEnd {
+            last_sequence: 2,
+            requested: 3
+        }
+    );
+}
+
+#[test]
+fn mailbox_ring_keeps_the_last_500_messages_and_forgets_evicted_ids() {
+    let mut log = log_with(&["alice", "bob"]);
+    let total = MAILBOX_MESSAGES_MAX + 1;
+    for n in 1..=total {
+        log.ok(send(&format!("m-{n}"), "bob", "alice", "x"));
+    }
+    let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
+    assert_eq!(mailbox.len(), MAILBOX_MESSAGES_MAX);
+    assert_eq!(mailbox.messages().next().expect("oldest").id, "m-2");
+    assert!(log.state.message("m-1").is_none());
+    assert!(log.state.message(&format!("m-{total}")).is_some());
+    // The evicted id is free again; a kept one is not.
+    log.ok(send("m-1", "bob", "alice", "again"));
+    assert!(matches!(
+        log.reject(send("m-3", "bob", "alice", "dup")),
+        ApplyError::DuplicateMessageId { .. }
+    ));
+}
+
+#[test]
+fn reply_to_an_ask_resolves_it_and_routes_to_the_asker() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(ask("m-1", "a-1", "alice", "bob", None));
+    assert!(log.state.pending_ask("a-1").is_some());
+    assert!(matches!(
+        log.reject(reply("m-2", "alice", "bob", "a-1")),
+        ApplyError::AskMismatch { .. }
+    ));
+
+    log.ok(reply("m-2", "bob", "alice", "a-1"));
+
+    assert!(log.state.pending_ask("a-1").is_none());
+    let (recipient, message) = log.state.message("m-2").expect("reply stored");
+    assert_eq!(recipient, log.id("alice"));
+    assert_eq!(message.reply_to.as_deref(), Some("a-1"));
+}
+
+#[test]
+fn reply_to_a_plain_message_is_delivered() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(send("m-1", "alice", "bob", "hi"));
+    log.ok(reply("m-2", "bob", "alice", "m-1"));
+    assert_eq!(log.state.message("m-2").expect("stored").0, log.id("alice"));
+}
+
+#[test]
+fn broadcast_collects_replies_from_every_target() {
+    let mut log = log_with(&["alice", "bob", "carol"]);
+    log.ok(ask("m-1", "a-1", "alice", "bob", Some("b-1")));
+    log.ok(ask("m-2", "a-2", "alice", "carol", Some("b-1")));
+    assert!(matches!(
+        log.reject(ask("m-3", "a-3", "bob", "carol", Some("b-1"))),
+        ApplyError::BroadcastAskerMismatch { .. }
+    ));
+    log.ok(reply("m-4", "carol", "alice", "a-2"));
+    log.ok(reply("m-5", "bob", "alice", "a-1"));
+
+    let broadcast = log.state.asks().broadcast("b-1").expect("broadcast");
+    assert_eq!(broadcast.ask_count, 2);
+    let repliers: Vec<_> = broadcast.replies().iter().map(|r| r.from).collect();
+    assert_eq!(repliers, [log.id("carol"), log.id("bob")]);
+    assert_eq!(log.state.asks().pending_count(), 0);
+}
+
+#[test]
+fn pending_asks_past_the_limit_drop_the_oldest() {
+    let mut log = log_with(&["alice", "bob"]);
+    for n in 0..=PENDING_ASKS_MAX {
+        log.ok(ask(
+            &format!("m-{n}"),
+            &format!("a-{n}"),
+            "alice",
+            "bob",
+            None,
+        ));
+    }
+    assert_eq!(log.state.asks().pending_count(), PENDING_ASKS_MAX);
+    assert!(log.state.pending_ask("a-0").is_none());
+    assert!(log.state.pending_ask("a-1").is_some());
+}
+
+#[test]
+fn member_added_later_does_not_see_earlier_history() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(create_group("team", "alice"));
+    log.ok(group_send("team", "g-1", "alice", "before"));
+    log.ok(invite("team", "alice", "bob"));
+    log.ok(group_send("team", "g-2", "alice", "after"));
+
+    let group = log.state.group("team").expect("group");
+    let bob = log.id("bob");
+    let seen: Vec<&str> = group
+        .visible_for(bob, 10)
+        .iter()
+        .map(|m| m.body.as_str())
+        .collect();
+    assert_eq!(seen, ["after"]);
+    assert_eq!(group.unread_for(bob), 1);
+    assert_eq!(group.history_for(bob, 10).len(), 1);
+}
+
+#[test]
+fn own_group_messages_are_not_unread() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(create_group("team", "alice"));
+    log.ok(invite("team", "alice", "bob"));
+    log.ok(group_send("team", "g-1", "alice", "hello"));
+    let group = log.state.group("team").expect("group");
+    assert_eq!(group.unread_for(log.id("alice")), 0);
+    assert_eq!(group.unread_for(log.id("bob")), 1);
+    log.ok(read_group("team", "bob", 1));
+    assert_eq!(
+        log.state
+            .group("team")
+            .expect("group")
+            .unread_for(log.id("bob")),
+        0
+    );
+}
+
+#[test]
+fn remove_by_non_admin_is_rejected_and_state_unchanged() {
+    let mut log = log_with(&["alice", "bob", "carol"]);
+    log.ok(create_group("team", "alice"));
+    log.ok(invite("team", "alice", "bob"));
+    log.ok(invite("team", "alice", "carol"));
+    let error = log.reject(remove("team", "bob", "carol", "spite"));
+    assert_eq!(
+        error,
+        ApplyError::NotGroupAdmin {
+            group: "team".into(),
+            name: "bob".into()
+        }
+    );
+    let delete = GroupDeleted {
+        group: "team".into(),
+        actor: "bob".into(),
+    };
+    assert!(matches!(
+        log.reject(delete),
+        ApplyError::NotGroupAdmin { .. }
+    ));
+    assert!(matches!(
+        log.reject(invite("team", "bob", "carol")),
+        ApplyError::NotGroupAdmin { .. }
+    ));
+}
+
+#[test]
+fn removal_and_leave_append_system_messages() {
+    let mut log = log_with(&["alice", "bob", "carol"]);
+    log.ok(create_group("team", "alice"));
+    log.ok(invite("team", "alice", "bob"));
+    log.ok(invite("team", "alice", "carol"));
+    log.ok(remove("team", "alice", "bob", "off topic"));
+    log.ok(GroupLeft {
+        group: "team".into(),
+        member: "carol".into(),
+    });
+    let group = log.state.group("team").expect("group");
+    let bodies: Vec<&str> = group.messages().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["bob was removed: off topic", "carol left"]);
+    assert!(group.messages().all(|m| m.is_system()));
+    assert_eq!(group.members().collect::<Vec<_>>(), [log.id("alice")]);
+}
+
+#[test]
+fn admin_leaving_passes_admin_to_the_earliest_member_and_last_leave_deletes() {
+    let mut log = log_with(&["alice", "bob", "carol"]);
+    log.ok(create_group("team", "alice"));
+    log.ok(invite("team", "alice", "bob"));
+    log.ok(group_send("team", "g-1", "alice", "x"));
+    log.ok(invite("team", "alice", "carol"));
+    log.ok(GroupLeft {
+        group: "team".into(),
+        member: "alice".into(),
+    });
+    assert_eq!(
+        log.state.group("team").expect("group").admin(),
+        log.id("bob")
+    );
+    log.ok(GroupLeft {
+        group: "team".into(),
+        member: "bob".into(),
+    });
+    log.ok(GroupLeft {
+        group: "team".into(),
+        member: "carol".into(),
+    });
+    assert!(log.state.group("team").is_none());
+}
+
+#[test]
+fn admin_cannot_remove_itself() {
+    let mut log = log_with(&["alice"]);
+    log.ok(create_group("team", "alice"));
+    let error = log.reject(remove("team", "alice", "alice", "x"));
+    assert_eq!(
+        error,
+        ApplyError::AdminCannotBeRemoved {
+            group: "team".into()
+        }
+    );
+}
+
+#[test]
+fn group_message_from_a_non_member_is_rejected() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(create_group("team", "alice"));
+    let error = log.reject(group_send("team", "g-1", "bob", "let me in"));
+    assert_eq!(
+        error,
+        ApplyError::NotGroupMember {
+            group: "team".into(),
+            name: "bob".into()
+        }
+    );
+}
+
+#[test]
+fn group_ring_never_exceeds_500_messages() {
+    let mut log = log_with(&["alice"]);
+    log.ok(create_group("team", "alice"));
+    for n in 0..GROUP_MESSAGES_MAX + 10 {
+        log.ok(group_send("team", &format!("g-{n}"), "alice", "x"));
+    }
+    let group = log.state.group("team").expect("group");
+    assert_eq!(group.messages().len(), GROUP_MESSAGES_MAX);
+    assert_eq!(group.messages().next().expect("oldest").sequence, 11);
+}
+
+#[test]
+fn rooms_are_emptied_by_hub_start_and_leave_of_the_identity() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(join("lobby", "alice"));
+    log.ok(join("lobby", "bob"));
+    log.ok(join("lobby", "bob"));
+    log.ok(RoomMessageSent {
+        room: "lobby".into(),
+        id: "r-1".into(),
+        from: "bob".into(),
+        body: "hi".into(),
+    });
+    log.ok(IdentityLeft { name: "bob".into() });
+    assert_eq!(log.state.room("lobby").expect("room").member_count(), 1);
+    let replayed_before_restart = log.state.clone();
+
+    log.ok(HubStarted {
+        hub_id: HUB,
+        version: "0.1.0".into(),
+    });
+
+    assert!(log.state.room("lobby").is_none());
+    assert!(replayed_before_restart.room("lobby").is_some());
+    let mut rebuilt = replayed_before_restart;
+    rebuilt.clear_presence();
+    assert_eq!(rebuilt.rooms().count(), 0);
+}
+
+#[test]
+fn room_post_by_non_member_is_rejected() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(join("lobby", "alice"));
+    let post = RoomMessageSent {
+        room: "lobby".into(),
+        id: "r-1".into(),
+        from: "bob".into(),
+        body: "hi".into(),
+    };
+    assert!(matches!(log.reject(post), ApplyError::NotRoomMember { .. }));
+}
+
+#[test]
+fn offsets_must_increase() {
+    let mut log = log_with(&["alice"]);
+    let mut state = log.state.clone();
+    let meta = RecordMeta {
+        offset: 0,
+        timestamp_us: 1,
+        origin_hub: HUB,
+    };
+    let error = apply(&mut state, meta, &Event::from(register("bob")));
+    assert_eq!(
+        error,
+        Err(ApplyError::OffsetNotIncreasing {
+            offset: 0,
+            last_offset: 0
+        })
+    );
+    assert_eq!(state, log.state);
+    log.ok(register("bob"));
+}
+
+fn imported(origin_offset: u64, event: &Event) -> Imported {
+    let encoded = relay_replay::encode(event);
+    Imported {
+        origin_hub: 7,
+        origin_offset,
+        kind: encoded.kind,
+        schema_version: encoded.schema_version,
+        payload: encoded.payload,
+    }
+}
+
+#[test]
+fn imported_events_apply_once_per_origin_offset() {
+    let mut log = log_with(&["alice"]);
+    log.ok(imported(5, &register("bob@remote").into()));
+    assert!(log.state.identity_by_name("bob@remote").is_some());
+    assert_eq!(log.state.federation().imported_offset(7), Some(5));
+    let error = log.reject(imported(5, &send("m-1", "bob@remote", "alice", "x").into()));
+    assert!(matches!(
+        error,
+        ApplyError::DuplicateImport {
+            imported_offset: 5,
+            ..
+        }
+    ));
+    log.ok(imported(6, &send("m-1", "bob@remote", "alice", "x").into()));
+}
+
+#[test]
+fn imported_event_that_does_not_fit_is_rejected_whole() {
+    let mut log = log_with(&["alice"]);
+    let error = log.reject(imported(1, &send("m-1", "ghost", "alice", "x").into()));
+    assert!(matches!(
+        error,
+        ApplyError::ImportedEventRejected {
+            origin_offset: 1,
+            ..
+        }
+    ));
+    assert_eq!(log.state.federation().imported_offset(7), None);
+    let mut garbage = imported(1, &register("bob").into());
+    garbage.payload = vec![0xff; 3];
+    assert!(matches!(
+        log.reject(garbage),
+        ApplyError::ImportedPayloadInvalid(_)
+    ));
+    let nested = imported(2, &imported(1, &register("bob").into()).into());
+    assert!(matches!(
+        log.reject(nested),
+        ApplyError::NotImportable { .. }
+    ));
+}
+
+#[test]
+fn peer_acknowledgement_cannot_move_back() {
+    let mut log = TestLog::new();
+    log.ok(PeerAcknowledged {
+        peer_hub: 9,
+        offset: 10,
+    });
+    log.ok(PeerAcknowledged {
+        peer_hub: 9,
+        offset: 10,
+    });
+    let error = log.reject(PeerAcknowledged {
+        peer_hub: 9,
+        offset: 3,
+    });
+    assert!(matches!(
+        error,
+        ApplyError::AcknowledgementBackwards {
+            acknowledged: 10,
+            ..
+        }
+    ));
+    assert_eq!(log.state.federation().acknowledged_offset(9), Some(10));
+}
+
+#[test]
+fn apply_is_deterministic() {
+    let build = || {
+        let mut log = log_with(&["alice", "bob"]);
+        log.ok(send("m-1", "alice", "bob", "x"));
+        log.ok(create_group("team", "bob"));
+        log.ok(PeerAcknowledged {
+            peer_hub: u128::MAX,
+            offset: 1,
+        });
+        log.ok(imported(1, &register("carol@lab").into()));
+        log.state
+    };
+    let (first, second): (State, State) = (build(), build());
+    assert_eq!(first, second);
+    let json = |state: &State| serde_json::to_string(state).expect("state serializes");
+    assert_eq!(json(&first), json(&second));
+}

@@ -1,0 +1,15 @@
+//! Integration tests of `relay-replay`, one binary so the crate links once.
+//!
+//! - `apply_rules`: one behaviour of `apply` per test (rename, push, history, admin, rings).
+//! - `codec`: kind names and numbers, round trips, typed decode errors, JSON shape.
+//! - `golden`: committed payload bytes per kind that must keep decoding.
+//! - `snapshot`: snapshot round trips, determinism and damage.
+//! - `properties`: random valid command sequences through a model (live == replayed ==
+//!   snapshot + tail, ring and cursor invariants, rejected events change nothing).
+
+mod apply_rules;
+mod codec;
+mod golden;
+mod properties;
+mod snapshot;
+mod support;
