@@ -3,8 +3,12 @@
 //! The truth is the log (`relay-log`); every piece of state is a projection of it
 //! (`relay-replay`). This crate holds everything that talks to the outside world.
 //!
+//! - [`bench`]: benchmarks spanning crates (`relay bench replay`).
 //! - [`cli`]: one file per subcommand; `main.rs` only dispatches.
 //! - [`data_dir`]: where a hub keeps its files.
+//! - [`snapshots`]: the snapshot files of the projection.
 
+pub mod bench;
 pub mod cli;
 pub mod data_dir;
+pub mod snapshots;

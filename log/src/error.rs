@@ -60,7 +60,7 @@ impl fmt::Display for DamageKind {
 /// Damage at or below the durable checkpoint: data that was acknowledged is unreadable.
 ///
 /// This is never a torn write, so nothing is cut: the hub refuses to start, `relay log verify`
-/// reports it, and only an explicit repair ([`crate::OpenOptions::repair`]) cuts the log there.
+/// reports it, and only an explicit repair ([`crate::LogConfig::repair`]) cuts the log there.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{kind} at offset {offset} (byte {position}) in {}", .segment.display())]
 pub struct Corruption {
@@ -135,7 +135,7 @@ pub enum ReadError {
 
 /// Appending, committing, rolling or deleting failed.
 ///
-/// After any `Io` or `NoSpace` error from a commit the writer is poisoned: a failed
+/// After an `Io` error from a sync (commit, roll, close) the writer is poisoned: a failed
 /// `fdatasync` may have dropped dirty pages, so no further write is attempted and the
 /// caller must reopen (which runs recovery).
 #[derive(Debug, thiserror::Error)]

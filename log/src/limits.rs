@@ -27,8 +27,9 @@ pub const RECORD_PAYLOAD_BYTES_MAX: usize = 16 << 20;
 /// record of every segment), so a lookup scans at most about this many bytes.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 
-/// The checkpoint is rewritten after a commit once it lags the committed end by this many
-/// records (it is also rewritten on every roll and on close).
+/// The checkpoint is rewritten after a `strict` commit once it lags the committed end by this
+/// many records, at the first `strict` commit after a roll, and on [`crate::LogWriter::sync`]
+/// and close.
 pub const CHECKPOINT_INTERVAL_RECORDS: u64 = 4096;
 
 const _: () = assert!(RECORD_HEADER_BYTES.is_multiple_of(RECORD_ALIGNMENT_BYTES));

@@ -10,6 +10,8 @@
 //! - [`apply()`]: the one fold step, shared by the live hub and `relay replay`.
 //! - [`snapshot`]: the whole `State` at an offset, so start-up does not replay from zero.
 //! - [`limits`]: every bound, named.
+//! - [`audit`]: event filters and the state summary `relay replay` prints.
+//! - [`driver`]: folds records read from the log (`relay-log`) into a `State`, checking each.
 //!
 //! **Architecture invariant:** nothing here reads the clock, the network, the environment or a
 //! file. Time comes from the record header ([`RecordMeta`]), so replaying the same log always
@@ -59,6 +61,8 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod audit;
+pub mod driver;
 pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -67,6 +71,7 @@ pub mod snapshot;
 pub mod state;
 
 pub use apply::{ApplyError, RecordMeta, apply};
+pub use driver::{RKYV_FORMAT_FLAGS, ReplayError, ReplayStats, Until, decode_record, replay_into};
 pub use event::codec::{DecodeError, Encoded, decode, encode};
 pub use event::{ClientKind, Event, EventKind};
 pub use snapshot::{SnapshotError, snapshot_decode, snapshot_encode};

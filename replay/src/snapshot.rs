@@ -135,13 +135,23 @@ pub fn snapshot_decode(bytes: &[u8]) -> Result<(State, u64), SnapshotError> {
     if computed != stored {
         return Err(SnapshotError::ChecksumMismatch { stored, computed });
     }
-    let mut body = AlignedVec::<PAYLOAD_ALIGNMENT_BYTES>::with_capacity(body_bytes);
-    body.extend_from_slice(&bytes[SNAPSHOT_HEADER_BYTES..expected]);
+    let body = &bytes[SNAPSHOT_HEADER_BYTES..expected];
+    // rkyv needs the body aligned; a buffer from the allocator usually is (the header is 32
+    // bytes), so the copy is only a fallback.
+    let copy;
+    let body = if (body.as_ptr() as usize).is_multiple_of(PAYLOAD_ALIGNMENT_BYTES) {
+        body
+    } else {
+        let mut aligned = AlignedVec::<PAYLOAD_ALIGNMENT_BYTES>::with_capacity(body_bytes);
+        aligned.extend_from_slice(body);
+        copy = aligned;
+        &copy[..]
+    };
     let invalid = |error: rkyv::rancor::Error| SnapshotError::InvalidBody {
         reason: error.to_string(),
     };
     let archived =
-        rkyv::access::<rkyv::Archived<State>, rkyv::rancor::Error>(&body).map_err(invalid)?;
+        rkyv::access::<rkyv::Archived<State>, rkyv::rancor::Error>(body).map_err(invalid)?;
     let state = rkyv::deserialize::<State, rkyv::rancor::Error>(archived).map_err(invalid)?;
     Ok((state, next_offset))
 }

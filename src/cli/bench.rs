@@ -23,6 +23,19 @@ pub struct BenchArgs {
 pub enum BenchTarget {
     /// The segment log: appends (os), group commits (strict), replay, beside raw I/O.
     Log(LogBenchArgs),
+    /// Projections: full replay of mixed events and start-up from a snapshot.
+    Replay(ReplayBenchArgs),
+}
+
+/// Options of `relay bench replay`.
+#[derive(Debug, Args)]
+pub struct ReplayBenchArgs {
+    /// Scratch directory (removed afterwards) [default: a temp dir].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Events in the generated log.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: u64,
 }
 
 /// Options of `relay bench log`.
@@ -48,10 +61,19 @@ pub struct LogBenchArgs {
 /// Any failure of the benchmark's file operations.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.target {
+        BenchTarget::Replay(args) => {
+            let dir = args.dir.unwrap_or_else(|| scratch_dir("replay"));
+            let config = crate::bench::replay::ReplayBenchConfig {
+                dir: dir.clone(),
+                events: args.events,
+            };
+            println!("relay bench replay in {}", dir.display());
+            let report = crate::bench::replay::run(&config, &mut std::io::stderr())?;
+            print!("{report}");
+            Ok(ExitCode::Success)
+        }
         BenchTarget::Log(args) => {
-            let dir = args.dir.unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("relay-bench-{}", std::process::id()))
-            });
+            let dir = args.dir.unwrap_or_else(|| scratch_dir("log"));
             let config = relay_log::bench::BenchConfig {
                 dir: dir.clone(),
                 append_records: args.append_records,
@@ -65,4 +87,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Success)
         }
     }
+}
+
+fn scratch_dir(what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("relay-bench-{what}-{}", std::process::id()))
 }

@@ -5,6 +5,9 @@
 
 pub mod bench;
 pub mod exit_code;
+pub mod log;
+pub mod output;
+pub mod replay;
 
 use std::path::PathBuf;
 
@@ -24,6 +27,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Rebuild state from the log and print events and/or state (audit).
+    Replay(replay::ReplayArgs),
+    /// Inspect the log: info, verify, dump, tail, repair.
+    Log(log::LogArgs),
     /// Measure Relay's building blocks (prints figures; asserts nothing).
     Bench(bench::BenchArgs),
 }
@@ -32,7 +39,7 @@ pub enum Command {
 #[derive(Clone, Debug, clap::Args)]
 pub struct DataDirArgs {
     /// Data directory [default: $RELAY_HOME, else ~/.relay].
-    #[arg(long, env = RELAY_HOME_ENV, value_name = "DIR")]
+    #[arg(long, env = RELAY_HOME_ENV, value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 }
 
@@ -46,10 +53,13 @@ impl DataDirArgs {
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> exit_code::ExitCode {
     let result = match cli.command {
+        Command::Replay(args) => replay::run(args),
+        Command::Log(args) => log::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,
+        Err(error) if error.is::<output::ClosedPipe>() => exit_code::ExitCode::Success,
         Err(error) => {
             eprintln!("relay: {error:#}");
             exit_code::ExitCode::Failed

@@ -163,10 +163,15 @@ impl Mailbox {
             up_to_sequence <= self.last_sequence,
             "invariant: cursor past the newest message"
         );
+        // Messages up to the old cursor are read already: start after it.
+        let first_unread = self.messages.front().map_or(0, |first| {
+            usize::try_from((self.cursor + 1).saturating_sub(first.sequence)).unwrap_or(usize::MAX)
+        });
         self.cursor = up_to_sequence;
+        let start = first_unread.min(self.messages.len());
         for message in self
             .messages
-            .iter_mut()
+            .range_mut(start..)
             .take_while(|m| m.sequence <= up_to_sequence)
         {
             message.state = DeliveryState::Read;

@@ -2,6 +2,7 @@
 //!
 //! - `apply_rules`: one behaviour of `apply` per test (rename, push, history, admin, rings).
 //! - `codec`: kind names and numbers, round trips, typed decode errors, JSON shape.
+//! - `fuzz_corpus`: the `event_payload` fuzz corpus replayed through its harness.
 //! - `golden`: committed payload bytes per kind that must keep decoding.
 //! - `snapshot`: snapshot round trips, determinism and damage.
 //! - `properties`: random valid command sequences through a model (live == replayed ==
@@ -9,6 +10,7 @@
 
 mod apply_rules;
 mod codec;
+mod fuzz_corpus;
 mod golden;
 mod properties;
 mod snapshot;

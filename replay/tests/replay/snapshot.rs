@@ -1,6 +1,5 @@
 //! Snapshots: exact round trips, equal bytes for equal states, and typed errors on damage.
 
-
 use relay_replay::snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_BYTES};
 use relay_replay::{SnapshotError, State, snapshot_decode, snapshot_encode};
 

@@ -1,0 +1,6 @@
+//! Benchmarks that need more than one crate: `relay bench replay` (log + projections).
+//!
+//! They print figures beside a raw baseline measured in the same run and assert nothing
+//! about time. `relay bench log` lives in `relay-log` (only `log/` may sync and map files).
+
+pub mod replay;

@@ -1,0 +1,96 @@
+//! Shared output helpers of the subcommands: timestamps, JSON lines, closed pipes, progress.
+//!
+//! stdout carries results; a closed stdout (`relay log dump | head`) ends the command quietly
+//! with exit code 0, so every write goes through [`Out`].
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Ends a command early because stdout was closed by its reader.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout closed")]
+pub struct ClosedPipe;
+
+/// Buffered stdout that turns a closed pipe into [`ClosedPipe`].
+pub struct Out {
+    stdout: std::io::BufWriter<std::io::Stdout>,
+}
+
+impl Out {
+    /// A fresh buffered stdout.
+    pub fn new() -> Self {
+        Out {
+            stdout: std::io::BufWriter::new(std::io::stdout()),
+        }
+    }
+
+    /// Writes one line.
+    ///
+    /// # Errors
+    /// [`ClosedPipe`] when the reader went away, other I/O errors as they are.
+    pub fn line(&mut self, text: impl std::fmt::Display) -> anyhow::Result<()> {
+        writeln!(self.stdout, "{text}").map_err(pipe_error)
+    }
+
+    /// Writes one JSON value as a line.
+    ///
+    /// # Errors
+    /// As [`Out::line`].
+    pub fn json(&mut self, value: &impl serde::Serialize) -> anyhow::Result<()> {
+        serde_json::to_writer(&mut self.stdout, value)?;
+        writeln!(self.stdout).map_err(pipe_error)
+    }
+
+    /// Flushes what is buffered (before waiting, e.g. in `tail --follow`).
+    ///
+    /// # Errors
+    /// As [`Out::line`].
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.stdout.flush().map_err(pipe_error)
+    }
+}
+
+impl Default for Out {
+    fn default() -> Self {
+        Out::new()
+    }
+}
+
+fn pipe_error(error: std::io::Error) -> anyhow::Error {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        anyhow::Error::new(ClosedPipe)
+    } else {
+        anyhow::Error::new(error)
+    }
+}
+
+/// RFC 3339 with microseconds, UTC, for a record timestamp.
+pub fn format_timestamp(timestamp_us: u64) -> String {
+    let time = UNIX_EPOCH + Duration::from_micros(timestamp_us);
+    humantime::format_rfc3339_micros(time).to_string()
+}
+
+/// Output format of the inspection commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    #[default]
+    Text,
+    /// One JSON object per line for programs (see docs/operations.md).
+    Json,
+}
+
+/// A record-count progress bar on stderr, shown only when stderr is a terminal and not quiet.
+pub fn progress_bar(quiet: bool, what: &str) -> indicatif::ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    let style =
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {human_pos} records ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    bar.set_style(style);
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}

@@ -1,0 +1,102 @@
+//! The snapshot store: `State` snapshots of one log, as files in `<data dir>/snapshots/`.
+//!
+//! A snapshot is a cache of the projection, never the truth: the file name carries the log id
+//! and the next offset (`<log id hex>-<next offset>.snap`), a snapshot of another log is
+//! ignored, and one that fails to decode is reported and skipped so start-up replays from the
+//! log instead. Files are written to a temporary name, synced and renamed.
+
+use std::path::{Path, PathBuf};
+
+use relay_replay::{State, snapshot_decode, snapshot_encode};
+
+/// Snapshots kept per data dir; older ones are deleted after a new one is written.
+pub const SNAPSHOTS_KEPT: usize = 2;
+
+/// A snapshot found on disk.
+#[derive(Debug)]
+pub struct LoadedSnapshot {
+    /// Its file.
+    pub path: PathBuf,
+    /// The state it holds.
+    pub state: State,
+    /// The offset the log continues from.
+    pub next_offset: u64,
+}
+
+/// The snapshot directory of a data dir.
+pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("snapshots")
+}
+
+/// Snapshot files of `log_id` in `dir`, newest (highest next offset) first.
+pub fn list(dir: &Path, log_id: u128) -> Vec<(u64, PathBuf)> {
+    let prefix = format!("{log_id:032x}-");
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let name = entry.file_name().into_string().ok()?;
+            let offset = name
+                .strip_prefix(&prefix)?
+                .strip_suffix(".snap")?
+                .parse()
+                .ok()?;
+            Some((offset, entry.path()))
+        })
+        .collect();
+    found.sort_by_key(|(offset, _)| std::cmp::Reverse(*offset));
+    found
+}
+
+/// The newest snapshot of `log_id` that decodes and does not lie past `next_offset_max`.
+pub fn load_newest(dir: &Path, log_id: u128, next_offset_max: u64) -> Option<LoadedSnapshot> {
+    for (offset, path) in list(dir, log_id) {
+        if offset > next_offset_max {
+            tracing::warn!(offset, segment = %path.display(), "ignored snapshot past the end of the log");
+            continue;
+        }
+        let decoded = std::fs::read(&path)
+            .map_err(|error| error.to_string())
+            .and_then(|bytes| snapshot_decode(&bytes).map_err(|error| error.to_string()));
+        match decoded {
+            Ok((state, next_offset)) if next_offset == offset => {
+                return Some(LoadedSnapshot {
+                    path,
+                    state,
+                    next_offset,
+                });
+            }
+            Ok(_) => tracing::warn!(offset, "ignored snapshot whose name and content disagree"),
+            Err(error) => tracing::warn!(offset, %error, "ignored undecodable snapshot"),
+        }
+    }
+    None
+}
+
+/// Writes a snapshot of `state` (next offset `next_offset`) and prunes older ones.
+///
+/// # Errors
+/// File-system failures; the previous snapshots are then untouched.
+pub fn write(
+    dir: &Path,
+    log_id: u128,
+    state: &State,
+    next_offset: u64,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{log_id:032x}-{next_offset:020}.snap"));
+    let temporary = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(&snapshot_encode(state, next_offset))?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    for (_, old) in list(dir, log_id).into_iter().skip(SNAPSHOTS_KEPT) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(path)
+}
