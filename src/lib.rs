@@ -6,9 +6,13 @@
 //! - [`bench`]: benchmarks spanning crates (`relay bench replay`).
 //! - [`cli`]: one file per subcommand; `main.rs` only dispatches.
 //! - [`data_dir`]: where a hub keeps its files.
+//! - [`protocol`]: the client wire protocol, sans-IO: framing, JSON-RPC, methods, error codes.
 //! - [`snapshots`]: the snapshot files of the projection.
 
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod data_dir;
+pub mod hub;
+pub mod protocol;
 pub mod snapshots;

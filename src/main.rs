@@ -3,6 +3,14 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    let cli = relay::cli::Cli::parse();
+    if !relay::cli::logs_to_data_dir(&cli) {
+        init_stderr_logging();
+    }
+    relay::cli::run(cli).into()
+}
+
+fn init_stderr_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -10,5 +18,4 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    relay::cli::run(relay::cli::Cli::parse()).into()
 }

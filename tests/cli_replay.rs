@@ -15,11 +15,26 @@ use serde_json::Value;
 const BASE_TIME_US: u64 = 1_763_700_000_000_000;
 
 fn register(name: &str) -> Event {
-    IdentityRegistered { name: name.into(), cwd: format!("/src/{name}"), git_branch: None, client: ClientKind::Cli }.into()
+    IdentityRegistered {
+        name: name.into(),
+        cwd: format!("/src/{name}"),
+        git_branch: None,
+        client: ClientKind::Cli,
+    }
+    .into()
 }
 
 fn message(id: &str, from: &str, to: &str, body: &str) -> Event {
-    MessageSent { id: id.into(), from: from.into(), to: to.into(), body: body.into(), reply_to: None, urgent: false, thread: None }.into()
+    MessageSent {
+        id: id.into(),
+        from: from.into(),
+        to: to.into(),
+        body: body.into(),
+        reply_to: None,
+        urgent: false,
+        thread: None,
+    }
+    .into()
 }
 
 fn history() -> Vec<Event> {
@@ -29,25 +44,64 @@ fn history() -> Vec<Event> {
         message("m-1", "alice", "bob", "first"),
         message("m-2", "alice", "bob", "second"),
         message("m-3", "bob", "alice", "back"),
-        MailboxCursorAdvanced { recipient: "bob".into(), up_to_sequence: 1 }.into(),
-        GroupCreated { group: "backend".into(), admin: "alice".into() }.into(),
-        GroupMemberInvited { group: "backend".into(), actor: "alice".into(), member: "bob".into() }.into(),
-        GroupMessageSent { group: "backend".into(), id: "g-1".into(), from: "alice".into(), body: "standup".into(), reply_to: None, urgent: false }.into(),
+        MailboxCursorAdvanced {
+            recipient: "bob".into(),
+            up_to_sequence: 1,
+        }
+        .into(),
+        GroupCreated {
+            group: "backend".into(),
+            admin: "alice".into(),
+        }
+        .into(),
+        GroupMemberInvited {
+            group: "backend".into(),
+            actor: "alice".into(),
+            member: "bob".into(),
+        }
+        .into(),
+        GroupMessageSent {
+            group: "backend".into(),
+            id: "g-1".into(),
+            from: "alice".into(),
+            body: "standup".into(),
+            reply_to: None,
+            urgent: false,
+        }
+        .into(),
     ]
 }
 
 /// Writes `events` to the log of `data_dir` and returns the state they build.
 fn write_events(data_dir: &Path, events: &[Event]) -> State {
-    let config = LogConfig { payload_format_flags: RKYV_FORMAT_FLAGS, ..LogConfig::default() };
+    let config = LogConfig {
+        payload_format_flags: RKYV_FORMAT_FLAGS,
+        ..LogConfig::default()
+    };
     let mut log = LogWriter::open(&data_dir.join("log"), config).expect("open log");
     let mut state = State::new();
     for event in events {
         let encoded = encode(event);
         let timestamp_us = BASE_TIME_US + log.next_offset() * 1_000_000;
         let offset = log
-            .append(&NewRecord { timestamp_us, kind: encoded.kind, schema_version: encoded.schema_version, origin_hub: 7, payload: &encoded.payload })
+            .append(&NewRecord {
+                timestamp_us,
+                kind: encoded.kind,
+                schema_version: encoded.schema_version,
+                origin_hub: 7,
+                payload: &encoded.payload,
+            })
             .expect("append");
-        apply(&mut state, RecordMeta { offset, timestamp_us, origin_hub: 7 }, event).expect("valid history");
+        apply(
+            &mut state,
+            RecordMeta {
+                offset,
+                timestamp_us,
+                origin_hub: 7,
+            },
+            event,
+        )
+        .expect("valid history");
     }
     log.close().expect("close");
     state
@@ -66,7 +120,9 @@ fn relay(data_dir: &Path, args: &[&str]) -> Output {
 fn json_lines(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON: {line}: {error}")))
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON: {line}: {error}"))
+        })
         .collect()
 }
 
@@ -80,7 +136,8 @@ fn damage_record(data_dir: &Path, offset: u64) {
     let mut bytes = std::fs::read(&path).expect("read segment");
     let mut position = 64;
     for _ in 0..offset {
-        let len = u32::from_le_bytes(bytes[position + 4..position + 8].try_into().expect("len")) as usize;
+        let len =
+            u32::from_le_bytes(bytes[position + 4..position + 8].try_into().expect("len")) as usize;
         position += 48 + len.div_ceil(16) * 16;
     }
     bytes[position + 48] ^= 0x20;
@@ -104,10 +161,19 @@ fn replay_state_shows_mailboxes_with_unread_counts_and_group_members() {
     assert_eq!(mailbox("bob")["unread"], 1);
     assert_eq!(mailbox("bob")["messages"], 2);
     assert_eq!(mailbox("alice")["unread"], 1);
-    let group = lines.iter().find(|line| line["type"] == "group").expect("a group")["group"].clone();
+    let group = lines
+        .iter()
+        .find(|line| line["type"] == "group")
+        .expect("a group")["group"]
+        .clone();
     assert_eq!(group["name"], "backend");
     assert_eq!(group["admin"], "alice");
-    let bob = group["members"].as_array().expect("members").iter().find(|member| member["name"] == "bob").cloned();
+    let bob = group["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|member| member["name"] == "bob")
+        .cloned();
     assert_eq!(bob.expect("bob is a member")["unread"], 1);
 }
 
@@ -115,27 +181,66 @@ fn replay_state_shows_mailboxes_with_unread_counts_and_group_members() {
 fn replay_filters_events_by_peer_and_kind() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_events(dir.path(), &history());
-    let output = relay(dir.path(), &["replay", "--peer", "bob", "--kind", "message_sent", "--format", "json"]);
+    let output = relay(
+        dir.path(),
+        &[
+            "replay",
+            "--peer",
+            "bob",
+            "--kind",
+            "message_sent",
+            "--format",
+            "json",
+        ],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
-    let offsets: Vec<u64> = json_lines(&output).iter().map(|line| line["offset"].as_u64().expect("offset")).collect();
+    let offsets: Vec<u64> = json_lines(&output)
+        .iter()
+        .map(|line| line["offset"].as_u64().expect("offset"))
+        .collect();
     assert_eq!(offsets, vec![2, 3, 4]);
-    let group_only = relay(dir.path(), &["replay", "--group", "backend", "--format", "json"]);
-    let kinds: Vec<String> = json_lines(&group_only).iter().map(|line| line["kind"].as_str().expect("kind").to_owned()).collect();
-    assert_eq!(kinds, vec!["group_created", "group_member_invited", "group_message_sent"]);
+    let group_only = relay(
+        dir.path(),
+        &["replay", "--group", "backend", "--format", "json"],
+    );
+    let kinds: Vec<String> = json_lines(&group_only)
+        .iter()
+        .map(|line| line["kind"].as_str().expect("kind").to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "group_created",
+            "group_member_invited",
+            "group_message_sent"
+        ]
+    );
 }
 
 #[test]
 fn replay_until_an_offset_or_a_time_shows_the_state_as_it_was() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_events(dir.path(), &history());
-    let output = relay(dir.path(), &["replay", "--until", "3", "--state", "--format", "json"]);
+    let output = relay(
+        dir.path(),
+        &["replay", "--until", "3", "--state", "--format", "json"],
+    );
     let lines = json_lines(&output);
-    let bob = lines.iter().find(|line| line["mailbox"]["name"] == "bob").expect("bob");
-    assert_eq!(bob["mailbox"]["unread"], 2, "the cursor advance at offset 5 is not applied yet");
+    let bob = lines
+        .iter()
+        .find(|line| line["mailbox"]["name"] == "bob")
+        .expect("bob");
+    assert_eq!(
+        bob["mailbox"]["unread"], 2,
+        "the cursor advance at offset 5 is not applied yet"
+    );
     assert!(lines.iter().all(|line| line["type"] != "group"));
     // Record 4 is stamped BASE + 4 s; the time bound excludes records 5 and later.
     let until_time = humantime_like(BASE_TIME_US / 1_000_000 + 4);
-    let output = relay(dir.path(), &["replay", "--until", &until_time, "--format", "json"]);
+    let output = relay(
+        dir.path(),
+        &["replay", "--until", &until_time, "--format", "json"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(json_lines(&output).len(), 5);
 }
@@ -153,7 +258,12 @@ fn humantime_like(unix_seconds: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", seconds / 3600, seconds / 60 % 60, seconds % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
 }
 
 #[test]
@@ -176,7 +286,11 @@ fn repair_says_what_it_would_cut_then_cuts_it_with_yes() {
     damage_record(dir.path(), 6);
     let dry = relay(dir.path(), &["log", "repair"]);
     assert_eq!(dry.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&dry.stdout).contains("from offset 6"), "{:?}", dry);
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("from offset 6"),
+        "{:?}",
+        dry
+    );
     let cut = relay(dir.path(), &["log", "repair", "--yes"]);
     assert!(cut.status.success(), "{}", stderr(&cut));
     assert!(String::from_utf8_lossy(&cut.stdout).contains("cut at offset 6"));
@@ -195,14 +309,25 @@ fn log_info_dump_and_tail_show_records_by_kind() {
     assert_eq!(info["next_offset"], 9);
     assert_eq!(info["records_by_kind"]["message_sent"], 3);
     assert_eq!(info["records_by_kind"]["identity_registered"], 2);
-    let dump = relay(dir.path(), &["log", "dump", "--from", "2", "--count", "1", "--format", "json"]);
+    let dump = relay(
+        dir.path(),
+        &[
+            "log", "dump", "--from", "2", "--count", "1", "--format", "json",
+        ],
+    );
     let record = &json_lines(&dump)[0];
     assert_eq!(record["offset"], 2);
     assert_eq!(record["kind"], "message_sent");
     assert_eq!(record["payload"]["body"], "first");
     assert_eq!(record["origin_hub"], format!("{:032x}", 7));
-    let tail = relay(dir.path(), &["log", "tail", "--count", "2", "--format", "json"]);
-    let offsets: Vec<u64> = json_lines(&tail).iter().map(|line| line["offset"].as_u64().expect("offset")).collect();
+    let tail = relay(
+        dir.path(),
+        &["log", "tail", "--count", "2", "--format", "json"],
+    );
+    let offsets: Vec<u64> = json_lines(&tail)
+        .iter()
+        .map(|line| line["offset"].as_u64().expect("offset"))
+        .collect();
     assert_eq!(offsets, vec![7, 8]);
 }
 
@@ -210,7 +335,10 @@ fn log_info_dump_and_tail_show_records_by_kind() {
 fn replay_runs_while_a_writer_holds_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_events(dir.path(), &history());
-    let config = LogConfig { payload_format_flags: RKYV_FORMAT_FLAGS, ..LogConfig::default() };
+    let config = LogConfig {
+        payload_format_flags: RKYV_FORMAT_FLAGS,
+        ..LogConfig::default()
+    };
     let _writer = LogWriter::open(&dir.path().join("log"), config).expect("writer");
     let output = relay(dir.path(), &["replay", "--format", "json"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -222,17 +350,27 @@ fn replay_verify_checks_snapshots_against_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let events = history();
     let state = write_events(dir.path(), &events);
-    let log_id = relay_log::LogReader::open(&dir.path().join("log")).expect("reader").log_id();
+    let log_id = relay_log::LogReader::open(&dir.path().join("log"))
+        .expect("reader")
+        .log_id();
     let snapshots = dir.path().join("snapshots");
     relay::snapshots::write(&snapshots, log_id, &state, 9).expect("snapshot");
     let output = relay(dir.path(), &["replay", "--verify", "--quiet", "--state"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("1 snapshot(s) match"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("1 snapshot(s) match"),
+        "{}",
+        stderr(&output)
+    );
 
     // A snapshot that claims offset 9 but holds the state at offset 5 must be caught.
     let mut earlier = State::new();
     for (offset, event) in events.iter().take(5).enumerate() {
-        let meta = RecordMeta { offset: offset as u64, timestamp_us: BASE_TIME_US + offset as u64 * 1_000_000, origin_hub: 7 };
+        let meta = RecordMeta {
+            offset: offset as u64,
+            timestamp_us: BASE_TIME_US + offset as u64 * 1_000_000,
+            origin_hub: 7,
+        };
         apply(&mut earlier, meta, event).expect("apply");
     }
     std::fs::remove_dir_all(&snapshots).expect("clear");
@@ -248,5 +386,9 @@ fn an_unknown_kind_is_a_usage_error_listing_the_known_kinds() {
     write_events(dir.path(), &history());
     let output = relay(dir.path(), &["replay", "--kind", "nonsense"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("message_sent"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("message_sent"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -25,10 +25,14 @@ impl EventFilter {
         if !self.kinds.is_empty() && !self.kinds.contains(&event.kind()) {
             return false;
         }
-        let peer_matches =
-            self.peer.as_deref().is_none_or(|peer| names_of(event).contains(&peer));
-        let group_matches =
-            self.group.as_deref().is_none_or(|group| group_of(event) == Some(group));
+        let peer_matches = self
+            .peer
+            .as_deref()
+            .is_none_or(|peer| names_of(event).contains(&peer));
+        let group_matches = self
+            .group
+            .as_deref()
+            .is_none_or(|group| group_of(event) == Some(group));
         peer_matches && group_matches
     }
 }

@@ -5,9 +5,15 @@
 
 pub mod bench;
 pub mod exit_code;
+pub mod hub;
+pub mod inbox;
 pub mod log;
 pub mod output;
+pub mod peers;
 pub mod replay;
+pub mod send;
+pub mod session;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -27,6 +33,16 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the hub daemon (sessions start it on demand).
+    Hub(hub::HubArgs),
+    /// Send a direct message from a shell.
+    Send(send::SendArgs),
+    /// List known peers.
+    Peers(peers::PeersArgs),
+    /// Read unread messages (marks them read).
+    Inbox(inbox::InboxArgs),
+    /// Print every incoming message, one line each, until interrupted.
+    Watch(watch::WatchArgs),
     /// Rebuild state from the log and print events and/or state (audit).
     Replay(replay::ReplayArgs),
     /// Inspect the log: info, verify, dump, tail, repair.
@@ -50,9 +66,19 @@ impl DataDirArgs {
     }
 }
 
+/// Whether this command sets up its own logging (the hub logs to its data dir).
+pub fn logs_to_data_dir(cli: &Cli) -> bool {
+    matches!(cli.command, Command::Hub(_))
+}
+
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> exit_code::ExitCode {
     let result = match cli.command {
+        Command::Hub(args) => hub::run_hub(args),
+        Command::Send(args) => send::run(args),
+        Command::Peers(args) => peers::run(args),
+        Command::Inbox(args) => inbox::run(args),
+        Command::Watch(args) => watch::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Log(args) => log::run(args),
         Command::Bench(args) => bench::run(args),

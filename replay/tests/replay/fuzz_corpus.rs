@@ -13,5 +13,8 @@ fn event_payload_fuzz_corpus_decodes_without_panic() {
         relay_replay::fuzzing::fuzz_decode_snapshot(&bytes);
         count += 1;
     }
-    assert!(count >= 20, "expected the golden payloads as seeds, found {count}");
+    assert!(
+        count >= 20,
+        "expected the golden payloads as seeds, found {count}"
+    );
 }

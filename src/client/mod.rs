@@ -1,0 +1,190 @@
+//! A client of the hub protocol over the Unix socket: used by `relay mcp` and by the
+//! `relay send|peers|inbox|watch` commands.
+//!
+//! [`HubClient::connect`] finds (or spawns) the hub, says `hello`, and starts a reader task
+//! that routes responses to their calls by id, answers the hub's pings, and queues pushes.
+//! When the connection drops, every waiting call and every later call fails at once with
+//! `hub_unreachable`: nothing hangs.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::hub::spawn::{SpawnError, SpawnOptions, connect_or_spawn};
+use crate::protocol::{
+    ClientInfo, ErrorCode, FrameDecoder, HelloParams, HubNotification, Incoming, MessagePush,
+    MethodParams, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response,
+    RpcError, VersionRange, encode_frame, parse_incoming,
+};
+
+/// How long a call waits for its response before it fails with `hub_unreachable`.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
+
+/// A connected, greeted session.
+pub struct HubClient {
+    writer: Arc<Mutex<OwnedWriteHalf>>,
+    pending: Pending,
+    next_id: AtomicU64,
+    connected: Arc<AtomicBool>,
+    pushes: Option<mpsc::UnboundedReceiver<MessagePush>>,
+    hub_id: String,
+}
+
+fn unreachable(message: impl Into<String>) -> RpcError {
+    RpcError::new(ErrorCode::HubUnreachable, message)
+}
+
+impl HubClient {
+    /// Connects to the hub of `data_dir` (spawning it if needed) and says hello.
+    ///
+    /// # Errors
+    /// No hub could be reached or started, or the hello failed (`protocol_mismatch`).
+    pub async fn connect(
+        data_dir: &Path,
+        spawn: &SpawnOptions,
+        client: &str,
+    ) -> Result<HubClient, RpcError> {
+        let stream = connect_or_spawn(data_dir, spawn)
+            .await
+            .map_err(|error: SpawnError| unreachable(error.to_string()))?;
+        let (reader, writer) = stream.into_split();
+        let (push_sender, pushes) = mpsc::unbounded_channel();
+        let client_handle = HubClient {
+            writer: Arc::new(Mutex::new(writer)),
+            pending: Arc::default(),
+            next_id: AtomicU64::new(1),
+            connected: Arc::new(AtomicBool::new(true)),
+            pushes: Some(pushes),
+            hub_id: String::new(),
+        };
+        tokio::spawn(read_loop(
+            reader,
+            client_handle.writer.clone(),
+            client_handle.pending.clone(),
+            client_handle.connected.clone(),
+            push_sender,
+        ));
+        let versions = VersionRange::new(PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX)
+            .map_err(|error| unreachable(error.to_string()))?;
+        let client_info = ClientInfo::new(client)
+            .map_err(|error| RpcError::new(ErrorCode::BadArguments, error.to_string()))?;
+        let hello = client_handle
+            .call(HelloParams {
+                versions,
+                client: client_info,
+            })
+            .await?;
+        Ok(HubClient {
+            hub_id: hello.hub_id,
+            ..client_handle
+        })
+    }
+
+    /// The hub's id, as it said in `hello`.
+    pub fn hub_id(&self) -> &str {
+        &self.hub_id
+    }
+
+    /// Whether the connection is still up.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Takes the stream of pushes (once).
+    pub fn take_pushes(&mut self) -> Option<mpsc::UnboundedReceiver<MessagePush>> {
+        self.pushes.take()
+    }
+
+    /// Calls a method and waits for its typed result.
+    ///
+    /// # Errors
+    /// The hub's error, or `hub_unreachable` if the connection is gone or the call timed out.
+    ///
+    /// # Cancel safety
+    /// Dropping the future forgets the call; the hub may still carry it out.
+    pub async fn call<P: MethodParams>(&self, params: P) -> Result<P::Result, RpcError> {
+        if !self.is_connected() {
+            return Err(unreachable("the connection to the hub is closed"));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        self.pending.lock().await.insert(id, answer);
+        let request: Request = params.into().into_request(RequestId::Number(id as i64));
+        let frame = encode_frame(&request);
+        if self.writer.lock().await.write_all(&frame).await.is_err() {
+            self.connected.store(false, Ordering::Release);
+            self.pending.lock().await.remove(&id);
+            return Err(unreachable("the connection to the hub is closed"));
+        }
+        match tokio::time::timeout(CALL_TIMEOUT, answered).await {
+            Ok(Ok(response)) => response.into_result::<P::Result>(),
+            Ok(Err(_)) => Err(unreachable(
+                "the connection to the hub closed before it answered",
+            )),
+            Err(_) => {
+                self.pending.lock().await.remove(&id);
+                Err(unreachable(format!(
+                    "the hub did not answer within {CALL_TIMEOUT:?}"
+                )))
+            }
+        }
+    }
+}
+
+async fn read_loop(
+    mut reader: tokio::net::unix::OwnedReadHalf,
+    writer: Arc<Mutex<OwnedWriteHalf>>,
+    pending: Pending,
+    connected: Arc<AtomicBool>,
+    pushes: mpsc::UnboundedSender<MessagePush>,
+) {
+    let mut decoder = FrameDecoder::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    // Runs until the connection closes.
+    'connection: loop {
+        let read = match reader.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        decoder.push(&buffer[..read]);
+        while let Some(frame) = decoder.next_frame() {
+            let Ok(line) = frame else { continue };
+            match parse_incoming(&line) {
+                Ok(Incoming::Response(response)) => {
+                    let id = match &response.id {
+                        Some(RequestId::Number(id)) => *id as u64,
+                        _ => continue,
+                    };
+                    if let Some(answer) = pending.lock().await.remove(&id) {
+                        let _ = answer.send(response);
+                    }
+                }
+                Ok(Incoming::Request(request)) => {
+                    // The hub's ping (or a probe): answer at once.
+                    let frame = encode_frame(&Response::result(request.id, serde_json::json!({})));
+                    if writer.lock().await.write_all(&frame).await.is_err() {
+                        break 'connection;
+                    }
+                }
+                Ok(Incoming::Notification(notification)) => {
+                    if let Ok(HubNotification::Message(push)) =
+                        HubNotification::parse(&notification)
+                    {
+                        let _ = pushes.send(push);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    connected.store(false, Ordering::Release);
+    pending.lock().await.clear();
+}

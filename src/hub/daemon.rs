@@ -1,0 +1,252 @@
+//! The daemon's life: open the data dir, rebuild state, bind the sockets, serve, shut down.
+//!
+//! One hub per data dir is guaranteed by the log's lock, taken before anything else: a second
+//! hub fails at once naming the holder, and an existing `hub.sock` is then known to be stale
+//! and is replaced (no probe-then-unlink race). The socket is created with mode 0600 (umask
+//! set around `bind`). SIGTERM and SIGINT stop accepting, let the core sync the log and
+//! write a snapshot, remove the socket and exit 0; so does the idle timeout.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use relay_log::{Durability, LogConfig, LogWriter, OpenError};
+use relay_replay::{RKYV_FORMAT_FLAGS, State, Until, replay_into};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{mpsc, watch};
+
+use super::core::{Core, CoreConfig, CoreExit, SessionId};
+use super::limits::CORE_QUEUE_CAPACITY;
+use super::rate::RateConfig;
+use super::session::{SessionContext, Transport, serve};
+use super::spawn::socket_path;
+use crate::data_dir::{create_private_dir, log_dir};
+
+/// File holding the WebSocket token (mode 0600).
+pub const WS_TOKEN_FILE_NAME: &str = "ws.token";
+/// File holding the WebSocket port actually bound.
+pub const WS_PORT_FILE_NAME: &str = "ws.port";
+
+/// Everything `relay hub` can be told.
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// What a commit promises.
+    pub durability: Durability,
+    /// Exit this long after the last session left; `None` never.
+    pub idle_exit: Option<Duration>,
+    /// Loopback WebSocket port; `Some(0)` picks a free one, `None` disables it.
+    pub ws_port: Option<u16>,
+    /// Quiet time before a session is pinged.
+    pub ping_interval: Duration,
+    /// Time a pinged session has to answer.
+    pub ping_timeout: Duration,
+    /// Per-session send rate.
+    pub rate: RateConfig,
+    /// Segment size of the log.
+    pub segment_bytes: u64,
+}
+
+/// Runs the hub until shutdown. Returns how the core ended.
+///
+/// # Errors
+/// The data dir cannot be opened (locked by another hub, corrupt log, …) or a socket cannot
+/// be bound.
+pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
+    create_private_dir(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let log_config = LogConfig {
+        segment_bytes: config.segment_bytes,
+        durability: config.durability,
+        payload_format_flags: RKYV_FORMAT_FLAGS,
+        repair: false,
+    };
+    let log =
+        LogWriter::open(&log_dir(&config.data_dir), log_config).map_err(|error| match error {
+            OpenError::Locked { holder, .. } => {
+                anyhow::anyhow!(
+                    "a hub already runs for {} ({holder})",
+                    config.data_dir.display()
+                )
+            }
+            other => anyhow::Error::new(other).context("opening the log"),
+        })?;
+    if let Some(cut) = &log.recovery_report().cut {
+        tracing::warn!(
+            offset = cut.offset,
+            bytes = cut.bytes_cut,
+            records = cut.records_cut,
+            "recovery cut a torn tail"
+        );
+    }
+    let state = rebuild(&config.data_dir, &log)?;
+    let hub_id = log.log_id();
+    let (core_sender, core_receiver) = mpsc::channel(CORE_QUEUE_CAPACITY);
+    let core_config = CoreConfig {
+        rate: config.rate,
+        snapshot_dir: crate::snapshots::snapshot_dir(&config.data_dir),
+        idle_exit: config.idle_exit,
+        hub_id,
+    };
+    let core = Core::start(log, state, core_config, core_sender.clone())
+        .map_err(|error| anyhow::anyhow!("starting the core: {error}"))?;
+
+    let socket = socket_path(&config.data_dir);
+    let unix = bind_private_socket(&socket)?;
+    tracing::info!(path = %socket.display(), "listening on the unix socket");
+    let context = SessionContext {
+        core: core_sender.clone(),
+        hub_id: format!("{hub_id:032x}"),
+        ping_interval: config.ping_interval,
+        ping_timeout: config.ping_timeout,
+        token: None,
+    };
+    let next_session = Arc::new(AtomicU64::new(1));
+    let (shutdown_sender, shutdown) = watch::channel(false);
+    let mut listeners = tokio::task::JoinSet::new();
+    listeners.spawn(accept_unix(unix, context.clone(), next_session.clone()));
+    if let Some(port) = config.ws_port {
+        match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => {
+                let token = ws_token(&config.data_dir)?;
+                let bound = listener.local_addr()?.port();
+                std::fs::write(config.data_dir.join(WS_PORT_FILE_NAME), bound.to_string())?;
+                tracing::info!(port = bound, "listening on the loopback websocket");
+                let ws_context = SessionContext {
+                    token: Some(token),
+                    ..context.clone()
+                };
+                listeners.spawn(accept_ws(listener, ws_context, next_session.clone()));
+            }
+            Err(error) => {
+                tracing::warn!(port, %error, "websocket port unavailable; continuing without it")
+            }
+        }
+    }
+    drop(core_sender);
+    drop(context);
+    let signals = tokio::spawn(wait_for_signal(shutdown_sender));
+    let exit = core.run(core_receiver, shutdown).await;
+    listeners.abort_all();
+    signals.abort();
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!(?exit, "hub stopped");
+    Ok(exit)
+}
+
+/// Rebuilds the state from the newest snapshot plus the log tail (or from zero).
+fn rebuild(data_dir: &Path, log: &LogWriter) -> anyhow::Result<State> {
+    let snapshot_dir = crate::snapshots::snapshot_dir(data_dir);
+    let snapshot = crate::snapshots::load_newest(&snapshot_dir, log.log_id(), log.next_offset())
+        .filter(|snapshot| snapshot.next_offset >= log.first_offset());
+    let (mut state, from) = match snapshot {
+        Some(snapshot) => (snapshot.state, snapshot.next_offset),
+        None => (State::new(), log.first_offset()),
+    };
+    let records = log
+        .iter_from(from.max(log.first_offset()))
+        .context("reading the log")?;
+    let stats = replay_into(&mut state, records, Until::End, |_, _| {})
+        .context("rebuilding state from the log")?;
+    tracing::info!(records = stats.records, offset = from, "state rebuilt");
+    Ok(state)
+}
+
+fn bind_private_socket(path: &Path) -> anyhow::Result<UnixListener> {
+    // We hold the log lock, so no other hub serves this data dir: a socket file is stale.
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(path = %path.display(), "removed a stale socket"),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).with_context(|| format!("removing {}", path.display())),
+    }
+    let previous = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+    let bound = UnixListener::bind(path);
+    rustix::process::umask(previous);
+    bound.with_context(|| format!("binding {}", path.display()))
+}
+
+fn ws_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(WS_TOKEN_FILE_NAME);
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_owned();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("random token: {error}"))?;
+    let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(token.as_bytes())?;
+    Ok(token)
+}
+
+async fn accept_unix(
+    listener: UnixListener,
+    context: SessionContext,
+    next_session: Arc<AtomicU64>,
+) {
+    // Runs until the hub stops (the task is aborted).
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let session = SessionId(next_session.fetch_add(1, Ordering::Relaxed));
+                tokio::spawn(serve(Transport::unix(stream), session, context.clone()));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn accept_ws(listener: TcpListener, context: SessionContext, next_session: Arc<AtomicU64>) {
+    let frame_limit = crate::protocol::limits::FRAME_BYTES_MAX;
+    // Runs until the hub stops (the task is aborted).
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let context = context.clone();
+        let session = SessionId(next_session.fetch_add(1, Ordering::Relaxed));
+        tokio::spawn(async move {
+            // Frames a little over the protocol limit still arrive, so the hub can answer
+            // them with frame_too_large; far bigger ones close the connection.
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .max_message_size(Some(frame_limit * 2))
+                .max_frame_size(Some(frame_limit * 2));
+            match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
+                Ok(socket) => serve(Transport::WebSocket(Box::new(socket)), session, context).await,
+                Err(error) => tracing::debug!(%error, "websocket handshake failed"),
+            }
+        });
+    }
+}
+
+async fn wait_for_signal(shutdown: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    tracing::info!("signal received; shutting down");
+    let _ = shutdown.send(true);
+}

@@ -1,0 +1,49 @@
+//! Named limits and defaults of the hub. Those an operator or a test must change are also
+//! fields of [`super::HubConfig`], set from `relay hub` flags.
+
+use std::time::Duration;
+
+/// Commands the core drains into one batch (one append run, one commit). Past it, the rest
+/// waits for the next batch: backpressure, nothing dropped.
+pub const BATCH_COMMANDS_MAX: usize = 1024;
+
+/// Capacity of the queue from connection tasks to the core; a full queue makes connection
+/// tasks wait (backpressure on the sockets).
+pub const CORE_QUEUE_CAPACITY: usize = 8192;
+
+/// Frames queued for one session's writer. A session whose queue is full when a push is
+/// released is too slow: the push stays in its mailbox (status `queued`) instead.
+pub const SESSION_QUEUE_CAPACITY: usize = 1024;
+
+/// Sessions connected at once; one more gets `limit_reached` on register and is closed.
+pub const SESSIONS_MAX: usize = 4096;
+
+/// Default time after the last session leaves before the hub exits (0 disables).
+pub const IDLE_EXIT_DEFAULT: Duration = Duration::from_secs(600);
+
+/// Default idle time after which the hub pings a session.
+pub const PING_INTERVAL_DEFAULT: Duration = Duration::from_secs(30);
+
+/// Default time a pinged session has to answer before it is evicted: tolerant on purpose, a
+/// busy assistant may not read its socket for a while.
+pub const PING_TIMEOUT_DEFAULT: Duration = Duration::from_secs(90);
+
+/// Time a probe of a fixed identity's current holder waits for its answer before the holder
+/// is taken for dead and replaced.
+pub const PROBE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
+
+/// Default send rate per session: tokens per second refilled.
+pub const SEND_RATE_PER_SECOND_DEFAULT: u32 = 50;
+
+/// Default burst per session: the bucket size.
+pub const SEND_BURST_DEFAULT: u32 = 200;
+
+/// Records between two snapshots written by the core.
+pub const SNAPSHOT_INTERVAL_RECORDS: u64 = 100_000;
+
+/// Default loopback WebSocket port (`--ws-port 0` picks a free one and writes it to
+/// `<data dir>/ws.port`).
+pub const WS_PORT_DEFAULT: u16 = 19736;
+
+/// How long [`super::spawn::connect_or_spawn`] waits for a spawned hub to answer.
+pub const SPAWN_WAIT: Duration = Duration::from_secs(15);

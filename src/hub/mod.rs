@@ -1,0 +1,14 @@
+//! The hub daemon: one per data dir, the single writer of its log.
+//!
+//! - [`core`]: the core task, owner of state and log writer (data flow: connection →
+//!   `CoreInput` → core → events → `apply` → commit → replies and pushes).
+//! - [`spawn`]: connect to a data dir's hub, starting it if none runs.
+//! - [`rate`]: per-session send rate limit.
+//! - [`limits`]: named bounds and defaults.
+
+pub mod core;
+pub mod daemon;
+pub mod limits;
+pub mod rate;
+pub mod session;
+pub mod spawn;

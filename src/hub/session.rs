@@ -1,0 +1,369 @@
+//! One connection: frames in, `CoreInput` to the core, responses and pushes out.
+//!
+//! The same loop serves the Unix socket (one JSON object per line) and the WebSocket (one per
+//! text frame, the first of which must be `auth`). It answers `hello` and `ping` itself,
+//! forwards every other request to the core and waits for its reply, writes pushes as
+//! `message` notifications, pings the client when it has been quiet for the ping interval and
+//! evicts it when it does not answer within the ping timeout.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::core::{CoreInput, Outbound, SessionId};
+use super::limits::SESSION_QUEUE_CAPACITY;
+use crate::protocol::{
+    ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, HubNotification, Incoming,
+    Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response, RpcError,
+    check_frame_len, encode_frame, negotiate, parse_incoming,
+};
+
+/// What every connection needs to know.
+#[derive(Clone, Debug)]
+pub struct SessionContext {
+    /// The core's queue.
+    pub core: mpsc::Sender<CoreInput>,
+    /// The hub id, as hex, for `hello`.
+    pub hub_id: String,
+    /// Quiet time before the hub pings.
+    pub ping_interval: Duration,
+    /// Time a pinged client has to answer.
+    pub ping_timeout: Duration,
+    /// The WebSocket token; `Some` means the first frame must authenticate with it.
+    pub token: Option<String>,
+}
+
+/// A framed transport: lines on a Unix socket, text frames on a WebSocket.
+pub enum Transport {
+    /// A Unix-socket connection.
+    Unix {
+        /// The socket.
+        stream: UnixStream,
+        /// Incoming bytes cut into lines.
+        decoder: FrameDecoder,
+    },
+    /// A WebSocket connection over loopback TCP.
+    WebSocket(Box<WebSocketStream<TcpStream>>),
+}
+
+impl Transport {
+    /// A Unix-socket transport.
+    pub fn unix(stream: UnixStream) -> Self {
+        Transport::Unix {
+            stream,
+            decoder: FrameDecoder::new(),
+        }
+    }
+
+    /// The next frame; `None` at the end of the connection.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: bytes read are kept in the decoder, and tungstenite's stream is cancel
+    /// safe.
+    async fn next_frame(&mut self) -> Option<Result<String, FrameError>> {
+        match self {
+            Transport::Unix { stream, decoder } => {
+                let mut buffer = [0u8; 16 * 1024];
+                // Bounded by the connection: each pass reads bytes or ends.
+                loop {
+                    if let Some(frame) = decoder.next_frame() {
+                        return Some(frame);
+                    }
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return decoder.finish().into_iter().next(),
+                        Ok(read) => decoder.push(&buffer[..read]),
+                    }
+                }
+            }
+            Transport::WebSocket(socket) => loop {
+                match socket.next().await? {
+                    Ok(Message::Text(text)) => {
+                        return Some(check_frame_len(text.as_str()).map(str::to_owned));
+                    }
+                    Ok(Message::Binary(bytes)) => {
+                        return Some(match String::from_utf8(bytes.to_vec()) {
+                            Ok(text) => check_frame_len(&text).map(|_| text.clone()),
+                            Err(bad) => Err(FrameError::InvalidUtf8 {
+                                valid_up_to: bad.utf8_error().valid_up_to(),
+                            }),
+                        });
+                    }
+                    Ok(Message::Close(_)) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            },
+        }
+    }
+
+    /// Writes encoded frames (each ends in a newline).
+    async fn send(&mut self, frames: &[Vec<u8>]) -> std::io::Result<()> {
+        match self {
+            Transport::Unix { stream, .. } => {
+                let joined: Vec<u8> = frames.concat();
+                stream.write_all(&joined).await
+            }
+            Transport::WebSocket(socket) => {
+                for frame in frames {
+                    let text = String::from_utf8_lossy(frame.strip_suffix(b"\n").unwrap_or(frame))
+                        .into_owned();
+                    socket
+                        .feed(Message::text(text))
+                        .await
+                        .map_err(std::io::Error::other)?;
+                }
+                socket.flush().await.map_err(std::io::Error::other)
+            }
+        }
+    }
+}
+
+fn response_frame(response: &Response) -> Vec<u8> {
+    encode_frame(response)
+}
+
+fn error_frame(id: Option<RequestId>, error: RpcError) -> Vec<u8> {
+    response_frame(&Response::error(id, error))
+}
+
+/// Serves one connection until it closes, is evicted or is replaced.
+pub async fn serve(mut transport: Transport, session: SessionId, context: SessionContext) {
+    let (outbound, mut pushes) = mpsc::channel(SESSION_QUEUE_CAPACITY);
+    if context
+        .core
+        .send(CoreInput::Connected { session, outbound })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let span = tracing::debug_span!("session", session_id = session.0);
+    let _entered = span.enter();
+    let mut greeted = false;
+    let mut authenticated = context.token.is_none();
+    let mut last_heard = Instant::now();
+    let mut ping_sent: Option<(String, Instant)> = None;
+    let mut probes: Vec<oneshot::Sender<bool>> = Vec::new();
+    let mut ping_count = 0u64;
+    // Runs until the connection ends: every pass handles one frame, push or timer.
+    loop {
+        let deadline = match &ping_sent {
+            Some((_, sent)) => *sent + context.ping_timeout,
+            None => last_heard + context.ping_interval,
+        };
+        tokio::select! {
+            frame = transport.next_frame() => {
+                let Some(frame) = frame else { break };
+                last_heard = Instant::now();
+                let reply = match frame {
+                    Err(FrameError::TooLarge { bytes, limit }) => Some(error_frame(None, RpcError::new(
+                        ErrorCode::FrameTooLarge, format!("frame of {bytes} bytes exceeds {limit} bytes")))),
+                    Err(FrameError::InvalidUtf8 { valid_up_to }) => Some(error_frame(None, RpcError::new(
+                        ErrorCode::BadMessage, format!("frame is not valid UTF-8 (byte {valid_up_to})")))),
+                    Ok(line) if line.trim().is_empty() => None,
+                    Ok(line) => match parse_incoming(&line) {
+                        Err(refused) => Some(response_frame(&refused.into_response())),
+                        Ok(Incoming::Notification(_)) => None,
+                        Ok(Incoming::Response(response)) => {
+                            if ping_sent.as_ref().is_some_and(|(id, _)| response.id.as_ref().map(RequestId::to_value) == Some(Value::from(id.as_str()))) {
+                                ping_sent = None;
+                                for probe in probes.drain(..) {
+                                    let _ = probe.send(true);
+                                }
+                            }
+                            None
+                        }
+                        Ok(Incoming::Request(request)) => {
+                            if !authenticated {
+                                let (frame, ok) = authenticate(request, context.token.as_deref());
+                                authenticated = ok;
+                                if !ok {
+                                    let _ = transport.send(&[frame]).await;
+                                    break;
+                                }
+                                Some(frame)
+                            } else {
+                                Some(handle_request(request, session, &context, &mut greeted).await)
+                            }
+                        }
+                    },
+                };
+                if let Some(reply) = reply {
+                    let mut frames = vec![reply];
+                    drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count);
+                    if transport.send(&frames).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            outbound = pushes.recv() => {
+                let Some(outbound) = outbound else { break };
+                let mut frames = Vec::new();
+                if !accept_outbound(outbound, &mut frames, &mut probes, &mut ping_sent, &mut ping_count) {
+                    break;
+                }
+                drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count);
+                if !frames.is_empty() && transport.send(&frames).await.is_err() {
+                    break;
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                if ping_sent.is_some() {
+                    tracing::info!(session_id = session.0, "evicted a session that did not answer a ping");
+                    break;
+                }
+                let mut frames = Vec::new();
+                ping_count += 1;
+                let id = format!("hub-ping-{ping_count}");
+                frames.push(ping_frame(&id));
+                ping_sent = Some((id, Instant::now()));
+                if transport.send(&frames).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    for probe in probes.drain(..) {
+        let _ = probe.send(false);
+    }
+    let _ = context.core.send(CoreInput::Disconnected { session }).await;
+}
+
+fn ping_frame(id: &str) -> Vec<u8> {
+    let request = Request::new(
+        RequestId::String(id.to_owned()),
+        Method::Ping.name(),
+        serde_json::json!({}),
+    );
+    encode_frame(&request)
+}
+
+/// Moves queued outbound items into `frames` without waiting.
+fn drain_pushes(
+    pushes: &mut mpsc::Receiver<Outbound>,
+    frames: &mut Vec<Vec<u8>>,
+    probes: &mut Vec<oneshot::Sender<bool>>,
+    ping_sent: &mut Option<(String, Instant)>,
+    ping_count: &mut u64,
+) {
+    while let Ok(outbound) = pushes.try_recv() {
+        if !accept_outbound(outbound, frames, probes, ping_sent, ping_count) {
+            return;
+        }
+    }
+}
+
+/// Turns one outbound item into frames; `false` means close the connection.
+fn accept_outbound(
+    outbound: Outbound,
+    frames: &mut Vec<Vec<u8>>,
+    probes: &mut Vec<oneshot::Sender<bool>>,
+    ping_sent: &mut Option<(String, Instant)>,
+    ping_count: &mut u64,
+) -> bool {
+    match outbound {
+        Outbound::Push(push) => {
+            frames.push(encode_frame(
+                &HubNotification::Message(push).to_notification(),
+            ));
+            true
+        }
+        Outbound::Probe(answer) => {
+            probes.push(answer);
+            if ping_sent.is_none() {
+                *ping_count += 1;
+                let id = format!("hub-ping-{ping_count}");
+                frames.push(ping_frame(&id));
+                // A probe waits for the probe timeout, not the tolerant idle ping timeout.
+                *ping_sent = Some((id, Instant::now()));
+            }
+            true
+        }
+        Outbound::Close => false,
+    }
+}
+
+fn authenticate(request: Request, token: Option<&str>) -> (Vec<u8>, bool) {
+    let id = request.id.clone();
+    match ClientRequest::from_request(request) {
+        Ok((id, ClientRequest::Auth(params))) if Some(params.token.as_str()) == token => (
+            response_frame(&Response::result(id, serde_json::json!({}))),
+            true,
+        ),
+        _ => (
+            error_frame(
+                Some(id),
+                RpcError::new(
+                    ErrorCode::Unauthorized,
+                    "the first frame must be auth with the token in <data dir>/ws.token",
+                ),
+            ),
+            false,
+        ),
+    }
+}
+
+async fn handle_request(
+    request: Request,
+    session: SessionId,
+    context: &SessionContext,
+    greeted: &mut bool,
+) -> Vec<u8> {
+    let (id, request) = match ClientRequest::from_request(request) {
+        Ok(parsed) => parsed,
+        Err(refused) => return response_frame(&refused.into_response()),
+    };
+    let outcome = match request {
+        ClientRequest::Hello(params) => match negotiate(params.versions) {
+            Ok(version) => {
+                *greeted = true;
+                let result = HelloResult {
+                    version,
+                    hub_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    hub_id: context.hub_id.clone(),
+                };
+                serde_json::to_value(result)
+                    .map_err(|json| RpcError::new(ErrorCode::Unexpected, json.to_string()))
+            }
+            Err(mismatch) => Err(RpcError::from(mismatch).with_detail(
+                "hub_versions",
+                serde_json::json!({"min": PROTOCOL_VERSION_MIN, "max": PROTOCOL_VERSION_MAX}),
+            )),
+        },
+        ClientRequest::Ping(_) => Ok(serde_json::json!({})),
+        ClientRequest::Auth(_) => Ok(serde_json::json!({})),
+        _ if !*greeted => Err(RpcError::new(ErrorCode::HelloRequired, "send hello first")),
+        request => {
+            let (reply, answer) = oneshot::channel();
+            let input = CoreInput::Request {
+                session,
+                request: Box::new(request),
+                reply,
+            };
+            if context.core.send(input).await.is_err() {
+                Err(RpcError::new(
+                    ErrorCode::StorageError,
+                    "the hub is stopping",
+                ))
+            } else {
+                answer.await.unwrap_or_else(|_| {
+                    Err(RpcError::new(
+                        ErrorCode::StorageError,
+                        "the hub is stopping",
+                    ))
+                })
+            }
+        }
+    };
+    let response = match outcome {
+        Ok(result) => Response::result(id, result),
+        Err(error) => Response::error(Some(id), error),
+    };
+    response_frame(&response)
+}

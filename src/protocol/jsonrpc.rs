@@ -1,0 +1,733 @@
+//! JSON-RPC 2.0 envelopes: requests, responses, notifications, and the classification of an
+//! incoming line into one of them.
+//!
+//! This is the only place that knows the JSON-RPC member names. [`parse_incoming`] never
+//! panics and never loses a request id it could read: when a line is rejected, the
+//! [`ProtocolError`] carries the id to answer with (`null` only when none could be read).
+//! Method names and params are not interpreted here; `methods.rs` does that.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use super::error_code::ErrorCode;
+use super::frame::{WireMessage, sealed};
+use super::limits::{ERROR_MESSAGE_BYTES_MAX, REQUEST_ID_BYTES_MAX};
+
+/// The value of the `jsonrpc` member of every message.
+pub const JSONRPC_VERSION: &str = "2.0";
+
+/// A request id, echoed in the response: an integer in the `i64` range or a string of at most
+/// [`REQUEST_ID_BYTES_MAX`] bytes. `null`, fractions and longer strings are rejected.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    /// A numeric id.
+    Number(i64),
+    /// A string id.
+    String(String),
+}
+
+/// A call that expects a response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// Echoed in the response.
+    pub id: RequestId,
+    /// The method name, not yet checked against the known methods.
+    pub method: String,
+    /// The params; always a JSON object (an absent or `null` `params` reads as `{}`).
+    pub params: Value,
+}
+
+/// A one-way message: no id, no response. Hub pushes are notifications.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    /// The notification name.
+    pub method: String,
+    /// The params as sent (`{}` when absent or `null`).
+    pub params: Value,
+}
+
+/// The answer to a request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    /// The request's id; `None` (sent as `null`) only for an error about a frame whose id
+    /// could not be read.
+    pub id: Option<RequestId>,
+    /// The `result` member, or the `error` member.
+    pub outcome: Result<Value, RpcError>,
+}
+
+/// The `error` member of a response: a code, a human-readable message and details.
+///
+/// On the wire: `{"code": <number>, "message": <text>, "data": {"code": "<name>", ...}}`.
+/// Clients match on `data.code`, the stable name.
+#[derive(Clone, Debug, PartialEq, Error)]
+#[error("{code}: {message}")]
+pub struct RpcError {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// Says what was wrong with this request; for people, not for matching. At most
+    /// [`ERROR_MESSAGE_BYTES_MAX`] bytes when built with [`RpcError::new`].
+    pub message: String,
+    /// More members of `error.data` besides `code`, e.g. the hub's versions on
+    /// `protocol_mismatch`. A `code` key here is ignored.
+    pub details: Map<String, Value>,
+}
+
+/// What one incoming line is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Incoming {
+    /// A call to answer.
+    Request(Request),
+    /// A one-way message.
+    Notification(Notification),
+    /// The answer to a call this side made.
+    Response(Response),
+}
+
+/// A line that is not an acceptable JSON-RPC message, with the error response to send.
+#[derive(Clone, Debug, PartialEq, Error)]
+#[error("{error}")]
+pub struct ProtocolError {
+    /// The id to answer with: the request's, when it could be read.
+    pub id: Option<RequestId>,
+    /// What to answer.
+    pub error: RpcError,
+}
+
+/// Classifies one frame as a request, a notification or a response.
+///
+/// # Errors
+/// A [`ProtocolError`] holding the response to send: `bad_msg` with id `null` for malformed
+/// JSON, a non-object or an unreadable id; `bad_msg` with the id for a wrong `jsonrpc`, a
+/// non-string method or unknown members; `bad_args` with the id for non-object params.
+pub fn parse_incoming(line: &str) -> Result<Incoming, ProtocolError> {
+    let value: Value = serde_json::from_str(line)
+        .map_err(|error| ProtocolError::bad_message(None, format!("malformed JSON: {error}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(ProtocolError::bad_message(
+            None,
+            "a frame must be a JSON object",
+        ));
+    };
+    let id = parse_incoming_id(object.remove("id"));
+    let answer_id = match &id {
+        IdMember::Valid(id) => Some(id.clone()),
+        _ => None,
+    };
+    match object.remove("jsonrpc") {
+        Some(Value::String(version)) if version == JSONRPC_VERSION => {}
+        _ => {
+            let message = format!("member `jsonrpc` must be \"{JSONRPC_VERSION}\"");
+            return Err(ProtocolError::bad_message(answer_id, message));
+        }
+    }
+    if let Some(method) = object.remove("method") {
+        parse_incoming_call(method, object, id)
+    } else if object.contains_key("result") || object.contains_key("error") {
+        parse_incoming_response(object, id)
+    } else {
+        let message = "a message needs `method` (request, notification) or `result`/`error`";
+        Err(ProtocolError::bad_message(answer_id, message))
+    }
+}
+
+impl RequestId {
+    /// The id as JSON.
+    pub fn to_value(&self) -> Value {
+        match self {
+            RequestId::Number(number) => Value::from(*number),
+            RequestId::String(text) => Value::from(text.as_str()),
+        }
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestId::Number(number) => write!(formatter, "{number}"),
+            RequestId::String(text) => write!(formatter, "{text:?}"),
+        }
+    }
+}
+
+impl Request {
+    /// A request with object params (anything else is replaced by `{}`).
+    pub fn new(id: RequestId, method: impl Into<String>, params: Value) -> Self {
+        let params = if params.is_object() {
+            params
+        } else {
+            Value::Object(Map::new())
+        };
+        Self {
+            id,
+            method: method.into(),
+            params,
+        }
+    }
+}
+
+impl Notification {
+    /// A notification with these params.
+    pub fn new(method: impl Into<String>, params: Value) -> Self {
+        Self {
+            method: method.into(),
+            params,
+        }
+    }
+}
+
+impl Response {
+    /// A success with this result.
+    pub fn result(id: RequestId, result: Value) -> Self {
+        Self {
+            id: Some(id),
+            outcome: Ok(result),
+        }
+    }
+
+    /// An error; `id` is `None` only when the request's id could not be read.
+    pub fn error(id: Option<RequestId>, error: RpcError) -> Self {
+        Self {
+            id,
+            outcome: Err(error),
+        }
+    }
+
+    /// The result decoded as `T`, or the error the peer sent.
+    ///
+    /// # Errors
+    /// The peer's [`RpcError`]; or `bad_msg` when the result does not decode as `T`.
+    pub fn into_result<T: DeserializeOwned>(self) -> Result<T, RpcError> {
+        let result = self.outcome?;
+        serde_json::from_value(result).map_err(|error| {
+            RpcError::new(
+                ErrorCode::BadMessage,
+                format!("result does not match: {error}"),
+            )
+        })
+    }
+}
+
+impl RpcError {
+    /// An error with this code and message (cut to [`ERROR_MESSAGE_BYTES_MAX`] bytes).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: truncate_message(message.into()),
+            details: Map::new(),
+        }
+    }
+
+    /// Adds a member to `error.data`.
+    pub fn with_detail(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.details.insert(key.into(), value);
+        self
+    }
+
+    /// The JSON of the `error` member.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self)
+            .expect("invariant: an error has string keys only, so it always encodes")
+    }
+
+    /// Reads an `error` member. An unknown `data.code` (a newer peer) falls back to the
+    /// number, then to `unexpected`, keeping the message.
+    fn from_value(value: Value) -> Option<Self> {
+        let Value::Object(mut error) = value else {
+            return None;
+        };
+        let number = i32::try_from(error.remove("code")?.as_i64()?).ok()?;
+        let Value::String(message) = error.remove("message")? else {
+            return None;
+        };
+        let mut details = match error.remove("data") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(data)) => data,
+            Some(_) => return None,
+        };
+        let by_name = match details.remove("code") {
+            Some(Value::String(name)) => ErrorCode::from_name(&name),
+            _ => None,
+        };
+        let code = by_name
+            .or_else(|| ErrorCode::from_number(number))
+            .unwrap_or(ErrorCode::Unexpected);
+        Some(Self {
+            code,
+            message,
+            details,
+        })
+    }
+}
+
+impl ProtocolError {
+    /// A rejection with this id, code and message.
+    pub fn new(id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            id,
+            error: RpcError::new(code, message),
+        }
+    }
+
+    /// The error response to send.
+    pub fn to_response(&self) -> Response {
+        Response::error(self.id.clone(), self.error.clone())
+    }
+
+    /// The error response to send, consuming the error.
+    pub fn into_response(self) -> Response {
+        Response::error(self.id, self.error)
+    }
+
+    fn bad_message(id: Option<RequestId>, message: impl Into<String>) -> Self {
+        Self::new(id, ErrorCode::BadMessage, message)
+    }
+}
+
+impl Serialize for Request {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("jsonrpc", JSONRPC_VERSION)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("method", &self.method)?;
+        map.serialize_entry("params", &self.params)?;
+        map.end()
+    }
+}
+
+impl Serialize for Notification {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("jsonrpc", JSONRPC_VERSION)?;
+        map.serialize_entry("method", &self.method)?;
+        map.serialize_entry("params", &self.params)?;
+        map.end()
+    }
+}
+
+impl Serialize for Response {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("jsonrpc", JSONRPC_VERSION)?;
+        map.serialize_entry("id", &self.id)?;
+        match &self.outcome {
+            Ok(result) => map.serialize_entry("result", result)?,
+            Err(error) => map.serialize_entry("error", error)?,
+        }
+        map.end()
+    }
+}
+
+/// Members in the order of the spec: `code`, `message`, `data` (with `data.code` first).
+impl Serialize for RpcError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("code", &self.code.number())?;
+        map.serialize_entry("message", &self.message)?;
+        map.serialize_entry("data", &ErrorData(self))?;
+        map.end()
+    }
+}
+
+/// The `data` member of an error: the code's name, then the details.
+struct ErrorData<'a>(&'a RpcError);
+
+impl Serialize for ErrorData<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let details = self
+            .0
+            .details
+            .iter()
+            .filter(|(key, _)| key.as_str() != "code");
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("code", self.0.code.name())?;
+        for (key, value) in details {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Incoming {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Incoming::Request(request) => request.serialize(serializer),
+            Incoming::Notification(notification) => notification.serialize(serializer),
+            Incoming::Response(response) => response.serialize(serializer),
+        }
+    }
+}
+
+impl sealed::Sealed for Request {}
+impl sealed::Sealed for Notification {}
+impl sealed::Sealed for Response {}
+impl sealed::Sealed for Incoming {}
+impl WireMessage for Request {}
+impl WireMessage for Notification {}
+impl WireMessage for Response {}
+impl WireMessage for Incoming {}
+
+/// The `id` member of an incoming message, as far as it could be read.
+enum IdMember {
+    Absent,
+    Null,
+    Valid(RequestId),
+    Invalid(String),
+}
+
+fn parse_incoming_id(member: Option<Value>) -> IdMember {
+    match member {
+        None => IdMember::Absent,
+        Some(Value::Null) => IdMember::Null,
+        Some(Value::Number(number)) => match number.as_i64() {
+            Some(number) => IdMember::Valid(RequestId::Number(number)),
+            None => IdMember::Invalid("a numeric `id` must be an integer in the i64 range".into()),
+        },
+        Some(Value::String(text)) if text.len() <= REQUEST_ID_BYTES_MAX => {
+            IdMember::Valid(RequestId::String(text))
+        }
+        Some(Value::String(_)) => IdMember::Invalid(format!(
+            "a string `id` is limited to {REQUEST_ID_BYTES_MAX} bytes"
+        )),
+        Some(_) => IdMember::Invalid("`id` must be an integer or a string".into()),
+    }
+}
+
+fn parse_incoming_call(
+    method: Value,
+    mut object: Map<String, Value>,
+    id: IdMember,
+) -> Result<Incoming, ProtocolError> {
+    let id = match id {
+        IdMember::Absent => None,
+        IdMember::Valid(id) => Some(id),
+        IdMember::Null => {
+            let message = "a request `id` must not be null (omit it for a notification)";
+            return Err(ProtocolError::bad_message(None, message));
+        }
+        IdMember::Invalid(message) => return Err(ProtocolError::bad_message(None, message)),
+    };
+    let Value::String(method) = method else {
+        return Err(ProtocolError::bad_message(id, "`method` must be a string"));
+    };
+    let params = object.remove("params").unwrap_or(Value::Null);
+    reject_unknown_members(&object, id.as_ref())?;
+    let params = match params {
+        Value::Null => Value::Object(Map::new()),
+        params => params,
+    };
+    match id {
+        None => Ok(Incoming::Notification(Notification { method, params })),
+        Some(id) if params.is_object() => Ok(Incoming::Request(Request { id, method, params })),
+        Some(id) => {
+            let message = "`params` must be an object of named params";
+            Err(ProtocolError::new(
+                Some(id),
+                ErrorCode::BadArguments,
+                message,
+            ))
+        }
+    }
+}
+
+fn parse_incoming_response(
+    mut object: Map<String, Value>,
+    id: IdMember,
+) -> Result<Incoming, ProtocolError> {
+    let result = object.remove("result");
+    let error = object.remove("error");
+    let id = match id {
+        IdMember::Valid(id) => Some(id),
+        IdMember::Null if error.is_some() => None,
+        IdMember::Null | IdMember::Absent => {
+            return Err(ProtocolError::bad_message(None, "a response needs an `id`"));
+        }
+        IdMember::Invalid(message) => return Err(ProtocolError::bad_message(None, message)),
+    };
+    reject_unknown_members(&object, id.as_ref())?;
+    let outcome = match (result, error) {
+        (Some(result), None) => Ok(result),
+        (None, Some(error)) => Err(RpcError::from_value(error).ok_or_else(|| {
+            let message = "`error` must be {code: integer, message: string, data?: object}";
+            ProtocolError::bad_message(id.clone(), message)
+        })?),
+        _ => {
+            let message = "a response has exactly one of `result` and `error`";
+            return Err(ProtocolError::bad_message(id, message));
+        }
+    };
+    Ok(Incoming::Response(Response { id, outcome }))
+}
+
+fn reject_unknown_members(
+    object: &Map<String, Value>,
+    id: Option<&RequestId>,
+) -> Result<(), ProtocolError> {
+    match object.keys().next() {
+        None => Ok(()),
+        Some(key) => {
+            let message = format!("unknown member `{key}`");
+            Err(ProtocolError::bad_message(id.cloned(), message))
+        }
+    }
+}
+
+fn truncate_message(mut message: String) -> String {
+    if message.len() <= ERROR_MESSAGE_BYTES_MAX {
+        return message;
+    }
+    let ellipsis = "…";
+    let mut end = ERROR_MESSAGE_BYTES_MAX - ellipsis.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str(ellipsis);
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rejection(line: &str) -> (Option<RequestId>, ErrorCode) {
+        match parse_incoming(line) {
+            Err(error) => (error.id, error.error.code),
+            Ok(incoming) => panic!("expected a rejection of {line}, got {incoming:?}"),
+        }
+    }
+
+    fn wire(message: &impl WireMessage) -> Value {
+        serde_json::to_value(message).expect("wire messages serialize")
+    }
+
+    #[test]
+    fn a_request_with_params_is_classified_as_a_request() {
+        let incoming = parse_incoming(r#"{"jsonrpc":"2.0","id":7,"method":"peers","params":{}}"#);
+        let expected = Request::new(RequestId::Number(7), "peers", json!({}));
+        assert_eq!(incoming, Ok(Incoming::Request(expected)));
+    }
+
+    #[test]
+    fn absent_or_null_params_read_as_an_empty_object() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":"a","method":"ping","params":null}"#,
+        ] {
+            let Ok(Incoming::Request(request)) = parse_incoming(line) else {
+                panic!("not a request: {line}");
+            };
+            assert_eq!(request.params, json!({}));
+            assert_eq!(request.id, RequestId::String("a".to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_message_without_id_is_a_notification() {
+        let incoming = parse_incoming(r#"{"jsonrpc":"2.0","method":"message","params":{"a":1}}"#);
+        let expected = Notification::new("message", json!({"a": 1}));
+        assert_eq!(incoming, Ok(Incoming::Notification(expected)));
+    }
+
+    #[test]
+    fn success_and_error_responses_are_classified_as_responses() {
+        let success = parse_incoming(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
+        assert_eq!(
+            success,
+            Ok(Incoming::Response(Response::result(
+                RequestId::Number(3),
+                json!({})
+            )))
+        );
+        let error = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"no","data":{"code":"bad_msg"}}}"#;
+        let Ok(Incoming::Response(response)) = parse_incoming(error) else {
+            panic!("not a response");
+        };
+        assert_eq!(response.id, None);
+        assert_eq!(
+            response.outcome.map_err(|error| error.code),
+            Err(ErrorCode::BadMessage)
+        );
+    }
+
+    #[test]
+    fn an_error_with_an_unknown_name_falls_back_to_its_number() {
+        let line = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32012,"message":"m","data":{"code":"from_the_future"}}}"#;
+        let Ok(Incoming::Response(response)) = parse_incoming(line) else {
+            panic!("not a response");
+        };
+        assert_eq!(
+            response.outcome.map_err(|error| error.code),
+            Err(ErrorCode::NotAdmin)
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_bad_msg_with_id_null() {
+        assert_eq!(
+            rejection(r#"{"jsonrpc":"2.0","id":1,"#),
+            (None, ErrorCode::BadMessage)
+        );
+        assert_eq!(rejection("not json"), (None, ErrorCode::BadMessage));
+    }
+
+    #[test]
+    fn a_frame_that_is_not_an_object_is_bad_msg_with_id_null() {
+        for line in [
+            "[]",
+            "1",
+            "\"x\"",
+            "null",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]",
+        ] {
+            assert_eq!(rejection(line), (None, ErrorCode::BadMessage), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_jsonrpc_version_is_bad_msg_carrying_the_id() {
+        let id = Some(RequestId::Number(4));
+        assert_eq!(
+            rejection(r#"{"jsonrpc":"1.0","id":4,"method":"ping"}"#),
+            (id.clone(), ErrorCode::BadMessage)
+        );
+        assert_eq!(
+            rejection(r#"{"id":4,"method":"ping"}"#),
+            (id, ErrorCode::BadMessage)
+        );
+    }
+
+    #[test]
+    fn unreadable_ids_are_bad_msg_with_id_null() {
+        let long = "i".repeat(REQUEST_ID_BYTES_MAX + 1);
+        for id in [
+            "null",
+            "1.5",
+            "true",
+            "{}",
+            "18446744073709551615",
+            &format!("\"{long}\""),
+        ] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            assert_eq!(rejection(&line), (None, ErrorCode::BadMessage), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_string_id_at_its_limit_is_accepted() {
+        let id = "i".repeat(REQUEST_ID_BYTES_MAX);
+        let line = format!(r#"{{"jsonrpc":"2.0","id":"{id}","method":"ping"}}"#);
+        assert!(matches!(parse_incoming(&line), Ok(Incoming::Request(_))));
+    }
+
+    #[test]
+    fn non_object_params_are_bad_args_carrying_the_id() {
+        let line = r#"{"jsonrpc":"2.0","id":"x","method":"send","params":["bob","hi"]}"#;
+        let id = Some(RequestId::String("x".to_owned()));
+        assert_eq!(rejection(line), (id, ErrorCode::BadArguments));
+    }
+
+    #[test]
+    fn unknown_members_and_non_string_methods_are_bad_msg_carrying_the_id() {
+        let id = Some(RequestId::Number(9));
+        let unknown = r#"{"jsonrpc":"2.0","id":9,"method":"ping","extra":1}"#;
+        assert_eq!(rejection(unknown), (id.clone(), ErrorCode::BadMessage));
+        let numeric = r#"{"jsonrpc":"2.0","id":9,"method":5}"#;
+        assert_eq!(rejection(numeric), (id.clone(), ErrorCode::BadMessage));
+        let neither = r#"{"jsonrpc":"2.0","id":9}"#;
+        assert_eq!(rejection(neither), (id.clone(), ErrorCode::BadMessage));
+        let both = r#"{"jsonrpc":"2.0","id":9,"result":1,"error":{"code":1,"message":""}}"#;
+        assert_eq!(rejection(both), (id, ErrorCode::BadMessage));
+    }
+
+    #[test]
+    fn error_responses_carry_the_snake_case_name_in_data_code() {
+        let error = RpcError::new(ErrorCode::NotAdmin, "only the admin may remove members")
+            .with_detail("group", json!("core"));
+        let response = Response::error(Some(RequestId::Number(5)), error);
+        assert_eq!(
+            wire(&response),
+            json!({
+                "jsonrpc": "2.0",
+                "id": 5,
+                "error": {
+                    "code": -32012,
+                    "message": "only the admin may remove members",
+                    "data": {"code": "not_admin", "group": "core"}
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn a_rejection_without_id_is_answered_with_id_null() {
+        let Err(error) = parse_incoming("{") else {
+            panic!("accepted");
+        };
+        let value = wire(&error.to_response());
+        assert_eq!(value["id"], Value::Null);
+        assert_eq!(value["error"]["data"]["code"], json!("bad_msg"));
+        assert_eq!(value["error"]["code"], json!(-32600));
+    }
+
+    #[test]
+    fn messages_round_trip_through_their_wire_form() {
+        let messages = [
+            Incoming::Request(Request::new(
+                RequestId::String("r1".to_owned()),
+                "send",
+                json!({"to": "bob"}),
+            )),
+            Incoming::Notification(Notification::new("message", json!({"text": "hi"}))),
+            Incoming::Response(Response::result(
+                RequestId::Number(-1),
+                json!({"name": "a"}),
+            )),
+            Incoming::Response(Response::error(
+                Some(RequestId::Number(2)),
+                RpcError::new(ErrorCode::ProtocolMismatch, "no")
+                    .with_detail("hub", json!({"min": 1})),
+            )),
+        ];
+        for message in messages {
+            let line = serde_json::to_string(&message).expect("serialize");
+            assert_eq!(parse_incoming(&line), Ok(message));
+        }
+    }
+
+    #[test]
+    fn long_error_messages_are_cut_at_a_character_boundary() {
+        let error = RpcError::new(ErrorCode::BadArguments, "é".repeat(ERROR_MESSAGE_BYTES_MAX));
+        assert!(error.message.len() <= ERROR_MESSAGE_BYTES_MAX);
+        assert!(error.message.ends_with('…'));
+        let short = RpcError::new(ErrorCode::BadArguments, "a".repeat(ERROR_MESSAGE_BYTES_MAX));
+        assert_eq!(short.message.len(), ERROR_MESSAGE_BYTES_MAX);
+    }
+
+    #[test]
+    fn into_result_decodes_a_success_and_returns_an_error() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Named {
+            name: String,
+        }
+        let success = Response::result(RequestId::Number(1), json!({"name": "alice"}));
+        assert_eq!(
+            success.into_result::<Named>(),
+            Ok(Named {
+                name: "alice".to_owned()
+            })
+        );
+        let failure = Response::error(None, RpcError::new(ErrorCode::NameTaken, "taken"));
+        assert_eq!(
+            failure.into_result::<Named>().map_err(|error| error.code),
+            Err(ErrorCode::NameTaken)
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! Named limits of the client protocol: every size and count a frame or a parameter may reach.
+//!
+//! These are wire limits, the same for every hub and client, so they are constants rather than
+//! configuration: a client must know them without asking. Each one says its unit and what
+//! happens at the limit. Relations between them are checked at compile time at the bottom of
+//! this file; the most important one is that any single message, fully JSON-escaped, always fits
+//! in one frame, so the hub can always answer and push.
+
+/// Largest frame, in bytes: one line on the Unix socket (without its `\n` or `\r\n`) or one
+/// WebSocket text frame. A bigger frame is answered with `frame_too_large` (id `null`): on the
+/// socket the hub discards bytes up to the next newline and goes on reading, so the connection
+/// and the frames after it are unaffected. The hub never sends a bigger frame either.
+pub const FRAME_BYTES_MAX: usize = 1 << 20;
+
+/// Largest message text, ask question, broadcast question or removal reason, in bytes of UTF-8.
+/// Longer text is rejected with `bad_args` and nothing is stored.
+pub const TEXT_BYTES_MAX: usize = 64 << 10;
+
+/// Largest peer, room or group name, in bytes. Names are 1 to this many bytes of
+/// `[A-Za-z0-9._@-]`; anything else is rejected with `bad_args`.
+pub const NAME_BYTES_MAX: usize = 64;
+
+/// Largest message id, ask id or thread id a client may send back, in bytes. Ids are chosen by
+/// the hub (thread ids by the client) and are opaque; a longer one is rejected with `bad_args`.
+pub const ID_BYTES_MAX: usize = 128;
+
+/// Largest string request id, in bytes. A longer id makes the frame `bad_msg` (answered with id
+/// `null`), so an error reply never has to echo an unbounded id.
+pub const REQUEST_ID_BYTES_MAX: usize = 128;
+
+/// Largest working directory a session may register with, in bytes (Linux `PATH_MAX`).
+/// A longer one is rejected with `bad_args`.
+pub const CWD_BYTES_MAX: usize = 4096;
+
+/// Largest git branch name a session may register with, in bytes. A longer one is rejected
+/// with `bad_args`.
+pub const GIT_BRANCH_BYTES_MAX: usize = 256;
+
+/// Largest session name (the client's own label for the session, e.g. Claude's session name),
+/// in bytes. A longer one is rejected with `bad_args`.
+pub const SESSION_NAME_BYTES_MAX: usize = 256;
+
+/// Largest `client` string in `hello` (`"<name>/<version>"`), in bytes. A longer one is
+/// rejected with `bad_args`.
+pub const CLIENT_INFO_BYTES_MAX: usize = 128;
+
+/// Largest WebSocket token in `auth`, in bytes. A longer one is rejected with `bad_args`.
+pub const TOKEN_BYTES_MAX: usize = 256;
+
+/// Largest `message` in a JSON-RPC error, in bytes. Longer messages (for example a serde error
+/// that quotes an unknown field name) are cut at a character boundary and end in `…`.
+pub const ERROR_MESSAGE_BYTES_MAX: usize = 1024;
+
+/// Most messages one `inbox` call returns. `limit` outside `1..=INBOX_LIMIT_MAX` is rejected
+/// with `bad_args`.
+pub const INBOX_LIMIT_MAX: u32 = 100;
+
+/// Messages an `inbox` call returns when it gives no `limit`.
+pub const INBOX_LIMIT_DEFAULT: u32 = 20;
+
+/// Most messages one `group_history` call returns. `limit` outside
+/// `1..=GROUP_HISTORY_LIMIT_MAX` is rejected with `bad_args`.
+pub const GROUP_HISTORY_LIMIT_MAX: u32 = 500;
+
+/// Messages a `group_history` call returns when it gives no `limit`.
+pub const GROUP_HISTORY_LIMIT_DEFAULT: u32 = 50;
+
+/// Most members a `group_create` may list (the creator comes on top and need not be listed).
+/// A longer list is rejected with `bad_args`; more members join later with `group_invite`.
+pub const GROUP_CREATE_MEMBERS_MAX: usize = 64;
+
+/// Worst-case growth of a string when JSON-escaped: a control byte becomes `\u00XX`.
+pub const JSON_ESCAPE_EXPANSION_MAX: usize = 6;
+
+/// Room left in a frame for everything around one message's text: ids, names, timestamps, keys
+/// and the JSON-RPC envelope, all escaped at worst.
+pub const MESSAGE_ENVELOPE_BYTES_MAX: usize = 16 << 10;
+
+// A single message (text plus its envelope, everything escaped at worst) always fits in one
+// frame, so a reply, an inbox page of one message or a push is never too large to send.
+const _: () = assert!(
+    TEXT_BYTES_MAX * JSON_ESCAPE_EXPANSION_MAX + MESSAGE_ENVELOPE_BYTES_MAX <= FRAME_BYTES_MAX
+);
+// The envelope has room for every bounded field around the text.
+const _: () = assert!(
+    (4 * NAME_BYTES_MAX + 4 * ID_BYTES_MAX + REQUEST_ID_BYTES_MAX) * JSON_ESCAPE_EXPANSION_MAX
+        + 1024
+        <= MESSAGE_ENVELOPE_BYTES_MAX
+);
+// A whole `group_create` request or result fits in one frame.
+const _: () = assert!(
+    GROUP_CREATE_MEMBERS_MAX * (NAME_BYTES_MAX * JSON_ESCAPE_EXPANSION_MAX + 3)
+        + MESSAGE_ENVELOPE_BYTES_MAX
+        <= FRAME_BYTES_MAX
+);
+// A `register` request with every field at its limit fits in one frame.
+const _: () = assert!(
+    (CWD_BYTES_MAX + GIT_BRANCH_BYTES_MAX + SESSION_NAME_BYTES_MAX + NAME_BYTES_MAX)
+        * JSON_ESCAPE_EXPANSION_MAX
+        + MESSAGE_ENVELOPE_BYTES_MAX
+        <= FRAME_BYTES_MAX
+);
+const _: () = assert!(NAME_BYTES_MAX < TEXT_BYTES_MAX && TEXT_BYTES_MAX < FRAME_BYTES_MAX);
+const _: () = assert!(ERROR_MESSAGE_BYTES_MAX < MESSAGE_ENVELOPE_BYTES_MAX);
+const _: () = assert!(INBOX_LIMIT_DEFAULT >= 1 && INBOX_LIMIT_DEFAULT <= INBOX_LIMIT_MAX);
+const _: () = assert!(
+    GROUP_HISTORY_LIMIT_DEFAULT >= 1 && GROUP_HISTORY_LIMIT_DEFAULT <= GROUP_HISTORY_LIMIT_MAX
+);

@@ -1,0 +1,173 @@
+//! Hub → client pushes: JSON-RPC notifications, typed.
+//!
+//! Version 1 has one notification, `message`, which carries every kind of message a session
+//! can receive. A push is an optimisation: everything pushed can also be pulled (`inbox`,
+//! `group_history`), because clients may drop notifications. The MCP layer maps these structs
+//! to channel notifications; it must not need to look at raw JSON.
+
+use serde::{Deserialize, Serialize};
+
+use super::error_code::ErrorCode;
+use super::jsonrpc::{Notification, RpcError};
+
+/// Method name of the notification that pushes a message.
+pub const MESSAGE_NOTIFICATION: &str = "message";
+
+/// A notification from the hub, typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HubNotification {
+    /// A message for the session (`message`).
+    Message(MessagePush),
+}
+
+/// What kind of message is pushed or listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// A direct message (`send`).
+    Direct,
+    /// A question to this session (`ask`); answer with `reply` and its `ask_id`.
+    Ask,
+    /// An answer to this session's ask or message (`reply`).
+    Reply,
+    /// A question to every peer (`broadcast`); answer with `reply` and its `ask_id`.
+    Broadcast,
+    /// A post in a room this session joined (`room_post`).
+    Room,
+    /// A message in a group this session belongs to (`group_send`).
+    Group,
+    /// A notice from the hub about this session, e.g. it was removed from a group.
+    System,
+}
+
+/// The params of a `message` notification. Absent values are `null`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePush {
+    /// What kind of message it is.
+    pub kind: MessageKind,
+    /// The sender's name (for `system`: the peer whose action it reports).
+    pub from: String,
+    /// The text.
+    pub text: String,
+    /// The stored message's id.
+    pub msg_id: String,
+    /// For `ask` and `broadcast`: the id to reply to.
+    #[serde(default)]
+    pub ask_id: Option<String>,
+    /// For `reply` and threaded messages: the message or ask id it answers.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// For `room`: the room.
+    #[serde(default)]
+    pub room: Option<String>,
+    /// For `group` (and `system` notices about a group): the group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Whether the sender marked it time-sensitive.
+    #[serde(default)]
+    pub urgent: bool,
+    /// When it was stored, in microseconds since the Unix epoch.
+    pub ts: u64,
+    /// The hub id (lowercase hex) the message came from when it arrived by federation;
+    /// `null` for a local message.
+    #[serde(default)]
+    pub origin_hub: Option<String>,
+}
+
+impl HubNotification {
+    /// The notification to send.
+    pub fn to_notification(&self) -> Notification {
+        match self {
+            HubNotification::Message(push) => {
+                let params = serde_json::to_value(push)
+                    .expect("invariant: a push has string keys only, so it always encodes");
+                Notification::new(MESSAGE_NOTIFICATION, params)
+            }
+        }
+    }
+
+    /// Reads a notification received from the hub.
+    ///
+    /// # Errors
+    /// `unknown_method` for a notification this version does not know (a client should
+    /// ignore it); `bad_args` when the params do not match.
+    pub fn parse(notification: &Notification) -> Result<HubNotification, RpcError> {
+        match notification.method.as_str() {
+            MESSAGE_NOTIFICATION => serde_json::from_value(notification.params.clone())
+                .map(HubNotification::Message)
+                .map_err(|error| {
+                    let message = format!("invalid params for `message`: {error}");
+                    RpcError::new(ErrorCode::BadArguments, message)
+                }),
+            other => {
+                let message = format!("unknown notification `{other}`");
+                Err(RpcError::new(ErrorCode::UnknownMethod, message))
+            }
+        }
+    }
+}
+
+impl From<MessagePush> for HubNotification {
+    fn from(push: MessagePush) -> Self {
+        HubNotification::Message(push)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::jsonrpc::{Incoming, parse_incoming};
+    use serde_json::json;
+
+    fn push() -> MessagePush {
+        MessagePush {
+            kind: MessageKind::Ask,
+            from: "alice".to_owned(),
+            text: "which port?".to_owned(),
+            msg_id: "m-7".to_owned(),
+            ask_id: Some("a-3".to_owned()),
+            reply_to: None,
+            room: None,
+            group: None,
+            urgent: false,
+            ts: 1_700_000_000_000_000,
+            origin_hub: None,
+        }
+    }
+
+    #[test]
+    fn a_message_push_round_trips_through_a_notification_line() {
+        let notification = HubNotification::Message(push()).to_notification();
+        let line = serde_json::to_string(&notification).expect("serialize");
+        let Ok(Incoming::Notification(parsed)) = parse_incoming(&line) else {
+            panic!("not a notification: {line}");
+        };
+        assert_eq!(
+            HubNotification::parse(&parsed),
+            Ok(HubNotification::Message(push()))
+        );
+        assert_eq!(parsed.params["kind"], json!("ask"));
+        assert_eq!(parsed.params["reply_to"], json!(null));
+    }
+
+    #[test]
+    fn an_unknown_notification_is_unknown_method() {
+        let notification = Notification::new("presence", json!({}));
+        let error = HubNotification::parse(&notification).expect_err("unknown");
+        assert_eq!(error.code, ErrorCode::UnknownMethod);
+    }
+
+    #[test]
+    fn a_push_without_optional_members_still_parses() {
+        let params = json!({"kind": "direct", "from": "a", "text": "t", "msg_id": "m", "ts": 5});
+        let notification = Notification::new(MESSAGE_NOTIFICATION, params);
+        assert!(matches!(
+            HubNotification::parse(&notification),
+            Ok(HubNotification::Message(MessagePush {
+                urgent: false,
+                ask_id: None,
+                ..
+            }))
+        ));
+    }
+}
