@@ -167,6 +167,15 @@ pub fn scan(reader: &LogReader) -> io::Result<Throughput> {
     Ok(throughput)
 }
 
+/// Median and 99th percentile of one `strict` commit of a single record, in `dir`.
+///
+/// # Errors
+/// Any file-system or log failure.
+pub fn commit_latency(dir: &Path, commits: u64) -> io::Result<(Duration, Duration)> {
+    let figures = strict(dir, 1, commits)?;
+    Ok((figures.log_commit_p50, figures.log_commit_p99))
+}
+
 fn record(payload: &[u8], index: u64) -> NewRecord<'_> {
     NewRecord {
         timestamp_us: index,

@@ -1,6 +1,8 @@
-//! Benchmarks that need more than one crate: `relay bench replay` (log + projections).
+//! Benchmarks that need more than one crate: `relay bench replay` (log + projections) and
+//! `relay bench hub` (a real hub process over its socket).
 //!
 //! They print figures beside a raw baseline measured in the same run and assert nothing
 //! about time. `relay bench log` lives in `relay-log` (only `log/` may sync and map files).
 
+pub mod hub;
 pub mod replay;

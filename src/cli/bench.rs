@@ -25,6 +25,22 @@ pub enum BenchTarget {
     Log(LogBenchArgs),
     /// Projections: full replay of mixed events and start-up from a snapshot.
     Replay(ReplayBenchArgs),
+    /// A real hub: durable messages per second and send->push latency.
+    Hub(HubBenchArgs),
+}
+
+/// Options of `relay bench hub`.
+#[derive(Debug, Args)]
+pub struct HubBenchArgs {
+    /// Scratch directory (removed afterwards) [default: a temp dir].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Session counts to measure (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "2,10,100")]
+    pub sessions: Vec<usize>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3)]
+    pub seconds: u64,
 }
 
 /// Options of `relay bench replay`.
@@ -61,6 +77,22 @@ pub struct LogBenchArgs {
 /// Any failure of the benchmark's file operations.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.target {
+        BenchTarget::Hub(args) => {
+            let dir = args.dir.unwrap_or_else(|| scratch_dir("hub"));
+            let config = crate::bench::hub::HubBenchConfig {
+                dir: dir.clone(),
+                sessions: args.sessions,
+                duration: std::time::Duration::from_secs(args.seconds.max(1)),
+            };
+            println!("relay bench hub in {}", dir.display());
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(crate::bench::hub::run(&config))?;
+            print!("{report}");
+            Ok(ExitCode::Success)
+        }
         BenchTarget::Replay(args) => {
             let dir = args.dir.unwrap_or_else(|| scratch_dir("replay"));
             let config = crate::bench::replay::ReplayBenchConfig {

@@ -67,7 +67,7 @@ impl HubClient {
         };
         tokio::spawn(read_loop(
             reader,
-            client_handle.writer.clone(),
+            Arc::downgrade(&client_handle.writer),
             client_handle.pending.clone(),
             client_handle.connected.clone(),
             push_sender,
@@ -141,11 +141,12 @@ impl HubClient {
 
 async fn read_loop(
     mut reader: tokio::net::unix::OwnedReadHalf,
-    writer: Arc<Mutex<OwnedWriteHalf>>,
+    writer: std::sync::Weak<Mutex<OwnedWriteHalf>>,
     pending: Pending,
     connected: Arc<AtomicBool>,
     pushes: mpsc::UnboundedSender<MessagePush>,
 ) {
+    // Only a weak hold on the writer: dropping the client closes the connection.
     let mut decoder = FrameDecoder::new();
     let mut buffer = vec![0u8; 64 * 1024];
     // Runs until the connection closes.
@@ -170,6 +171,9 @@ async fn read_loop(
                 Ok(Incoming::Request(request)) => {
                     // The hub's ping (or a probe): answer at once.
                     let frame = encode_frame(&Response::result(request.id, serde_json::json!({})));
+                    let Some(writer) = writer.upgrade() else {
+                        break 'connection;
+                    };
                     if writer.lock().await.write_all(&frame).await.is_err() {
                         break 'connection;
                     }
