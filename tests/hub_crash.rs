@@ -18,7 +18,17 @@ const CLIENTS: usize = 4;
 
 fn start_hub(data_dir: &Path) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args(["hub", "--idle-exit", "0", "--no-ws", "--send-rate", "100000", "--send-burst", "100000", "--data-dir"])
+        .args([
+            "hub",
+            "--idle-exit",
+            "0",
+            "--no-ws",
+            "--send-rate",
+            "100000",
+            "--send-burst",
+            "100000",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -42,10 +52,26 @@ struct Session {
 impl Session {
     fn open(socket: &Path, name: &str) -> Option<Session> {
         let stream = UnixStream::connect(socket).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        let mut session = Session { writer: stream.try_clone().ok()?, reader: BufReader::new(stream), next_id: 1 };
-        session.call("hello", json!({"versions": {"min": 1, "max": 1}, "client": "crash-test"}))?.ok()?;
-        session.call("register", json!({"name": name, "cwd": "/tmp", "client": "cli"}))?.ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        let mut session = Session {
+            writer: stream.try_clone().ok()?,
+            reader: BufReader::new(stream),
+            next_id: 1,
+        };
+        session
+            .call(
+                "hello",
+                json!({"versions": {"min": 1, "max": 1}, "client": "crash-test"}),
+            )?
+            .ok()?;
+        session
+            .call(
+                "register",
+                json!({"name": name, "cwd": "/tmp", "client": "cli"}),
+            )?
+            .ok()?;
         Some(session)
     }
 
@@ -63,7 +89,12 @@ impl Session {
             }
             let message: Value = serde_json::from_str(&line).ok()?;
             if message["method"] == "ping" {
-                writeln!(self.writer, "{}", json!({"jsonrpc": "2.0", "id": message["id"], "result": {}})).ok()?;
+                writeln!(
+                    self.writer,
+                    "{}",
+                    json!({"jsonrpc": "2.0", "id": message["id"], "result": {}})
+                )
+                .ok()?;
             } else if message["id"] == json!(id) {
                 return Some(match message.get("result") {
                     Some(result) => Ok(result.clone()),
@@ -75,12 +106,21 @@ impl Session {
 }
 
 fn relay(data_dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_relay")).args(args).arg("--data-dir").arg(data_dir).output().expect("run relay")
+    Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("run relay")
 }
 
 #[test]
 fn acknowledged_sends_survive_sigkill_exactly_once_and_state_equals_replay() {
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as u64 | 1;
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
+        | 1;
     println!("seed {seed}");
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir: PathBuf = dir.path().to_owned();
@@ -109,10 +149,15 @@ fn acknowledged_sends_survive_sigkill_exactly_once_and_state_equals_replay() {
                     match active.call("send", json!({"to": to, "text": body})) {
                         Some(Ok(result)) => {
                             let msg_id = result["msg_id"].as_str().expect("msg_id").to_owned();
-                            acknowledged.lock().expect("lock").insert(body, (msg_id, to.clone()));
+                            acknowledged
+                                .lock()
+                                .expect("lock")
+                                .insert(body, (msg_id, to.clone()));
                         }
                         // Before everyone registered once, the recipient may be unknown.
-                        Some(Err(error)) => assert_eq!(error["data"]["code"], "peer_not_found", "{error}"),
+                        Some(Err(error)) => {
+                            assert_eq!(error["data"]["code"], "peer_not_found", "{error}")
+                        }
                         None => session = None,
                     }
                 }
@@ -134,14 +179,38 @@ fn acknowledged_sends_survive_sigkill_exactly_once_and_state_equals_replay() {
     for client in clients {
         client.join().expect("client thread");
     }
-    let status = Command::new("kill").arg(hub.id().to_string()).status().expect("SIGTERM");
+    let status = Command::new("kill")
+        .arg(hub.id().to_string())
+        .status()
+        .expect("SIGTERM");
     assert!(status.success());
-    assert!(hub.wait().expect("wait").success(), "a clean shutdown exits 0");
+    assert!(
+        hub.wait().expect("wait").success(),
+        "a clean shutdown exits 0"
+    );
 
     let acknowledged = acknowledged.lock().expect("lock");
-    assert!(acknowledged.len() > 50, "too little load to prove anything: {}", acknowledged.len());
-    let events = relay(&data_dir, &["replay", "--kind", "message_sent", "--format", "json", "--quiet"]);
-    assert!(events.status.success(), "{}", String::from_utf8_lossy(&events.stderr));
+    assert!(
+        acknowledged.len() > 50,
+        "too little load to prove anything: {}",
+        acknowledged.len()
+    );
+    let events = relay(
+        &data_dir,
+        &[
+            "replay",
+            "--kind",
+            "message_sent",
+            "--format",
+            "json",
+            "--quiet",
+        ],
+    );
+    assert!(
+        events.status.success(),
+        "{}",
+        String::from_utf8_lossy(&events.stderr)
+    );
     let mut seen: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for line in String::from_utf8_lossy(&events.stdout).lines() {
         let event: Value = serde_json::from_str(line).expect("json line");
@@ -152,11 +221,21 @@ fn acknowledged_sends_survive_sigkill_exactly_once_and_state_equals_replay() {
     }
     for (body, (msg_id, to)) in acknowledged.iter() {
         let copies = seen.get(body).map_or(0, Vec::len);
-        assert_eq!(copies, 1, "acknowledged {body} ({msg_id}) is in the log {copies} times (seed {seed})");
+        assert_eq!(
+            copies, 1,
+            "acknowledged {body} ({msg_id}) is in the log {copies} times (seed {seed})"
+        );
         assert_eq!(&seen[body][0], &(msg_id.clone(), to.clone()), "seed {seed}");
     }
     let verify = relay(&data_dir, &["replay", "--verify", "--quiet", "--state"]);
-    assert!(verify.status.success(), "live state differs from replay: {}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "live state differs from replay: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     let report = String::from_utf8_lossy(&verify.stderr);
-    assert!(!report.contains("; 0 snapshot(s)") && report.contains("snapshot(s) match"), "the clean shutdown must leave a snapshot to compare: {report}");
+    assert!(
+        !report.contains("; 0 snapshot(s)") && report.contains("snapshot(s) match"),
+        "the clean shutdown must leave a snapshot to compare: {report}"
+    );
 }
