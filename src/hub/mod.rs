@@ -8,6 +8,8 @@
 
 pub mod core;
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod rate;
 pub mod session;
