@@ -6,6 +6,7 @@
 //! - [`bench`]: benchmarks spanning crates (`relay bench replay`).
 //! - [`cli`]: one file per subcommand; `main.rs` only dispatches.
 //! - [`data_dir`]: where a hub keeps its files.
+//! - [`mcp`]: `relay mcp`, the per-session MCP server (the only user of rmcp).
 //! - [`protocol`]: the client wire protocol, sans-IO: framing, JSON-RPC, methods, error codes.
 //! - [`snapshots`]: the snapshot files of the projection.
 
@@ -14,5 +15,6 @@ pub mod cli;
 pub mod client;
 pub mod data_dir;
 pub mod hub;
+pub mod mcp;
 pub mod protocol;
 pub mod snapshots;

@@ -5,4 +5,5 @@
 //! about time. `relay bench log` lives in `relay-log` (only `log/` may sync and map files).
 
 pub mod hub;
+pub mod mcp;
 pub mod replay;

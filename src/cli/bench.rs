@@ -10,7 +10,7 @@ use super::exit_code::ExitCode;
 /// Measure Relay's building blocks on this machine; prints figures, asserts nothing.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  relay bench log\n  relay bench log --replay-mib 256 --dir /mnt/disk/relay-bench"
+    after_help = "Examples:\n  relay bench log\n  relay bench mcp --round-trips 5000\n  relay bench log --replay-mib 256 --dir /mnt/disk/relay-bench"
 )]
 pub struct BenchArgs {
     /// Which benchmark.

@@ -8,6 +8,7 @@ pub mod exit_code;
 pub mod hub;
 pub mod inbox;
 pub mod log;
+pub mod mcp;
 pub mod output;
 pub mod peers;
 pub mod replay;
@@ -43,6 +44,8 @@ pub enum Command {
     Inbox(inbox::InboxArgs),
     /// Print every incoming message, one line each, until interrupted.
     Watch(watch::WatchArgs),
+    /// Serve the relay_* tools to an AI coding session over MCP on stdio.
+    Mcp(mcp::McpArgs),
     /// Rebuild state from the log and print events and/or state (audit).
     Replay(replay::ReplayArgs),
     /// Inspect the log: info, verify, dump, tail, repair.
@@ -68,7 +71,7 @@ impl DataDirArgs {
 
 /// Whether this command sets up its own logging (the hub logs to its data dir).
 pub fn logs_to_data_dir(cli: &Cli) -> bool {
-    matches!(cli.command, Command::Hub(_))
+    matches!(cli.command, Command::Hub(_) | Command::Mcp(_))
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -79,6 +82,7 @@ pub fn run(cli: Cli) -> exit_code::ExitCode {
         Command::Peers(args) => peers::run(args),
         Command::Inbox(args) => inbox::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Mcp(args) => mcp::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Log(args) => log::run(args),
         Command::Bench(args) => bench::run(args),

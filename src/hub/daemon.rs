@@ -132,17 +132,21 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     // The core gets a thread of its own: its commits block on the disk, and the connection
     // tasks keep reading and writing sockets on the runtime's workers meanwhile.
     let (exit_sender, exit_receiver) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new().name("relay-core".to_owned()).spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        let exit = match runtime {
-            Ok(runtime) => runtime.block_on(core.run(core_receiver, shutdown)),
-            Err(error) => {
-                tracing::error!(%error, "could not start the core's runtime");
-                CoreExit::StorageFailed
-            }
-        };
-        let _ = exit_sender.send(exit);
-    })?;
+    std::thread::Builder::new()
+        .name("relay-core".to_owned())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let exit = match runtime {
+                Ok(runtime) => runtime.block_on(core.run(core_receiver, shutdown)),
+                Err(error) => {
+                    tracing::error!(%error, "could not start the core's runtime");
+                    CoreExit::StorageFailed
+                }
+            };
+            let _ = exit_sender.send(exit);
+        })?;
     let exit = exit_receiver.await.unwrap_or(CoreExit::StorageFailed);
     listeners.abort_all();
     signals.abort();

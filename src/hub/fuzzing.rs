@@ -94,7 +94,7 @@ async fn run(dir: &std::path::Path, data: &[u8]) {
                 reply,
             });
         }
-        if b % 3 == 0 || batch.len() > 16 {
+        if b.is_multiple_of(3) || batch.len() > 16 {
             core.run_batch(std::mem::take(&mut batch));
             settle(&mut core, &mut inputs, &mut outbound).await;
         }
@@ -159,7 +159,7 @@ fn request_for(what: u8, a: u8, b: u8) -> Result<ClientRequest, RpcError> {
         ),
         3 | 4 => (
             "send",
-            json!({"to": other, "text": text, "urgent": a % 2 == 0}),
+            json!({"to": other, "text": text, "urgent": a.is_multiple_of(2)}),
         ),
         5 => ("ask", json!({"to": other, "question": text})),
         6 => ("broadcast", json!({"question": text})),
@@ -173,7 +173,7 @@ fn request_for(what: u8, a: u8, b: u8) -> Result<ClientRequest, RpcError> {
         ),
         9 => (
             "inbox",
-            json!({"limit": 1 + a % 5, "include_pushed": b % 2 == 0}),
+            json!({"limit": 1 + a % 5, "include_pushed": b.is_multiple_of(2)}),
         ),
         10 => ("rename", json!({"new_name": other})),
         11 => ("room_join", json!({"room": place})),
