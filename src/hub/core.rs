@@ -648,6 +648,14 @@ impl Core {
             .map(|identity| identity.name().to_owned())
     }
 
+    /// Current names of `identities`, in order.
+    fn names(&self, identities: impl IntoIterator<Item = IdentityId>) -> Vec<String> {
+        identities
+            .into_iter()
+            .filter_map(|identity| self.name_of(identity))
+            .collect()
+    }
+
     fn caller_name(&self, identity: IdentityId) -> Result<String, RpcError> {
         self.name_of(identity).ok_or_else(|| {
             error(
@@ -1168,11 +1176,7 @@ impl Core {
                 .into(),
             )?;
         }
-        let members = self
-            .room_members(&room)
-            .into_iter()
-            .filter_map(|member| self.name_of(member))
-            .collect();
+        let members = self.names(self.room_members(&room));
         to_value(&RoomJoinResult { room, members })
     }
 
@@ -1283,11 +1287,7 @@ impl Core {
                 release,
             );
         }
-        let members = self
-            .group_members(&group)
-            .into_iter()
-            .filter_map(|member| self.name_of(member))
-            .collect();
+        let members = self.names(self.group_members(&group));
         to_value(&GroupCreateResult { group, members })
     }
 
