@@ -22,7 +22,7 @@ use relay_replay::event::{
     ReplySent, RoomJoined, RoomLeft, RoomMessageSent,
 };
 use relay_replay::{
-    ApplyError, Event, IdentityId, RecordMeta, State, StoredMessage, apply, encode,
+    ApplyError, DeliveryState, Event, IdentityId, RecordMeta, State, StoredMessage, apply, encode,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -153,6 +153,9 @@ pub struct Core {
     probe_sender: mpsc::Sender<CoreInput>,
 }
 
+/// Prefix of the ids of messages sent with `reply` (others are `m-`, `g-`, `r-`, `s-`).
+const REPLY_ID_PREFIX: &str = "re-";
+
 fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -177,17 +180,15 @@ fn apply_error(refused: ApplyError) -> RpcError {
         ApplyError::NotGroupMember { .. }
         | ApplyError::NotRoomMember { .. }
         | ApplyError::RoomNotFound { .. } => ErrorCode::NotMember,
-        ApplyError::NotGroupAdmin { .. } | ApplyError::AdminCannotBeRemoved { .. } => {
-            ErrorCode::NotAdmin
-        }
+        ApplyError::AdminCannotBeRemoved { .. } => ErrorCode::BadArguments,
+        ApplyError::NotGroupAdmin { .. } => ErrorCode::NotAdmin,
         ApplyError::IdentitiesFull { .. }
         | ApplyError::RoomsFull { .. }
         | ApplyError::RoomFull { .. }
         | ApplyError::GroupsFull { .. }
         | ApplyError::GroupFull { .. } => ErrorCode::LimitReached,
-        ApplyError::AlreadyGroupMember { .. } | ApplyError::AskMismatch { .. } => {
-            ErrorCode::BadArguments
-        }
+        ApplyError::AlreadyGroupMember { .. } => ErrorCode::AlreadyMember,
+        ApplyError::AskMismatch { .. } => ErrorCode::BadArguments,
         _ => ErrorCode::Unexpected,
     };
     error(code, refused.to_string())
@@ -917,7 +918,9 @@ impl Core {
                 online: self.online.contains_key(&identity.id),
                 last_seen: identity.last_seen_us,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut peers = peers;
+        peers.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
         to_value(&PeersResult {
             me: self.caller_name(me)?,
             peers,
@@ -1036,7 +1039,15 @@ impl Core {
         release: &mut Release,
     ) -> Result<Value, RpcError> {
         let from = self.caller_name(me)?;
-        let answered = params.ask_id.as_str().to_owned();
+        let mut answered = params.ask_id.as_str().to_owned();
+        // A broadcast id stands for the caller's own ask of that broadcast.
+        if let Some(ask) =
+            self.state.asks().all_pending().find(|ask| {
+                ask.target == me && ask.broadcast_id.as_deref() == Some(answered.as_str())
+            })
+        {
+            answered = ask.ask_id.clone();
+        }
         // The id names a pending ask, or a message the caller received.
         let to = match self.state.pending_ask(&answered) {
             Some(ask) if ask.target == me => ask.asker,
@@ -1056,7 +1067,8 @@ impl Core {
                 }
             },
         };
-        let msg_id = format!("m-{}", self.log.next_offset());
+        // Reply ids say what they are, so the inbox can tell a reply from a threaded send.
+        let msg_id = format!("{REPLY_ID_PREFIX}{}", self.log.next_offset());
         let event = ReplySent {
             id: msg_id.clone(),
             from: from.clone(),
@@ -1083,34 +1095,53 @@ impl Core {
         })?;
         let limit = params.limit.get() as usize;
         let since = params.since_id.as_ref().map(|id| id.as_str());
-        let mut chosen = if params.include_pushed {
-            mailbox.all(since, limit)
+        let mut matching = if params.include_pushed {
+            mailbox.all(since, usize::MAX)
         } else {
-            mailbox.unread(since, limit)
+            mailbox.unread(since, usize::MAX)
         };
-        let sizes = chosen
+        let matching_count = matching.len();
+        matching.truncate(limit);
+        let sizes = matching
             .iter()
             .map(|message| message.body.len() + message.from_name.len());
-        chosen.truncate(fitting_in_a_frame(sizes));
-        let messages: Vec<InboxMessage> = chosen
+        matching.truncate(fitting_in_a_frame(sizes));
+        let messages: Vec<InboxMessage> = matching
             .iter()
             .map(|message| inbox_message(message))
             .collect();
-        let last_sequence = chosen.last().map(|message| message.sequence);
+        let remaining = (matching_count - messages.len()) as u32;
         let cursor = mailbox.cursor();
-        if let Some(up_to_sequence) = last_sequence.filter(|sequence| *sequence > cursor) {
-            self.emit(
-                MailboxCursorAdvanced {
-                    recipient,
-                    up_to_sequence,
-                }
-                .into(),
-            )?;
+        let queued: Vec<String> = matching
+            .iter()
+            .filter(|message| message.sequence > cursor && message.state == DeliveryState::Queued)
+            .map(|message| message.id.clone())
+            .collect();
+        let last_sequence = matching.last().map(|message| message.sequence);
+        if since.is_none() {
+            // Everything up to the last returned message has been seen: move the cursor.
+            if let Some(up_to_sequence) = last_sequence.filter(|sequence| *sequence > cursor) {
+                self.emit(
+                    MailboxCursorAdvanced {
+                        recipient,
+                        up_to_sequence,
+                    }
+                    .into(),
+                )?;
+            }
+        } else {
+            // After `since_id`, earlier messages were not returned: mark only the returned ones
+            // delivered, so the cursor does not pass messages the session never saw.
+            for message_id in queued {
+                self.emit(
+                    MessagePushed {
+                        recipient: recipient.clone(),
+                        message_id,
+                    }
+                    .into(),
+                )?;
+            }
         }
-        let remaining = self
-            .state
-            .mailbox(me)
-            .map_or(0, |mailbox| mailbox.unread_count()) as u32;
         to_value(&InboxResult {
             messages,
             remaining,
@@ -1140,7 +1171,7 @@ fn inbox_message(message: &StoredMessage) -> InboxMessage {
     let kind = match (&message.ask_id, &message.broadcast_id, &message.reply_to) {
         (Some(_), Some(_), _) => MessageKind::Broadcast,
         (Some(_), None, _) => MessageKind::Ask,
-        (None, _, Some(reply_to)) if reply_to.starts_with("a-") => MessageKind::Reply,
+        (None, _, Some(_)) if message.id.starts_with(REPLY_ID_PREFIX) => MessageKind::Reply,
         _ => MessageKind::Direct,
     };
     InboxMessage {
@@ -1235,10 +1266,16 @@ impl Core {
 
 /// Groups: persistent, with an admin; offline members catch up through history.
 impl Core {
+    /// The members of `group`, its admin first, then in joining order of identity.
     fn group_members(&self, group: &str) -> Vec<IdentityId> {
         self.state
             .group(group)
-            .map(|group| group.members().collect())
+            .map(|group| {
+                let admin = group.admin();
+                std::iter::once(admin)
+                    .chain(group.members().filter(|member| *member != admin))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -1393,8 +1430,9 @@ impl Core {
 
     fn group_info(&self, me: IdentityId, params: GroupInfoParams) -> Result<Value, RpcError> {
         let group = self.member_group(me, params.group.as_str())?;
-        let members = group
-            .members()
+        let members = self
+            .group_members(group.name())
+            .into_iter()
             .filter_map(|member| {
                 Some(GroupMember {
                     name: self.name_of(member)?,
@@ -1425,8 +1463,8 @@ impl Core {
             id: msg_id.clone(),
             from: from.clone(),
             body: params.text.as_str().to_owned(),
-            reply_to: None,
-            urgent: false,
+            reply_to: params.reply_to.as_ref().map(|id| id.as_str().to_owned()),
+            urgent: params.urgent,
         };
         self.emit(event.into())?;
         for member in self
@@ -1437,6 +1475,8 @@ impl Core {
             let mut push =
                 self.message_push(MessageKind::Group, &from, params.text.as_str(), &msg_id);
             push.group = Some(group.clone());
+            push.urgent = params.urgent;
+            push.reply_to = params.reply_to.as_ref().map(|id| id.as_str().to_owned());
             self.push(member, push, release);
         }
         to_value(&GroupSendResult { msg_id })
@@ -1451,7 +1491,13 @@ impl Core {
         let name = params.group.as_str().to_owned();
         let group = self.member_group(me, &name)?;
         let limit = params.limit.get() as usize;
-        let unread = group.history_for(me, limit);
+        // Unread means after the cursor and written by someone else (as `unread_count` counts).
+        let unread: Vec<_> = group
+            .history_for(me, usize::MAX)
+            .into_iter()
+            .filter(|message| message.author != Some(me))
+            .take(limit)
+            .collect();
         // Nothing new: show the recent history the member may see (read again on request).
         let mut chosen = if unread.is_empty() {
             group.visible_for(me, limit)

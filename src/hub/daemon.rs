@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
 
 use super::core::{Core, CoreConfig, CoreExit, SessionId};
-use super::limits::CORE_QUEUE_CAPACITY;
+use super::limits::{CORE_QUEUE_CAPACITY, PROBE_TIMEOUT_DEFAULT, WS_MESSAGE_BYTES_MAX};
 use super::rate::RateConfig;
 use super::session::{SessionContext, Transport, serve};
 use super::spawn::socket_path;
@@ -102,6 +102,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
         hub_id: format!("{hub_id:032x}"),
         ping_interval: config.ping_interval,
         ping_timeout: config.ping_timeout,
+        probe_timeout: PROBE_TIMEOUT_DEFAULT.min(config.ping_timeout),
         token: None,
     };
     let next_session = Arc::new(AtomicU64::new(1));
@@ -230,7 +231,6 @@ async fn accept_unix(
 }
 
 async fn accept_ws(listener: TcpListener, context: SessionContext, next_session: Arc<AtomicU64>) {
-    let frame_limit = crate::protocol::limits::FRAME_BYTES_MAX;
     // Runs until the hub stops (the task is aborted).
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -240,11 +240,11 @@ async fn accept_ws(listener: TcpListener, context: SessionContext, next_session:
         let context = context.clone();
         let session = SessionId(next_session.fetch_add(1, Ordering::Relaxed));
         tokio::spawn(async move {
-            // Frames a little over the protocol limit still arrive, so the hub can answer
-            // them with frame_too_large; far bigger ones close the connection.
+            // Messages over the protocol limit still arrive, up to WS_MESSAGE_BYTES_MAX, so the
+            // hub can answer them with frame_too_large; bigger ones close the connection.
             let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-                .max_message_size(Some(frame_limit * 2))
-                .max_frame_size(Some(frame_limit * 2));
+                .max_message_size(Some(WS_MESSAGE_BYTES_MAX))
+                .max_frame_size(Some(WS_MESSAGE_BYTES_MAX));
             match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
                 Ok(socket) => serve(Transport::WebSocket(Box::new(socket)), session, context).await,
                 Err(error) => tracing::debug!(%error, "websocket handshake failed"),

@@ -47,3 +47,9 @@ pub const WS_PORT_DEFAULT: u16 = 19736;
 
 /// How long [`super::spawn::connect_or_spawn`] waits for a spawned hub to answer.
 pub const SPAWN_WAIT: Duration = Duration::from_secs(15);
+
+/// Largest WebSocket message the hub reads at all, in bytes. Messages between the protocol's
+/// `FRAME_BYTES_MAX` and this get `frame_too_large` and the connection goes on; bigger ones
+/// close the connection (tungstenite buffers a message whole before the hub sees it).
+pub const WS_MESSAGE_BYTES_MAX: usize = 16 << 20;
+const _: () = assert!(WS_MESSAGE_BYTES_MAX > crate::protocol::limits::FRAME_BYTES_MAX);

@@ -36,6 +36,8 @@ pub struct SessionContext {
     pub ping_interval: Duration,
     /// Time a pinged client has to answer.
     pub ping_timeout: Duration,
+    /// Time a probed client (the holder of a fixed name someone else asks for) has to answer.
+    pub probe_timeout: Duration,
     /// The WebSocket token; `Some` means the first frame must authenticate with it.
     pub token: Option<String>,
 }
@@ -67,17 +69,20 @@ impl Transport {
     /// # Cancel safety
     /// Cancel safe: bytes read are kept in the decoder, and tungstenite's stream is cancel
     /// safe.
-    async fn next_frame(&mut self) -> Option<Result<String, FrameError>> {
+    async fn next_frame(&mut self) -> Option<Result<String, Unreadable>> {
         match self {
             Transport::Unix { stream, decoder } => {
                 let mut buffer = [0u8; 16 * 1024];
                 // Bounded by the connection: each pass reads bytes or ends.
                 loop {
                     if let Some(frame) = decoder.next_frame() {
-                        return Some(frame);
+                        return Some(frame.map_err(Unreadable::Frame));
                     }
                     match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return decoder.finish().into_iter().next(),
+                        Ok(0) | Err(_) => {
+                            let last = decoder.finish().into_iter().next();
+                            return last.map(|frame| frame.map_err(Unreadable::Frame));
+                        }
                         Ok(read) => decoder.push(&buffer[..read]),
                     }
                 }
@@ -85,15 +90,11 @@ impl Transport {
             Transport::WebSocket(socket) => loop {
                 match socket.next().await? {
                     Ok(Message::Text(text)) => {
-                        return Some(check_frame_len(text.as_str()).map(str::to_owned));
+                        let checked = check_frame_len(text.as_str()).map(str::to_owned);
+                        return Some(checked.map_err(Unreadable::Frame));
                     }
-                    Ok(Message::Binary(bytes)) => {
-                        return Some(match String::from_utf8(bytes.to_vec()) {
-                            Ok(text) => check_frame_len(&text).map(|_| text.clone()),
-                            Err(bad) => Err(FrameError::InvalidUtf8 {
-                                valid_up_to: bad.utf8_error().valid_up_to(),
-                            }),
-                        });
+                    Ok(Message::Binary(_)) => {
+                        return Some(Err(Unreadable::Binary));
                     }
                     Ok(Message::Close(_)) | Err(_) => return None,
                     Ok(_) => {}
@@ -122,6 +123,15 @@ impl Transport {
             }
         }
     }
+}
+
+/// A frame that cannot be read as a request.
+#[derive(Debug)]
+enum Unreadable {
+    /// Too large or not UTF-8.
+    Frame(FrameError),
+    /// A binary WebSocket frame: the protocol uses text frames only.
+    Binary,
 }
 
 fn response_frame(response: &Response) -> Vec<u8> {
@@ -154,7 +164,7 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
     // Runs until the connection ends: every pass handles one frame, push or timer.
     loop {
         let deadline = match &ping_sent {
-            Some((_, sent)) => *sent + context.ping_timeout,
+            Some((_, answer_by)) => *answer_by,
             None => last_heard + context.ping_interval,
         };
         tokio::select! {
@@ -162,9 +172,11 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
                 let Some(frame) = frame else { break };
                 last_heard = Instant::now();
                 let reply = match frame {
-                    Err(FrameError::TooLarge { bytes, limit }) => Some(error_frame(None, RpcError::new(
+                    Err(Unreadable::Binary) => Some(error_frame(None, RpcError::new(
+                        ErrorCode::BadMessage, "binary WebSocket frames are not accepted; send text frames"))),
+                    Err(Unreadable::Frame(FrameError::TooLarge { bytes, limit })) => Some(error_frame(None, RpcError::new(
                         ErrorCode::FrameTooLarge, format!("frame of {bytes} bytes exceeds {limit} bytes")))),
-                    Err(FrameError::InvalidUtf8 { valid_up_to }) => Some(error_frame(None, RpcError::new(
+                    Err(Unreadable::Frame(FrameError::InvalidUtf8 { valid_up_to })) => Some(error_frame(None, RpcError::new(
                         ErrorCode::BadMessage, format!("frame is not valid UTF-8 (byte {valid_up_to})")))),
                     Ok(line) if line.trim().is_empty() => None,
                     Ok(line) => match parse_incoming(&line) {
@@ -196,7 +208,7 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
                 };
                 if let Some(reply) = reply {
                     let mut frames = vec![reply];
-                    drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count);
+                    drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count, context.probe_timeout);
                     if transport.send(&frames).await.is_err() {
                         break;
                     }
@@ -205,10 +217,10 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
             outbound = pushes.recv() => {
                 let Some(outbound) = outbound else { break };
                 let mut frames = Vec::new();
-                if !accept_outbound(outbound, &mut frames, &mut probes, &mut ping_sent, &mut ping_count) {
+                if !accept_outbound(outbound, &mut frames, &mut probes, &mut ping_sent, &mut ping_count, context.probe_timeout) {
                     break;
                 }
-                drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count);
+                drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count, context.probe_timeout);
                 if !frames.is_empty() && transport.send(&frames).await.is_err() {
                     break;
                 }
@@ -222,7 +234,7 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
                 ping_count += 1;
                 let id = format!("hub-ping-{ping_count}");
                 frames.push(ping_frame(&id));
-                ping_sent = Some((id, Instant::now()));
+                ping_sent = Some((id, Instant::now() + context.ping_timeout));
                 if transport.send(&frames).await.is_err() {
                     break;
                 }
@@ -251,9 +263,17 @@ fn drain_pushes(
     probes: &mut Vec<oneshot::Sender<bool>>,
     ping_sent: &mut Option<(String, Instant)>,
     ping_count: &mut u64,
+    probe_timeout: Duration,
 ) {
     while let Ok(outbound) = pushes.try_recv() {
-        if !accept_outbound(outbound, frames, probes, ping_sent, ping_count) {
+        if !accept_outbound(
+            outbound,
+            frames,
+            probes,
+            ping_sent,
+            ping_count,
+            probe_timeout,
+        ) {
             return;
         }
     }
@@ -266,6 +286,7 @@ fn accept_outbound(
     probes: &mut Vec<oneshot::Sender<bool>>,
     ping_sent: &mut Option<(String, Instant)>,
     ping_count: &mut u64,
+    probe_timeout: Duration,
 ) -> bool {
     match outbound {
         Outbound::Push(push) => {
@@ -276,12 +297,16 @@ fn accept_outbound(
         }
         Outbound::Probe(answer) => {
             probes.push(answer);
-            if ping_sent.is_none() {
-                *ping_count += 1;
-                let id = format!("hub-ping-{ping_count}");
-                frames.push(ping_frame(&id));
-                // A probe waits for the probe timeout, not the tolerant idle ping timeout.
-                *ping_sent = Some((id, Instant::now()));
+            // A probe waits for the short probe timeout, not the tolerant idle ping timeout.
+            let answer_by = Instant::now() + probe_timeout;
+            match ping_sent {
+                Some((_, deadline)) => *deadline = (*deadline).min(answer_by),
+                None => {
+                    *ping_count += 1;
+                    let id = format!("hub-ping-{ping_count}");
+                    frames.push(ping_frame(&id));
+                    *ping_sent = Some((id, answer_by));
+                }
             }
             true
         }
