@@ -27,6 +27,19 @@ pub enum BenchTarget {
     Replay(ReplayBenchArgs),
     /// A real hub: durable messages per second and send->push latency.
     Hub(HubBenchArgs),
+    /// MCP channel: relay_send through relay mcp to the peer's channel push, beside the hub alone.
+    Mcp(McpBenchArgs),
+}
+
+/// Options of `relay bench mcp`.
+#[derive(Debug, Args)]
+pub struct McpBenchArgs {
+    /// Scratch directory for the hub's data dir (removed afterwards) [default: a temp dir].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Measured round trips on each side (after 100 warm-up ones).
+    #[arg(long, default_value_t = 2000)]
+    pub round_trips: u64,
 }
 
 /// Options of `relay bench hub`.
@@ -77,6 +90,18 @@ pub struct LogBenchArgs {
 /// Any failure of the benchmark's file operations.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.target {
+        BenchTarget::Mcp(args) => {
+            let dir = args.dir.unwrap_or_else(|| scratch_dir("mcp"));
+            let config = crate::bench::mcp::McpBenchConfig {
+                dir: dir.clone(),
+                round_trips: args.round_trips,
+                relay_binary: std::env::current_exe()?,
+            };
+            println!("relay bench mcp in {}", dir.display());
+            let report = crate::bench::mcp::run(&config, &mut std::io::stderr())?;
+            print!("{report}");
+            Ok(ExitCode::Success)
+        }
         BenchTarget::Hub(args) => {
             let dir = args.dir.unwrap_or_else(|| scratch_dir("hub"));
             let config = crate::bench::hub::HubBenchConfig {

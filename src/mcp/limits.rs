@@ -1,0 +1,36 @@
+//! Named limits of the MCP channel: time bounds on hub calls and reconnects, and the sizes of
+//! the queues between the hub connection and the MCP client.
+//!
+//! Each one says its unit and what happens at the limit. None of them is a wire limit: the
+//! hub's limits (text size, names, counts) live in `protocol::limits` and are checked there.
+
+use std::time::Duration;
+
+/// Longest a tool call waits for the hub's answer. Past it the tool fails with
+/// `hub_unreachable` (the hub may still carry the request out), so a stalled hub never holds
+/// the model for the client library's 30 s.
+pub const TOOL_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// First wait before reconnecting to a hub that went away; doubled after every failed attempt.
+pub const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(100);
+
+/// Longest wait between two reconnect attempts. Attempts go on for as long as `relay mcp`
+/// runs; tool calls meanwhile fail at once with `hub_unreachable`.
+pub const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(5);
+
+/// How long `git rev-parse` may take to name the branch before registration goes on without
+/// one.
+pub const GIT_BRANCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Pushes waiting to be written to the MCP client as channel notifications. When the client
+/// does not read its stdin fast enough and the queue is full, further notifications are
+/// dropped (with a warning); the messages stay reachable through `relay_inbox`.
+pub const CHANNEL_QUEUE_CAPACITY: usize = 1024;
+
+/// Messages this process received (pushed by the hub or pulled from its mailbox) that
+/// `relay_inbox` has not returned yet. Past it the oldest is forgotten here; mailbox messages
+/// among them can still be read with `relay_inbox` and `since_id`.
+pub const UNRETURNED_MESSAGES_MAX: usize = 500;
+
+const _: () = assert!(RECONNECT_DELAY_MIN.as_millis() < RECONNECT_DELAY_MAX.as_millis());
+const _: () = assert!(CHANNEL_QUEUE_CAPACITY > 0 && UNRETURNED_MESSAGES_MAX > 0);
