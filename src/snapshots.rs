@@ -84,13 +84,32 @@ pub fn write(
     state: &State,
     next_offset: u64,
 ) -> std::io::Result<PathBuf> {
+    write_encoded(
+        dir,
+        log_id,
+        next_offset,
+        &snapshot_encode(state, next_offset),
+    )
+}
+
+/// Writes snapshot bytes made by `snapshot_encode` (so a caller can encode on its own thread
+/// and leave the file work to another) and prunes older snapshots.
+///
+/// # Errors
+/// File-system failures; the previous snapshots are then untouched.
+pub fn write_encoded(
+    dir: &Path,
+    log_id: u128,
+    next_offset: u64,
+    bytes: &[u8],
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("{log_id:032x}-{next_offset:020}.snap"));
     let temporary = path.with_extension("tmp");
     {
         use std::io::Write;
         let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(&snapshot_encode(state, next_offset))?;
+        file.write_all(bytes)?;
         file.sync_all()?;
     }
     std::fs::rename(&temporary, &path)?;

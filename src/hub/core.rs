@@ -28,7 +28,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use super::limits::{BATCH_COMMANDS_MAX, SESSIONS_MAX, SNAPSHOT_INTERVAL_RECORDS};
+use super::limits::{
+    BATCH_COMMANDS_MAX, SESSIONS_MAX, SNAPSHOT_INTERVAL_MIN, SNAPSHOT_INTERVAL_RECORDS,
+};
 use super::rate::{RateConfig, TokenBucket};
 use crate::protocol::fields::ClientKind;
 use crate::protocol::methods::*;
@@ -151,6 +153,10 @@ pub struct Core {
     failed: bool,
     /// The core's own queue, for probe results that arrive after their batch.
     probe_sender: mpsc::Sender<CoreInput>,
+    /// When the last periodic snapshot was taken.
+    snapshot_taken_at: Instant,
+    /// The thread writing the last periodic snapshot, if any.
+    snapshot_writer: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Prefix of the ids of messages sent with `reply` (others are `m-`, `g-`, `r-`, `s-`).
@@ -234,6 +240,8 @@ impl Core {
             state,
             config,
             probe_sender,
+            snapshot_taken_at: Instant::now(),
+            snapshot_writer: None,
             sessions: HashMap::new(),
             online: BTreeMap::new(),
             records_since_snapshot: 0,
@@ -599,13 +607,41 @@ impl Core {
         })
     }
 
+    /// Takes a periodic snapshot once enough records and time have passed. The core only
+    /// encodes it; writing and syncing the file happen on a background thread, one at a time,
+    /// so a busy hub never stalls on snapshot I/O.
     fn maybe_snapshot(&mut self) {
-        if self.records_since_snapshot >= SNAPSHOT_INTERVAL_RECORDS {
-            self.snapshot();
+        let due = self.records_since_snapshot >= SNAPSHOT_INTERVAL_RECORDS
+            && self.snapshot_taken_at.elapsed() >= SNAPSHOT_INTERVAL_MIN;
+        let writer_busy = self
+            .snapshot_writer
+            .as_ref()
+            .is_some_and(|writer| !writer.is_finished());
+        if !due || writer_busy {
+            return;
+        }
+        self.records_since_snapshot = 0;
+        self.snapshot_taken_at = Instant::now();
+        let next_offset = self.log.next_offset();
+        let bytes = relay_replay::snapshot_encode(&self.state, next_offset);
+        let (dir, log_id) = (self.config.snapshot_dir.clone(), self.log.log_id());
+        let spawned = std::thread::Builder::new().name("relay-snapshot".to_owned()).spawn(move || {
+            match crate::snapshots::write_encoded(&dir, log_id, next_offset, &bytes) {
+                Ok(path) => tracing::info!(offset = next_offset, segment = %path.display(), "snapshot written"),
+                Err(failure) => tracing::warn!(offset = next_offset, error = %failure, "could not write a snapshot"),
+            }
+        });
+        match spawned {
+            Ok(handle) => self.snapshot_writer = Some(handle),
+            Err(failure) => tracing::warn!(error = %failure, "could not start the snapshot writer"),
         }
     }
 
+    /// Writes a snapshot on this thread (shutdown), after any background one finished.
     fn snapshot(&mut self) {
+        if let Some(writer) = self.snapshot_writer.take() {
+            let _ = writer.join();
+        }
         self.records_since_snapshot = 0;
         let next_offset = self.log.next_offset();
         match crate::snapshots::write(

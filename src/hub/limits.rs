@@ -38,8 +38,11 @@ pub const SEND_RATE_PER_SECOND_DEFAULT: u32 = 50;
 /// Default burst per session: the bucket size.
 pub const SEND_BURST_DEFAULT: u32 = 200;
 
-/// Records between two snapshots written by the core.
-pub const SNAPSHOT_INTERVAL_RECORDS: u64 = 100_000;
+/// Records between two periodic snapshots (start-up then replays at most about this many).
+pub const SNAPSHOT_INTERVAL_RECORDS: u64 = 500_000;
+
+/// Least time between two periodic snapshots, so a busy hub does not spend its time on them.
+pub const SNAPSHOT_INTERVAL_MIN: Duration = Duration::from_secs(30);
 
 /// Default loopback WebSocket port (`--ws-port 0` picks a free one and writes it to
 /// `<data dir>/ws.port`).
