@@ -109,6 +109,8 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     let (shutdown_sender, shutdown) = watch::channel(false);
     let mut listeners = tokio::task::JoinSet::new();
     listeners.spawn(accept_unix(unix, context.clone(), next_session.clone()));
+    // A port file left by an earlier hub would name a port nobody listens on.
+    let _ = std::fs::remove_file(config.data_dir.join(WS_PORT_FILE_NAME));
     if let Some(port) = config.ws_port {
         match TcpListener::bind(("127.0.0.1", port)).await {
             Ok(listener) => {
@@ -129,6 +131,20 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     }
     drop(core_sender);
     drop(context);
+    // One line for whoever started the hub by hand (a spawned hub's stderr is logs/hub.out).
+    eprintln!(
+        "relay hub: serving {} on {} ({}); logs in {}; stop with Ctrl-C or SIGTERM",
+        config.data_dir.display(),
+        socket.display(),
+        std::fs::read_to_string(config.data_dir.join(WS_PORT_FILE_NAME))
+            .ok()
+            .filter(|_| config.ws_port.is_some())
+            .map_or_else(
+                || "no websocket".to_owned(),
+                |port| format!("websocket 127.0.0.1:{}", port.trim())
+            ),
+        config.data_dir.join("logs").join("hub.log").display()
+    );
     let signals = tokio::spawn(wait_for_signal(shutdown_sender));
     // The core gets a thread of its own: its commits block on the disk, and the connection
     // tasks keep reading and writing sockets on the runtime's workers meanwhile.
