@@ -155,6 +155,8 @@ pub struct Core {
     probe_sender: mpsc::Sender<CoreInput>,
     /// When the last periodic snapshot was taken.
     snapshot_taken_at: Instant,
+    /// Timestamp of the last record appended, in microseconds since the epoch.
+    last_timestamp_us: u64,
     /// The thread writing the last periodic snapshot, if any.
     snapshot_writer: Option<std::thread::JoinHandle<()>>,
 }
@@ -235,12 +237,18 @@ impl Core {
         probe_sender: mpsc::Sender<CoreInput>,
     ) -> Result<Core, RpcError> {
         state.clear_presence();
+        let last_timestamp_us = log
+            .next_offset()
+            .checked_sub(1)
+            .and_then(|last| log.read(last).ok())
+            .map_or(0, |record| record.timestamp_us);
         let mut core = Core {
             log,
             state,
             config,
             probe_sender,
             snapshot_taken_at: Instant::now(),
+            last_timestamp_us,
             snapshot_writer: None,
             sessions: HashMap::new(),
             online: BTreeMap::new(),
@@ -563,7 +571,10 @@ impl Core {
             ));
         }
         let offset = self.log.next_offset();
-        let timestamp_us = now_us();
+        // Record timestamps never go backwards, even if the wall clock does: `--until TIME`
+        // stops at the first record stamped later.
+        let timestamp_us = now_us().max(self.last_timestamp_us);
+        self.last_timestamp_us = timestamp_us;
         let meta = RecordMeta {
             offset,
             timestamp_us,
