@@ -391,6 +391,7 @@ struct Delivery<'a> {
     broadcast_id: Option<&'a str>,
     thread: Option<&'a str>,
     urgent: bool,
+    is_reply: bool,
 }
 
 fn apply_message_sent(
@@ -408,6 +409,7 @@ fn apply_message_sent(
         broadcast_id: None,
         thread: event.thread.as_deref(),
         urgent: event.urgent,
+        is_reply: false,
     };
     deliver(state, record, from, to, &delivery);
     Ok(())
@@ -441,6 +443,7 @@ fn apply_ask_sent(
         broadcast_id: event.broadcast_id.as_deref(),
         thread: event.thread.as_deref(),
         urgent: event.urgent,
+        is_reply: false,
     };
     deliver(state, record, from, to, &delivery);
     state.asks.insert(PendingAsk {
@@ -479,6 +482,7 @@ fn apply_reply_sent(
         broadcast_id: None,
         thread: event.thread.as_deref(),
         urgent: event.urgent,
+        is_reply: true,
     };
     deliver(state, record, from, to, &delivery);
     if answers_ask {
@@ -838,6 +842,7 @@ fn deliver(
         broadcast_id: delivery.broadcast_id.map(str::to_owned),
         thread: delivery.thread.map(str::to_owned),
         urgent: delivery.urgent,
+        is_reply: delivery.is_reply,
         timestamp_us: record.timestamp_us,
         offset: record.offset,
         state: DeliveryState::Queued,
@@ -873,6 +878,16 @@ fn check_cursor(cursor: u64, last_sequence: u64, requested: u64) -> Result<(), A
     Ok(())
 }
 
+/// The group named `group`.
+fn group_mut<'a>(state: &'a mut State, group: &str) -> Result<&'a mut Group, ApplyError> {
+    state
+        .groups
+        .get_mut(group)
+        .ok_or_else(|| ApplyError::GroupNotFound {
+            group: group.to_owned(),
+        })
+}
+
 /// The group, when `actor` is its admin.
 fn group_by_admin<'a>(
     state: &'a mut State,
@@ -880,12 +895,7 @@ fn group_by_admin<'a>(
     actor: IdentityId,
     actor_name: &str,
 ) -> Result<&'a mut Group, ApplyError> {
-    let found = state
-        .groups
-        .get_mut(group)
-        .ok_or_else(|| ApplyError::GroupNotFound {
-            group: group.to_owned(),
-        })?;
+    let found = group_mut(state, group)?;
     if found.admin() != actor {
         let name = actor_name.to_owned();
         return Err(ApplyError::NotGroupAdmin {
@@ -903,12 +913,7 @@ fn group_of_member<'a>(
     member: IdentityId,
     member_name: &str,
 ) -> Result<&'a mut Group, ApplyError> {
-    let found = state
-        .groups
-        .get_mut(group)
-        .ok_or_else(|| ApplyError::GroupNotFound {
-            group: group.to_owned(),
-        })?;
+    let found = group_mut(state, group)?;
     if !found.is_member(member) {
         return Err(not_group_member(group, member_name));
     }

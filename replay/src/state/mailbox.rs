@@ -46,6 +46,9 @@ pub struct StoredMessage {
     pub thread: Option<String>,
     /// Whether the sender marked it time-sensitive.
     pub urgent: bool,
+    /// Whether it was sent as a reply (to the ask or message `reply_to` names), rather than
+    /// as a message that merely threads under `reply_to`.
+    pub is_reply: bool,
     /// Record timestamp, in microseconds since the Unix epoch.
     pub timestamp_us: u64,
     /// Offset of the record that stored it.
