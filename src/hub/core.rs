@@ -72,8 +72,19 @@ pub enum CoreInput {
         /// Whether it answered in time.
         alive: bool,
         /// The register request waiting for the outcome.
-        waiting: Box<CoreInput>,
+        waiting: Box<WaitingRegister>,
     },
+}
+
+/// A register request held while the current holder of its fixed name is probed.
+#[derive(Debug)]
+pub struct WaitingRegister {
+    /// The session asking.
+    session: SessionId,
+    /// What it asked for.
+    params: RegisterParams,
+    /// Where the result goes.
+    reply: Reply,
 }
 
 /// What the core sends to a connection.
@@ -138,7 +149,7 @@ struct Release {
     replies: Vec<(Reply, Result<Value, RpcError>)>,
     pushes: Vec<(mpsc::OwnedPermit<Outbound>, MessagePush)>,
     closes: Vec<mpsc::Sender<Outbound>>,
-    probes: Vec<(SessionId, mpsc::Sender<Outbound>, Box<CoreInput>)>,
+    probes: Vec<(SessionId, mpsc::Sender<Outbound>, Box<WaitingRegister>)>,
 }
 
 /// The core: state, log, presence.
@@ -160,9 +171,6 @@ pub struct Core {
     /// The thread writing the last periodic snapshot, if any.
     snapshot_writer: Option<std::thread::JoinHandle<()>>,
 }
-
-/// Prefix of the ids of messages sent with `reply` (others are `m-`, `g-`, `r-`, `s-`).
-const REPLY_ID_PREFIX: &str = "re-";
 
 fn now_us() -> u64 {
     SystemTime::now()
@@ -202,6 +210,8 @@ fn apply_error(refused: ApplyError) -> RpcError {
     error(code, refused.to_string())
 }
 
+/// The log's client kind for the wire's (the two enums are kept apart: one is a frozen log
+/// format, the other the protocol; exhaustive matches both ways keep them in step).
 fn event_client_kind(client: ClientKind) -> EventClientKind {
     match client {
         ClientKind::Claude => EventClientKind::Claude,
@@ -212,6 +222,22 @@ fn event_client_kind(client: ClientKind) -> EventClientKind {
         ClientKind::Gemini => EventClientKind::Gemini,
         ClientKind::Cli => EventClientKind::Cli,
     }
+}
+
+/// The wire name of the log's client kind (`claude`, `opencode`, …; an unknown kind a newer
+/// hub logged keeps its own name).
+fn client_name(client: &EventClientKind) -> String {
+    let known = match client {
+        EventClientKind::Claude => ClientKind::Claude,
+        EventClientKind::Codex => ClientKind::Codex,
+        EventClientKind::Cursor => ClientKind::Cursor,
+        EventClientKind::OpenCode => ClientKind::OpenCode,
+        EventClientKind::Copilot => ClientKind::Copilot,
+        EventClientKind::Gemini => ClientKind::Gemini,
+        EventClientKind::Cli => ClientKind::Cli,
+        EventClientKind::Other(name) => return name.clone(),
+    };
+    known.name().to_owned()
 }
 
 /// A slug of a working directory: its last component, cleaned to name characters.
@@ -416,18 +442,16 @@ impl Core {
                     }
                     self.disconnect(holder);
                 }
-                if let CoreInput::Request {
+                let WaitingRegister {
                     session,
-                    request,
+                    params,
                     reply,
-                } = *waiting
-                {
-                    if self.sessions.contains_key(&session) {
-                        self.request_or_probe(session, *request, reply, true, release);
-                    } else {
-                        let _ =
-                            reply.send(Err(error(ErrorCode::Unexpected, "the session is closed")));
-                    }
+                } = *waiting;
+                if self.sessions.contains_key(&session) {
+                    let request = ClientRequest::Register(params);
+                    self.request_or_probe(session, request, reply, true, release);
+                } else {
+                    let _ = reply.send(Err(error(ErrorCode::Unexpected, "the session is closed")));
                 }
             }
         }
@@ -451,10 +475,9 @@ impl Core {
                     outbound,
                     params,
                 } => {
-                    let request = Box::new(ClientRequest::Register(params));
-                    let waiting = CoreInput::Request {
+                    let waiting = WaitingRegister {
                         session,
-                        request,
+                        params,
                         reply,
                     };
                     release.probes.push((holder, outbound, Box::new(waiting)));
@@ -961,7 +984,7 @@ impl Core {
                 name: identity.name().to_owned(),
                 cwd: identity.cwd.clone(),
                 git_branch: identity.git_branch.clone(),
-                client: format!("{:?}", identity.client).to_lowercase(),
+                client: client_name(&identity.client),
                 online: self.online.contains_key(&identity.id),
                 last_seen: identity.last_seen_us,
             })
@@ -1114,8 +1137,7 @@ impl Core {
                 }
             },
         };
-        // Reply ids say what they are, so the inbox can tell a reply from a threaded send.
-        let msg_id = format!("{REPLY_ID_PREFIX}{}", self.log.next_offset());
+        let msg_id = format!("m-{}", self.log.next_offset());
         let event = ReplySent {
             id: msg_id.clone(),
             from: from.clone(),
@@ -1218,7 +1240,7 @@ fn inbox_message(message: &StoredMessage) -> InboxMessage {
     let kind = match (&message.ask_id, &message.broadcast_id, &message.reply_to) {
         (Some(_), Some(_), _) => MessageKind::Broadcast,
         (Some(_), None, _) => MessageKind::Ask,
-        (None, _, Some(_)) if message.id.starts_with(REPLY_ID_PREFIX) => MessageKind::Reply,
+        _ if message.is_reply => MessageKind::Reply,
         _ => MessageKind::Direct,
     };
     InboxMessage {

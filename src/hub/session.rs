@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -183,7 +182,10 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
                         Err(refused) => Some(response_frame(&refused.into_response())),
                         Ok(Incoming::Notification(_)) => None,
                         Ok(Incoming::Response(response)) => {
-                            if ping_sent.as_ref().is_some_and(|(id, _)| response.id.as_ref().map(RequestId::to_value) == Some(Value::from(id.as_str()))) {
+                            let answers_ping = ping_sent.as_ref().is_some_and(|(id, _)| {
+                                response.id == Some(RequestId::String(id.clone()))
+                            });
+                            if answers_ping {
                                 ping_sent = None;
                                 for probe in probes.drain(..) {
                                     let _ = probe.send(true);
