@@ -17,6 +17,9 @@ use crate::{Durability, LogConfig, LogReader, LogWriter, NewRecord};
 /// Payload size of the append benchmarks, in bytes.
 pub const BENCH_PAYLOAD_BYTES: usize = 256;
 
+/// Bytes one benchmark record takes in a segment (header plus payload; 256 needs no padding).
+const BENCH_RECORD_BYTES: u64 = (RECORD_HEADER_BYTES + BENCH_PAYLOAD_BYTES) as u64;
+
 /// What to measure and where.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
@@ -139,7 +142,7 @@ pub fn build_log(dir: &Path, bytes: u64) -> io::Result<u64> {
     };
     let mut log = LogWriter::open(dir, config).map_err(io::Error::other)?;
     let payload = [0x5au8; BENCH_PAYLOAD_BYTES];
-    let records = bytes / (RECORD_HEADER_BYTES + BENCH_PAYLOAD_BYTES) as u64;
+    let records = bytes / BENCH_RECORD_BYTES;
     for index in 0..records {
         log.append(&record(&payload, index))
             .map_err(io::Error::other)?;
@@ -172,8 +175,8 @@ pub fn scan(reader: &LogReader) -> io::Result<Throughput> {
 /// # Errors
 /// Any file-system or log failure.
 pub fn commit_latency(dir: &Path, commits: u64) -> io::Result<(Duration, Duration)> {
-    let figures = strict(dir, 1, commits)?;
-    Ok((figures.log_commit_p50, figures.log_commit_p99))
+    let (_, p50, p99) = strict_log(dir, 1, commits)?;
+    Ok((p50, p99))
 }
 
 fn record(payload: &[u8], index: u64) -> NewRecord<'_> {
@@ -203,7 +206,7 @@ fn append_os(dir: &Path, records: u64) -> io::Result<Throughput> {
     let elapsed = start.elapsed();
     drop(log);
     let _ = std::fs::remove_dir_all(dir);
-    let bytes = records * (RECORD_HEADER_BYTES + BENCH_PAYLOAD_BYTES) as u64;
+    let bytes = records * BENCH_RECORD_BYTES;
     Ok(Throughput {
         records,
         bytes,
@@ -213,7 +216,7 @@ fn append_os(dir: &Path, records: u64) -> io::Result<Throughput> {
 
 fn append_raw(path: &Path, records: u64) -> io::Result<Throughput> {
     let mut file = File::create(path)?;
-    let chunk = [0xa5u8; RECORD_HEADER_BYTES + BENCH_PAYLOAD_BYTES];
+    let chunk = [0xa5u8; BENCH_RECORD_BYTES as usize];
     let start = Instant::now();
     for _ in 0..records {
         file.write_all(black_box(&chunk))?;
@@ -229,11 +232,29 @@ fn append_raw(path: &Path, records: u64) -> io::Result<Throughput> {
 }
 
 fn strict(dir: &Path, batch: u64, commits: u64) -> io::Result<GroupCommitFigures> {
+    let (log, log_commit_p50, log_commit_p99) = strict_log(dir, batch, commits)?;
+    let (raw, raw_sync_p50, raw_sync_p99) = strict_raw(dir, batch, commits)?;
+    Ok(GroupCommitFigures {
+        batch,
+        log,
+        log_commit_p50,
+        log_commit_p99,
+        raw,
+        raw_sync_p50,
+        raw_sync_p99,
+    })
+}
+
+/// `commits` group commits of `batch` records each, `strict`: throughput and commit latency.
+fn strict_log(
+    dir: &Path,
+    batch: u64,
+    commits: u64,
+) -> io::Result<(Throughput, Duration, Duration)> {
     let log_dir = dir.join(format!("strict-{batch}"));
     let _ = std::fs::remove_dir_all(&log_dir);
     let mut log = LogWriter::open(&log_dir, LogConfig::default()).map_err(io::Error::other)?;
     let payload = [0x3cu8; BENCH_PAYLOAD_BYTES];
-    let record_bytes = (RECORD_HEADER_BYTES + BENCH_PAYLOAD_BYTES) as u64;
     let mut latencies = Vec::with_capacity(commits as usize);
     let start = Instant::now();
     for _ in 0..commits {
@@ -245,19 +266,27 @@ fn strict(dir: &Path, batch: u64, commits: u64) -> io::Result<GroupCommitFigures
         log.commit().map_err(io::Error::other)?;
         latencies.push(commit_start.elapsed());
     }
-    let log_throughput = Throughput {
+    let throughput = Throughput {
         records: batch * commits,
-        bytes: batch * commits * record_bytes,
+        bytes: batch * commits * BENCH_RECORD_BYTES,
         elapsed: start.elapsed(),
     };
     drop(log);
     let _ = std::fs::remove_dir_all(&log_dir);
-    let (log_commit_p50, log_commit_p99) = percentiles(&mut latencies);
+    let (p50, p99) = percentiles(&mut latencies);
+    Ok((throughput, p50, p99))
+}
 
+/// The same bytes per commit through a plain `write()` + `fdatasync` loop.
+fn strict_raw(
+    dir: &Path,
+    batch: u64,
+    commits: u64,
+) -> io::Result<(Throughput, Duration, Duration)> {
     let raw_path = dir.join(format!("strict-raw-{batch}"));
     let mut file = File::create(&raw_path)?;
-    let chunk = vec![0x3cu8; (batch * record_bytes) as usize];
-    latencies.clear();
+    let chunk = vec![0x3cu8; (batch * BENCH_RECORD_BYTES) as usize];
+    let mut latencies = Vec::with_capacity(commits as usize);
     let start = Instant::now();
     for _ in 0..commits {
         file.write_all(&chunk)?;
@@ -265,23 +294,15 @@ fn strict(dir: &Path, batch: u64, commits: u64) -> io::Result<GroupCommitFigures
         file.sync_data()?;
         latencies.push(sync_start.elapsed());
     }
-    let raw = Throughput {
+    let throughput = Throughput {
         records: batch * commits,
-        bytes: batch * commits * record_bytes,
+        bytes: batch * commits * BENCH_RECORD_BYTES,
         elapsed: start.elapsed(),
     };
     drop(file);
     std::fs::remove_file(&raw_path)?;
-    let (raw_sync_p50, raw_sync_p99) = percentiles(&mut latencies);
-    Ok(GroupCommitFigures {
-        batch,
-        log: log_throughput,
-        log_commit_p50,
-        log_commit_p99,
-        raw,
-        raw_sync_p50,
-        raw_sync_p99,
-    })
+    let (p50, p99) = percentiles(&mut latencies);
+    Ok((throughput, p50, p99))
 }
 
 fn memcpy_segments(reader: &LogReader) -> Throughput {

@@ -41,6 +41,4 @@ pub use lock::LOCK_FILE_NAME;
 pub use reader::LogReader;
 pub use segment::Record;
 pub use set::{LogIter, SegmentInfo, VerifyReport};
-pub use writer::{
-    Cut, Durability, LogConfig, LogWriter, NewRecord, RecoveryReport, durable_offset_of,
-};
+pub use writer::{Cut, Durability, LogConfig, LogWriter, NewRecord, RecoveryReport};

@@ -4,7 +4,7 @@
 //! a record being written fails its CRC and simply is not visible yet. Damage below the
 //! durable checkpoint is reported as [`Corruption`]; damage above it ends the readable log.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::checkpoint::read_checkpoint;
 use crate::error::{Corruption, OpenError, ReadError, open_io};
@@ -106,7 +106,7 @@ impl LogReader {
     }
 
     /// The log directory.
-    pub fn dir(&self) -> &PathBuf {
+    pub fn dir(&self) -> &Path {
         &self.set.dir
     }
 }

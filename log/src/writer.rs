@@ -8,7 +8,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{Checkpoint, CheckpointFile, read_checkpoint};
+use crate::checkpoint::{Checkpoint, CheckpointFile};
 use crate::error::{Corruption, DamageKind, OpenError, ReadError, WriteError, open_io, write_io};
 use crate::format::{
     CHECKSUM_KIND_CRC32, FORMAT_VERSION, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES,
@@ -970,12 +970,4 @@ fn first_log_id(files: &[(u64, PathBuf)]) -> Result<u128, OpenError> {
         }
     }
     new_log_id()
-}
-
-/// Reads a log's checkpoint without opening it (for `relay log info`).
-///
-/// # Errors
-/// File-system failures.
-pub fn durable_offset_of(dir: &Path) -> std::io::Result<Option<u64>> {
-    Ok(read_checkpoint(dir)?.map(|checkpoint| checkpoint.durable_offset))
 }

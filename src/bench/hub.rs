@@ -100,10 +100,7 @@ pub async fn run(config: &HubBenchConfig) -> anyhow::Result<HubBenchReport> {
         ),
         None => None,
     };
-    let _ = std::process::Command::new("pkill")
-        .arg("-f")
-        .arg(format!("hub --data-dir {}", data_dir.display()))
-        .status();
+    stop_hub(&data_dir);
     let _ = std::fs::remove_dir_all(&config.dir);
     Ok(HubBenchReport {
         raw_round_trip_p50,
@@ -111,6 +108,19 @@ pub async fn run(config: &HubBenchConfig) -> anyhow::Result<HubBenchReport> {
         loads,
         half_peak,
     })
+}
+
+/// Stops the benchmark's hub: SIGTERM to the pid its log lock names (it would otherwise
+/// linger until its idle timeout, on a data dir about to be removed).
+fn stop_hub(data_dir: &Path) {
+    let lock = crate::data_dir::log_dir(data_dir).join(relay_log::LOCK_FILE_NAME);
+    let pid = std::fs::read_to_string(lock)
+        .ok()
+        .and_then(|holder| holder.trim().strip_prefix("pid ")?.parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
 }
 
 fn raw_round_trip() -> std::io::Result<Duration> {
