@@ -5,6 +5,7 @@
 //!
 //! - [`bench`]: benchmarks spanning crates (`relay bench replay`).
 //! - [`cli`]: one file per subcommand; `main.rs` only dispatches.
+//! - [`clients`]: one delivery adapter and one installer per assistant.
 //! - [`data_dir`]: where a hub keeps its files.
 //! - [`mcp`]: `relay mcp`, the per-session MCP server (the only user of rmcp).
 //! - [`protocol`]: the client wire protocol, sans-IO: framing, JSON-RPC, methods, error codes.
@@ -13,6 +14,7 @@
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod clients;
 pub mod data_dir;
 pub mod hub;
 pub mod mcp;

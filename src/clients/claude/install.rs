@@ -1,0 +1,1 @@
+//! `relay install claude` and `relay uninstall claude`: wire Relay into Claude Code.

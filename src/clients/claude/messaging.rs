@@ -1,0 +1,1 @@
+//! Delivery through Claude Code's messaging socket.
