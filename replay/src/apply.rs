@@ -9,17 +9,19 @@
 
 use crate::event::codec::{DecodeError, decode};
 use crate::event::{
-    AskSent, Event, EventKind, GroupCreated, GroupCursorAdvanced, GroupDeleted, GroupLeft,
-    GroupMemberInvited, GroupMemberRemoved, GroupMessageSent, IdentityRegistered, IdentityRenamed,
-    Imported, MailboxCursorAdvanced, MessagePushed, MessageSent, PeerAcknowledged, ReplySent,
-    RoomJoined, RoomLeft,
+    AskDeadlineSet, AskExpired, AskSent, Event, EventKind, GroupCreated, GroupCursorAdvanced,
+    GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved, GroupMessageAcknowledged,
+    GroupMessageSent, IdentityRegistered, IdentityRenamed, Imported, MailboxCursorAdvanced,
+    MessageSent, MessageStatusReported, PeerAcknowledged, ReplySent,
+    RequestCompleted, RoomJoined, RoomLeft,
 };
 use crate::limits::{
-    GROUP_MEMBERS_MAX, GROUPS_MAX, IDENTITIES_MAX, PEER_HUBS_MAX, ROOM_MEMBERS_MAX, ROOMS_MAX,
+    GROUP_MEMBERS_MAX, GROUPS_MAX, IDEMPOTENCY_KEYS_MAX, IDENTITIES_MAX, PEER_HUBS_MAX,
+    ROOM_MEMBERS_MAX, ROOMS_MAX,
 };
 use crate::state::{
-    BroadcastReply, DeliveryState, Group, GroupMessage, Identity, IdentityId, MessageLocation,
-    PendingAsk, State, StoredMessage,
+    BroadcastReply, CompletedRequest, DeliveryState, Group, GroupMessage, Identity, IdentityId,
+    MessageLocation, PendingAsk, State, StoredMessage,
 };
 
 /// What the log's record header says about the event being applied.
@@ -249,6 +251,20 @@ pub enum ApplyError {
         /// The limit.
         max: usize,
     },
+    /// A deadline or expiry for an ask that is not pending.
+    #[error("ask {ask_id:?} is not pending")]
+    AskNotPending {
+        /// The ask id named.
+        ask_id: String,
+    },
+    /// An acknowledgement of a group message that is not kept.
+    #[error("group {group:?} keeps no message {message_id:?}")]
+    GroupMessageNotFound {
+        /// The group name.
+        group: String,
+        /// The message id named.
+        message_id: String,
+    },
 }
 
 /// Folds one event into `state`.
@@ -287,8 +303,18 @@ fn apply_event(state: &mut State, record: &RecordMeta, event: &Event) -> Result<
         Event::MessageSent(event) => apply_message_sent(state, record, event),
         Event::AskSent(event) => apply_ask_sent(state, record, event),
         Event::ReplySent(event) => apply_reply_sent(state, record, event),
-        Event::MessagePushed(event) => apply_message_pushed(state, event),
+        Event::MessagePushed(event) => {
+            mailbox_step(state, &event.recipient, &event.message_id, Step::Delivered)
+        }
         Event::MailboxCursorAdvanced(event) => apply_mailbox_cursor_advanced(state, event),
+        Event::MessageRead(event) => {
+            mailbox_step(state, &event.recipient, &event.message_id, Step::Read)
+        }
+        Event::MessageStatusReported(event) => apply_message_status_reported(state, event),
+        Event::AskDeadlineSet(event) => apply_ask_deadline_set(state, event),
+        Event::AskExpired(event) => apply_ask_expired(state, record, event),
+        Event::RequestCompleted(event) => apply_request_completed(state, record, event),
+        Event::GroupMessageAcknowledged(event) => apply_group_message_acknowledged(state, event),
         Event::RoomJoined(event) => apply_room_joined(state, record, event),
         Event::RoomLeft(event) => apply_room_left(state, event),
         Event::RoomMessageSent(event) => {
@@ -392,6 +418,8 @@ struct Delivery<'a> {
     thread: Option<&'a str>,
     urgent: bool,
     is_reply: bool,
+    late: bool,
+    timed_out_ask: Option<&'a str>,
 }
 
 fn apply_message_sent(
@@ -410,6 +438,8 @@ fn apply_message_sent(
         thread: event.thread.as_deref(),
         urgent: event.urgent,
         is_reply: false,
+        late: false,
+        timed_out_ask: None,
     };
     deliver(state, record, from, to, &delivery);
     Ok(())
@@ -444,6 +474,8 @@ fn apply_ask_sent(
         thread: event.thread.as_deref(),
         urgent: event.urgent,
         is_reply: false,
+        late: false,
+        timed_out_ask: None,
     };
     deliver(state, record, from, to, &delivery);
     state.asks.insert(PendingAsk {
@@ -454,6 +486,7 @@ fn apply_ask_sent(
         broadcast_id: event.broadcast_id.clone(),
         offset: record.offset,
         timestamp_us: record.timestamp_us,
+        deadline_us: None,
     });
     Ok(())
 }
@@ -473,6 +506,12 @@ fn apply_reply_sent(
         Some(_) => true,
         None => false,
     };
+    // A reply to an ask that timed out is still delivered, marked late.
+    let late = !answers_ask
+        && state
+            .asks
+            .expired(&event.reply_to)
+            .is_some_and(|ask| ask.target == from && ask.asker == to);
     let delivery = Delivery {
         id: &event.id,
         from_name: &event.from,
@@ -483,8 +522,13 @@ fn apply_reply_sent(
         thread: event.thread.as_deref(),
         urgent: event.urgent,
         is_reply: true,
+        late,
+        timed_out_ask: None,
     };
     deliver(state, record, from, to, &delivery);
+    if late {
+        state.asks.forget_expired(&event.reply_to);
+    }
     if answers_ask {
         let reply = BroadcastReply {
             from,
@@ -497,22 +541,135 @@ fn apply_reply_sent(
     Ok(())
 }
 
-fn apply_message_pushed(state: &mut State, event: &MessagePushed) -> Result<(), ApplyError> {
-    let recipient = lookup(state, &event.recipient)?;
+/// A delivery step of one stored message.
+enum Step {
+    /// The session took it.
+    Delivered,
+    /// The model has it.
+    Read,
+    /// The client refused it or let it expire: unread again.
+    Returned,
+}
+
+/// Moves one stored message of `recipient` a step.
+fn mailbox_step(
+    state: &mut State,
+    recipient: &str,
+    message_id: &str,
+    step: Step,
+) -> Result<(), ApplyError> {
+    let id = lookup(state, recipient)?;
     let not_found = || ApplyError::MessageNotFound {
-        recipient: event.recipient.clone(),
-        message_id: event.message_id.clone(),
+        recipient: recipient.to_owned(),
+        message_id: message_id.to_owned(),
     };
-    let location = state
-        .message_index
-        .get(&event.message_id)
-        .ok_or_else(not_found)?;
-    if location.recipient != recipient {
+    let location = state.message_index.get(message_id).ok_or_else(not_found)?;
+    if location.recipient != id {
         return Err(not_found());
     }
     let sequence = location.sequence;
-    let mailbox = state.mailboxes.get_mut(&recipient).ok_or_else(not_found)?;
-    mailbox.mark_pushed(sequence);
+    let mailbox = state.mailboxes.get_mut(&id).ok_or_else(not_found)?;
+    match step {
+        Step::Delivered => mailbox.mark_delivered(sequence),
+        Step::Read => mailbox.mark_read(sequence),
+        Step::Returned => mailbox.mark_returned(sequence),
+    }
+    Ok(())
+}
+
+fn apply_message_status_reported(
+    state: &mut State,
+    event: &MessageStatusReported,
+) -> Result<(), ApplyError> {
+    let step = match event.status.as_str() {
+        "refused" | "expired" => Step::Returned,
+        // `held` and words a newer hub may log change nothing; the recipient must still exist.
+        _ => {
+            lookup(state, &event.recipient)?;
+            return Ok(());
+        }
+    };
+    mailbox_step(state, &event.recipient, &event.message_id, step)
+}
+
+fn apply_ask_deadline_set(state: &mut State, event: &AskDeadlineSet) -> Result<(), ApplyError> {
+    if state.asks.pending(&event.ask_id).is_none() {
+        return Err(ApplyError::AskNotPending {
+            ask_id: event.ask_id.clone(),
+        });
+    }
+    state.asks.set_deadline(&event.ask_id, event.deadline_us);
+    Ok(())
+}
+
+fn apply_ask_expired(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &AskExpired,
+) -> Result<(), ApplyError> {
+    let Some(ask) = state.asks.pending(&event.ask_id) else {
+        return Err(ApplyError::AskNotPending {
+            ask_id: event.ask_id.clone(),
+        });
+    };
+    if state.message_index.contains_key(&event.message_id) {
+        return Err(ApplyError::DuplicateMessageId {
+            message_id: event.message_id.clone(),
+        });
+    }
+    let (asker, target) = (ask.asker, ask.target);
+    state.asks.expire(&event.ask_id);
+    let delivery = Delivery {
+        id: &event.message_id,
+        from_name: "relay",
+        body: &event.body,
+        reply_to: Some(&event.ask_id),
+        ask_id: None,
+        broadcast_id: None,
+        thread: None,
+        urgent: false,
+        is_reply: false,
+        late: false,
+        timed_out_ask: Some(&event.ask_id),
+    };
+    // The notice is about the target's silence: it stands as the sender, so a reply to it
+    // reaches the peer that was asked.
+    deliver(state, record, target, asker, &delivery);
+    Ok(())
+}
+
+fn apply_request_completed(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &RequestCompleted,
+) -> Result<(), ApplyError> {
+    let caller = lookup(state, &event.caller)?;
+    let completed = state.completed.entry(caller).or_default();
+    completed.push_back(CompletedRequest {
+        key: event.key.clone(),
+        result: event.result.clone(),
+        timestamp_us: record.timestamp_us,
+    });
+    while completed.len() > IDEMPOTENCY_KEYS_MAX {
+        completed.pop_front();
+    }
+    Ok(())
+}
+
+fn apply_group_message_acknowledged(
+    state: &mut State,
+    event: &GroupMessageAcknowledged,
+) -> Result<(), ApplyError> {
+    let member = lookup(state, &event.member)?;
+    let group = group_of_member(state, &event.group, member, &event.member)?;
+    let sequence = group
+        .message_by_id(&event.message_id)
+        .map(|message| message.sequence)
+        .ok_or_else(|| ApplyError::GroupMessageNotFound {
+            group: event.group.clone(),
+            message_id: event.message_id.clone(),
+        })?;
+    group.acknowledge(member, sequence, event.read);
     Ok(())
 }
 
@@ -846,6 +1003,8 @@ fn deliver(
         timestamp_us: record.timestamp_us,
         offset: record.offset,
         state: DeliveryState::Queued,
+        late: delivery.late,
+        timed_out_ask: delivery.timed_out_ask.map(str::to_owned),
     };
     let mailbox = state
         .mailboxes

@@ -48,6 +48,11 @@ pub fn names_of(event: &Event) -> Vec<&str> {
         Event::ReplySent(event) => vec![&event.from, &event.to],
         Event::MessagePushed(event) => vec![&event.recipient],
         Event::MailboxCursorAdvanced(event) => vec![&event.recipient],
+        Event::MessageRead(event) => vec![&event.recipient],
+        Event::MessageStatusReported(event) => vec![&event.recipient],
+        Event::RequestCompleted(event) => vec![&event.caller],
+        Event::GroupMessageAcknowledged(event) => vec![&event.member],
+        Event::AskDeadlineSet(_) | Event::AskExpired(_) => Vec::new(),
         Event::RoomJoined(event) => vec![&event.name],
         Event::RoomLeft(event) => vec![&event.name],
         Event::RoomMessageSent(event) => vec![&event.from],
@@ -75,6 +80,7 @@ pub fn group_of(event: &Event) -> Option<&str> {
         Event::GroupMessageSent(event) => Some(&event.group),
         Event::GroupCursorAdvanced(event) => Some(&event.group),
         Event::GroupDeleted(event) => Some(&event.group),
+        Event::GroupMessageAcknowledged(event) => Some(&event.group),
         _ => None,
     }
 }
@@ -101,7 +107,7 @@ pub struct MailboxSummary {
     pub former_names: Vec<String>,
     /// Messages kept in the ring.
     pub messages: usize,
-    /// Messages not yet pushed or read.
+    /// Messages not yet read (queued, or delivered to a session but not known to be read).
     pub unread: usize,
     /// Last time the identity was seen, microseconds since the epoch.
     pub last_seen_us: u64,

@@ -37,6 +37,13 @@ pub const PENDING_ASKS_MAX: usize = 4096;
 /// Broadcasts whose replies are collected. At the limit the oldest broadcast is dropped.
 pub const BROADCASTS_MAX: usize = 256;
 
+/// Asks that timed out kept so a late reply still routes back; the oldest is forgotten first.
+pub const EXPIRED_ASKS_MAX: usize = 4096;
+
+/// Idempotency keys remembered per identity (with the result each got); the oldest is
+/// forgotten first.
+pub const IDEMPOTENCY_KEYS_MAX: usize = 1024;
+
 /// Replies collected per broadcast. At the limit further replies are still delivered to the
 /// asker's mailbox but no longer listed on the broadcast.
 pub const BROADCAST_REPLIES_MAX: usize = 1024;

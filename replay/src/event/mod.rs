@@ -9,10 +9,11 @@ pub mod codec;
 pub mod v1;
 
 pub use v1::{
-    AskSent, ClientKind, GroupCreated, GroupCursorAdvanced, GroupDeleted, GroupLeft,
-    GroupMemberInvited, GroupMemberRemoved, GroupMessageSent, HubStarted, IdentityLeft,
-    IdentityRegistered, IdentityRenamed, Imported, MailboxCursorAdvanced, MessagePushed,
-    MessageSent, PeerAcknowledged, ReplySent, RoomJoined, RoomLeft, RoomMessageSent,
+    AskDeadlineSet, AskExpired, AskSent, ClientKind, GroupCreated, GroupCursorAdvanced,
+    GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved, GroupMessageAcknowledged,
+    GroupMessageSent, HubStarted, IdentityLeft, IdentityRegistered, IdentityRenamed, Imported,
+    MailboxCursorAdvanced, MessagePushed, MessageRead, MessageSent, MessageStatusReported,
+    PeerAcknowledged, ReplySent, RequestCompleted, RoomJoined, RoomLeft, RoomMessageSent,
 };
 
 /// Declares every event kind once: its variant, stable number and stable name. The enum
@@ -142,10 +143,18 @@ event_kinds! {
     AskSent = 11, "ask_sent";
     /// A reply to an ask or a message was sent.
     ReplySent = 12, "reply_sent";
-    /// A stored message was pushed to the recipient's session.
+    /// The recipient's session acknowledged taking a pushed message (delivered).
     MessagePushed = 13, "message_pushed";
     /// A mailbox's read cursor advanced.
     MailboxCursorAdvanced = 14, "mailbox_cursor_advanced";
+    /// The model behind the recipient's session has a message (read).
+    MessageRead = 15, "message_read";
+    /// The recipient's client said a message was held, refused or expired.
+    MessageStatusReported = 16, "message_status_reported";
+    /// An ask got its deadline.
+    AskDeadlineSet = 17, "ask_deadline_set";
+    /// An ask reached its deadline unanswered.
+    AskExpired = 18, "ask_expired";
     /// An identity joined a room.
     RoomJoined = 20, "room_joined";
     /// An identity left a room.
@@ -166,12 +175,16 @@ event_kinds! {
     GroupCursorAdvanced = 35, "group_cursor_advanced";
     /// A group was deleted.
     GroupDeleted = 36, "group_deleted";
+    /// A member's session took a group message (and perhaps handed it to the model).
+    GroupMessageAcknowledged = 37, "group_message_acknowledged";
     /// An event was imported from another hub.
     Imported = 40, "imported";
     /// A peer hub acknowledged our log up to an offset.
     PeerAcknowledged = 41, "peer_acknowledged";
     /// The hub started; rooms are empty again.
     HubStarted = 50, "hub_started";
+    /// A request with an idempotency key completed.
+    RequestCompleted = 60, "request_completed";
 }
 
 impl std::fmt::Display for EventKind {

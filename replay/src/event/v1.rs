@@ -158,7 +158,8 @@ pub struct ReplySent {
     pub thread: Option<String>,
 }
 
-/// A stored message was pushed to the recipient's session; the inbox no longer offers it as new.
+/// The recipient's session acknowledged a pushed message: it took it and wrote it on (delivered).
+/// The inbox offers it once more, marked as pushed, until it is read.
 ///
 /// # Frozen
 ///
@@ -397,4 +398,103 @@ pub struct HubStarted {
     pub hub_id: u128,
     /// The hub's software version, for audit.
     pub version: String,
+}
+
+/// The model behind the recipient's session has a stored message: its session handed it on
+/// through a path that reaches the model, or the model pulled it. Out of order is fine: the
+/// read cursor stays where it was.
+///
+/// # Frozen
+///
+/// Kind `message_read`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct MessageRead {
+    /// Recipient's current name.
+    pub recipient: String,
+    /// The message id read.
+    pub message_id: String,
+}
+
+/// The recipient's client reported what became of a message its session handed on: `held`
+/// (waiting for the user's approval), `refused` or `expired` (the model never got it: the
+/// message is unread again).
+///
+/// # Frozen
+///
+/// Kind `message_status_reported`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct MessageStatusReported {
+    /// Recipient's current name.
+    pub recipient: String,
+    /// The message id reported on.
+    pub message_id: String,
+    /// `held`, `refused` or `expired`; other words are kept for audit and change nothing.
+    pub status: String,
+}
+
+/// An ask gets a deadline: when it passes without a reply, the asker is told.
+///
+/// # Frozen
+///
+/// Kind `ask_deadline_set`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct AskDeadlineSet {
+    /// The pending ask.
+    pub ask_id: String,
+    /// When it ends, in microseconds since the Unix epoch.
+    pub deadline_us: u64,
+}
+
+/// An ask reached its deadline unanswered: it stops being pending (a late reply is still
+/// delivered, marked late) and the asker's mailbox gets a message of kind `timeout`.
+///
+/// # Frozen
+///
+/// Kind `ask_expired`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct AskExpired {
+    /// The ask that ended.
+    pub ask_id: String,
+    /// Hub-chosen id of the timeout message stored for the asker.
+    pub message_id: String,
+    /// The timeout message's text.
+    pub body: String,
+}
+
+/// A request carrying an idempotency key completed; a repeat of the key gets this result.
+///
+/// # Frozen
+///
+/// Kind `request_completed`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct RequestCompleted {
+    /// Caller's current name.
+    pub caller: String,
+    /// The caller's idempotency key.
+    pub key: String,
+    /// The result as it was answered (opaque to the projection: protocol JSON).
+    pub result: String,
+}
+
+/// A member's session took a group message (`read`: and handed it to the model).
+///
+/// # Frozen
+///
+/// Kind `group_message_acknowledged`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct GroupMessageAcknowledged {
+    /// Group name.
+    pub group: String,
+    /// Member's current name.
+    pub member: String,
+    /// The group message id.
+    pub message_id: String,
+    /// Whether the model has it (else only the session took it).
+    pub read: bool,
 }

@@ -6,9 +6,9 @@
 //! ([`PENDING_ASKS_MAX`]) and the oldest broadcast ([`BROADCASTS_MAX`]) are dropped first.
 
 use rkyv::{Archive, Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::limits::{BROADCAST_REPLIES_MAX, BROADCASTS_MAX, PENDING_ASKS_MAX};
+use crate::limits::{BROADCAST_REPLIES_MAX, BROADCASTS_MAX, EXPIRED_ASKS_MAX, PENDING_ASKS_MAX};
 use crate::state::IdentityId;
 
 /// An ask waiting for its reply.
@@ -28,6 +28,8 @@ pub struct PendingAsk {
     pub offset: u64,
     /// Record timestamp, in microseconds since the Unix epoch.
     pub timestamp_us: u64,
+    /// When the ask ends unanswered, in microseconds since the Unix epoch.
+    pub deadline_us: Option<u64>,
 }
 
 /// One reply to a broadcast.
@@ -80,6 +82,14 @@ pub struct Asks {
     broadcasts: BTreeMap<String, Broadcast>,
     /// Broadcast ids by the offset that created them, oldest first, for eviction.
     broadcasts_by_offset: BTreeMap<u64, String>,
+    /// Deadlines of pending asks, soonest first. Invariant: one entry per pending ask with a
+    /// deadline.
+    deadlines: BTreeSet<(u64, String)>,
+    /// Asks that timed out, by ask id. Invariant: `expired.len() <= EXPIRED_ASKS_MAX`, and
+    /// `expired_by_offset` holds exactly one entry per expired ask.
+    expired: BTreeMap<String, PendingAsk>,
+    /// Expired ask ids by the offset that created them, oldest first, for eviction.
+    expired_by_offset: BTreeMap<u64, String>,
 }
 
 impl Asks {
@@ -96,6 +106,23 @@ impl Asks {
     /// Number of pending asks.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The soonest deadline of a pending ask, and that ask's id.
+    pub fn next_deadline(&self) -> Option<(u64, &str)> {
+        self.deadlines
+            .first()
+            .map(|(deadline_us, ask_id)| (*deadline_us, ask_id.as_str()))
+    }
+
+    /// The ask with this id that timed out without a reply (kept for late replies).
+    pub fn expired(&self, ask_id: &str) -> Option<&PendingAsk> {
+        self.expired.get(ask_id)
+    }
+
+    /// Every expired ask, by ask id.
+    pub fn all_expired(&self) -> impl Iterator<Item = &PendingAsk> {
+        self.expired.values()
     }
 
     /// The broadcast with this id.
@@ -119,16 +146,60 @@ impl Asks {
             let Some((_, oldest)) = self.pending_by_offset.pop_first() else {
                 break;
             };
-            self.pending.remove(&oldest);
+            if let Some(evicted) = self.pending.remove(&oldest)
+                && let Some(deadline_us) = evicted.deadline_us
+            {
+                self.deadlines.remove(&(deadline_us, evicted.ask_id));
+            }
         }
+    }
+
+    /// Gives a pending ask its deadline (replacing an earlier one).
+    pub(crate) fn set_deadline(&mut self, ask_id: &str, deadline_us: u64) {
+        let Some(ask) = self.pending.get_mut(ask_id) else {
+            return;
+        };
+        if let Some(previous) = ask.deadline_us.replace(deadline_us) {
+            self.deadlines.remove(&(previous, ask_id.to_owned()));
+        }
+        self.deadlines.insert((deadline_us, ask_id.to_owned()));
+    }
+
+    /// Moves a pending ask to the expired asks; returns it.
+    pub(crate) fn expire(&mut self, ask_id: &str) -> Option<PendingAsk> {
+        let ask = self.take_pending(ask_id)?;
+        self.expired_by_offset.insert(ask.offset, ask.ask_id.clone());
+        self.expired.insert(ask.ask_id.clone(), ask.clone());
+        while self.expired.len() > EXPIRED_ASKS_MAX {
+            let Some((_, oldest)) = self.expired_by_offset.pop_first() else {
+                break;
+            };
+            self.expired.remove(&oldest);
+        }
+        Some(ask)
+    }
+
+    /// Forgets an expired ask (its late reply came).
+    pub(crate) fn forget_expired(&mut self, ask_id: &str) {
+        if let Some(ask) = self.expired.remove(ask_id) {
+            self.expired_by_offset.remove(&ask.offset);
+        }
+    }
+
+    fn take_pending(&mut self, ask_id: &str) -> Option<PendingAsk> {
+        let ask = self.pending.remove(ask_id)?;
+        self.pending_by_offset.remove(&ask.offset);
+        if let Some(deadline_us) = ask.deadline_us {
+            self.deadlines.remove(&(deadline_us, ask.ask_id.clone()));
+        }
+        Some(ask)
     }
 
     /// Removes the pending ask and, when it belongs to a kept broadcast, lists the reply.
     pub(crate) fn resolve(&mut self, ask_id: &str, reply: BroadcastReply) {
-        let Some(ask) = self.pending.remove(ask_id) else {
+        let Some(ask) = self.take_pending(ask_id) else {
             return;
         };
-        self.pending_by_offset.remove(&ask.offset);
         if let Some(broadcast_id) = &ask.broadcast_id
             && let Some(broadcast) = self.broadcasts.get_mut(broadcast_id)
             && broadcast.replies.len() < BROADCAST_REPLIES_MAX

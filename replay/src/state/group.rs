@@ -4,7 +4,9 @@
 //! Group messages are numbered 1, 2, 3, … per group. A member remembers the last sequence that
 //! existed when it joined and sees only later messages, so a member added later never sees
 //! earlier history. Its cursor is the highest sequence it has read; its unread count is the
-//! number of kept messages after the cursor that it did not write itself.
+//! number of kept messages after the cursor that it did not write itself and that its session
+//! did not hand to its model (a push acknowledged as read marks one message read ahead of the
+//! cursor).
 
 use rkyv::{Archive, Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -21,6 +23,22 @@ pub struct Membership {
     pub cursor: u64,
     /// Record timestamp of the join, in microseconds since the Unix epoch.
     pub joined_us: u64,
+    /// Messages after the cursor the member's session acknowledged: sequence → whether the
+    /// model has it (read) or only the session took it (delivered). Invariant: every key is
+    /// above `cursor` and names a kept message.
+    pub acknowledged: BTreeMap<u64, bool>,
+}
+
+impl Membership {
+    /// Whether the message with this sequence is read by this member.
+    pub fn is_read(&self, sequence: u64) -> bool {
+        sequence <= self.cursor || self.acknowledged.get(&sequence) == Some(&true)
+    }
+
+    /// Whether this member's session took the message but its model may not have it.
+    pub fn is_delivered_only(&self, sequence: u64) -> bool {
+        sequence > self.cursor && self.acknowledged.get(&sequence) == Some(&false)
+    }
 }
 
 /// A message in a group's ring: written by a member, or by the hub (a system message such as
@@ -125,9 +143,29 @@ impl Group {
         };
         self.messages
             .iter()
-            .filter(|message| message.sequence > membership.cursor)
+            .filter(|message| !membership.is_read(message.sequence))
             .filter(|message| message.author != Some(member))
             .count()
+    }
+
+    /// Kept messages `member` has not read and did not write, oldest first, at most `limit`.
+    pub fn unread_messages_for(&self, member: IdentityId, limit: usize) -> Vec<&GroupMessage> {
+        let Some(membership) = self.members.get(&member) else {
+            return Vec::new();
+        };
+        self.messages
+            .iter()
+            .filter(|message| !membership.is_read(message.sequence))
+            .filter(|message| message.author != Some(member))
+            .take(limit)
+            .collect()
+    }
+
+    /// The kept message with this id.
+    pub fn message_by_id(&self, id: &str) -> Option<&GroupMessage> {
+        self.messages
+            .iter()
+            .find(|message| message.id.as_deref() == Some(id))
     }
 
     /// Kept messages after `member`'s cursor (its own included, for context), oldest first, at
@@ -164,6 +202,7 @@ impl Group {
             joined_after_sequence: 0,
             cursor: 0,
             joined_us: timestamp_us,
+            acknowledged: BTreeMap::new(),
         };
         Group {
             name,
@@ -180,6 +219,7 @@ impl Group {
             joined_after_sequence: self.last_sequence,
             cursor: self.last_sequence,
             joined_us: timestamp_us,
+            acknowledged: BTreeMap::new(),
         };
         self.members.insert(member, membership);
     }
@@ -204,14 +244,33 @@ impl Group {
         self.last_sequence += 1;
         message.sequence = self.last_sequence;
         self.messages.push_back(message);
-        if self.messages.len() > GROUP_MESSAGES_MAX {
-            self.messages.pop_front();
+        if self.messages.len() > GROUP_MESSAGES_MAX
+            && let Some(evicted) = self.messages.pop_front()
+        {
+            for membership in self.members.values_mut() {
+                membership.acknowledged.remove(&evicted.sequence);
+            }
         }
     }
 
     pub(crate) fn set_cursor(&mut self, member: IdentityId, up_to_sequence: u64) {
         if let Some(membership) = self.members.get_mut(&member) {
             membership.cursor = up_to_sequence;
+            membership
+                .acknowledged
+                .retain(|sequence, _| *sequence > up_to_sequence);
+        }
+    }
+
+    /// Records that `member`'s session took the message `sequence` (`read`: and handed it to
+    /// the model). A read is never downgraded to delivered; at or below the cursor it is read
+    /// already.
+    pub(crate) fn acknowledge(&mut self, member: IdentityId, sequence: u64, read: bool) {
+        if let Some(membership) = self.members.get_mut(&member)
+            && sequence > membership.cursor
+        {
+            let entry = membership.acknowledged.entry(sequence).or_insert(false);
+            *entry |= read;
         }
     }
 }

@@ -1,9 +1,12 @@
 //! A mailbox: the ring of the last [`MAILBOX_MESSAGES_MAX`] direct messages of one identity.
 //!
 //! Each message has a sequence number (1, 2, 3, … per mailbox, never reused) and a delivery
-//! state. The read cursor is the highest sequence read. A pushed message is not offered again as
-//! new by [`Mailbox::unread`], but [`Mailbox::all`] still returns it, so anything pushed can be
-//! pulled again (clients may drop notifications).
+//! state: queued (stored), delivered (the recipient's session took it) or read (the model has
+//! it). The read cursor is the highest sequence up to which everything is read; a message after
+//! it may be read already (handed to the model by a push). [`Mailbox::unread`] offers every
+//! message that is not read, delivered ones included (a session that took a message cannot
+//! always know whether its model saw it), and [`Mailbox::all`] returns everything, so anything
+//! pushed can be pulled again.
 
 use rkyv::{Archive, Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -15,11 +18,12 @@ use crate::state::IdentityId;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
-    /// Stored, not yet delivered: the inbox offers it as new.
+    /// Stored, not yet taken by the recipient's session: the inbox offers it as new.
     Queued,
-    /// Pushed to the recipient's session; not offered as new again.
-    Pushed,
-    /// At or below the read cursor.
+    /// The recipient's session acknowledged taking it, on a path that may not reach the model:
+    /// the inbox offers it once more, marked as pushed.
+    Delivered,
+    /// The model has it: at or below the read cursor, or read on its own.
     Read,
 }
 
@@ -55,6 +59,10 @@ pub struct StoredMessage {
     pub offset: u64,
     /// Delivery state.
     pub state: DeliveryState,
+    /// For a reply: it answers an ask that had already timed out.
+    pub late: bool,
+    /// For a `timeout` message from the hub: the ask that ended unanswered.
+    pub timed_out_ask: Option<String>,
 }
 
 /// One identity's mailbox.
@@ -96,7 +104,7 @@ impl Mailbox {
         self.messages.is_empty()
     }
 
-    /// Messages after the cursor that are still queued (neither pushed nor read).
+    /// Messages that are not read (queued or delivered).
     pub fn unread_count(&self) -> usize {
         self.messages
             .iter()
@@ -111,8 +119,9 @@ impl Mailbox {
             .any(|message| Self::is_new(self.cursor, message))
     }
 
-    /// New messages (after the cursor and still queued), oldest first, at most `limit`, starting
-    /// after the message `since_id` when it is given and still kept (from the oldest otherwise).
+    /// Unread messages (after the cursor and not read: queued or delivered), oldest first, at
+    /// most `limit`, starting after the message `since_id` when it is given and still kept (from
+    /// the oldest otherwise).
     pub fn unread(&self, since_id: Option<&str>, limit: usize) -> Vec<&StoredMessage> {
         self.after(since_id)
             .filter(|message| Self::is_new(self.cursor, message))
@@ -149,15 +158,37 @@ impl Mailbox {
         }
     }
 
-    /// Marks a queued message pushed; a pushed or read one stays as it is (the push can race
-    /// with a read of the inbox).
-    pub(crate) fn mark_pushed(&mut self, sequence: u64) {
-        if let Some(index) = self.index_of(sequence)
-            && let Some(message) = self.messages.get_mut(index)
+    /// Marks a queued message delivered; a delivered or read one stays as it is (the
+    /// acknowledgement can race with a read of the inbox).
+    pub(crate) fn mark_delivered(&mut self, sequence: u64) {
+        if let Some(message) = self.message_mut(sequence)
             && message.state == DeliveryState::Queued
         {
-            message.state = DeliveryState::Pushed;
+            message.state = DeliveryState::Delivered;
         }
+    }
+
+    /// Marks one message read, wherever the cursor is.
+    pub(crate) fn mark_read(&mut self, sequence: u64) {
+        if let Some(message) = self.message_mut(sequence) {
+            message.state = DeliveryState::Read;
+        }
+    }
+
+    /// Makes a message unread again (its client refused it or let it expire), unless the
+    /// cursor has passed it: a pull read it meanwhile.
+    pub(crate) fn mark_returned(&mut self, sequence: u64) {
+        let cursor = self.cursor;
+        if let Some(message) = self.message_mut(sequence)
+            && message.sequence > cursor
+        {
+            message.state = DeliveryState::Queued;
+        }
+    }
+
+    fn message_mut(&mut self, sequence: u64) -> Option<&mut StoredMessage> {
+        let index = self.index_of(sequence)?;
+        self.messages.get_mut(index)
     }
 
     /// Moves the cursor to `up_to_sequence` and marks every message up to it read.
@@ -182,7 +213,7 @@ impl Mailbox {
     }
 
     fn is_new(cursor: u64, message: &StoredMessage) -> bool {
-        message.sequence > cursor && message.state == DeliveryState::Queued
+        message.sequence > cursor && message.state != DeliveryState::Read
     }
 
     fn after(&self, since_id: Option<&str>) -> impl Iterator<Item = &StoredMessage> {

@@ -87,6 +87,20 @@ pub struct State {
     pub(crate) asks: Asks,
     /// Federation progress.
     pub(crate) federation: Federation,
+    /// Results of requests that carried an idempotency key, per caller, oldest first.
+    /// Invariant: at most `IDEMPOTENCY_KEYS_MAX` per identity.
+    pub(crate) completed: BTreeMap<IdentityId, std::collections::VecDeque<CompletedRequest>>,
+}
+
+/// A request that carried an idempotency key, and the result it was answered with.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
+pub struct CompletedRequest {
+    /// The caller's key.
+    pub key: String,
+    /// The result as answered (protocol JSON, opaque here).
+    pub result: String,
+    /// Record timestamp, in microseconds since the Unix epoch.
+    pub timestamp_us: u64,
 }
 
 impl State {
@@ -177,6 +191,15 @@ impl State {
     /// Federation progress.
     pub fn federation(&self) -> &Federation {
         &self.federation
+    }
+
+    /// The completed request of `caller` with idempotency key `key`, if still remembered.
+    pub fn completed_request(&self, caller: IdentityId, key: &str) -> Option<&CompletedRequest> {
+        self.completed
+            .get(&caller)?
+            .iter()
+            .rev()
+            .find(|completed| completed.key == key)
     }
 
     /// Empties every room: no session is connected when the hub has just started. The hub calls

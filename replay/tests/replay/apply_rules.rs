@@ -65,12 +65,17 @@ fn reregistering_a_current_name_reuses_the_identity() {
 }
 
 #[test]
-fn pushed_message_is_not_unread_but_can_be_read_again() {
+fn delivered_message_stays_unread_until_read_and_can_be_read_again() {
     let mut log = log_with(&["alice", "bob"]);
     log.ok(send("m-1", "bob", "alice", "one"));
     log.ok(send("m-2", "bob", "alice", "two"));
+    log.ok(send("m-3", "bob", "alice", "three"));
 
     log.ok(pushed("alice", "m-1"));
+    log.ok(MessageRead {
+        recipient: "alice".into(),
+        message_id: "m-2".into(),
+    });
 
     let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
     let unread: Vec<&str> = mailbox
@@ -78,18 +83,151 @@ fn pushed_message_is_not_unread_but_can_be_read_again() {
         .iter()
         .map(|m| m.id.as_str())
         .collect();
-    assert_eq!(unread, ["m-2"]);
-    assert_eq!(mailbox.unread_count(), 1);
+    // Delivered is not read: the session took m-1, its model may not have it.
+    assert_eq!(unread, ["m-1", "m-3"]);
+    assert_eq!(mailbox.unread_count(), 2);
+    assert_eq!(mailbox.cursor(), 0, "a read out of order leaves the cursor");
     let all: Vec<&str> = mailbox
         .all(None, 10)
         .iter()
         .map(|m| m.id.as_str())
         .collect();
-    assert_eq!(all, ["m-1", "m-2"]);
+    assert_eq!(all, ["m-1", "m-2", "m-3"]);
     assert_eq!(
         mailbox.get("m-1").expect("kept").state,
-        DeliveryState::Pushed
+        DeliveryState::Delivered
     );
+    assert_eq!(mailbox.get("m-2").expect("kept").state, DeliveryState::Read);
+}
+
+#[test]
+fn refused_or_expired_message_is_unread_again_held_changes_nothing() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(send("m-1", "bob", "alice", "one"));
+    log.ok(MessageRead {
+        recipient: "alice".into(),
+        message_id: "m-1".into(),
+    });
+    let report = |status: &str| MessageStatusReported {
+        recipient: "alice".into(),
+        message_id: "m-1".into(),
+        status: status.into(),
+    };
+    log.ok(report("held"));
+    let state_of = |log: &TestLog| {
+        let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
+        mailbox.get("m-1").expect("kept").state
+    };
+    assert_eq!(state_of(&log), DeliveryState::Read);
+    log.ok(report("refused"));
+    assert_eq!(state_of(&log), DeliveryState::Queued);
+    log.ok(pushed("alice", "m-1"));
+    log.ok(report("expired"));
+    assert_eq!(state_of(&log), DeliveryState::Queued);
+    // A pull read it meanwhile: a late refusal does not make it unread again.
+    log.ok(read_mailbox("alice", 1));
+    log.ok(report("refused"));
+    assert_eq!(state_of(&log), DeliveryState::Read);
+    assert!(matches!(
+        log.reject(MessageStatusReported {
+            recipient: "alice".into(),
+            message_id: "m-9".into(),
+            status: "refused".into(),
+        }),
+        ApplyError::MessageNotFound { .. }
+    ));
+}
+
+#[test]
+fn an_ask_past_its_deadline_tells_the_asker_and_a_late_reply_is_marked() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(ask("m-1", "a-1", "alice", "bob", None));
+    log.ok(AskDeadlineSet {
+        ask_id: "a-1".into(),
+        deadline_us: 5_000,
+    });
+    assert_eq!(log.state.asks().next_deadline(), Some((5_000, "a-1")));
+    log.ok(AskExpired {
+        ask_id: "a-1".into(),
+        message_id: "t-2".into(),
+        body: "no reply".into(),
+    });
+    assert!(log.state.pending_ask("a-1").is_none());
+    assert_eq!(log.state.asks().next_deadline(), None);
+    let (recipient, notice) = log.state.message("t-2").expect("timeout stored");
+    assert_eq!(recipient, log.id("alice"));
+    assert_eq!(notice.timed_out_ask.as_deref(), Some("a-1"));
+    assert_eq!(notice.from_name, "relay");
+    // Expiring twice, or setting a deadline on it now, is refused.
+    assert!(matches!(
+        log.reject(AskExpired {
+            ask_id: "a-1".into(),
+            message_id: "t-3".into(),
+            body: "again".into(),
+        }),
+        ApplyError::AskNotPending { .. }
+    ));
+    log.ok(reply("m-4", "bob", "alice", "a-1"));
+    let (_, late) = log.state.message("m-4").expect("reply stored");
+    assert!(late.late, "a reply after the deadline is marked late");
+    assert!(log.state.asks().expired("a-1").is_none());
+}
+
+#[test]
+fn completed_requests_are_remembered_per_caller_and_bounded() {
+    let mut log = log_with(&["alice", "bob"]);
+    for index in 0..(relay_replay::limits::IDEMPOTENCY_KEYS_MAX + 1) {
+        log.ok(RequestCompleted {
+            caller: "alice".into(),
+            key: format!("k-{index}"),
+            result: format!("{{\"n\":{index}}}"),
+        });
+    }
+    let alice = log.id("alice");
+    assert!(log.state.completed_request(alice, "k-0").is_none(), "oldest forgotten");
+    let kept = log.state.completed_request(alice, "k-1").expect("kept");
+    assert_eq!(kept.result, "{\"n\":1}");
+    assert!(log.state.completed_request(log.id("bob"), "k-1").is_none());
+}
+
+#[test]
+fn group_acknowledgements_mark_messages_read_ahead_of_the_cursor() {
+    let mut log = log_with(&["alice", "bob"]);
+    log.ok(create_group("core", "alice"));
+    log.ok(invite("core", "alice", "bob"));
+    log.ok(group_send("core", "g-1", "alice", "one"));
+    log.ok(group_send("core", "g-2", "alice", "two"));
+    log.ok(group_send("core", "g-3", "alice", "three"));
+    let acknowledge = |id: &str, read: bool| GroupMessageAcknowledged {
+        group: "core".into(),
+        member: "bob".into(),
+        message_id: id.into(),
+        read,
+    };
+    log.ok(acknowledge("g-2", true));
+    log.ok(acknowledge("g-3", false));
+    let bob = log.id("bob");
+    let group = log.state.group("core").expect("group");
+    assert_eq!(group.unread_for(bob), 2, "g-1 queued and g-3 only delivered");
+    let unread: Vec<_> = group
+        .unread_messages_for(bob, 10)
+        .iter()
+        .map(|m| m.id.clone().expect("user message"))
+        .collect();
+    assert_eq!(unread, ["g-1", "g-3"]);
+    let membership = group.membership(bob).expect("member");
+    assert!(membership.is_delivered_only(3));
+    // A delivered acknowledgement never downgrades a read one.
+    log.ok(acknowledge("g-2", false));
+    let group = log.state.group("core").expect("group");
+    assert!(group.membership(bob).expect("member").is_read(2));
+    log.ok(read_group("core", "bob", 3));
+    let membership = log.state.group("core").expect("group").membership(bob).expect("member");
+    assert!(membership.acknowledged.is_empty(), "the cursor absorbs acknowledgements");
+    assert!(matches!(
+        log.reject(acknowledge("g-9", true)),
+        ApplyError::GroupMessageNotFound { .. }
+    ));
 }
 
 #[test]

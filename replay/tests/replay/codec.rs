@@ -24,6 +24,10 @@ fn kind_numbers_and_names_are_stable() {
             (12, "reply_sent"),
             (13, "message_pushed"),
             (14, "mailbox_cursor_advanced"),
+            (15, "message_read"),
+            (16, "message_status_reported"),
+            (17, "ask_deadline_set"),
+            (18, "ask_expired"),
             (20, "room_joined"),
             (21, "room_left"),
             (22, "room_message_sent"),
@@ -34,9 +38,11 @@ fn kind_numbers_and_names_are_stable() {
             (34, "group_message_sent"),
             (35, "group_cursor_advanced"),
             (36, "group_deleted"),
+            (37, "group_message_acknowledged"),
             (40, "imported"),
             (41, "peer_acknowledged"),
             (50, "hub_started"),
+            (60, "request_completed"),
         ]
     );
     for kind in EventKind::ALL {

@@ -429,6 +429,112 @@ pub(crate) fn fixtures() -> Vec<(&'static str, Event)> {
             }
             .into(),
         ),
+        (
+            "message_read_1",
+            MessageRead {
+                recipient: "alice".into(),
+                message_id: "m-41".into(),
+            }
+            .into(),
+        ),
+        (
+            "message_read_2",
+            MessageRead {
+                recipient: "web.app".into(),
+                message_id: "m-18446744073709551615".into(),
+            }
+            .into(),
+        ),
+        (
+            "message_status_reported_1",
+            MessageStatusReported {
+                recipient: "alice".into(),
+                message_id: "m-41".into(),
+                status: "held".into(),
+            }
+            .into(),
+        ),
+        (
+            "message_status_reported_2",
+            MessageStatusReported {
+                recipient: "bob".into(),
+                message_id: "m-7".into(),
+                status: "refused".into(),
+            }
+            .into(),
+        ),
+        (
+            "ask_deadline_set_1",
+            AskDeadlineSet {
+                ask_id: "a-3".into(),
+                deadline_us: 1_700_000_600_000_000,
+            }
+            .into(),
+        ),
+        (
+            "ask_deadline_set_2",
+            AskDeadlineSet {
+                ask_id: "a-18446744073709551615".into(),
+                deadline_us: u64::MAX,
+            }
+            .into(),
+        ),
+        (
+            "ask_expired_1",
+            AskExpired {
+                ask_id: "a-3".into(),
+                message_id: "t-90".into(),
+                body: "bob did not answer ask a-3 within 600 s".into(),
+            }
+            .into(),
+        ),
+        (
+            "ask_expired_2",
+            AskExpired {
+                ask_id: "a-4".into(),
+                message_id: "t-91".into(),
+                body: "<ünïcode & \"quotes\">".into(),
+            }
+            .into(),
+        ),
+        (
+            "group_message_acknowledged_1",
+            GroupMessageAcknowledged {
+                group: "core".into(),
+                member: "bob".into(),
+                message_id: "g-9".into(),
+                read: true,
+            }
+            .into(),
+        ),
+        (
+            "group_message_acknowledged_2",
+            GroupMessageAcknowledged {
+                group: "ops".into(),
+                member: "carol".into(),
+                message_id: "g-10".into(),
+                read: false,
+            }
+            .into(),
+        ),
+        (
+            "request_completed_1",
+            RequestCompleted {
+                caller: "alice".into(),
+                key: "mcp-7f3a-1".into(),
+                result: r#"{"msg_id":"m-41","status":"delivered"}"#.into(),
+            }
+            .into(),
+        ),
+        (
+            "request_completed_2",
+            RequestCompleted {
+                caller: "ci".into(),
+                key: "k".into(),
+                result: "{}".into(),
+            }
+            .into(),
+        ),
     ]
 }
 
