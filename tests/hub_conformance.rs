@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use support::{
-    FRAME_BYTES_MAX, Hub, NAME_BYTES_MAX, Session, TEXT_BYTES_MAX, Transport, expect_error,
-    hello_params, now_us, register_params, run_with_deadline,
+    FRAME_BYTES_MAX, Hub, NAME_BYTES_MAX, Session, TEXT_BYTES_MAX, Transport, acknowledged,
+    expect_error, hello_params, now_us, register_params, run_with_deadline,
 };
 
 /// Runs each named scenario as a test over the Unix socket and as one over the WebSocket.
@@ -47,6 +47,14 @@ on_both_transports!(
     peers_describe_every_other_identity,
     peers_show_the_client_kind_each_session_registered_with,
     send_to_an_online_peer_is_delivered_and_pushed,
+    a_push_never_acknowledged_is_queued_and_stays_unread,
+    a_delivered_message_returns_once_marked_pushed_a_read_one_never,
+    a_refused_message_is_unread_again_and_the_sender_hears_it,
+    a_repeated_idempotency_key_gets_the_first_result,
+    an_unanswered_ask_times_out_and_a_late_reply_is_marked,
+    a_returning_session_is_told_of_its_mail,
+    reserved_names_are_refused_at_register_and_rename,
+    a_conversation_past_its_loop_bound_is_rate_limited,
     send_to_an_offline_peer_is_queued,
     send_to_a_name_never_seen_is_peer_not_found,
     a_message_sent_while_offline_is_in_the_inbox_after_registering_again,
@@ -290,10 +298,10 @@ fn methods_before_register_are_not_registered(transport: Transport) {
 fn register_with_a_name_takes_exactly_that_name(transport: Transport) {
     let hub = Hub::start();
     let mut session = hub.greeted(transport);
-    let params = json!({ "name": "Api.v2@box", "session_name": "something else", "cwd": "/src/x", "client": "cli" });
+    let params = json!({ "name": "Api.v2_box", "session_name": "something else", "cwd": "/src/x", "client": "cli" });
     assert_eq!(
         session.call("register", params),
-        json!({ "name": "Api.v2@box" })
+        json!({ "name": "Api.v2_box" })
     );
 }
 
@@ -351,8 +359,15 @@ fn rename_carries_the_mailbox_and_peers_see_the_new_name(transport: Transport) {
         json!({ "to": "bob", "text": "hi" }),
         "peer_not_found",
     );
-    assert_eq!(send(alice, "robert", "hi robert")["status"], "delivered");
-    assert_eq!(bob.push()["text"], "hi robert");
+    let (sent, push) = acknowledged(
+        alice,
+        &mut bob,
+        "send",
+        json!({ "to": "robert", "text": "hi robert" }),
+        "read",
+    );
+    assert_eq!(sent["status"], "delivered");
+    assert_eq!(push["text"], "hi robert");
 }
 
 fn rename_to_a_known_name_is_name_taken(transport: Transport) {
@@ -452,12 +467,20 @@ fn peers_describe_every_other_identity(transport: Transport) {
 
 fn send_to_an_online_peer_is_delivered_and_pushed(transport: Transport) {
     let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
-    let sent = sessions[0].call(
+    let (alice, bob) = pair(&mut sessions);
+    let (sent, push) = acknowledged(
+        alice,
+        bob,
         "send",
         json!({ "to": "bob", "text": "the /users endpoint\nnow pages", "reply_to": "m-1", "urgent": true }),
+        "delivered",
     );
     assert_eq!(sent["status"], "delivered");
-    let push = sessions[1].push();
+    let receipt = sessions[0].receipt();
+    assert_eq!(
+        (&receipt["msg_id"], &receipt["to"], &receipt["status"]),
+        (&sent["msg_id"], &json!("bob"), &json!("delivered"))
+    );
     assert_eq!(push["kind"], "direct");
     assert_eq!(push["from"], "alice");
     assert_eq!(push["text"], "the /users endpoint\nnow pages");
@@ -469,6 +492,135 @@ fn send_to_an_online_peer_is_delivered_and_pushed(transport: Transport) {
     assert_eq!(push["group"], Value::Null);
     assert_eq!(push["origin_hub"], Value::Null);
     sessions[0].assert_no_push();
+}
+
+// A push nobody acknowledges is not a delivery: the sender hears `queued` after the wait, and
+// the message stays unread for the recipient's next pull.
+fn a_push_never_acknowledged_is_queued_and_stays_unread(transport: Transport) {
+    let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
+    let sent = send(&mut sessions[0], "bob", "are you reading?");
+    assert_eq!(sent["status"], "queued");
+    assert_eq!(sessions[1].push()["text"], "are you reading?");
+    let pulled = inbox(&mut sessions[1], json!({}));
+    assert_eq!(texts(&pulled["messages"]), ["are you reading?"]);
+    assert_eq!(pulled["messages"][0]["pushed"], false);
+    let status = sessions[0].call("status", json!({ "msg_id": sent["msg_id"] }));
+    assert_eq!(status["state"], "read");
+    assert_eq!(status["to"], "bob");
+}
+
+// Delivered-but-not-read (a channel notification) comes back once from the plain inbox,
+// marked `pushed`; read (a native push) never does.
+fn a_delivered_message_returns_once_marked_pushed_a_read_one_never(transport: Transport) {
+    let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
+    let (alice, bob) = pair(&mut sessions);
+    let (first, _) = acknowledged(alice, bob, "send", json!({ "to": "bob", "text": "one" }), "delivered");
+    let (second, _) = acknowledged(alice, bob, "send", json!({ "to": "bob", "text": "two" }), "read");
+    assert_eq!((&first["status"], &second["status"]), (&json!("delivered"), &json!("delivered")));
+    let pulled = inbox(bob, json!({}));
+    assert_eq!(texts(&pulled["messages"]), ["one"]);
+    assert_eq!(pulled["messages"][0]["pushed"], true);
+    assert_eq!(inbox(bob, json!({})), json!({ "messages": [], "remaining": 0 }));
+    let states: Vec<Value> = [&first, &second]
+        .iter()
+        .map(|sent| alice.call("status", json!({ "msg_id": sent["msg_id"] }))["state"].clone())
+        .collect();
+    assert_eq!(states, [json!("read"), json!("read")]);
+}
+
+// A refusal by the recipient's client makes the message unread again and tells the sender.
+fn a_refused_message_is_unread_again_and_the_sender_hears_it(transport: Transport) {
+    let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
+    let (alice, bob) = pair(&mut sessions);
+    let (sent, push) = acknowledged(alice, bob, "send", json!({ "to": "bob", "text": "x" }), "read");
+    bob.ack(&push, "held");
+    bob.ack(&push, "refused");
+    let statuses: Vec<Value> = (0..3).map(|_| alice.receipt()["status"].clone()).collect();
+    assert_eq!(statuses, [json!("read"), json!("held"), json!("refused")]);
+    let status = alice.call("status", json!({ "msg_id": sent["msg_id"] }));
+    assert_eq!((&status["state"], &status["reported"]), (&json!("queued"), &json!("refused")));
+    assert_eq!(texts(&inbox(bob, json!({}))["messages"]), ["x"]);
+}
+
+// A repeated idempotency key gets the first result; nothing is stored twice.
+fn a_repeated_idempotency_key_gets_the_first_result(transport: Transport) {
+    let (hub, mut sessions) = hub_with(transport, &["alice"]);
+    known_but_offline(&hub, transport, &mut sessions[0], "bob");
+    let params = json!({ "to": "bob", "text": "once", "idempotency_key": "k-1" });
+    let first = sessions[0].call("send", params.clone());
+    let again = sessions[0].call("send", params);
+    assert_eq!(first, again);
+    let other = sessions[0].call("send", json!({ "to": "bob", "text": "twice", "idempotency_key": "k-2" }));
+    assert_ne!(other["msg_id"], first["msg_id"]);
+    let mut bob = hub.join(transport, "bob");
+    assert_eq!(texts(&inbox(&mut bob, json!({}))["messages"]), ["once", "twice"]);
+}
+
+// An ask past its deadline ends: the asker gets a `timeout` naming it; a late reply still
+// arrives, marked late.
+fn an_unanswered_ask_times_out_and_a_late_reply_is_marked(transport: Transport) {
+    let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
+    let (alice, bob) = pair(&mut sessions);
+    let (asked, _) = acknowledged(
+        alice,
+        bob,
+        "ask",
+        json!({ "to": "bob", "question": "port?", "deadline_s": 1 }),
+        "read",
+    );
+    alice.receipt();
+    let timeout = alice.push();
+    assert_eq!(timeout["kind"], "timeout");
+    assert_eq!(timeout["from"], "relay");
+    assert_eq!(timeout["reply_to"], asked["ask_id"]);
+    let replied = bob.call("reply", json!({ "ask_id": asked["ask_id"], "text": "5173" }));
+    let late = alice.push();
+    assert_eq!((&late["kind"], &late["late"], &late["msg_id"]), (&json!("reply"), &json!(true), &replied["msg_id"]));
+    let pulled = inbox(alice, json!({}));
+    let kinds: Vec<&Value> = pulled["messages"].as_array().expect("messages").iter().map(|m| &m["kind"]).collect();
+    assert_eq!(kinds, [&json!("timeout"), &json!("reply")]);
+    assert_eq!(pulled["messages"][1]["late"], true);
+    alice.fail("ask", json!({ "to": "bob", "question": "q", "deadline_s": 86_401 }), "bad_args");
+}
+
+// A session that comes back to unread mail is told so through its push path.
+fn a_returning_session_is_told_of_its_mail(transport: Transport) {
+    let (hub, mut sessions) = hub_with(transport, &["alice"]);
+    known_but_offline(&hub, transport, &mut sessions[0], "bob");
+    send(&mut sessions[0], "bob", "one");
+    sessions[0].call("ask", json!({ "to": "bob", "question": "two?" }));
+    let mut bob = hub.join(transport, "bob");
+    let notice = bob.push();
+    assert_eq!((&notice["kind"], &notice["from"]), (&json!("system"), &json!("relay")));
+    let text = notice["text"].as_str().expect("text");
+    assert!(text.contains("1 unread message") && text.contains("1 unanswered ask"), "{text}");
+    let unread = bob.call("unread", json!({}));
+    assert_eq!(unread, json!({ "direct": 1, "asks": 1, "groups": {}, "total": 2 }));
+}
+
+// Names that would read as the hub or a role of the conversation are refused.
+fn reserved_names_are_refused_at_register_and_rename(transport: Transport) {
+    let hub = Hub::start();
+    for name in ["relay", "User", "system", "assistant", "me@elsewhere"] {
+        let mut session = hub.greeted(transport);
+        let params = json!({ "name": name, "cwd": "/src/x", "client": "cli" });
+        session.fail("register", params, "name_reserved");
+    }
+    let mut session = hub.greeted(transport);
+    let params = json!({ "cwd": "/home/user", "client": "cli" });
+    assert_eq!(session.call("register", params)["name"], "user-session");
+    session.fail("rename", json!({ "new_name": "relay" }), "name_reserved");
+}
+
+// Two sessions answering each other forever hit the loop guard.
+fn a_conversation_past_its_loop_bound_is_rate_limited(transport: Transport) {
+    let (hub, mut sessions) = hub_with(transport, &["alice"]);
+    known_but_offline(&hub, transport, &mut sessions[0], "bob");
+    for index in 0..100 {
+        send(&mut sessions[0], "bob", &format!("ping {index}"));
+    }
+    let error = sessions[0].fail("send", json!({ "to": "bob", "text": "one more" }), "rate_limited");
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("loop guard")), "{error}");
 }
 
 fn send_to_an_offline_peer_is_queued(transport: Transport) {
@@ -538,9 +690,9 @@ fn inbox_marks_messages_read_so_a_second_call_returns_nothing(transport: Transpo
 
 fn a_pushed_message_is_not_in_the_plain_inbox_but_is_with_include_pushed(transport: Transport) {
     let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
-    send(&mut sessions[0], "bob", "pushed");
-    assert_eq!(sessions[1].push()["text"], "pushed");
-    let bob = &mut sessions[1];
+    let (alice, bob) = pair(&mut sessions);
+    let (_, push) = acknowledged(alice, bob, "send", json!({ "to": "bob", "text": "pushed" }), "read");
+    assert_eq!(push["text"], "pushed");
     assert_eq!(
         inbox(bob, json!({})),
         json!({ "messages": [], "remaining": 0 })
@@ -593,24 +745,33 @@ fn inbox_limit_outside_1_to_100_is_bad_args(transport: Transport) {
 
 fn an_ask_is_pushed_and_its_reply_routes_back_to_the_asker(transport: Transport) {
     let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
-    let asked = sessions[0].call(
+    let (alice, bob) = pair(&mut sessions);
+    let (asked, push) = acknowledged(
+        alice,
+        bob,
         "ask",
         json!({ "to": "bob", "question": "which port does the dev server use?", "thread_id": "t-1" }),
+        "read",
     );
     assert_eq!(asked["status"], "delivered");
-    let push = sessions[1].push();
     assert_eq!(push["kind"], "ask");
     assert_eq!(push["from"], "alice");
     assert_eq!(push["text"], "which port does the dev server use?");
     assert_eq!(push["ask_id"], asked["ask_id"]);
     assert_eq!(push["msg_id"], asked["msg_id"]);
 
-    let replied = sessions[1].call(
+    let (bob, alice) = {
+        let (alice, bob) = pair(&mut sessions);
+        (bob, alice)
+    };
+    let (replied, answer) = acknowledged(
+        bob,
+        alice,
         "reply",
         json!({ "ask_id": asked["ask_id"], "text": "5173" }),
+        "read",
     );
     assert_eq!(replied["status"], "delivered");
-    let answer = sessions[0].push();
     assert_eq!(answer["kind"], "reply");
     assert_eq!(answer["from"], "bob");
     assert_eq!(answer["text"], "5173");
@@ -656,7 +817,7 @@ fn reply_to_a_received_message_id_goes_to_its_author(transport: Transport) {
         "reply",
         json!({ "ask_id": received["msg_id"], "text": "done", "urgent": true }),
     );
-    assert_eq!(replied["status"], "delivered");
+    assert_eq!(replied["status"], "queued", "alice does not acknowledge pushes here");
     let answer = sessions[0].push();
     assert_eq!(answer["kind"], "reply");
     assert_eq!(answer["from"], "bob");
@@ -1375,11 +1536,15 @@ fn a_session_that_answers_pings_stays_online(transport: Transport) {
     );
     let mut observer = hub.join(transport, "observer");
     assert_eq!(observer.peer("steady")["online"], true);
-    assert_eq!(
-        send(&mut observer, "steady", "still there")["status"],
-        "delivered"
+    let (sent, push) = acknowledged(
+        &mut observer,
+        &mut steady,
+        "send",
+        json!({ "to": "steady", "text": "still there" }),
+        "read",
     );
-    assert_eq!(steady.push()["text"], "still there");
+    assert_eq!(sent["status"], "delivered");
+    assert_eq!(push["text"], "still there");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1390,7 +1555,9 @@ fn sends_past_the_burst_are_rate_limited(transport: Transport) {
     let mut alice = hub.join(transport, "alice");
     let mut bob = hub.join(transport, "bob");
     for text in ["one", "two", "three"] {
-        send(&mut alice, "bob", text);
+        // Acknowledged at once, so no send waits out the acknowledgement (refilling the bucket).
+        let params = json!({ "to": "bob", "text": text });
+        acknowledged(&mut alice, &mut bob, "send", params, "delivered");
     }
     alice.fail(
         "send",
@@ -1648,9 +1815,9 @@ fn params_may_be_omitted_or_null(transport: Transport) {
     );
     let sent = alice.call(
         "send",
-        json!({ "to": "bob", "text": "hi", "reply_to": null }),
+        json!({ "to": "bob", "text": "hi", "reply_to": null, "idempotency_key": null }),
     );
-    assert_eq!(sent["status"], "delivered");
+    assert_eq!(sent["status"], "queued", "bob does not acknowledge pushes here");
     assert_eq!(sessions[1].push()["reply_to"], Value::Null);
 }
 
@@ -1713,7 +1880,14 @@ fn bad_input_leaves_the_hub_and_other_sessions_working(transport: Transport) {
     send(&mut sessions[1], "alice", "still here?");
     assert_eq!(sessions[0].push()["text"], "still here?");
     let mut carol = hub.join(transport, "carol");
-    assert_eq!(send(&mut carol, "bob", "me too")["status"], "delivered");
+    let (sent, _) = acknowledged(
+        &mut carol,
+        &mut sessions[1],
+        "send",
+        json!({ "to": "bob", "text": "me too" }),
+        "read",
+    );
+    assert_eq!(sent["status"], "delivered");
 }
 
 // `relay log info` reads the log next to the running hub: after a batch of requests that are
@@ -2127,4 +2301,10 @@ fn a_websocket_frame_of_several_mib_is_frame_too_large_and_the_connection_goes_o
     session.send_text(&padded_ping(3 * FRAME_BYTES_MAX));
     expect_error(&session.next_response(), &Value::Null, "frame_too_large");
     session.call("ping", json!({}));
+}
+
+/// The first two sessions, mutably at once.
+fn pair(sessions: &mut [Session]) -> (&mut Session, &mut Session) {
+    let (first, rest) = sessions.split_first_mut().expect("two sessions");
+    (first, &mut rest[0])
 }

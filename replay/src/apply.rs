@@ -542,7 +542,9 @@ fn apply_reply_sent(
 }
 
 /// A delivery step of one stored message.
-enum Step {
+enum Step<'a> {
+    /// The client reported this status (noted, changes no state).
+    Reported(&'a str),
     /// The session took it.
     Delivered,
     /// The model has it.
@@ -556,7 +558,7 @@ fn mailbox_step(
     state: &mut State,
     recipient: &str,
     message_id: &str,
-    step: Step,
+    step: Step<'_>,
 ) -> Result<(), ApplyError> {
     let id = lookup(state, recipient)?;
     let not_found = || ApplyError::MessageNotFound {
@@ -573,6 +575,7 @@ fn mailbox_step(
         Step::Delivered => mailbox.mark_delivered(sequence),
         Step::Read => mailbox.mark_read(sequence),
         Step::Returned => mailbox.mark_returned(sequence),
+        Step::Reported(status) => mailbox.note_reported(sequence, status),
     }
     Ok(())
 }
@@ -582,14 +585,15 @@ fn apply_message_status_reported(
     event: &MessageStatusReported,
 ) -> Result<(), ApplyError> {
     let step = match event.status.as_str() {
-        "refused" | "expired" => Step::Returned,
-        // `held` and words a newer hub may log change nothing; the recipient must still exist.
-        _ => {
-            lookup(state, &event.recipient)?;
-            return Ok(());
-        }
+        "refused" | "expired" => Some(Step::Returned),
+        // `held` and words a newer hub may log only note the report.
+        _ => None,
     };
-    mailbox_step(state, &event.recipient, &event.message_id, step)
+    mailbox_step(state, &event.recipient, &event.message_id, Step::Reported(&event.status))?;
+    match step {
+        Some(step) => mailbox_step(state, &event.recipient, &event.message_id, step),
+        None => Ok(()),
+    }
 }
 
 fn apply_ask_deadline_set(state: &mut State, event: &AskDeadlineSet) -> Result<(), ApplyError> {
@@ -1005,6 +1009,7 @@ fn deliver(
         state: DeliveryState::Queued,
         late: delivery.late,
         timed_out_ask: delivery.timed_out_ask.map(str::to_owned),
+        reported: None,
     };
     let mailbox = state
         .mailboxes

@@ -219,6 +219,7 @@ async fn load(
                 };
                 if client
                     .call(SendParams {
+                        idempotency_key: None,
                         to: to.clone(),
                         text,
                         reply_to: None,

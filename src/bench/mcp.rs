@@ -176,6 +176,7 @@ impl HubSide {
             .take_pushes()
             .context("invariant: a new client has its push stream")?;
         let params = SendParams {
+            idempotency_key: None,
             to: PeerName::new("bench-hub-receiver")?,
             text: MessageText::new(BENCH_TEXT)?,
             reply_to: None,

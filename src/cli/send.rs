@@ -35,6 +35,7 @@ pub struct SendArgs {
 /// Argument errors and output failures.
 pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     let params = SendParams {
+        idempotency_key: None,
         to: PeerName::new(args.to.as_str())?,
         text: MessageText::new(args.text.as_str())?,
         reply_to: args.reply_to.as_deref().map(MessageId::new).transpose()?,

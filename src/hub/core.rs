@@ -15,26 +15,18 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use relay_log::{LogWriter, NewRecord};
-use relay_replay::event::{
-    AskSent, ClientKind as EventClientKind, GroupCreated, GroupCursorAdvanced, GroupDeleted,
-    GroupLeft, GroupMemberInvited, GroupMemberRemoved, GroupMessageSent, HubStarted, IdentityLeft,
-    IdentityRegistered, IdentityRenamed, MailboxCursorAdvanced, MessagePushed, MessageSent,
-    ReplySent, RoomJoined, RoomLeft, RoomMessageSent,
-};
-use relay_replay::{
-    ApplyError, DeliveryState, Event, IdentityId, RecordMeta, State, StoredMessage, apply, encode,
-};
+use relay_replay::event::{ClientKind as EventClientKind, HubStarted, IdentityLeft};
+use relay_replay::{ApplyError, Event, IdentityId, RecordMeta, State, apply, encode};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use super::limits::{
-    BATCH_COMMANDS_MAX, SESSIONS_MAX, SNAPSHOT_INTERVAL_MIN, SNAPSHOT_INTERVAL_RECORDS,
-};
+use super::commands::delivery::{Answer, AwaitingAck, Conversation};
+use super::limits::{BATCH_COMMANDS_MAX, SNAPSHOT_INTERVAL_MIN, SNAPSHOT_INTERVAL_RECORDS};
 use super::rate::{RateConfig, TokenBucket};
 use crate::protocol::fields::ClientKind;
 use crate::protocol::methods::*;
-use crate::protocol::notification::{MessageKind, MessagePush};
+use crate::protocol::notification::{MessageKind, MessagePush, Receipt};
 use crate::protocol::{ErrorCode, RpcError};
 
 /// A connection's id, unique for the hub's lifetime.
@@ -92,6 +84,8 @@ pub struct WaitingRegister {
 pub enum Outbound {
     /// A push to write.
     Push(MessagePush),
+    /// A receipt for a message the session sent.
+    Receipt(Receipt),
     /// Ask the connection to ping its client and report whether it answers.
     Probe(oneshot::Sender<bool>),
     /// Close the connection (it was replaced by a new holder of its fixed name).
@@ -122,72 +116,80 @@ pub enum CoreExit {
     StorageFailed,
 }
 
-struct Session {
-    outbound: mpsc::Sender<Outbound>,
-    identity: Option<IdentityId>,
-    bucket: TokenBucket,
+pub(super) struct Session {
+    pub(super) outbound: mpsc::Sender<Outbound>,
+    pub(super) identity: Option<IdentityId>,
 }
 
 /// Where a request's result goes.
-type Reply = oneshot::Sender<Result<Value, RpcError>>;
+pub(super) type Reply = oneshot::Sender<Result<Value, RpcError>>;
 
 /// What a register request leads to.
-enum Registration {
+pub(in crate::hub) enum Registration {
     /// Answered (registered or refused).
     Finished(Result<Value, RpcError>),
     /// The fixed name's holder must be probed first.
     Probe {
+        /// The live-looking holder of the fixed name.
         holder: SessionId,
+        /// Where to send it the probe.
         outbound: mpsc::Sender<Outbound>,
+        /// The request waiting for the outcome.
         params: RegisterParams,
     },
 }
 
 /// Replies and pushes held until the batch is committed.
 #[derive(Default)]
-struct Release {
-    replies: Vec<(Reply, Result<Value, RpcError>)>,
-    pushes: Vec<(mpsc::OwnedPermit<Outbound>, MessagePush)>,
-    closes: Vec<mpsc::Sender<Outbound>>,
-    probes: Vec<(SessionId, mpsc::Sender<Outbound>, Box<WaitingRegister>)>,
+pub(super) struct Release {
+    pub(super) replies: Vec<(Reply, Result<Value, RpcError>)>,
+    pub(super) pushes: Vec<(mpsc::OwnedPermit<Outbound>, Outbound)>,
+    pub(super) closes: Vec<mpsc::Sender<Outbound>>,
+    pub(super) probes: Vec<(SessionId, mpsc::Sender<Outbound>, Box<WaitingRegister>)>,
 }
 
 /// The core: state, log, presence.
 pub struct Core {
-    log: LogWriter,
-    state: State,
-    config: CoreConfig,
-    sessions: HashMap<SessionId, Session>,
-    online: BTreeMap<IdentityId, SessionId>,
-    records_since_snapshot: u64,
-    appended_since_commit: bool,
-    failed: bool,
+    pub(super) log: LogWriter,
+    pub(super) state: State,
+    pub(super) config: CoreConfig,
+    pub(super) sessions: HashMap<SessionId, Session>,
+    pub(super) online: BTreeMap<IdentityId, SessionId>,
+    pub(super) records_since_snapshot: u64,
+    pub(super) appended_since_commit: bool,
+    pub(super) failed: bool,
     /// The core's own queue, for probe results that arrive after their batch.
-    probe_sender: mpsc::Sender<CoreInput>,
+    pub(super) probe_sender: mpsc::Sender<CoreInput>,
     /// When the last periodic snapshot was taken.
-    snapshot_taken_at: Instant,
+    pub(super) snapshot_taken_at: Instant,
     /// Timestamp of the last record appended, in microseconds since the epoch.
-    last_timestamp_us: u64,
+    pub(super) last_timestamp_us: u64,
     /// The thread writing the last periodic snapshot, if any.
-    snapshot_writer: Option<std::thread::JoinHandle<()>>,
+    pub(super) snapshot_writer: Option<std::thread::JoinHandle<()>>,
+    /// Send rate per identity (not per connection: reconnecting does not refill it).
+    pub(super) buckets: HashMap<IdentityId, TokenBucket>,
+    /// Sends waiting for their recipient's acknowledgement, by message id.
+    pub(super) awaiting: HashMap<String, AwaitingAck>,
+    /// The loop guard: messages per pair of identities in the current window.
+    pub(super) conversations: HashMap<(IdentityId, IdentityId), Conversation>,
 }
 
-fn now_us() -> u64 {
+pub(super) fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_micros() as u64)
 }
 
-fn error(code: ErrorCode, message: impl Into<String>) -> RpcError {
+pub(super) fn error(code: ErrorCode, message: impl Into<String>) -> RpcError {
     RpcError::new(code, message)
 }
 
-fn to_value(result: &impl Serialize) -> Result<Value, RpcError> {
+pub(super) fn to_value(result: &impl Serialize) -> Result<Value, RpcError> {
     serde_json::to_value(result).map_err(|json| error(ErrorCode::Unexpected, json.to_string()))
 }
 
 /// Maps an event the state refused to the code a client sees.
-fn apply_error(refused: ApplyError) -> RpcError {
+pub(super) fn apply_error(refused: ApplyError) -> RpcError {
     let code = match &refused {
         ApplyError::UnknownIdentity { .. } => ErrorCode::PeerNotFound,
         ApplyError::NameTaken { .. } => ErrorCode::NameTaken,
@@ -212,7 +214,7 @@ fn apply_error(refused: ApplyError) -> RpcError {
 
 /// The log's client kind for the wire's (the two enums are kept apart: one is a frozen log
 /// format, the other the protocol; exhaustive matches both ways keep them in step).
-fn event_client_kind(client: ClientKind) -> EventClientKind {
+pub(super) fn event_client_kind(client: ClientKind) -> EventClientKind {
     match client {
         ClientKind::Claude => EventClientKind::Claude,
         ClientKind::Codex => EventClientKind::Codex,
@@ -226,7 +228,7 @@ fn event_client_kind(client: ClientKind) -> EventClientKind {
 
 /// The wire name of the log's client kind (`claude`, `opencode`, …; an unknown kind a newer
 /// hub logged keeps its own name).
-fn client_name(client: &EventClientKind) -> String {
+pub(super) fn client_name(client: &EventClientKind) -> String {
     let known = match client {
         EventClientKind::Claude => ClientKind::Claude,
         EventClientKind::Codex => ClientKind::Codex,
@@ -276,6 +278,9 @@ impl Core {
             snapshot_taken_at: Instant::now(),
             last_timestamp_us,
             snapshot_writer: None,
+            buckets: HashMap::new(),
+            awaiting: HashMap::new(),
+            conversations: HashMap::new(),
             sessions: HashMap::new(),
             online: BTreeMap::new(),
             records_since_snapshot: 0,
@@ -311,20 +316,28 @@ impl Core {
                 (Some(timeout), Some(since)) => Some(since + timeout),
                 _ => None,
             };
+            let timer_deadline = self.next_timer();
             let first = tokio::select! {
-                input = inputs.recv() => input,
-                _ = shutdown.changed() => None,
+                input = inputs.recv() => match input {
+                    Some(input) => Some(input),
+                    None => {
+                        self.finish();
+                        return CoreExit::Shutdown;
+                    }
+                },
+                _ = shutdown.changed() => {
+                    self.finish();
+                    return CoreExit::Shutdown;
+                }
                 () = sleep_until(idle_deadline) => {
                     tracing::info!("no session for the idle timeout; exiting");
                     self.finish();
                     return CoreExit::Idle;
                 }
+                // A timer is due: run a batch without input, which fires it.
+                () = sleep_until(timer_deadline) => None,
             };
-            let Some(first) = first else {
-                self.finish();
-                return CoreExit::Shutdown;
-            };
-            let mut batch = vec![first];
+            let mut batch: Vec<CoreInput> = first.into_iter().collect();
             while batch.len() < BATCH_COMMANDS_MAX {
                 match inputs.try_recv() {
                     Ok(input) => batch.push(input),
@@ -347,6 +360,7 @@ impl Core {
     /// in-process fuzz harness.
     pub fn run_batch(&mut self, batch: Vec<CoreInput>) {
         let mut release = Release::default();
+        self.fire_timers(&mut release);
         for input in batch {
             self.handle(input, &mut release);
         }
@@ -362,8 +376,8 @@ impl Core {
         for (reply, result) in release.replies {
             let _ = reply.send(result);
         }
-        for (permit, push) in release.pushes {
-            permit.send(Outbound::Push(push));
+        for (permit, outbound) in release.pushes {
+            permit.send(outbound);
         }
         for outbound in release.closes {
             let _ = outbound.try_send(Outbound::Close);
@@ -405,13 +419,11 @@ impl Core {
     fn handle(&mut self, input: CoreInput, release: &mut Release) {
         match input {
             CoreInput::Connected { session, outbound } => {
-                let bucket = TokenBucket::new(self.config.rate, Instant::now());
                 self.sessions.insert(
                     session,
                     Session {
                         outbound,
                         identity: None,
-                        bucket,
                     },
                 );
             }
@@ -468,7 +480,7 @@ impl Core {
         release: &mut Release,
     ) {
         let result = match request {
-            ClientRequest::Register(params) => match self.register(session, params, probed) {
+            ClientRequest::Register(params) => match self.register(session, params, probed, release) {
                 Registration::Finished(result) => result,
                 Registration::Probe {
                     holder,
@@ -484,7 +496,13 @@ impl Core {
                     return;
                 }
             },
-            other => self.request(session, other, release),
+            other => {
+                let key = other.idempotency_key().map(|key| key.as_str().to_owned());
+                match self.request(session, other, key.as_deref(), release) {
+                    Ok(answer) => return self.answer(session, key, answer, reply, release),
+                    Err(refused) => Err(refused),
+                }
+            }
         };
         release.replies.push((reply, result));
     }
@@ -506,87 +524,79 @@ impl Core {
         }
     }
 
+    /// Runs one request of a registered session. A sending request with an idempotency key
+    /// seen before is answered with the first result (or joins it while it still waits).
     fn request(
         &mut self,
         session: SessionId,
         request: ClientRequest,
+        key: Option<&str>,
         release: &mut Release,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Answer, RpcError> {
         let me = self.caller(session)?;
+        if let Some(key) = key
+            && let Some(repeat) = self.repeated_request(me, key)?
+        {
+            return Ok(repeat);
+        }
+        let now = |value: Result<Value, RpcError>| value.map(Answer::Now);
         match request {
             ClientRequest::Register(_) => Err(error(
                 ErrorCode::AlreadyRegistered,
                 "this session is registered already",
             )),
             ClientRequest::Hello(_) | ClientRequest::Auth(_) | ClientRequest::Ping(_) => {
-                to_value(&EmptyResult {})
+                now(to_value(&EmptyResult {}))
             }
-            ClientRequest::Rename(params) => self.rename(me, params),
-            ClientRequest::Peers(_) => self.peers(me),
+            ClientRequest::Rename(params) => now(self.rename(me, params)),
+            ClientRequest::Peers(_) => now(self.peers(me)),
             ClientRequest::Send(params) => {
-                self.take_token(session, 1)?;
+                self.take_token(me, 1)?;
                 self.send(me, params, release)
             }
             ClientRequest::Ask(params) => {
-                self.take_token(session, 1)?;
+                self.take_token(me, 1)?;
                 self.ask(me, params, release)
             }
             ClientRequest::Broadcast(params) => {
                 let peers = self.online.len().max(1) as u32;
-                self.take_token(session, peers.min(self.config.rate.burst))?;
-                self.broadcast(me, params, release)
+                self.take_token(me, peers.min(self.config.rate.burst))?;
+                now(self.broadcast(me, params, release))
             }
             ClientRequest::Reply(params) => {
-                self.take_token(session, 1)?;
+                self.take_token(me, 1)?;
                 self.reply(me, params, release)
             }
-            ClientRequest::Inbox(params) => self.inbox(me, params),
-            ClientRequest::RoomJoin(params) => self.room_join(me, params),
-            ClientRequest::RoomLeave(params) => {
-                let name = self.caller_name(me)?;
-                self.emit(
-                    RoomLeft {
-                        room: params.room.as_str().to_owned(),
-                        name,
-                    }
-                    .into(),
-                )?;
-                to_value(&EmptyResult {})
-            }
+            ClientRequest::Inbox(params) => now(self.inbox(me, params)),
+            ClientRequest::RoomJoin(params) => now(self.room_join(me, params)),
+            ClientRequest::RoomLeave(params) => now(self.room_leave(me, params)),
             ClientRequest::RoomPost(params) => {
-                self.take_token(session, 1)?;
-                self.room_post(me, params, release)
+                self.take_token(me, 1)?;
+                now(self.room_post(me, params, release))
             }
-            ClientRequest::Rooms(_) => self.rooms(),
-            ClientRequest::GroupCreate(params) => self.group_create(me, params, release),
-            ClientRequest::GroupInvite(params) => self.group_invite(me, params, release),
-            ClientRequest::GroupRemove(params) => self.group_remove(me, params, release),
-            ClientRequest::GroupLeave(params) => {
-                let member = self.caller_name(me)?;
-                self.emit(
-                    GroupLeft {
-                        group: params.group.as_str().to_owned(),
-                        member,
-                    }
-                    .into(),
-                )?;
-                to_value(&EmptyResult {})
-            }
-            ClientRequest::GroupDelete(params) => self.group_delete(me, params, release),
-            ClientRequest::GroupInfo(params) => self.group_info(me, params),
+            ClientRequest::Rooms(_) => now(self.rooms()),
+            ClientRequest::GroupCreate(params) => now(self.group_create(me, params, release)),
+            ClientRequest::GroupInvite(params) => now(self.group_invite(me, params, release)),
+            ClientRequest::GroupRemove(params) => now(self.group_remove(me, params, release)),
+            ClientRequest::GroupLeave(params) => now(self.group_leave(me, params)),
+            ClientRequest::GroupDelete(params) => now(self.group_delete(me, params, release)),
+            ClientRequest::GroupInfo(params) => now(self.group_info(me, params)),
             ClientRequest::GroupSend(params) => {
-                self.take_token(session, 1)?;
-                self.group_send(me, params, release)
+                self.take_token(me, 1)?;
+                now(self.group_send(me, params, release))
             }
-            ClientRequest::GroupHistory(params) => self.group_history(me, params),
-            ClientRequest::GroupList(_) => self.group_list(me),
+            ClientRequest::GroupHistory(params) => now(self.group_history(me, params)),
+            ClientRequest::GroupList(_) => now(self.group_list(me)),
+            ClientRequest::Ack(params) => now(self.ack(me, params, release)),
+            ClientRequest::Status(params) => now(self.status(me, params)),
+            ClientRequest::Unread(_) => now(self.unread(me)),
         }
     }
 
     /// Validates `event` by applying it to the state (which changes nothing when it refuses),
     /// then appends it. An append failure after a successful apply leaves the state ahead of
     /// the log: the core stops.
-    fn emit(&mut self, event: Event) -> Result<u64, RpcError> {
+    pub(super) fn emit(&mut self, event: Event) -> Result<u64, RpcError> {
         if self.failed {
             return Err(error(
                 ErrorCode::StorageError,
@@ -706,28 +716,28 @@ impl Core {
         self.snapshot();
     }
 
-    fn caller(&self, session: SessionId) -> Result<IdentityId, RpcError> {
+    pub(super) fn caller(&self, session: SessionId) -> Result<IdentityId, RpcError> {
         self.sessions
             .get(&session)
             .and_then(|session| session.identity)
             .ok_or_else(|| error(ErrorCode::NotRegistered, "register first"))
     }
 
-    fn name_of(&self, identity: IdentityId) -> Option<String> {
+    pub(super) fn name_of(&self, identity: IdentityId) -> Option<String> {
         self.state
             .identity(identity)
             .map(|identity| identity.name().to_owned())
     }
 
     /// Current names of `identities`, in order.
-    fn names(&self, identities: impl IntoIterator<Item = IdentityId>) -> Vec<String> {
+    pub(super) fn names(&self, identities: impl IntoIterator<Item = IdentityId>) -> Vec<String> {
         identities
             .into_iter()
             .filter_map(|identity| self.name_of(identity))
             .collect()
     }
 
-    fn caller_name(&self, identity: IdentityId) -> Result<String, RpcError> {
+    pub(super) fn caller_name(&self, identity: IdentityId) -> Result<String, RpcError> {
         self.name_of(identity).ok_or_else(|| {
             error(
                 ErrorCode::Unexpected,
@@ -736,7 +746,7 @@ impl Core {
         })
     }
 
-    fn identity_named(&self, name: &str) -> Result<IdentityId, RpcError> {
+    pub(super) fn identity_named(&self, name: &str) -> Result<IdentityId, RpcError> {
         self.state
             .identity_by_name(name)
             .map(|identity| identity.id)
@@ -748,11 +758,15 @@ impl Core {
             })
     }
 
-    fn take_token(&mut self, session: SessionId, cost: u32) -> Result<(), RpcError> {
-        let Some(session) = self.sessions.get_mut(&session) else {
-            return Ok(());
-        };
-        session.bucket.take(cost, Instant::now()).map_err(|wait| {
+    /// Takes `cost` from `identity`'s send bucket, or says when to retry.
+    pub(super) fn take_token(&mut self, identity: IdentityId, cost: u32) -> Result<(), RpcError> {
+        let now = Instant::now();
+        let rate = self.config.rate;
+        let bucket = self
+            .buckets
+            .entry(identity)
+            .or_insert_with(|| TokenBucket::new(rate, now));
+        bucket.take(cost, now).map_err(|wait| {
             error(
                 ErrorCode::RateLimited,
                 format!(
@@ -765,7 +779,7 @@ impl Core {
     }
 
     /// Reserves a place in `identity`'s session queue if it is online and keeps up.
-    fn reserve_push(&self, identity: IdentityId) -> Option<mpsc::OwnedPermit<Outbound>> {
+    pub(super) fn reserve_push(&self, identity: IdentityId) -> Option<mpsc::OwnedPermit<Outbound>> {
         let session = self.online.get(&identity)?;
         self.sessions
             .get(session)?
@@ -775,42 +789,38 @@ impl Core {
             .ok()
     }
 
-    fn push(&self, identity: IdentityId, push: MessagePush, release: &mut Release) -> bool {
+    /// Queues `outbound` for `identity`'s session, released after the commit; `false` when it
+    /// is offline or its queue is full.
+    pub(super) fn push(&self, identity: IdentityId, outbound: Outbound, release: &mut Release) -> bool {
         match self.reserve_push(identity) {
             Some(permit) => {
-                release.pushes.push((permit, push));
+                release.pushes.push((permit, outbound));
                 true
             }
             None => false,
         }
     }
 
-    /// Stores a direct message (any kind) and pushes it if the recipient is online.
-    fn deliver(
+    /// Stores a direct message (any kind) and pushes it if the recipient is online. Returns
+    /// whether a push went out: the message is delivered only when the recipient's session
+    /// acknowledges it (`ack`), never because a push was queued.
+    pub(super) fn deliver(
         &mut self,
         to: IdentityId,
         event: Event,
         push: MessagePush,
         release: &mut Release,
-    ) -> Result<DeliveryStatus, RpcError> {
+    ) -> Result<bool, RpcError> {
         let permit = self.reserve_push(to);
         self.emit(event)?;
         let Some(permit) = permit else {
-            return Ok(DeliveryStatus::Queued);
+            return Ok(false);
         };
-        let recipient = self.caller_name(to)?;
-        self.emit(
-            MessagePushed {
-                recipient,
-                message_id: push.msg_id.clone(),
-            }
-            .into(),
-        )?;
-        release.pushes.push((permit, push));
-        Ok(DeliveryStatus::Delivered)
+        release.pushes.push((permit, Outbound::Push(push)));
+        Ok(true)
     }
 
-    fn message_push(&self, kind: MessageKind, from: &str, text: &str, msg_id: &str) -> MessagePush {
+    pub(super) fn message_push(&self, kind: MessageKind, from: &str, text: &str, msg_id: &str) -> MessagePush {
         MessagePush {
             kind,
             from: from.to_owned(),
@@ -823,10 +833,11 @@ impl Core {
             urgent: false,
             ts: now_us(),
             origin_hub: None,
+            late: false,
         }
     }
 
-    fn notice(
+    pub(super) fn notice(
         &self,
         identity: IdentityId,
         text: String,
@@ -840,797 +851,7 @@ impl Core {
             &format!("s-{}", self.log.next_offset()),
         );
         push.group = group.map(str::to_owned);
-        self.push(identity, push, release);
+        self.push(identity, Outbound::Push(push), release);
     }
 }
 
-/// Registration, naming and presence.
-impl Core {
-    fn register(
-        &mut self,
-        session: SessionId,
-        params: RegisterParams,
-        probed: bool,
-    ) -> Registration {
-        match self.register_checked(session, params, probed) {
-            Ok(registration) => registration,
-            Err(refused) => Registration::Finished(Err(refused)),
-        }
-    }
-
-    fn register_checked(
-        &mut self,
-        session: SessionId,
-        params: RegisterParams,
-        probed: bool,
-    ) -> Result<Registration, RpcError> {
-        if self.caller(session).is_ok() {
-            return Err(error(
-                ErrorCode::AlreadyRegistered,
-                "this session is registered already",
-            ));
-        }
-        if self.online.len() >= SESSIONS_MAX {
-            return Err(error(
-                ErrorCode::LimitReached,
-                format!("{SESSIONS_MAX} sessions are connected"),
-            ));
-        }
-        let name = match &params.name {
-            Some(fixed) => {
-                let fixed = fixed.as_str().to_owned();
-                let holder = self
-                    .state
-                    .identity_by_name(&fixed)
-                    .and_then(|identity| self.online.get(&identity.id))
-                    .copied();
-                if let Some(holder) = holder {
-                    // A fixed identity is never suffixed: probe the holder, replace it if dead.
-                    if probed {
-                        return Err(error(
-                            ErrorCode::NameTaken,
-                            format!("{fixed:?} is held by a live session"),
-                        ));
-                    }
-                    let outbound = self
-                        .sessions
-                        .get(&holder)
-                        .map(|holder| holder.outbound.clone())
-                        .ok_or_else(|| {
-                            error(
-                                ErrorCode::Unexpected,
-                                "invariant: online sessions are connected",
-                            )
-                        })?;
-                    return Ok(Registration::Probe {
-                        holder,
-                        outbound,
-                        params,
-                    });
-                }
-                fixed
-            }
-            None => {
-                let base = params
-                    .session_name
-                    .as_ref()
-                    .and_then(|session_name| {
-                        crate::protocol::fields::PeerName::sanitized(session_name.as_str())
-                    })
-                    .map_or_else(
-                        || directory_slug(params.cwd.as_str()),
-                        |name| name.as_str().to_owned(),
-                    );
-                self.free_name(&base)
-            }
-        };
-        let registered = IdentityRegistered {
-            name: name.clone(),
-            cwd: params.cwd.as_str().to_owned(),
-            git_branch: params
-                .git_branch
-                .as_ref()
-                .map(|branch| branch.as_str().to_owned()),
-            client: event_client_kind(params.client),
-        };
-        self.emit(registered.into())?;
-        let identity = self.identity_named(&name)?;
-        if let Some(entry) = self.sessions.get_mut(&session) {
-            entry.identity = Some(identity);
-        }
-        self.online.insert(identity, session);
-        tracing::debug!(session_id = session.0, "registered");
-        Ok(Registration::Finished(to_value(&RegisterResult { name })))
-    }
-
-    /// `base`, or `base-2`, `base-3` … : the first that no online session holds.
-    fn free_name(&self, base: &str) -> String {
-        let taken = |name: &str| {
-            self.state
-                .identity_by_name(name)
-                .is_some_and(|identity| self.online.contains_key(&identity.id))
-        };
-        if !taken(base) {
-            return base.to_owned();
-        }
-        // Bounded: at most SESSIONS_MAX names can be online.
-        (2..=SESSIONS_MAX + 2)
-            .map(|suffix| format!("{base}-{suffix}"))
-            .find(|name| !taken(name))
-            .unwrap_or_else(|| format!("{base}-{}", self.log.next_offset()))
-    }
-
-    fn rename(&mut self, me: IdentityId, params: RenameParams) -> Result<Value, RpcError> {
-        let old_name = self.caller_name(me)?;
-        let new_name = params.new_name.as_str().to_owned();
-        if new_name != old_name {
-            self.emit(
-                IdentityRenamed {
-                    old_name,
-                    new_name: new_name.clone(),
-                }
-                .into(),
-            )?;
-        }
-        to_value(&RenameResult { name: new_name })
-    }
-
-    fn peers(&self, me: IdentityId) -> Result<Value, RpcError> {
-        let peers = self
-            .state
-            .identities()
-            .filter(|identity| identity.id != me)
-            .map(|identity| PeerInfo {
-                name: identity.name().to_owned(),
-                cwd: identity.cwd.clone(),
-                git_branch: identity.git_branch.clone(),
-                client: client_name(&identity.client),
-                online: self.online.contains_key(&identity.id),
-                last_seen: identity.last_seen_us,
-            })
-            .collect::<Vec<_>>();
-        let mut peers = peers;
-        peers.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
-        to_value(&PeersResult {
-            me: self.caller_name(me)?,
-            peers,
-        })
-    }
-}
-
-/// Direct messages, asks, broadcasts, replies and the inbox.
-impl Core {
-    fn send(
-        &mut self,
-        me: IdentityId,
-        params: SendParams,
-        release: &mut Release,
-    ) -> Result<Value, RpcError> {
-        let from = self.caller_name(me)?;
-        let to = self.identity_named(params.to.as_str())?;
-        let msg_id = format!("m-{}", self.log.next_offset());
-        let event = MessageSent {
-            id: msg_id.clone(),
-            from: from.clone(),
-            to: params.to.as_str().to_owned(),
-            body: params.text.as_str().to_owned(),
-            reply_to: params.reply_to.as_ref().map(|id| id.as_str().to_owned()),
-            urgent: params.urgent,
-            thread: None,
-        };
-        let mut push = self.message_push(MessageKind::Direct, &from, params.text.as_str(), &msg_id);
-        push.reply_to = params.reply_to.as_ref().map(|id| id.as_str().to_owned());
-        push.urgent = params.urgent;
-        let status = self.deliver(to, event.into(), push, release)?;
-        to_value(&SendResult { msg_id, status })
-    }
-
-    fn ask(
-        &mut self,
-        me: IdentityId,
-        params: AskParams,
-        release: &mut Release,
-    ) -> Result<Value, RpcError> {
-        let from = self.caller_name(me)?;
-        let to = self.identity_named(params.to.as_str())?;
-        let offset = self.log.next_offset();
-        let (msg_id, ask_id) = (format!("m-{offset}"), format!("a-{offset}"));
-        let event = AskSent {
-            id: msg_id.clone(),
-            ask_id: ask_id.clone(),
-            from: from.clone(),
-            to: params.to.as_str().to_owned(),
-            body: params.question.as_str().to_owned(),
-            broadcast_id: None,
-            urgent: params.urgent,
-            thread: params
-                .thread_id
-                .as_ref()
-                .map(|thread| thread.as_str().to_owned()),
-        };
-        let mut push =
-            self.message_push(MessageKind::Ask, &from, params.question.as_str(), &msg_id);
-        push.ask_id = Some(ask_id.clone());
-        push.urgent = params.urgent;
-        let status = self.deliver(to, event.into(), push, release)?;
-        to_value(&AskResult {
-            ask_id,
-            msg_id,
-            status,
-        })
-    }
-
-    fn broadcast(
-        &mut self,
-        me: IdentityId,
-        params: BroadcastParams,
-        release: &mut Release,
-    ) -> Result<Value, RpcError> {
-        let from = self.caller_name(me)?;
-        let broadcast_id = format!("b-{}", self.log.next_offset());
-        let targets: Vec<IdentityId> = self
-            .online
-            .keys()
-            .copied()
-            .filter(|target| !(params.exclude_self && *target == me))
-            .collect();
-        for target in &targets {
-            let offset = self.log.next_offset();
-            let (msg_id, ask_id) = (format!("m-{offset}"), format!("a-{offset}"));
-            let event = AskSent {
-                id: msg_id.clone(),
-                ask_id: ask_id.clone(),
-                from: from.clone(),
-                to: self.caller_name(*target)?,
-                body: params.question.as_str().to_owned(),
-                broadcast_id: Some(broadcast_id.clone()),
-                urgent: false,
-                thread: None,
-            };
-            let mut push = self.message_push(
-                MessageKind::Broadcast,
-                &from,
-                params.question.as_str(),
-                &msg_id,
-            );
-            push.ask_id = Some(ask_id);
-            self.deliver(*target, event.into(), push, release)?;
-        }
-        to_value(&BroadcastResult {
-            broadcast_id,
-            peer_count: targets.len() as u32,
-        })
-    }
-
-    fn reply(
-        &mut self,
-        me: IdentityId,
-        params: ReplyParams,
-        release: &mut Release,
-    ) -> Result<Value, RpcError> {
-        let from = self.caller_name(me)?;
-        let mut answered = params.ask_id.as_str().to_owned();
-        // A broadcast id stands for the caller's own ask of that broadcast.
-        if let Some(ask) =
-            self.state.asks().all_pending().find(|ask| {
-                ask.target == me && ask.broadcast_id.as_deref() == Some(answered.as_str())
-            })
-        {
-            answered = ask.ask_id.clone();
-        }
-        // The id names a pending ask, or a message the caller received.
-        let to = match self.state.pending_ask(&answered) {
-            Some(ask) if ask.target == me => ask.asker,
-            Some(_) => {
-                return Err(error(
-                    ErrorCode::AskNotFound,
-                    format!("ask {answered:?} was not addressed to you"),
-                ));
-            }
-            None => match self.state.message(&answered) {
-                Some((recipient, message)) if recipient == me => message.from,
-                _ => {
-                    return Err(error(
-                        ErrorCode::AskNotFound,
-                        format!("no pending ask or message of yours has id {answered:?}"),
-                    ));
-                }
-            },
-        };
-        let msg_id = format!("m-{}", self.log.next_offset());
-        let event = ReplySent {
-            id: msg_id.clone(),
-            from: from.clone(),
-            to: self.caller_name(to)?,
-            body: params.text.as_str().to_owned(),
-            reply_to: answered.clone(),
-            urgent: params.urgent,
-            thread: None,
-        };
-        let mut push = self.message_push(MessageKind::Reply, &from, params.text.as_str(), &msg_id);
-        push.reply_to = Some(answered);
-        push.urgent = params.urgent;
-        let status = self.deliver(to, event.into(), push, release)?;
-        to_value(&ReplyResult { msg_id, status })
-    }
-
-    fn inbox(&mut self, me: IdentityId, params: InboxParams) -> Result<Value, RpcError> {
-        let recipient = self.caller_name(me)?;
-        let mailbox = self.state.mailbox(me).ok_or_else(|| {
-            error(
-                ErrorCode::Unexpected,
-                "invariant: every identity has a mailbox",
-            )
-        })?;
-        let limit = params.limit.get() as usize;
-        let since = params.since_id.as_ref().map(|id| id.as_str());
-        let mut matching = if params.include_pushed {
-            mailbox.all(since, usize::MAX)
-        } else {
-            mailbox.unread(since, usize::MAX)
-        };
-        let matching_count = matching.len();
-        matching.truncate(limit);
-        let sizes = matching
-            .iter()
-            .map(|message| message.body.len() + message.from_name.len());
-        matching.truncate(fitting_in_a_frame(sizes));
-        let messages: Vec<InboxMessage> = matching
-            .iter()
-            .map(|message| inbox_message(message))
-            .collect();
-        let remaining = (matching_count - messages.len()) as u32;
-        let cursor = mailbox.cursor();
-        let queued: Vec<String> = matching
-            .iter()
-            .filter(|message| message.sequence > cursor && message.state == DeliveryState::Queued)
-            .map(|message| message.id.clone())
-            .collect();
-        let last_sequence = matching.last().map(|message| message.sequence);
-        if since.is_none() {
-            // Everything up to the last returned message has been seen: move the cursor.
-            if let Some(up_to_sequence) = last_sequence.filter(|sequence| *sequence > cursor) {
-                self.emit(
-                    MailboxCursorAdvanced {
-                        recipient,
-                        up_to_sequence,
-                    }
-                    .into(),
-                )?;
-            }
-        } else {
-            // After `since_id`, earlier messages were not returned: mark only the returned ones
-            // delivered, so the cursor does not pass messages the session never saw.
-            for message_id in queued {
-                self.emit(
-                    MessagePushed {
-                        recipient: recipient.clone(),
-                        message_id,
-                    }
-                    .into(),
-                )?;
-            }
-        }
-        to_value(&InboxResult {
-            messages,
-            remaining,
-        })
-    }
-}
-
-/// How many of these messages (their text sizes, in order) fit in one response frame, at
-/// least one: every byte may be escaped six-fold in JSON, plus a fixed envelope per message.
-fn fitting_in_a_frame(sizes: impl Iterator<Item = usize>) -> usize {
-    use crate::protocol::limits::{FRAME_BYTES_MAX, JSON_ESCAPE_EXPANSION_MAX};
-    const MESSAGE_ENVELOPE_BYTES: usize = 1024;
-    let budget = FRAME_BYTES_MAX - 4 * MESSAGE_ENVELOPE_BYTES;
-    let mut used = 0;
-    let mut count = 0;
-    for size in sizes {
-        used += size * JSON_ESCAPE_EXPANSION_MAX + MESSAGE_ENVELOPE_BYTES;
-        if used > budget && count > 0 {
-            break;
-        }
-        count += 1;
-    }
-    count
-}
-
-fn inbox_message(message: &StoredMessage) -> InboxMessage {
-    let kind = match (&message.ask_id, &message.broadcast_id, &message.reply_to) {
-        (Some(_), Some(_), _) => MessageKind::Broadcast,
-        (Some(_), None, _) => MessageKind::Ask,
-        _ if message.is_reply => MessageKind::Reply,
-        _ => MessageKind::Direct,
-    };
-    InboxMessage {
-        msg_id: message.id.clone(),
-        kind,
-        from: message.from_name.clone(),
-        text: message.body.clone(),
-        reply_to: message.reply_to.clone(),
-        ask_id: message.ask_id.clone(),
-        ts: message.timestamp_us,
-        urgent: message.urgent,
-    }
-}
-
-/// Rooms: ephemeral, members are connected sessions.
-impl Core {
-    fn room_members(&self, room: &str) -> Vec<IdentityId> {
-        self.state
-            .room(room)
-            .map(|room| room.members().collect())
-            .unwrap_or_default()
-    }
-
-    fn room_join(&mut self, me: IdentityId, params: RoomJoinParams) -> Result<Value, RpcError> {
-        let name = self.caller_name(me)?;
-        let room = params.room.as_str().to_owned();
-        if !self.room_members(&room).contains(&me) {
-            self.emit(
-                RoomJoined {
-                    room: room.clone(),
-                    name,
-                }
-                .into(),
-            )?;
-        }
-        let members = self.names(self.room_members(&room));
-        to_value(&RoomJoinResult { room, members })
-    }
-
-    fn room_post(
-        &mut self,
-        me: IdentityId,
-        params: RoomPostParams,
-        release: &mut Release,
-    ) -> Result<Value, RpcError> {
-        let from = self.caller_name(me)?;
-        let room = params.room.as_str().to_owned();
-        let msg_id = format!("r-{}", self.log.next_offset());
-        self.emit(
-            RoomMessageSent {
-                room: room.clone(),
-                id: msg_id.clone(),
-                from: from.clone(),
-                body: params.text.as_str().to_owned(),
-            }
-            .into(),
-        )?;
-        let mut delivered_count = 0;
-        for member in self
-            .room_members(&room)
-            .into_iter()
-            .filter(|member| *member != me)
-        {
-            let mut push =
-                self.message_push(MessageKind::Room, &from, params.text.as_str(), &msg_id);
-            push.room = Some(room.clone());
-            if self.push(member, push, release) {
-                delivered_count += 1;
-            }
-        }
-        to_value(&RoomPostResult {
-            room,
-            delivered_count,
-        })
-    }
-
-    fn rooms(&self) -> Result<Value, RpcError> {
-        let rooms = self
-            .state
-            .rooms()
-            .map(|(name, room)| RoomInfo {
-                name: name.to_owned(),
-                members: room
-                    .members()
-                    .filter_map(|member| self.name_of(member))
-                    .collect(),
-            })
-            .collect();
-        to_value(&RoomsResult { rooms })
-    }
-}
-
-/// Groups: persistent, with an admin; offline members catch up through history.
-impl Core {
-    /// The members of `group`, its admin first, then in joining order of identity.
-    fn group_members(&self, group: &str) -> Vec<IdentityId> {
-        self.state
-            .group(group)
-            .map(|group| {
-                let admin = group.admin();
-                std::iter::once(admin)
-                    .chain(group.members().filter(|member| *member != admin))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn group_create(
-        &mut self,
-        me: IdentityId,
-        params: GroupCreateParams,
-        release: &mut Release,
-    ) -> Result<Value, RpcError> {
-        let admin = self.caller_name(me)?;
-        let group = params.name.as_str().to_owned();
-        if self.state.group(&group).is_some() {
-            return Err(error(
-                ErrorCode::GroupExists,
-                format!("group {group:?} exists already"),
-            ));
-        }
-        let mut invitees = Vec::new();
-        for member in &params.members {
-            let identity = self.identity_named(member.as_str())?;
-            if identity != me && !invitees.contains(&identity) {
-                invitees.push(identity);
-            }
-        }
-        self.emit(
-            GroupCreated {
-                group: group.clone(),
-                admin: admin.clone(),
-            }
-            .into(),
-        )?;
-        for invitee in invitees {
-            let member = self.caller_name(invitee)?;
-            self.emit(
-                GroupMemberInvited {
-                    group: group.clone(),
-                    actor: admin.clone(),
-                    member,
-                }
-                .into(),
-            )?;
-            self.notice(
-                invitee,
-                format!("you were added to group {group} by {admin}"),
-                Some(&group),
-                release,
-            );
-        }
-        let members = self.names(self.group_members(&group));
-        to_value(&GroupCreateResult { group, members })
-    }
-
-    fn group_invite(
-        &mut self,
-        me: IdentityId,
-        params: GroupInviteParams,
-        release: &mut Release,
-    ) -> Result<Value, RpcError> {
-        let actor = self.caller_name(me)?;
-        let group = params.group.as_str().to_owned();
-        let invitee = self.identity_named(params.peer.as_str())?;
-        self.emit(
-            GroupMemberInvited {
-                group: group.clone(),
-                actor: actor.clone(),
-                member: params.peer.as_str().to_owned(),
-            }
-            .into(),
-        )?;
-        self.notice(
-            invitee,
-            format!("you were invited to group {group} by {actor}"),
-            Some(&group),
-            release,
-        );
-        to_value(&EmptyResult {})
-    }
-
-    fn group_remove(
-        &mut self,
-        me: IdentityId,
-        params: GroupRemoveParams,
-        release: &mut Release,
-    ) -> Result<Value, RpcError> {
-        let actor = self.caller_name(me)?;
-        let group = params.group.as_str().to_owned();
-        let removed = self.identity_named(params.peer.as_str())?;
-        let reason = params.reason.as_ref().map_or_else(
-            || "no reason given".to_owned(),
-            |reason| reason.as_str().to_owned(),
-        );
-        self.emit(
-            GroupMemberRemoved {
-                group: group.clone(),
-                actor: actor.clone(),
-                member: params.peer.as_str().to_owned(),
-                reason: reason.clone(),
-            }
-            .into(),
-        )?;
-        self.notice(
-            removed,
-            format!("you were removed from group {group} by {actor}: {reason}"),
-            Some(&group),
-            release,
-        );
-        to_value(&EmptyResult {})
-    }
-
-    fn group_delete(
-        &mut self,
-        me: IdentityId,
-        params: GroupDeleteParams,
-        release: &mut Release,
-    ) -> Result<Value, RpcError> {
-        let actor = self.caller_name(me)?;
-        let group = params.group.as_str().to_owned();
-        let members = self.group_members(&group);
-        self.emit(
-            GroupDeleted {
-                group: group.clone(),
-                actor: actor.clone(),
-            }
-            .into(),
-        )?;
-        for member in members.into_iter().filter(|member| *member != me) {
-            self.notice(
-                member,
-                format!("group {group} was deleted by {actor}"),
-                Some(&group),
-                release,
-            );
-        }
-        to_value(&EmptyResult {})
-    }
-
-    fn member_group(&self, me: IdentityId, group: &str) -> Result<&relay_replay::Group, RpcError> {
-        let found = self.state.group(group).ok_or_else(|| {
-            error(
-                ErrorCode::GroupNotFound,
-                format!("no group named {group:?}"),
-            )
-        })?;
-        if !found.is_member(me) {
-            return Err(error(
-                ErrorCode::NotMember,
-                format!("you are not a member of group {group:?}"),
-            ));
-        }
-        Ok(found)
-    }
-
-    fn group_info(&self, me: IdentityId, params: GroupInfoParams) -> Result<Value, RpcError> {
-        let group = self.member_group(me, params.group.as_str())?;
-        let members = self
-            .group_members(group.name())
-            .into_iter()
-            .filter_map(|member| {
-                Some(GroupMember {
-                    name: self.name_of(member)?,
-                    online: self.online.contains_key(&member),
-                })
-            })
-            .collect();
-        to_value(&GroupInfoResult {
-            group: group.name().to_owned(),
-            admin: self.name_of(group.admin()).unwrap_or_default(),
-            members,
-            unread_count: group.unread_for(me) as u32,
-        })
-    }
-
-    fn group_send(
-        &mut self,
-        me: IdentityId,
-        params: GroupSendParams,
-        release: &mut Release,
-    ) -> Result<Value, RpcError> {
-        let from = self.caller_name(me)?;
-        let group = params.group.as_str().to_owned();
-        self.member_group(me, &group)?;
-        let msg_id = format!("g-{}", self.log.next_offset());
-        let event = GroupMessageSent {
-            group: group.clone(),
-            id: msg_id.clone(),
-            from: from.clone(),
-            body: params.text.as_str().to_owned(),
-            reply_to: params.reply_to.as_ref().map(|id| id.as_str().to_owned()),
-            urgent: params.urgent,
-        };
-        self.emit(event.into())?;
-        for member in self
-            .group_members(&group)
-            .into_iter()
-            .filter(|member| *member != me)
-        {
-            let mut push =
-                self.message_push(MessageKind::Group, &from, params.text.as_str(), &msg_id);
-            push.group = Some(group.clone());
-            push.urgent = params.urgent;
-            push.reply_to = params.reply_to.as_ref().map(|id| id.as_str().to_owned());
-            self.push(member, push, release);
-        }
-        to_value(&GroupSendResult { msg_id })
-    }
-
-    fn group_history(
-        &mut self,
-        me: IdentityId,
-        params: GroupHistoryParams,
-    ) -> Result<Value, RpcError> {
-        let member = self.caller_name(me)?;
-        let name = params.group.as_str().to_owned();
-        let group = self.member_group(me, &name)?;
-        let limit = params.limit.get() as usize;
-        // Unread means after the cursor and written by someone else (as `unread_count` counts).
-        let unread: Vec<_> = group
-            .history_for(me, usize::MAX)
-            .into_iter()
-            .filter(|message| message.author != Some(me))
-            .take(limit)
-            .collect();
-        // Nothing new: show the recent history the member may see (read again on request).
-        let mut chosen = if unread.is_empty() {
-            group.visible_for(me, limit)
-        } else {
-            unread
-        };
-        let sizes = chosen.iter().map(|message| {
-            message.body.len() + message.author_name.as_ref().map_or(0, String::len)
-        });
-        chosen.truncate(fitting_in_a_frame(sizes));
-        let messages: Vec<GroupMessage> = chosen
-            .iter()
-            .map(|message| GroupMessage {
-                id: message
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| format!("s-{}", message.offset)),
-                from: message
-                    .author_name
-                    .clone()
-                    .unwrap_or_else(|| "relay".to_owned()),
-                text: message.body.clone(),
-                ts: message.timestamp_us,
-                message_type: if message.is_system() {
-                    GroupMessageType::System
-                } else {
-                    GroupMessageType::User
-                },
-            })
-            .collect();
-        let cursor = group
-            .membership(me)
-            .map_or(0, |membership| membership.cursor);
-        let last = chosen.last().map(|message| message.sequence);
-        if let Some(up_to_sequence) = last.filter(|sequence| *sequence > cursor) {
-            self.emit(
-                GroupCursorAdvanced {
-                    group: name.clone(),
-                    member,
-                    up_to_sequence,
-                }
-                .into(),
-            )?;
-        }
-        let unread_remaining = self
-            .state
-            .group(&name)
-            .map_or(0, |group| group.unread_for(me)) as u32;
-        to_value(&GroupHistoryResult {
-            group: name,
-            messages,
-            unread_remaining,
-        })
-    }
-
-    fn group_list(&self, me: IdentityId) -> Result<Value, RpcError> {
-        let groups = self
-            .state
-            .groups_of(me)
-            .map(|group| GroupSummary {
-                name: group.name().to_owned(),
-                unread_count: group.unread_for(me) as u32,
-            })
-            .collect();
-        to_value(&GroupListResult { groups })
-    }
-}

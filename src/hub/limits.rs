@@ -15,6 +15,10 @@ pub const CORE_QUEUE_CAPACITY: usize = 8192;
 /// released is too slow: the push stays in its mailbox (status `queued`) instead.
 pub const SESSION_QUEUE_CAPACITY: usize = 1024;
 
+/// Requests of one session waiting for the core at once; past it the session's socket is not
+/// read until one is answered (backpressure, nothing dropped).
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 64;
+
 /// Sessions connected at once; one more gets `limit_reached` on register and is closed.
 pub const SESSIONS_MAX: usize = 4096;
 
@@ -56,3 +60,23 @@ pub const SPAWN_WAIT: Duration = Duration::from_secs(15);
 /// close the connection (tungstenite buffers a message whole before the hub sees it).
 pub const WS_MESSAGE_BYTES_MAX: usize = 16 << 20;
 const _: () = assert!(WS_MESSAGE_BYTES_MAX > crate::protocol::limits::FRAME_BYTES_MAX);
+
+/// How long a `send`, `ask` or `reply` to an online recipient waits for the recipient's
+/// session to acknowledge the push before it answers `queued` instead of `delivered`. Short:
+/// the sender's tool call waits this long at worst; later steps arrive as receipts.
+pub const DELIVERY_ACK_WAIT: Duration = Duration::from_secs(1);
+
+/// Direct messages (sends, asks, replies) two identities may exchange, both ways together,
+/// within [`CONVERSATION_WINDOW`]; past it both get `rate_limited` naming the loop guard. Two
+/// assistants that answer each other automatically stop here instead of forever.
+pub const CONVERSATION_MESSAGES_MAX: u32 = 100;
+
+/// The window of [`CONVERSATION_MESSAGES_MAX`].
+pub const CONVERSATION_WINDOW: Duration = Duration::from_secs(600);
+
+/// How long a completed request's idempotency key is honoured: a repeat within it gets the
+/// first result; after it the key is new again.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Asks expired in one batch at most; the rest wait for the next pass (bounded work per batch).
+pub const ASK_EXPIRIES_PER_BATCH_MAX: usize = 256;

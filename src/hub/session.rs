@@ -2,12 +2,19 @@
 //!
 //! The same loop serves the Unix socket (one JSON object per line) and the WebSocket (one per
 //! text frame, the first of which must be `auth`). It answers `hello` and `ping` itself,
-//! forwards every other request to the core and waits for its reply, writes pushes as
-//! `message` notifications, pings the client when it has been quiet for the ping interval and
+//! forwards every other request to the core, writes pushes as `message` notifications (and
+//! receipts as `receipt`), pings the client when it has been quiet for the ping interval and
 //! evicts it when it does not answer within the ping timeout.
+//!
+//! Requests are pipelined: up to [`REQUESTS_IN_FLIGHT_MAX`] of one session wait for the core
+//! at once and their responses go out in request order. So a `send` waiting for its
+//! recipient's acknowledgement never holds up the `ack`s this session owes for its own pushes.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
@@ -17,7 +24,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::core::{CoreInput, Outbound, SessionId};
-use super::limits::SESSION_QUEUE_CAPACITY;
+use super::limits::{REQUESTS_IN_FLIGHT_MAX, SESSION_QUEUE_CAPACITY};
 use crate::protocol::{
     ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, HubNotification, Incoming,
     Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response, RpcError,
@@ -160,6 +167,9 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
     let mut ping_sent: Option<(String, Instant)> = None;
     let mut probes: Vec<oneshot::Sender<bool>> = Vec::new();
     let mut ping_count = 0u64;
+    let mut in_flight: FuturesOrdered<PendingResponse> = FuturesOrdered::new();
+    // Set when the client stopped writing: the loop then only answers what is in flight.
+    let mut reading_done = false;
     // Runs until the connection ends: every pass handles one frame, push or timer.
     loop {
         let deadline = match &ping_sent {
@@ -167,8 +177,14 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
             None => last_heard + context.ping_interval,
         };
         tokio::select! {
-            frame = transport.next_frame() => {
-                let Some(frame) = frame else { break };
+            frame = transport.next_frame(), if !reading_done && in_flight.len() < REQUESTS_IN_FLIGHT_MAX => {
+                let Some(frame) = frame else {
+                    if in_flight.is_empty() {
+                        break;
+                    }
+                    reading_done = true;
+                    continue;
+                };
                 last_heard = Instant::now();
                 let reply = match frame {
                     Err(Unreadable::Binary) => Some(error_frame(None, RpcError::new(
@@ -203,7 +219,8 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
                                 }
                                 Some(frame)
                             } else {
-                                Some(handle_request(request, session, &context, &mut greeted).await)
+                                in_flight.push_back(handle_request(request, session, &context, &mut greeted).await);
+                                None
                             }
                         }
                     },
@@ -214,6 +231,13 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
                     if transport.send(&frames).await.is_err() {
                         break;
                     }
+                }
+            }
+            Some(response) = in_flight.next(), if !in_flight.is_empty() => {
+                let mut frames = vec![response];
+                drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count, context.probe_timeout);
+                if transport.send(&frames).await.is_err() || (reading_done && in_flight.is_empty()) {
+                    break;
                 }
             }
             outbound = pushes.recv() => {
@@ -297,6 +321,12 @@ fn accept_outbound(
             ));
             true
         }
+        Outbound::Receipt(receipt) => {
+            frames.push(encode_frame(
+                &HubNotification::Receipt(receipt).to_notification(),
+            ));
+            true
+        }
         Outbound::Probe(answer) => {
             probes.push(answer);
             // A probe waits for the short probe timeout, not the tolerant idle ping timeout.
@@ -336,15 +366,20 @@ fn authenticate(request: Request, token: Option<&str>) -> (Vec<u8>, bool) {
     }
 }
 
+/// A response on its way: ready at once (answered here) or waiting for the core.
+type PendingResponse = Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
+
+/// Answers `hello`, `ping` and `auth` here; forwards every other request to the core and
+/// returns the wait for its response (the core may hold it, e.g. for a recipient's ack).
 async fn handle_request(
     request: Request,
     session: SessionId,
     context: &SessionContext,
     greeted: &mut bool,
-) -> Vec<u8> {
+) -> PendingResponse {
     let (id, request) = match ClientRequest::from_request(request) {
         Ok(parsed) => parsed,
-        Err(refused) => return response_frame(&refused.into_response()),
+        Err(refused) => return ready(response_frame(&refused.into_response())),
     };
     let outcome = match request {
         ClientRequest::Hello(params) => match negotiate(params.versions) {
@@ -379,15 +414,26 @@ async fn handle_request(
                     "the hub is stopping",
                 ))
             } else {
-                answer.await.unwrap_or_else(|_| {
-                    Err(RpcError::new(
-                        ErrorCode::StorageError,
-                        "the hub is stopping",
-                    ))
-                })
+                return Box::pin(async move {
+                    let outcome = answer.await.unwrap_or_else(|_| {
+                        Err(RpcError::new(
+                            ErrorCode::StorageError,
+                            "the hub is stopping",
+                        ))
+                    });
+                    outcome_frame(id, outcome)
+                });
             }
         }
     };
+    ready(outcome_frame(id, outcome))
+}
+
+fn ready(frame: Vec<u8>) -> PendingResponse {
+    Box::pin(std::future::ready(frame))
+}
+
+fn outcome_frame(id: RequestId, outcome: Result<serde_json::Value, RpcError>) -> Vec<u8> {
     let response = match outcome {
         Ok(result) => Response::result(id, result),
         Err(error) => Response::error(Some(id), error),

@@ -28,7 +28,7 @@ pub fn notification_params(push: &MessagePush) -> Value {
 /// The wrapped, escaped text of a push.
 pub fn content(push: &MessagePush) -> String {
     let element = match push.kind {
-        MessageKind::System => "relay-notice",
+        MessageKind::System | MessageKind::Timeout => "relay-notice",
         _ => "peer-message",
     };
     let mut attributes = String::new();
@@ -78,6 +78,7 @@ pub fn kind_name(kind: MessageKind) -> &'static str {
         MessageKind::Room => "room",
         MessageKind::Group => "group",
         MessageKind::System => "system",
+        MessageKind::Timeout => "timeout",
     }
 }
 

@@ -103,6 +103,10 @@ error_codes! {
         "The hub could not make the change durable; nothing was acknowledged.";
     HubUnreachable = "hub_unreachable", -32018,
         "The client could not reach a hub; produced by clients, never sent by the hub.";
+    NameReserved = "name_reserved", -32019,
+        "The name is reserved (relay, user, system, assistant) or contains @ (kept for name@hub).";
+    OutcomeUnknown = "outcome_unknown", -32020,
+        "The request reached the hub but its answer did not come back; check before resending. Produced by clients.";
 }
 
 impl fmt::Display for ErrorCode {

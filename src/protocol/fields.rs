@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use thiserror::Error;
 
 use super::limits::{
-    CLIENT_INFO_BYTES_MAX, CWD_BYTES_MAX, GIT_BRANCH_BYTES_MAX, GROUP_HISTORY_LIMIT_DEFAULT,
+    ASK_DEADLINE_S_DEFAULT, ASK_DEADLINE_S_MAX, CLIENT_INFO_BYTES_MAX, CWD_BYTES_MAX, GIT_BRANCH_BYTES_MAX, GROUP_HISTORY_LIMIT_DEFAULT,
     GROUP_HISTORY_LIMIT_MAX, ID_BYTES_MAX, INBOX_LIMIT_DEFAULT, INBOX_LIMIT_MAX, NAME_BYTES_MAX,
     SESSION_NAME_BYTES_MAX, TEXT_BYTES_MAX, TOKEN_BYTES_MAX,
 };
@@ -169,6 +169,12 @@ validated_string!(
     ThreadId, "thread id", check_id
 );
 validated_string!(
+    /// A client's idempotency key for a sending request: 1 to [`ID_BYTES_MAX`] bytes, no
+    /// control characters. A repeat of the key gets the first request's result.
+    #[derive(Debug)]
+    IdempotencyKey, "idempotency key", check_id
+);
+validated_string!(
     /// A session's working directory: 1 to [`CWD_BYTES_MAX`] bytes, no control characters.
     #[derive(Debug)]
     WorkingDirectory, "cwd", check_working_directory
@@ -208,6 +214,14 @@ pub type InboxLimit = Limit<INBOX_LIMIT_MAX, INBOX_LIMIT_DEFAULT>;
 /// [`GROUP_HISTORY_LIMIT_DEFAULT`].
 pub type GroupHistoryLimit = Limit<GROUP_HISTORY_LIMIT_MAX, GROUP_HISTORY_LIMIT_DEFAULT>;
 
+/// The `deadline_s` of `ask` and `broadcast`: `1..=ASK_DEADLINE_S_MAX` seconds, default
+/// [`ASK_DEADLINE_S_DEFAULT`].
+pub type AskDeadlineSeconds = Limit<ASK_DEADLINE_S_MAX, ASK_DEADLINE_S_DEFAULT>;
+
+/// Names no session may take: they would read as the hub itself or as a role of the
+/// conversation, and a model must never mistake a peer for its user.
+pub const RESERVED_NAMES: [&str; 4] = ["relay", "user", "system", "assistant"];
+
 /// The program a session runs in, as it says in `register`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -229,6 +243,15 @@ pub enum ClientKind {
 }
 
 impl PeerName {
+    /// Whether a session may not register or rename to this name: one of
+    /// [`RESERVED_NAMES`] (in any case), or a name holding `@` (kept for `name@hub`).
+    pub fn is_reserved(&self) -> bool {
+        self.0.contains('@')
+            || RESERVED_NAMES
+                .iter()
+                .any(|reserved| self.0.eq_ignore_ascii_case(reserved))
+    }
+
     /// A valid name made from arbitrary text (a session name, a directory name): characters
     /// outside `[A-Za-z0-9._@-]` become `-`, the result is cut to [`NAME_BYTES_MAX`] bytes.
     /// `None` when nothing usable is left.

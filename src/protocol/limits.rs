@@ -65,6 +65,12 @@ pub const GROUP_HISTORY_LIMIT_MAX: u32 = 500;
 /// Messages a `group_history` call returns when it gives no `limit`.
 pub const GROUP_HISTORY_LIMIT_DEFAULT: u32 = 50;
 
+/// Longest `deadline_s` of `ask` and `broadcast`: one day. Longer is rejected with `bad_args`.
+pub const ASK_DEADLINE_S_MAX: u32 = 86_400;
+
+/// The deadline of an ask that gives no `deadline_s`: ten minutes.
+pub const ASK_DEADLINE_S_DEFAULT: u32 = 600;
+
 /// Most members a `group_create` may list (the creator comes on top and need not be listed).
 /// A longer list is rejected with `bad_args`; more members join later with `group_invite`.
 pub const GROUP_CREATE_MEMBERS_MAX: usize = 64;

@@ -13,12 +13,13 @@ use serde_json::Value;
 
 use super::error_code::ErrorCode;
 use super::fields::{
-    AskId, ClientInfo, ClientKind, GitBranch, GroupHistoryLimit, GroupName, InboxLimit, MessageId,
-    MessageText, PeerName, RoomName, SessionName, ThreadId, Token, WorkingDirectory,
+    AskDeadlineSeconds, AskId, ClientInfo, ClientKind, GitBranch, GroupHistoryLimit, GroupName,
+    IdempotencyKey, InboxLimit, MessageId, MessageText, PeerName, RoomName, SessionName, ThreadId,
+    Token, WorkingDirectory,
 };
 use super::jsonrpc::{ProtocolError, Request, RequestId, Response, RpcError};
 use super::limits::GROUP_CREATE_MEMBERS_MAX;
-use super::notification::MessageKind;
+use super::notification::{MessageKind, ReceiptStatus};
 use super::version::VersionRange;
 
 /// Declares every method once: variant, wire name, params type and result type. [`Method`],
@@ -152,6 +153,13 @@ methods! {
     GroupList = "group_list", GroupListParams => GroupListResult;
     /// Checks the other side is alive; either side may send it.
     Ping = "ping", PingParams => EmptyResult;
+    /// Reports what became of a pushed message: the session took it, its model has it, or
+    /// its client held, refused or let it expire.
+    Ack = "ack", AckParams => EmptyResult;
+    /// Looks up how far a message the caller sent has come.
+    Status = "status", StatusParams => StatusResult;
+    /// Counts the caller's unread mail.
+    Unread = "unread", UnreadParams => UnreadResult;
 }
 
 /// The params of one method: which method they belong to and what it returns.
@@ -231,6 +239,9 @@ pub struct SendParams {
     /// Marks the message time-sensitive (default `false`).
     #[serde(default)]
     pub urgent: bool,
+    /// A repeat of this key gets the first request's result instead of a second message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// `ask` params.
@@ -247,6 +258,13 @@ pub struct AskParams {
     /// Marks the ask time-sensitive (default `false`).
     #[serde(default)]
     pub urgent: bool,
+    /// Seconds until the ask ends unanswered and the asker gets a `timeout` message
+    /// (`1..=86400`, default 600).
+    #[serde(default)]
+    pub deadline_s: AskDeadlineSeconds,
+    /// A repeat of this key gets the first request's result instead of a second ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// `broadcast` params.
@@ -258,6 +276,12 @@ pub struct BroadcastParams {
     /// Leaves the caller out (default `true`).
     #[serde(default = "default_true")]
     pub exclude_self: bool,
+    /// Seconds until each ask ends unanswered (`1..=86400`, default 600).
+    #[serde(default)]
+    pub deadline_s: AskDeadlineSeconds,
+    /// A repeat of this key gets the first request's result instead of a second broadcast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// `reply` params.
@@ -271,6 +295,9 @@ pub struct ReplyParams {
     /// Marks the reply time-sensitive (default `false`).
     #[serde(default)]
     pub urgent: bool,
+    /// A repeat of this key gets the first request's result instead of a second reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// `inbox` params.
@@ -313,6 +340,9 @@ pub struct RoomPostParams {
     pub room: RoomName,
     /// The message.
     pub text: MessageText,
+    /// A repeat of this key gets the first request's result instead of a second post.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// `rooms` params (none).
@@ -393,6 +423,9 @@ pub struct GroupSendParams {
     /// Marks the message time-sensitive (default `false`).
     #[serde(default)]
     pub urgent: bool,
+    /// A repeat of this key gets the first request's result instead of a second message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// `group_history` params.
@@ -410,6 +443,62 @@ pub struct GroupHistoryParams {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupListParams {}
+
+/// `ack` params.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckParams {
+    /// The pushed message's id.
+    pub msg_id: MessageId,
+    /// For a group message: its group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupName>,
+    /// What became of it.
+    pub step: AckStep,
+}
+
+/// What a session reports of a pushed message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStep {
+    /// The session took it and wrote it on, on a path that may not reach the model (a channel
+    /// notification): the next `inbox` returns it once more, marked `pushed`.
+    Delivered,
+    /// The model has it (the client's own inbox accepted it): it is never returned as new.
+    Read,
+    /// The client holds it for its user's approval.
+    Held,
+    /// The client refused it: it is unread again.
+    Refused,
+    /// The client let it expire unapproved: it is unread again.
+    Expired,
+}
+
+impl AckStep {
+    /// The receipt the sender gets for this step.
+    pub fn receipt_status(self) -> ReceiptStatus {
+        match self {
+            AckStep::Delivered => ReceiptStatus::Delivered,
+            AckStep::Read => ReceiptStatus::Read,
+            AckStep::Held => ReceiptStatus::Held,
+            AckStep::Refused => ReceiptStatus::Refused,
+            AckStep::Expired => ReceiptStatus::Expired,
+        }
+    }
+}
+
+/// `status` params.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusParams {
+    /// A message the caller sent (direct, ask or reply).
+    pub msg_id: MessageId,
+}
+
+/// `unread` params (none).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnreadParams {}
 
 /// `ping` params (none).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -472,14 +561,44 @@ pub struct PeerInfo {
     pub last_seen: u64,
 }
 
-/// What happened to a stored message right away.
+/// What happened to a stored message by the time the sender is answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
-    /// Pushed to the recipient's online session.
+    /// The recipient's session acknowledged taking it within the acknowledgement wait.
     Delivered,
-    /// Stored; the recipient gets it by push when it comes online or by `inbox`.
+    /// Stored; the recipient has not taken it (offline, or slower than the wait). Receipts
+    /// and `status` tell the later steps.
     Queued,
+}
+
+/// `status` result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusResult {
+    /// The message.
+    pub msg_id: String,
+    /// Its recipient.
+    pub to: String,
+    /// `queued`, `delivered` or `read`.
+    pub state: String,
+    /// The last thing the recipient's client reported (`held`, `refused`, `expired`), or
+    /// `null`.
+    pub reported: Option<String>,
+    /// When it was stored, in microseconds since the Unix epoch.
+    pub ts: u64,
+}
+
+/// `unread` result: the caller's unread mail.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadResult {
+    /// Unread direct messages, replies and hub messages (asks not included).
+    pub direct: u32,
+    /// Unread asks (direct and broadcast) waiting for an answer.
+    pub asks: u32,
+    /// Unread messages per group, by group name; groups with none are left out.
+    pub groups: std::collections::BTreeMap<String, u32>,
+    /// Everything above, summed.
+    pub total: u32,
 }
 
 /// `send` result.
@@ -548,6 +667,13 @@ pub struct InboxMessage {
     pub ts: u64,
     /// Whether the sender marked it time-sensitive.
     pub urgent: bool,
+    /// Whether the session already took it by push (its model may have seen it): read it as a
+    /// repeat, not as news.
+    #[serde(default)]
+    pub pushed: bool,
+    /// For a reply: it came after its ask had timed out.
+    #[serde(default)]
+    pub late: bool,
 }
 
 /// `room_join` result.
@@ -647,6 +773,9 @@ pub struct GroupMessage {
     /// Whether a member wrote it or the hub reported an event.
     #[serde(rename = "type")]
     pub message_type: GroupMessageType,
+    /// Whether the session already took it by push (its model may have seen it).
+    #[serde(default)]
+    pub pushed: bool,
 }
 
 /// Who wrote a group message.
@@ -699,6 +828,19 @@ impl ClientRequest {
                 id: Some(request.id),
                 error,
             }),
+        }
+    }
+
+    /// The idempotency key of a sending request, if it carries one.
+    pub fn idempotency_key(&self) -> Option<&IdempotencyKey> {
+        match self {
+            ClientRequest::Send(params) => params.idempotency_key.as_ref(),
+            ClientRequest::Ask(params) => params.idempotency_key.as_ref(),
+            ClientRequest::Broadcast(params) => params.idempotency_key.as_ref(),
+            ClientRequest::Reply(params) => params.idempotency_key.as_ref(),
+            ClientRequest::RoomPost(params) => params.idempotency_key.as_ref(),
+            ClientRequest::GroupSend(params) => params.idempotency_key.as_ref(),
+            _ => None,
         }
     }
 
@@ -767,6 +909,8 @@ method_results!(
     GroupSendResult,
     GroupHistoryResult,
     GroupListResult,
+    StatusResult,
+    UnreadResult,
 );
 
 fn params_to_value<P: Serialize>(params: &P) -> Value {

@@ -26,9 +26,9 @@ pub mod fuzzing;
 
 pub use error_code::ErrorCode;
 pub use fields::{
-    AskId, ClientInfo, ClientKind, FieldError, GitBranch, GroupHistoryLimit, GroupName, InboxLimit,
-    Limit, MessageId, MessageText, PeerName, RoomName, SessionName, ThreadId, Token,
-    WorkingDirectory,
+    AskDeadlineSeconds, AskId, ClientInfo, ClientKind, FieldError, GitBranch, GroupHistoryLimit,
+    GroupName, IdempotencyKey, InboxLimit, Limit, MessageId, MessageText, PeerName,
+    RESERVED_NAMES, RoomName, SessionName, ThreadId, Token, WorkingDirectory,
 };
 pub use frame::{FrameDecoder, FrameError, WireMessage, check_frame_len, encode_frame};
 pub use jsonrpc::{
@@ -36,7 +36,10 @@ pub use jsonrpc::{
     parse_incoming,
 };
 pub use methods::*;
-pub use notification::{HubNotification, MESSAGE_NOTIFICATION, MessageKind, MessagePush};
+pub use notification::{
+    HubNotification, MESSAGE_NOTIFICATION, MessageKind, MessagePush, RECEIPT_NOTIFICATION, Receipt,
+    ReceiptStatus,
+};
 pub use version::{
     InvalidVersionRange, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, VersionMismatch, VersionRange,
     negotiate, negotiate_between,

@@ -13,11 +13,45 @@ use super::jsonrpc::{Notification, RpcError};
 /// Method name of the notification that pushes a message.
 pub const MESSAGE_NOTIFICATION: &str = "message";
 
+/// Method name of the notification that tells a sender what became of its message.
+pub const RECEIPT_NOTIFICATION: &str = "receipt";
+
 /// A notification from the hub, typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HubNotification {
     /// A message for the session (`message`).
     Message(MessagePush),
+    /// What became of a message the session sent (`receipt`).
+    Receipt(Receipt),
+}
+
+/// A later step of a message the session sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The message.
+    pub msg_id: String,
+    /// Its recipient.
+    pub to: String,
+    /// The step it reached.
+    pub status: ReceiptStatus,
+    /// When the step was recorded, in microseconds since the Unix epoch.
+    pub ts: u64,
+}
+
+/// The step a receipt reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// The recipient's session took it.
+    Delivered,
+    /// The recipient's model has it.
+    Read,
+    /// The recipient's client holds it for its user's approval.
+    Held,
+    /// The recipient's client refused it; it waits, unread, for a pull.
+    Refused,
+    /// The recipient's client let it expire unapproved; it waits, unread, for a pull.
+    Expired,
 }
 
 /// What kind of message is pushed or listed.
@@ -38,6 +72,8 @@ pub enum MessageKind {
     Group,
     /// A notice from the hub about this session, e.g. it was removed from a group.
     System,
+    /// An ask of this session's ended unanswered at its deadline (`reply_to` names it).
+    Timeout,
 }
 
 /// The params of a `message` notification. Absent values are `null`.
@@ -72,6 +108,9 @@ pub struct MessagePush {
     /// `null` for a local message.
     #[serde(default)]
     pub origin_hub: Option<String>,
+    /// For a reply: it came after its ask had timed out.
+    #[serde(default)]
+    pub late: bool,
 }
 
 impl HubNotification {
@@ -82,6 +121,11 @@ impl HubNotification {
                 let params = serde_json::to_value(push)
                     .expect("invariant: a push has string keys only, so it always encodes");
                 Notification::new(MESSAGE_NOTIFICATION, params)
+            }
+            HubNotification::Receipt(receipt) => {
+                let params = serde_json::to_value(receipt)
+                    .expect("invariant: a receipt has string keys only, so it always encodes");
+                Notification::new(RECEIPT_NOTIFICATION, params)
             }
         }
     }
@@ -97,6 +141,12 @@ impl HubNotification {
                 .map(HubNotification::Message)
                 .map_err(|error| {
                     let message = format!("invalid params for `message`: {error}");
+                    RpcError::new(ErrorCode::BadArguments, message)
+                }),
+            RECEIPT_NOTIFICATION => serde_json::from_value(notification.params.clone())
+                .map(HubNotification::Receipt)
+                .map_err(|error| {
+                    let message = format!("invalid params for `receipt`: {error}");
                     RpcError::new(ErrorCode::BadArguments, message)
                 }),
             other => {
@@ -132,6 +182,7 @@ mod tests {
             urgent: false,
             ts: 1_700_000_000_000_000,
             origin_hub: None,
+            late: false,
         }
     }
 

@@ -59,6 +59,8 @@ const ERROR_CODES: &[(&str, i64)] = &[
     ("rate_limited", -32016),
     ("storage_error", -32017),
     ("hub_unreachable", -32018),
+    ("name_reserved", -32019),
+    ("outcome_unknown", -32020),
 ];
 
 /// The documented JSON-RPC number of an error code name.
@@ -355,6 +357,7 @@ pub(crate) struct Session {
     connection: Connection,
     next_id: u64,
     pushes: VecDeque<Value>,
+    receipts: VecDeque<Value>,
     responses: Vec<Value>,
 }
 
@@ -364,6 +367,7 @@ impl Session {
             connection,
             next_id: 1,
             pushes: VecDeque::new(),
+            receipts: VecDeque::new(),
             responses: Vec::new(),
         }
     }
@@ -532,6 +536,10 @@ impl Session {
                         }
                         Some(true)
                     }
+                    (Some(method), None) if method == "receipt" => {
+                        self.receipts.push_back(frame["params"].clone());
+                        Some(false)
+                    }
                     (Some(method), None) => {
                         assert_eq!(method, "message", "the hub pushes `message`: {frame}");
                         self.pushes.push_back(frame["params"].clone());
@@ -629,6 +637,29 @@ impl Session {
     }
 
     /// No push is waiting for this session.
+    /// The next `receipt` notification, waiting for it.
+    pub(crate) fn receipt(&mut self) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(receipt) = self.receipts.pop_front() {
+                return receipt;
+            }
+            if self.pump(deadline, true).is_none() {
+                panic!("no receipt within {DEADLINE:?}");
+            }
+        }
+    }
+
+    /// Acknowledges a pushed message as a well-behaved client does: `step` is `delivered`,
+    /// `read`, `held`, `refused` or `expired`.
+    pub(crate) fn ack(&mut self, push: &Value, step: &str) {
+        let mut params = json!({ "msg_id": push["msg_id"], "step": step });
+        if let Some(group) = push["group"].as_str().filter(|_| push["kind"] == "group") {
+            params["group"] = json!(group);
+        }
+        self.call("ack", params);
+    }
+
     pub(crate) fn assert_no_push(&mut self) {
         self.settle();
         assert!(
@@ -735,4 +766,28 @@ fn assert_push_shape(push: &Value) {
     assert!(push["urgent"].is_boolean(), "urgent is a bool: {push}");
     let ts = push["ts"].as_u64().expect("ts is an integer");
     assert!(ts <= now_us(), "ts is microseconds since the epoch: {push}");
+}
+
+/// `sender` calls `method` while `recipient` takes the push and acknowledges it with `step`,
+/// as a session's client does; returns the sender's result and the push.
+pub(crate) fn acknowledged(
+    sender: &mut Session,
+    recipient: &mut Session,
+    method: &str,
+    params: Value,
+    step: &str,
+) -> (Value, Value) {
+    let id = sender.send_request(method, params);
+    // A hub notice (mail waiting, group changes) is not stored and not acknowledged.
+    let push = std::iter::repeat_with(|| recipient.push())
+        .find(|push| push["kind"] != "system")
+        .expect("a push");
+    recipient.ack(&push, step);
+    let response = sender.response(&id);
+    let result = response
+        .get("result")
+        .filter(|_| response.get("error").is_none())
+        .unwrap_or_else(|| panic!("`{method}` failed: {response}"))
+        .clone();
+    (result, push)
 }

@@ -63,6 +63,8 @@ pub struct StoredMessage {
     pub late: bool,
     /// For a `timeout` message from the hub: the ask that ended unanswered.
     pub timed_out_ask: Option<String>,
+    /// The last status the recipient's client reported (`held`, `refused`, `expired`).
+    pub reported: Option<String>,
 }
 
 /// One identity's mailbox.
@@ -183,6 +185,13 @@ impl Mailbox {
             && message.sequence > cursor
         {
             message.state = DeliveryState::Queued;
+        }
+    }
+
+    /// Records what the recipient's client reported of a message.
+    pub(crate) fn note_reported(&mut self, sequence: u64, status: &str) {
+        if let Some(message) = self.message_mut(sequence) {
+            message.reported = Some(status.to_owned());
         }
     }
 

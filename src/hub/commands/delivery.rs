@@ -1,0 +1,535 @@
+//! Delivery: what the sender is told and when, what the recipient's session reports back, and
+//! the bounds around both.
+//!
+//! - A push is only a push: a message becomes *delivered* when the recipient's session answers
+//!   with `ack` (`delivered`: it took it; `read`: its model has it), recorded as an event after
+//!   it happened. A push never acknowledged leaves the message queued, so the next `inbox`
+//!   returns it.
+//! - A `send`, `ask` or `reply` whose push went out waits up to [`DELIVERY_ACK_WAIT`] for that
+//!   acknowledgement before it answers: `delivered` if it came, `queued` if not. Later steps
+//!   reach the sender as `receipt` notifications and through `status`.
+//! - A sending request with an idempotency key is answered once: its result is logged
+//!   (`request_completed`) and a repeat of the key gets it back (or joins the wait).
+//! - Asks end: at their deadline the asker gets a stored `timeout` message.
+//! - Two identities cannot message each other forever: [`CONVERSATION_MESSAGES_MAX`] per
+//!   [`CONVERSATION_WINDOW`].
+
+use std::time::{Duration, Instant};
+
+use relay_replay::event::{
+    AskDeadlineSet, AskExpired, GroupMessageAcknowledged, MessagePushed, MessageRead,
+    MessageStatusReported, RequestCompleted,
+};
+use relay_replay::{DeliveryState, IdentityId, StoredMessage};
+use serde_json::Value;
+
+use crate::hub::core::{Core, Outbound, Release, Reply, SessionId, error, now_us, to_value};
+use crate::hub::limits::{
+    ASK_EXPIRIES_PER_BATCH_MAX, CONVERSATION_MESSAGES_MAX, CONVERSATION_WINDOW,
+    DELIVERY_ACK_WAIT, IDEMPOTENCY_WINDOW,
+};
+use crate::protocol::methods::*;
+use crate::protocol::notification::{MessageKind, Receipt, ReceiptStatus};
+use crate::protocol::{ErrorCode, RpcError};
+
+/// What a command answers.
+pub enum Answer {
+    /// The result, to release after the batch's commit.
+    Now(Value),
+    /// A result whose `status` depends on the recipient's acknowledgement of `msg_id`: it is
+    /// answered when the `ack` comes or at the wait's end, whichever is first.
+    AwaitAck {
+        /// The pushed message.
+        msg_id: String,
+        /// The result with `status: "queued"`; `"delivered"` replaces it on an ack.
+        result: Value,
+    },
+    /// A repeat of an idempotency key whose first request is still waiting: answered with it.
+    Join {
+        /// The message the first request waits for.
+        msg_id: String,
+    },
+}
+
+/// A sending request waiting for its recipient's acknowledgement.
+pub struct AwaitingAck {
+    /// Who sent it, for the idempotency record.
+    caller: IdentityId,
+    /// The sender's key, if it gave one.
+    key: Option<String>,
+    /// The result with `status: "queued"`.
+    result: Value,
+    /// Everyone waiting for the answer: the request, and repeats of its key.
+    replies: Vec<Reply>,
+    /// When to give up waiting and answer `queued`.
+    deadline: Instant,
+}
+
+/// The loop guard's count for one pair of identities.
+pub struct Conversation {
+    window_start: Instant,
+    count: u32,
+}
+
+impl Core {
+    /// Sends `answer` to `reply`: now (logging the result under the key first), or once the
+    /// recipient acknowledges.
+    pub(in crate::hub) fn answer(
+        &mut self,
+        session: SessionId,
+        key: Option<String>,
+        answer: Answer,
+        reply: Reply,
+        release: &mut Release,
+    ) {
+        match answer {
+            Answer::Now(result) => {
+                let caller = self.sessions.get(&session).and_then(|entry| entry.identity);
+                if let (Some(caller), Some(key)) = (caller, key) {
+                    self.complete(caller, key, &result);
+                }
+                release.replies.push((reply, Ok(result)));
+            }
+            Answer::AwaitAck { msg_id, result } => {
+                let Some(caller) = self.sessions.get(&session).and_then(|entry| entry.identity)
+                else {
+                    release.replies.push((reply, Ok(result)));
+                    return;
+                };
+                let awaiting = AwaitingAck {
+                    caller,
+                    key,
+                    result,
+                    replies: vec![reply],
+                    deadline: Instant::now() + DELIVERY_ACK_WAIT,
+                };
+                self.awaiting.insert(msg_id, awaiting);
+            }
+            Answer::Join { msg_id } => match self.awaiting.get_mut(&msg_id) {
+                Some(awaiting) => awaiting.replies.push(reply),
+                None => release.replies.push((
+                    reply,
+                    Err(error(ErrorCode::Unexpected, "the first request was answered")),
+                )),
+            },
+        }
+    }
+
+    /// The answer to a repeated idempotency key: the logged result, or the wait of the first
+    /// request. `None` for a new key.
+    pub(in crate::hub) fn repeated_request(
+        &self,
+        caller: IdentityId,
+        key: &str,
+    ) -> Result<Option<Answer>, RpcError> {
+        if let Some(completed) = self.state.completed_request(caller, key) {
+            let age_us = now_us().saturating_sub(completed.timestamp_us);
+            if Duration::from_micros(age_us) <= IDEMPOTENCY_WINDOW {
+                let result = serde_json::from_str(&completed.result).map_err(|json| {
+                    error(
+                        ErrorCode::Unexpected,
+                        format!("the logged result of key {key:?} does not parse: {json}"),
+                    )
+                })?;
+                return Ok(Some(Answer::Now(result)));
+            }
+        }
+        let waiting = self.awaiting.iter().find(|(_, awaiting)| {
+            awaiting.caller == caller && awaiting.key.as_deref() == Some(key)
+        });
+        Ok(waiting.map(|(msg_id, _)| Answer::Join {
+            msg_id: msg_id.clone(),
+        }))
+    }
+
+    /// Logs the result of a request under its idempotency key. A failure to log is not the
+    /// request's failure: the message is stored; only a later repeat could double it.
+    fn complete(&mut self, caller: IdentityId, key: String, result: &Value) {
+        let Some(name) = self.name_of(caller) else {
+            return;
+        };
+        let completed = RequestCompleted {
+            caller: name,
+            key,
+            result: result.to_string(),
+        };
+        if let Err(refused) = self.emit(completed.into()) {
+            tracing::warn!(error = %refused, "could not log an idempotency key");
+        }
+    }
+
+    /// Answers a waiting send with `status`, logging its key first.
+    fn resolve(&mut self, msg_id: &str, delivered: bool, release: &mut Release) {
+        let Some(mut awaiting) = self.awaiting.remove(msg_id) else {
+            return;
+        };
+        if delivered {
+            awaiting.result["status"] = Value::from("delivered");
+        }
+        if let Some(key) = awaiting.key.take() {
+            self.complete(awaiting.caller, key, &awaiting.result);
+        }
+        for reply in awaiting.replies {
+            release.replies.push((reply, Ok(awaiting.result.clone())));
+        }
+    }
+
+    /// When the core must wake next without input: a send's wait ends or an ask's deadline
+    /// passes.
+    pub(in crate::hub) fn next_timer(&self) -> Option<Instant> {
+        let wait_ends = self.awaiting.values().map(|awaiting| awaiting.deadline).min();
+        let ask_deadline = self.state.asks().next_deadline().map(|(deadline_us, _)| {
+            let from_now_us = deadline_us.saturating_sub(now_us());
+            Instant::now() + Duration::from_micros(from_now_us)
+        });
+        wait_ends.into_iter().chain(ask_deadline).min()
+    }
+
+    /// Answers the sends whose wait ended (`queued`) and expires the asks past their deadline.
+    pub(in crate::hub) fn fire_timers(&mut self, release: &mut Release) {
+        let now = Instant::now();
+        let ended: Vec<String> = self
+            .awaiting
+            .iter()
+            .filter(|(_, awaiting)| awaiting.deadline <= now)
+            .map(|(msg_id, _)| msg_id.clone())
+            .collect();
+        for msg_id in ended {
+            self.resolve(&msg_id, false, release);
+        }
+        for _ in 0..ASK_EXPIRIES_PER_BATCH_MAX {
+            let Some((deadline_us, ask_id)) = self.state.asks().next_deadline() else {
+                break;
+            };
+            if deadline_us > now_us() {
+                break;
+            }
+            let ask_id = ask_id.to_owned();
+            if let Err(refused) = self.expire_ask(&ask_id, release) {
+                tracing::warn!(ask_id = %ask_id, error = %refused, "could not expire an ask");
+                break;
+            }
+        }
+    }
+
+    /// Gives a new ask its deadline.
+    pub(in crate::hub) fn set_ask_deadline(
+        &mut self,
+        ask_id: &str,
+        deadline_s: u32,
+    ) -> Result<(), RpcError> {
+        let deadline_us = now_us().saturating_add(u64::from(deadline_s) * 1_000_000);
+        self.emit(
+            AskDeadlineSet {
+                ask_id: ask_id.to_owned(),
+                deadline_us,
+            }
+            .into(),
+        )
+        .map(drop)
+    }
+
+    /// Ends an ask at its deadline: the asker gets a stored `timeout` message naming it.
+    fn expire_ask(&mut self, ask_id: &str, release: &mut Release) -> Result<(), RpcError> {
+        let Some(ask) = self.state.pending_ask(ask_id) else {
+            return Ok(());
+        };
+        let (asker, target) = (ask.asker, ask.target);
+        let waited_s = ask
+            .deadline_us
+            .unwrap_or_default()
+            .saturating_sub(ask.timestamp_us)
+            / 1_000_000;
+        let target_name = self.name_of(target).unwrap_or_default();
+        let message_id = format!("t-{}", self.log.next_offset());
+        let body = format!(
+            "{target_name} did not answer your ask {ask_id} within {waited_s} s; a late reply will still reach you, marked late"
+        );
+        self.emit(
+            AskExpired {
+                ask_id: ask_id.to_owned(),
+                message_id: message_id.clone(),
+                body: body.clone(),
+            }
+            .into(),
+        )?;
+        let mut push = self.message_push(MessageKind::Timeout, "relay", &body, &message_id);
+        push.reply_to = Some(ask_id.to_owned());
+        self.push(asker, Outbound::Push(push), release);
+        Ok(())
+    }
+
+    /// The loop guard: counts one direct message between `from` and `to`, or refuses it when
+    /// the pair is past its bound in this window.
+    pub(in crate::hub) fn count_conversation(
+        &mut self,
+        from: IdentityId,
+        to: IdentityId,
+    ) -> Result<(), RpcError> {
+        if from == to {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let pair = (from.min(to), from.max(to));
+        // Bounded: an entry per pair that talked in the last window; stale ones go first.
+        if self.conversations.len() >= 4 * crate::hub::limits::SESSIONS_MAX {
+            self.conversations
+                .retain(|_, conversation| now - conversation.window_start < CONVERSATION_WINDOW);
+        }
+        let conversation = self.conversations.entry(pair).or_insert(Conversation {
+            window_start: now,
+            count: 0,
+        });
+        if now - conversation.window_start >= CONVERSATION_WINDOW {
+            *conversation = Conversation {
+                window_start: now,
+                count: 0,
+            };
+        }
+        if conversation.count >= CONVERSATION_MESSAGES_MAX {
+            let wait = CONVERSATION_WINDOW.saturating_sub(now - conversation.window_start);
+            return Err(error(
+                ErrorCode::RateLimited,
+                format!(
+                    "loop guard: {CONVERSATION_MESSAGES_MAX} messages between these two peers within {} s; if you are answering each other automatically, stop and ask your user",
+                    CONVERSATION_WINDOW.as_secs()
+                ),
+            )
+            .with_detail("retry_after_ms", Value::from(wait.as_millis() as u64)));
+        }
+        conversation.count += 1;
+        Ok(())
+    }
+
+    /// `ack`: the caller's session reports what became of a message pushed to it.
+    pub(in crate::hub) fn ack(
+        &mut self,
+        me: IdentityId,
+        params: AckParams,
+        release: &mut Release,
+    ) -> Result<Value, RpcError> {
+        let msg_id = params.msg_id.as_str().to_owned();
+        if let Some(group) = &params.group {
+            return self.ack_group(me, group.as_str(), msg_id, params.step);
+        }
+        let me_name = self.caller_name(me)?;
+        let (sender, state) = match self.state.message(&msg_id) {
+            Some((recipient, message)) if recipient == me => (message.from, message.state),
+            _ => {
+                return Err(error(
+                    ErrorCode::BadArguments,
+                    format!("your mailbox holds no message {msg_id:?}"),
+                ));
+            }
+        };
+        let is_hub_notice = self
+            .state
+            .message(&msg_id)
+            .is_some_and(|(_, message)| message.timed_out_ask.is_some());
+        let changed = match params.step {
+            AckStep::Delivered if state == DeliveryState::Queued => {
+                let event = MessagePushed {
+                    recipient: me_name,
+                    message_id: msg_id.clone(),
+                };
+                self.emit(event.into())?;
+                true
+            }
+            AckStep::Read if state != DeliveryState::Read => {
+                let event = MessageRead {
+                    recipient: me_name,
+                    message_id: msg_id.clone(),
+                };
+                self.emit(event.into())?;
+                true
+            }
+            AckStep::Delivered | AckStep::Read => false,
+            AckStep::Held | AckStep::Refused | AckStep::Expired => {
+                let event = MessageStatusReported {
+                    recipient: me_name,
+                    message_id: msg_id.clone(),
+                    status: ack_step_name(params.step).to_owned(),
+                };
+                self.emit(event.into())?;
+                true
+            }
+        };
+        let delivered = matches!(params.step, AckStep::Delivered | AckStep::Read);
+        if self.awaiting.contains_key(&msg_id) {
+            self.resolve(&msg_id, delivered, release);
+        }
+        if changed && !is_hub_notice {
+            self.send_receipt(sender, &msg_id, me, params.step.receipt_status(), release);
+        }
+        to_value(&EmptyResult {})
+    }
+
+    fn ack_group(
+        &mut self,
+        me: IdentityId,
+        group: &str,
+        msg_id: String,
+        step: AckStep,
+    ) -> Result<Value, RpcError> {
+        let read = match step {
+            AckStep::Delivered => false,
+            AckStep::Read => true,
+            // Group messages are not held back for anyone: the history has them either way.
+            AckStep::Held | AckStep::Refused | AckStep::Expired => {
+                return to_value(&EmptyResult {});
+            }
+        };
+        let member = self.caller_name(me)?;
+        let found = self.member_group(me, group)?;
+        let Some(message) = found.message_by_id(&msg_id) else {
+            return Err(error(
+                ErrorCode::BadArguments,
+                format!("group {group:?} keeps no message {msg_id:?}"),
+            ));
+        };
+        let membership = found.membership(me);
+        let already = membership.is_some_and(|membership| {
+            membership.is_read(message.sequence)
+                || (!read && membership.is_delivered_only(message.sequence))
+        });
+        if !already {
+            let event = GroupMessageAcknowledged {
+                group: group.to_owned(),
+                member,
+                message_id: msg_id,
+                read,
+            };
+            self.emit(event.into())?;
+        }
+        to_value(&EmptyResult {})
+    }
+
+    /// Tells `sender`, if it is online, the step its message to `recipient` reached.
+    fn send_receipt(
+        &self,
+        sender: IdentityId,
+        msg_id: &str,
+        recipient: IdentityId,
+        status: ReceiptStatus,
+        release: &mut Release,
+    ) {
+        let receipt = Receipt {
+            msg_id: msg_id.to_owned(),
+            to: self.name_of(recipient).unwrap_or_default(),
+            status,
+            ts: now_us(),
+        };
+        self.push(sender, Outbound::Receipt(receipt), release);
+    }
+
+    /// `status`: how far a message the caller sent has come.
+    pub(in crate::hub) fn status(
+        &self,
+        me: IdentityId,
+        params: StatusParams,
+    ) -> Result<Value, RpcError> {
+        let msg_id = params.msg_id.as_str();
+        let (recipient, message) = self
+            .state
+            .message(msg_id)
+            .filter(|(_, message)| message.from == me && message.timed_out_ask.is_none())
+            .ok_or_else(|| {
+                error(
+                    ErrorCode::BadArguments,
+                    format!(
+                        "no message {msg_id:?} sent by you is kept (ids come from send, ask and reply results)"
+                    ),
+                )
+            })?;
+        to_value(&StatusResult {
+            msg_id: msg_id.to_owned(),
+            to: self.name_of(recipient).unwrap_or_default(),
+            state: delivery_state_name(message.state).to_owned(),
+            reported: message.reported.clone(),
+            ts: message.timestamp_us,
+        })
+    }
+
+    /// The caller's unread mail, counted.
+    pub(in crate::hub) fn unread_counts(&self, me: IdentityId) -> UnreadResult {
+        let mut counts = UnreadResult::default();
+        if let Some(mailbox) = self.state.mailbox(me) {
+            for message in mailbox.unread(None, usize::MAX) {
+                if is_ask(message) {
+                    counts.asks += 1;
+                } else {
+                    counts.direct += 1;
+                }
+            }
+        }
+        for group in self.state.groups_of(me) {
+            let unread = group.unread_for(me) as u32;
+            if unread > 0 {
+                counts.groups.insert(group.name().to_owned(), unread);
+            }
+        }
+        counts.total = counts.direct + counts.asks + counts.groups.values().sum::<u32>();
+        counts
+    }
+
+    /// `unread`.
+    pub(in crate::hub) fn unread(&self, me: IdentityId) -> Result<Value, RpcError> {
+        to_value(&self.unread_counts(me))
+    }
+
+    /// The notice a session gets on connect when mail waits for it, through its push path.
+    pub(in crate::hub) fn mail_waiting_notice(&self, me: IdentityId, release: &mut Release) {
+        let counts = self.unread_counts(me);
+        if counts.total == 0 {
+            return;
+        }
+        let mut parts = Vec::new();
+        if counts.direct > 0 {
+            parts.push(format!("{} unread message(s)", counts.direct));
+        }
+        if counts.asks > 0 {
+            parts.push(format!("{} unanswered ask(s)", counts.asks));
+        }
+        let groups: Vec<String> = counts
+            .groups
+            .iter()
+            .map(|(group, count)| format!("{group} {count}"))
+            .collect();
+        if !groups.is_empty() {
+            parts.push(format!("unread in groups: {}", groups.join(", ")));
+        }
+        let text = format!(
+            "While you were away: {}. Read them with relay_inbox{}.",
+            parts.join("; "),
+            if groups.is_empty() {
+                ""
+            } else {
+                " and relay_group_history"
+            }
+        );
+        self.notice(me, text, None, release);
+    }
+}
+
+/// Whether a stored message is a question waiting for an answer.
+pub(in crate::hub) fn is_ask(message: &StoredMessage) -> bool {
+    message.ask_id.is_some()
+}
+
+fn delivery_state_name(state: DeliveryState) -> &'static str {
+    match state {
+        DeliveryState::Queued => "queued",
+        DeliveryState::Delivered => "delivered",
+        DeliveryState::Read => "read",
+    }
+}
+
+fn ack_step_name(step: AckStep) -> &'static str {
+    match step {
+        AckStep::Delivered => "delivered",
+        AckStep::Read => "read",
+        AckStep::Held => "held",
+        AckStep::Refused => "refused",
+        AckStep::Expired => "expired",
+    }
+}

@@ -1,0 +1,333 @@
+//! Groups: persistent, with an admin; offline members catch up through history.
+
+use relay_replay::IdentityId;
+use relay_replay::event::{
+    GroupCreated, GroupCursorAdvanced, GroupDeleted, GroupLeft, GroupMemberInvited,
+    GroupMemberRemoved, GroupMessageSent,
+};
+use serde_json::Value;
+
+use super::messages::fitting_in_a_frame;
+use crate::hub::core::{Core, Outbound, Release, error, to_value};
+use crate::protocol::methods::*;
+use crate::protocol::notification::MessageKind;
+use crate::protocol::{ErrorCode, RpcError};
+
+/// Groups: persistent, with an admin; offline members catch up through history.
+impl Core {
+    /// The members of `group`, its admin first, then in joining order of identity.
+    fn group_members(&self, group: &str) -> Vec<IdentityId> {
+        self.state
+            .group(group)
+            .map(|group| {
+                let admin = group.admin();
+                std::iter::once(admin)
+                    .chain(group.members().filter(|member| *member != admin))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(in crate::hub) fn group_create(
+        &mut self,
+        me: IdentityId,
+        params: GroupCreateParams,
+        release: &mut Release,
+    ) -> Result<Value, RpcError> {
+        let admin = self.caller_name(me)?;
+        let group = params.name.as_str().to_owned();
+        if self.state.group(&group).is_some() {
+            return Err(error(
+                ErrorCode::GroupExists,
+                format!("group {group:?} exists already"),
+            ));
+        }
+        let mut invitees = Vec::new();
+        for member in &params.members {
+            let identity = self.identity_named(member.as_str())?;
+            if identity != me && !invitees.contains(&identity) {
+                invitees.push(identity);
+            }
+        }
+        self.emit(
+            GroupCreated {
+                group: group.clone(),
+                admin: admin.clone(),
+            }
+            .into(),
+        )?;
+        for invitee in invitees {
+            let member = self.caller_name(invitee)?;
+            self.emit(
+                GroupMemberInvited {
+                    group: group.clone(),
+                    actor: admin.clone(),
+                    member,
+                }
+                .into(),
+            )?;
+            self.notice(
+                invitee,
+                format!("you were added to group {group} by {admin}"),
+                Some(&group),
+                release,
+            );
+        }
+        let members = self.names(self.group_members(&group));
+        to_value(&GroupCreateResult { group, members })
+    }
+
+    pub(in crate::hub) fn group_invite(
+        &mut self,
+        me: IdentityId,
+        params: GroupInviteParams,
+        release: &mut Release,
+    ) -> Result<Value, RpcError> {
+        let actor = self.caller_name(me)?;
+        let group = params.group.as_str().to_owned();
+        let invitee = self.identity_named(params.peer.as_str())?;
+        self.emit(
+            GroupMemberInvited {
+                group: group.clone(),
+                actor: actor.clone(),
+                member: params.peer.as_str().to_owned(),
+            }
+            .into(),
+        )?;
+        self.notice(
+            invitee,
+            format!("you were invited to group {group} by {actor}"),
+            Some(&group),
+            release,
+        );
+        to_value(&EmptyResult {})
+    }
+
+    pub(in crate::hub) fn group_remove(
+        &mut self,
+        me: IdentityId,
+        params: GroupRemoveParams,
+        release: &mut Release,
+    ) -> Result<Value, RpcError> {
+        let actor = self.caller_name(me)?;
+        let group = params.group.as_str().to_owned();
+        let removed = self.identity_named(params.peer.as_str())?;
+        let reason = params.reason.as_ref().map_or_else(
+            || "no reason given".to_owned(),
+            |reason| reason.as_str().to_owned(),
+        );
+        self.emit(
+            GroupMemberRemoved {
+                group: group.clone(),
+                actor: actor.clone(),
+                member: params.peer.as_str().to_owned(),
+                reason: reason.clone(),
+            }
+            .into(),
+        )?;
+        self.notice(
+            removed,
+            format!("you were removed from group {group} by {actor}: {reason}"),
+            Some(&group),
+            release,
+        );
+        to_value(&EmptyResult {})
+    }
+
+    pub(in crate::hub) fn group_leave(
+        &mut self,
+        me: IdentityId,
+        params: GroupLeaveParams,
+    ) -> Result<Value, RpcError> {
+        let member = self.caller_name(me)?;
+        self.emit(
+            GroupLeft {
+                group: params.group.as_str().to_owned(),
+                member,
+            }
+            .into(),
+        )?;
+        to_value(&EmptyResult {})
+    }
+
+    pub(in crate::hub) fn group_delete(
+        &mut self,
+        me: IdentityId,
+        params: GroupDeleteParams,
+        release: &mut Release,
+    ) -> Result<Value, RpcError> {
+        let actor = self.caller_name(me)?;
+        let group = params.group.as_str().to_owned();
+        let members = self.group_members(&group);
+        self.emit(
+            GroupDeleted {
+                group: group.clone(),
+                actor: actor.clone(),
+            }
+            .into(),
+        )?;
+        for member in members.into_iter().filter(|member| *member != me) {
+            self.notice(
+                member,
+                format!("group {group} was deleted by {actor}"),
+                Some(&group),
+                release,
+            );
+        }
+        to_value(&EmptyResult {})
+    }
+
+    pub(in crate::hub) fn member_group(&self, me: IdentityId, group: &str) -> Result<&relay_replay::Group, RpcError> {
+        let found = self.state.group(group).ok_or_else(|| {
+            error(
+                ErrorCode::GroupNotFound,
+                format!("no group named {group:?}"),
+            )
+        })?;
+        if !found.is_member(me) {
+            return Err(error(
+                ErrorCode::NotMember,
+                format!("you are not a member of group {group:?}"),
+            ));
+        }
+        Ok(found)
+    }
+
+    pub(in crate::hub) fn group_info(&self, me: IdentityId, params: GroupInfoParams) -> Result<Value, RpcError> {
+        let group = self.member_group(me, params.group.as_str())?;
+        let members = self
+            .group_members(group.name())
+            .into_iter()
+            .filter_map(|member| {
+                Some(GroupMember {
+                    name: self.name_of(member)?,
+                    online: self.online.contains_key(&member),
+                })
+            })
+            .collect();
+        to_value(&GroupInfoResult {
+            group: group.name().to_owned(),
+            admin: self.name_of(group.admin()).unwrap_or_default(),
+            members,
+            unread_count: group.unread_for(me) as u32,
+        })
+    }
+
+    pub(in crate::hub) fn group_send(
+        &mut self,
+        me: IdentityId,
+        params: GroupSendParams,
+        release: &mut Release,
+    ) -> Result<Value, RpcError> {
+        let from = self.caller_name(me)?;
+        let group = params.group.as_str().to_owned();
+        self.member_group(me, &group)?;
+        let msg_id = format!("g-{}", self.log.next_offset());
+        let event = GroupMessageSent {
+            group: group.clone(),
+            id: msg_id.clone(),
+            from: from.clone(),
+            body: params.text.as_str().to_owned(),
+            reply_to: params.reply_to.as_ref().map(|id| id.as_str().to_owned()),
+            urgent: params.urgent,
+        };
+        self.emit(event.into())?;
+        for member in self
+            .group_members(&group)
+            .into_iter()
+            .filter(|member| *member != me)
+        {
+            let mut push =
+                self.message_push(MessageKind::Group, &from, params.text.as_str(), &msg_id);
+            push.group = Some(group.clone());
+            push.urgent = params.urgent;
+            push.reply_to = params.reply_to.as_ref().map(|id| id.as_str().to_owned());
+            self.push(member, Outbound::Push(push), release);
+        }
+        to_value(&GroupSendResult { msg_id })
+    }
+
+    pub(in crate::hub) fn group_history(
+        &mut self,
+        me: IdentityId,
+        params: GroupHistoryParams,
+    ) -> Result<Value, RpcError> {
+        let member = self.caller_name(me)?;
+        let name = params.group.as_str().to_owned();
+        let group = self.member_group(me, &name)?;
+        let limit = params.limit.get() as usize;
+        // Unread means not read and written by someone else (as `unread_count` counts); a
+        // message the session took by push but may not have shown its model is unread, marked
+        // `pushed`.
+        let unread = group.unread_messages_for(me, limit);
+        let membership = group.membership(me);
+        // Nothing new: show the recent history the member may see (read again on request).
+        let mut chosen = if unread.is_empty() {
+            group.visible_for(me, limit)
+        } else {
+            unread
+        };
+        let sizes = chosen.iter().map(|message| {
+            message.body.len() + message.author_name.as_ref().map_or(0, String::len)
+        });
+        chosen.truncate(fitting_in_a_frame(sizes));
+        let messages: Vec<GroupMessage> = chosen
+            .iter()
+            .map(|message| GroupMessage {
+                id: message
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| format!("s-{}", message.offset)),
+                from: message
+                    .author_name
+                    .clone()
+                    .unwrap_or_else(|| "relay".to_owned()),
+                text: message.body.clone(),
+                ts: message.timestamp_us,
+                message_type: if message.is_system() {
+                    GroupMessageType::System
+                } else {
+                    GroupMessageType::User
+                },
+                pushed: membership
+                    .is_some_and(|membership| membership.is_delivered_only(message.sequence)),
+            })
+            .collect();
+        let cursor = group
+            .membership(me)
+            .map_or(0, |membership| membership.cursor);
+        let last = chosen.last().map(|message| message.sequence);
+        if let Some(up_to_sequence) = last.filter(|sequence| *sequence > cursor) {
+            self.emit(
+                GroupCursorAdvanced {
+                    group: name.clone(),
+                    member,
+                    up_to_sequence,
+                }
+                .into(),
+            )?;
+        }
+        let unread_remaining = self
+            .state
+            .group(&name)
+            .map_or(0, |group| group.unread_for(me)) as u32;
+        to_value(&GroupHistoryResult {
+            group: name,
+            messages,
+            unread_remaining,
+        })
+    }
+
+    pub(in crate::hub) fn group_list(&self, me: IdentityId) -> Result<Value, RpcError> {
+        let groups = self
+            .state
+            .groups_of(me)
+            .map(|group| GroupSummary {
+                name: group.name().to_owned(),
+                unread_count: group.unread_for(me) as u32,
+            })
+            .collect();
+        to_value(&GroupListResult { groups })
+    }
+}
+

@@ -1,0 +1,204 @@
+//! Registration, naming and presence: `register` (with the probe of a fixed name's holder),
+//! `rename`, `peers`.
+//!
+//! Presence (which session holds which identity) is the core's runtime state; the events logged
+//! here are for audit and for the identities' projection.
+
+use relay_replay::IdentityId;
+use relay_replay::event::{IdentityRegistered, IdentityRenamed};
+use serde_json::Value;
+
+use crate::hub::core::{
+    Core, Registration, Release, SessionId, client_name, directory_slug, error,
+    event_client_kind, to_value,
+};
+use crate::hub::limits::SESSIONS_MAX;
+use crate::protocol::fields::PeerName;
+use crate::protocol::methods::*;
+use crate::protocol::{ErrorCode, RpcError};
+
+/// The refusal of a name no session may take.
+fn reserved(name: &str) -> RpcError {
+    error(
+        ErrorCode::NameReserved,
+        format!(
+            "{name:?} is reserved: relay, user, system and assistant would read as the hub or a role of the conversation, and `@` is kept for name@hub"
+        ),
+    )
+}
+
+/// Registration, naming and presence.
+impl Core {
+    pub(in crate::hub) fn register(
+        &mut self,
+        session: SessionId,
+        params: RegisterParams,
+        probed: bool,
+        release: &mut Release,
+    ) -> Registration {
+        match self.register_checked(session, params, probed, release) {
+            Ok(registration) => registration,
+            Err(refused) => Registration::Finished(Err(refused)),
+        }
+    }
+
+    fn register_checked(
+        &mut self,
+        session: SessionId,
+        params: RegisterParams,
+        probed: bool,
+        release: &mut Release,
+    ) -> Result<Registration, RpcError> {
+        if self.caller(session).is_ok() {
+            return Err(error(
+                ErrorCode::AlreadyRegistered,
+                "this session is registered already",
+            ));
+        }
+        if self.online.len() >= SESSIONS_MAX {
+            return Err(error(
+                ErrorCode::LimitReached,
+                format!("{SESSIONS_MAX} sessions are connected"),
+            ));
+        }
+        let name = match &params.name {
+            Some(fixed) if fixed.is_reserved() => return Err(reserved(fixed.as_str())),
+            Some(fixed) => {
+                let fixed = fixed.as_str().to_owned();
+                let holder = self
+                    .state
+                    .identity_by_name(&fixed)
+                    .and_then(|identity| self.online.get(&identity.id))
+                    .copied();
+                if let Some(holder) = holder {
+                    // A fixed identity is never suffixed: probe the holder, replace it if dead.
+                    if probed {
+                        return Err(error(
+                            ErrorCode::NameTaken,
+                            format!("{fixed:?} is held by a live session"),
+                        ));
+                    }
+                    let outbound = self
+                        .sessions
+                        .get(&holder)
+                        .map(|holder| holder.outbound.clone())
+                        .ok_or_else(|| {
+                            error(
+                                ErrorCode::Unexpected,
+                                "invariant: online sessions are connected",
+                            )
+                        })?;
+                    return Ok(Registration::Probe {
+                        holder,
+                        outbound,
+                        params,
+                    });
+                }
+                fixed
+            }
+            None => {
+                let base = params
+                    .session_name
+                    .as_ref()
+                    .and_then(|session_name| PeerName::sanitized(session_name.as_str()))
+                    .map_or_else(
+                        || directory_slug(params.cwd.as_str()),
+                        |name| name.as_str().to_owned(),
+                    );
+                self.free_name(&unreserved(&base))
+            }
+        };
+        let registered = IdentityRegistered {
+            name: name.clone(),
+            cwd: params.cwd.as_str().to_owned(),
+            git_branch: params
+                .git_branch
+                .as_ref()
+                .map(|branch| branch.as_str().to_owned()),
+            client: event_client_kind(params.client),
+        };
+        self.emit(registered.into())?;
+        let identity = self.identity_named(&name)?;
+        if let Some(entry) = self.sessions.get_mut(&session) {
+            entry.identity = Some(identity);
+        }
+        self.online.insert(identity, session);
+        tracing::debug!(session_id = session.0, "registered");
+        self.mail_waiting_notice(identity, release);
+        Ok(Registration::Finished(to_value(&RegisterResult { name })))
+    }
+
+    /// `base`, or `base-2`, `base-3` … : the first that no online session holds.
+    fn free_name(&self, base: &str) -> String {
+        let taken = |name: &str| {
+            self.state
+                .identity_by_name(name)
+                .is_some_and(|identity| self.online.contains_key(&identity.id))
+        };
+        if !taken(base) {
+            return base.to_owned();
+        }
+        // Bounded: at most SESSIONS_MAX names can be online.
+        (2..=SESSIONS_MAX + 2)
+            .map(|suffix| format!("{base}-{suffix}"))
+            .find(|name| !taken(name))
+            .unwrap_or_else(|| format!("{base}-{}", self.log.next_offset()))
+    }
+
+    pub(in crate::hub) fn rename(
+        &mut self,
+        me: IdentityId,
+        params: RenameParams,
+    ) -> Result<Value, RpcError> {
+        if params.new_name.is_reserved() {
+            return Err(reserved(params.new_name.as_str()));
+        }
+        let old_name = self.caller_name(me)?;
+        let new_name = params.new_name.as_str().to_owned();
+        if new_name != old_name {
+            self.emit(
+                IdentityRenamed {
+                    old_name,
+                    new_name: new_name.clone(),
+                }
+                .into(),
+            )?;
+        }
+        to_value(&RenameResult { name: new_name })
+    }
+
+    pub(in crate::hub) fn peers(&self, me: IdentityId) -> Result<Value, RpcError> {
+        let peers = self
+            .state
+            .identities()
+            .filter(|identity| identity.id != me)
+            .map(|identity| PeerInfo {
+                name: identity.name().to_owned(),
+                cwd: identity.cwd.clone(),
+                git_branch: identity.git_branch.clone(),
+                client: client_name(&identity.client),
+                online: self.online.contains_key(&identity.id),
+                last_seen: identity.last_seen_us,
+            })
+            .collect::<Vec<_>>();
+        let mut peers = peers;
+        peers.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
+        to_value(&PeersResult {
+            me: self.caller_name(me)?,
+            peers,
+        })
+    }
+}
+
+
+/// A derived name (from a label or a directory) that a session may take: `@` becomes `-`, and
+/// a reserved word gets `-session` appended (`/home/user` gives `user-session`).
+fn unreserved(base: &str) -> String {
+    let cleaned = base.replace('@', "-");
+    let cleaned = cleaned.trim_matches('-');
+    let cleaned = if cleaned.is_empty() { "session" } else { cleaned };
+    match PeerName::new(cleaned) {
+        Ok(name) if name.is_reserved() => format!("{cleaned}-session"),
+        _ => cleaned.to_owned(),
+    }
+}

@@ -1,0 +1,309 @@
+//! Direct messages: `send`, `ask`, `broadcast`, `reply` and the `inbox` pull.
+//!
+//! Each command validates against the state, emits its events, and hands the push to the
+//! delivery layer (`commands/delivery.rs`), which decides what the sender is told.
+
+use relay_replay::event::{AskSent, MailboxCursorAdvanced, MessageRead, MessageSent, ReplySent};
+use relay_replay::{DeliveryState, IdentityId, StoredMessage};
+use serde_json::Value;
+
+use super::delivery::Answer;
+use crate::hub::core::{Core, Release, error, to_value};
+use crate::protocol::methods::*;
+use crate::protocol::notification::MessageKind;
+use crate::protocol::{ErrorCode, RpcError};
+
+/// The answer of a direct send: `queued` now, or the wait for the recipient's
+/// acknowledgement when the push went out.
+fn send_answer(msg_id: &str, pushed: bool, result: Value) -> Answer {
+    if pushed {
+        Answer::AwaitAck {
+            msg_id: msg_id.to_owned(),
+            result,
+        }
+    } else {
+        Answer::Now(result)
+    }
+}
+
+/// Direct messages, asks, broadcasts, replies and the inbox.
+impl Core {
+    pub(in crate::hub) fn send(
+        &mut self,
+        me: IdentityId,
+        params: SendParams,
+        release: &mut Release,
+    ) -> Result<Answer, RpcError> {
+        let from = self.caller_name(me)?;
+        let to = self.identity_named(params.to.as_str())?;
+        self.count_conversation(me, to)?;
+        let msg_id = format!("m-{}", self.log.next_offset());
+        let event = MessageSent {
+            id: msg_id.clone(),
+            from: from.clone(),
+            to: params.to.as_str().to_owned(),
+            body: params.text.as_str().to_owned(),
+            reply_to: params.reply_to.as_ref().map(|id| id.as_str().to_owned()),
+            urgent: params.urgent,
+            thread: None,
+        };
+        let mut push = self.message_push(MessageKind::Direct, &from, params.text.as_str(), &msg_id);
+        push.reply_to = params.reply_to.as_ref().map(|id| id.as_str().to_owned());
+        push.urgent = params.urgent;
+        let pushed = self.deliver(to, event.into(), push, release)?;
+        let result = to_value(&SendResult {
+            msg_id: msg_id.clone(),
+            status: DeliveryStatus::Queued,
+        })?;
+        Ok(send_answer(&msg_id, pushed, result))
+    }
+
+    pub(in crate::hub) fn ask(
+        &mut self,
+        me: IdentityId,
+        params: AskParams,
+        release: &mut Release,
+    ) -> Result<Answer, RpcError> {
+        let from = self.caller_name(me)?;
+        let to = self.identity_named(params.to.as_str())?;
+        self.count_conversation(me, to)?;
+        let offset = self.log.next_offset();
+        let (msg_id, ask_id) = (format!("m-{offset}"), format!("a-{offset}"));
+        let event = AskSent {
+            id: msg_id.clone(),
+            ask_id: ask_id.clone(),
+            from: from.clone(),
+            to: params.to.as_str().to_owned(),
+            body: params.question.as_str().to_owned(),
+            broadcast_id: None,
+            urgent: params.urgent,
+            thread: params
+                .thread_id
+                .as_ref()
+                .map(|thread| thread.as_str().to_owned()),
+        };
+        let mut push =
+            self.message_push(MessageKind::Ask, &from, params.question.as_str(), &msg_id);
+        push.ask_id = Some(ask_id.clone());
+        push.urgent = params.urgent;
+        let pushed = self.deliver(to, event.into(), push, release)?;
+        self.set_ask_deadline(&ask_id, params.deadline_s.get())?;
+        let result = to_value(&AskResult {
+            ask_id,
+            msg_id: msg_id.clone(),
+            status: DeliveryStatus::Queued,
+        })?;
+        Ok(send_answer(&msg_id, pushed, result))
+    }
+
+    pub(in crate::hub) fn broadcast(
+        &mut self,
+        me: IdentityId,
+        params: BroadcastParams,
+        release: &mut Release,
+    ) -> Result<Value, RpcError> {
+        let from = self.caller_name(me)?;
+        let broadcast_id = format!("b-{}", self.log.next_offset());
+        let targets: Vec<IdentityId> = self
+            .online
+            .keys()
+            .copied()
+            .filter(|target| !(params.exclude_self && *target == me))
+            .collect();
+        for target in &targets {
+            let offset = self.log.next_offset();
+            let (msg_id, ask_id) = (format!("m-{offset}"), format!("a-{offset}"));
+            let event = AskSent {
+                id: msg_id.clone(),
+                ask_id: ask_id.clone(),
+                from: from.clone(),
+                to: self.caller_name(*target)?,
+                body: params.question.as_str().to_owned(),
+                broadcast_id: Some(broadcast_id.clone()),
+                urgent: false,
+                thread: None,
+            };
+            let mut push = self.message_push(
+                MessageKind::Broadcast,
+                &from,
+                params.question.as_str(),
+                &msg_id,
+            );
+            push.ask_id = Some(ask_id.clone());
+            self.deliver(*target, event.into(), push, release)?;
+            self.set_ask_deadline(&ask_id, params.deadline_s.get())?;
+        }
+        to_value(&BroadcastResult {
+            broadcast_id,
+            peer_count: targets.len() as u32,
+        })
+    }
+
+    pub(in crate::hub) fn reply(
+        &mut self,
+        me: IdentityId,
+        params: ReplyParams,
+        release: &mut Release,
+    ) -> Result<Answer, RpcError> {
+        let from = self.caller_name(me)?;
+        let mut answered = params.ask_id.as_str().to_owned();
+        // A broadcast id stands for the caller's own ask of that broadcast.
+        if let Some(ask) =
+            self.state.asks().all_pending().find(|ask| {
+                ask.target == me && ask.broadcast_id.as_deref() == Some(answered.as_str())
+            })
+        {
+            answered = ask.ask_id.clone();
+        }
+        // The id names a pending ask, one that timed out (the reply is late), or a message the
+        // caller received.
+        let pending = self
+            .state
+            .pending_ask(&answered)
+            .or_else(|| self.state.asks().expired(&answered));
+        let late = self.state.pending_ask(&answered).is_none() && pending.is_some();
+        let to = match pending {
+            Some(ask) if ask.target == me => ask.asker,
+            Some(_) => {
+                return Err(error(
+                    ErrorCode::AskNotFound,
+                    format!("ask {answered:?} was not addressed to you"),
+                ));
+            }
+            None => match self.state.message(&answered) {
+                Some((recipient, message)) if recipient == me => message.from,
+                _ => {
+                    return Err(error(
+                        ErrorCode::AskNotFound,
+                        format!("no pending ask or message of yours has id {answered:?}"),
+                    ));
+                }
+            },
+        };
+        self.count_conversation(me, to)?;
+        let msg_id = format!("m-{}", self.log.next_offset());
+        let event = ReplySent {
+            id: msg_id.clone(),
+            from: from.clone(),
+            to: self.caller_name(to)?,
+            body: params.text.as_str().to_owned(),
+            reply_to: answered.clone(),
+            urgent: params.urgent,
+            thread: None,
+        };
+        let mut push = self.message_push(MessageKind::Reply, &from, params.text.as_str(), &msg_id);
+        push.reply_to = Some(answered);
+        push.urgent = params.urgent;
+        push.late = late;
+        let pushed = self.deliver(to, event.into(), push, release)?;
+        let result = to_value(&ReplyResult {
+            msg_id: msg_id.clone(),
+            status: DeliveryStatus::Queued,
+        })?;
+        Ok(send_answer(&msg_id, pushed, result))
+    }
+
+    pub(in crate::hub) fn inbox(&mut self, me: IdentityId, params: InboxParams) -> Result<Value, RpcError> {
+        let recipient = self.caller_name(me)?;
+        let mailbox = self.state.mailbox(me).ok_or_else(|| {
+            error(
+                ErrorCode::Unexpected,
+                "invariant: every identity has a mailbox",
+            )
+        })?;
+        let limit = params.limit.get() as usize;
+        let since = params.since_id.as_ref().map(|id| id.as_str());
+        let mut matching = if params.include_pushed {
+            mailbox.all(since, usize::MAX)
+        } else {
+            mailbox.unread(since, usize::MAX)
+        };
+        let matching_count = matching.len();
+        matching.truncate(limit);
+        let sizes = matching
+            .iter()
+            .map(|message| message.body.len() + message.from_name.len());
+        matching.truncate(fitting_in_a_frame(sizes));
+        let messages: Vec<InboxMessage> = matching
+            .iter()
+            .map(|message| inbox_message(message))
+            .collect();
+        let remaining = (matching_count - messages.len()) as u32;
+        let cursor = mailbox.cursor();
+        let unread: Vec<String> = matching
+            .iter()
+            .filter(|message| message.sequence > cursor && message.state != DeliveryState::Read)
+            .map(|message| message.id.clone())
+            .collect();
+        let last_sequence = matching.last().map(|message| message.sequence);
+        if since.is_none() {
+            // Everything up to the last returned message has been seen: move the cursor.
+            if let Some(up_to_sequence) = last_sequence.filter(|sequence| *sequence > cursor) {
+                self.emit(
+                    MailboxCursorAdvanced {
+                        recipient,
+                        up_to_sequence,
+                    }
+                    .into(),
+                )?;
+            }
+        } else {
+            // After `since_id`, earlier messages were not returned: mark only the returned ones
+            // read, so the cursor does not pass messages the session never saw.
+            for message_id in unread {
+                self.emit(
+                    MessageRead {
+                        recipient: recipient.clone(),
+                        message_id,
+                    }
+                    .into(),
+                )?;
+            }
+        }
+        to_value(&InboxResult {
+            messages,
+            remaining,
+        })
+    }
+}
+
+/// How many of these messages (their text sizes, in order) fit in one response frame, at
+/// least one: every byte may be escaped six-fold in JSON, plus a fixed envelope per message.
+pub(in crate::hub) fn fitting_in_a_frame(sizes: impl Iterator<Item = usize>) -> usize {
+    use crate::protocol::limits::{FRAME_BYTES_MAX, JSON_ESCAPE_EXPANSION_MAX};
+    const MESSAGE_ENVELOPE_BYTES: usize = 1024;
+    let budget = FRAME_BYTES_MAX - 4 * MESSAGE_ENVELOPE_BYTES;
+    let mut used = 0;
+    let mut count = 0;
+    for size in sizes {
+        used += size * JSON_ESCAPE_EXPANSION_MAX + MESSAGE_ENVELOPE_BYTES;
+        if used > budget && count > 0 {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
+fn inbox_message(message: &StoredMessage) -> InboxMessage {
+    let kind = match (&message.ask_id, &message.broadcast_id, &message.reply_to) {
+        _ if message.timed_out_ask.is_some() => MessageKind::Timeout,
+        (Some(_), Some(_), _) => MessageKind::Broadcast,
+        (Some(_), None, _) => MessageKind::Ask,
+        _ if message.is_reply => MessageKind::Reply,
+        _ => MessageKind::Direct,
+    };
+    InboxMessage {
+        msg_id: message.id.clone(),
+        kind,
+        from: message.from_name.clone(),
+        text: message.body.clone(),
+        reply_to: message.reply_to.clone(),
+        ask_id: message.ask_id.clone(),
+        ts: message.timestamp_us,
+        urgent: message.urgent,
+        pushed: message.state == DeliveryState::Delivered,
+        late: message.late,
+    }
+}
+

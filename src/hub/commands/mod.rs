@@ -1,0 +1,18 @@
+//! The core's commands, one file per domain: each is a plan from `&State` and a request to
+//! events, pushes and a typed result, run by the core task (`hub/core.rs`).
+//!
+//! - [`identity`]: register, rename, peers.
+//! - [`messages`]: send, ask, broadcast, reply, inbox.
+//! - [`delivery`]: acknowledged pushes, honest send results, receipts, status, unread
+//!   counts, ask deadlines, idempotency keys, the loop guard.
+//! - [`rooms`]: join, leave, post, list.
+//! - [`groups`]: create, invite, remove, leave, delete, info, send, history, list.
+//!
+//! Architecture invariant: commands never touch sockets or the log directly; they go through
+//! the core's `emit` and its release of replies and pushes after the batch is durable.
+
+pub mod delivery;
+pub mod groups;
+pub mod identity;
+pub mod messages;
+pub mod rooms;
