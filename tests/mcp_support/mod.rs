@@ -10,6 +10,8 @@
 // an `expect` would be unfulfilled in some of them. `pub` marks the module's interface.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod claude_socket;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
