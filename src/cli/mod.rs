@@ -7,6 +7,7 @@ pub mod bench;
 pub mod exit_code;
 pub mod hub;
 pub mod inbox;
+pub mod install;
 pub mod log;
 pub mod mcp;
 pub mod output;
@@ -52,6 +53,10 @@ pub enum Command {
     Log(log::LogArgs),
     /// Measure Relay's building blocks (prints figures; asserts nothing).
     Bench(bench::BenchArgs),
+    /// Set Relay up in an AI client (Claude Code): its MCP server and a tool allow rule.
+    Install(install::InstallArgs),
+    /// Undo `relay install`: remove Relay's MCP server and allow rule from an AI client.
+    Uninstall(install::UninstallArgs),
 }
 
 /// The `--data-dir` option every data-dir-using subcommand shares.
@@ -86,6 +91,8 @@ pub fn run(cli: Cli) -> exit_code::ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Log(args) => log::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Install(args) => install::run_install(args),
+        Command::Uninstall(args) => install::run_uninstall(args),
     };
     match result {
         Ok(code) => code,
