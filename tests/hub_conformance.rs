@@ -612,14 +612,24 @@ fn reserved_names_are_refused_at_register_and_rename(transport: Transport) {
     session.fail("rename", json!({ "new_name": "relay" }), "name_reserved");
 }
 
-// Two sessions answering each other forever hit the loop guard.
+// Two sessions answering each other forever hit the loop guard; a one-way stream does not.
 fn a_conversation_past_its_loop_bound_is_rate_limited(transport: Transport) {
-    let (hub, mut sessions) = hub_with(transport, &["alice"]);
-    known_but_offline(&hub, transport, &mut sessions[0], "bob");
-    for index in 0..100 {
-        send(&mut sessions[0], "bob", &format!("ping {index}"));
+    let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
+    let (alice, bob) = pair(&mut sessions);
+    for index in 0..150 {
+        let params = json!({ "to": "bob", "text": format!("one way {index}") });
+        acknowledged(alice, bob, "send", params, "read");
     }
-    let error = sessions[0].fail("send", json!({ "to": "bob", "text": "one more" }), "rate_limited");
+    // Ping-pong: 100 turns of direction are allowed, the 101st is refused.
+    for index in 0..100 {
+        let params = |to: &str| json!({ "to": to, "text": format!("pong {index}") });
+        if index % 2 == 0 {
+            acknowledged(bob, alice, "send", params("alice"), "read");
+        } else {
+            acknowledged(alice, bob, "send", params("bob"), "read");
+        }
+    }
+    let error = bob.fail("send", json!({ "to": "alice", "text": "one more" }), "rate_limited");
     assert!(error["message"].as_str().is_some_and(|m| m.contains("loop guard")), "{error}");
 }
 

@@ -179,8 +179,17 @@ async fn load(
             .take_pushes()
             .ok_or_else(|| anyhow::anyhow!("pushes taken"))?;
         let histogram = histogram.clone();
+        let client = Arc::new(client);
+        let acknowledging = client.clone();
         tokio::spawn(async move {
-            while let Some(push) = pushes.recv().await {
+            while let Some(notification) = pushes.recv().await {
+                let crate::protocol::HubNotification::Message(push) = notification else {
+                    continue;
+                };
+                // As a session's client does: its sender's answer waits for this.
+                let _ = acknowledging
+                    .acknowledge(&push, crate::protocol::AckStep::Read)
+                    .await;
                 if let Some(sent) = push
                     .text
                     .split(' ')
@@ -192,7 +201,7 @@ async fn load(
                 }
             }
         });
-        clients.push(Arc::new(client));
+        clients.push(client);
     }
     let started = Instant::now();
     let interval = paced_rate.map(|rate| Duration::from_secs_f64(sessions as f64 / rate.max(1.0)));

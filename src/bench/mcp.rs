@@ -163,8 +163,8 @@ async fn measure(
 /// Two raw hub clients: one sends, the other receives the push.
 struct HubSide {
     sender: HubClient,
-    _receiver: HubClient,
-    pushes: tokio::sync::mpsc::UnboundedReceiver<crate::protocol::MessagePush>,
+    receiver: HubClient,
+    pushes: tokio::sync::mpsc::UnboundedReceiver<crate::protocol::HubNotification>,
     params: SendParams,
 }
 
@@ -184,7 +184,7 @@ impl HubSide {
         };
         Ok(HubSide {
             sender,
-            _receiver: receiver,
+            receiver,
             pushes,
             params,
         })
@@ -196,7 +196,15 @@ impl HubSide {
         let (sent, pushed) = tokio::time::timeout(ROUND_TRIP_TIMEOUT, async {
             tokio::join!(self.sender.call(self.params.clone()), async {
                 let push = self.pushes.recv().await;
-                (push, started.elapsed())
+                let elapsed = started.elapsed();
+                // The sender's answer waits for the acknowledgement, as with a real session.
+                if let Some(crate::protocol::HubNotification::Message(push)) = &push {
+                    let _ = self
+                        .receiver
+                        .acknowledge(push, crate::protocol::AckStep::Read)
+                        .await;
+                }
+                (push, elapsed)
             })
         })
         .await

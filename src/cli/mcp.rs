@@ -90,6 +90,7 @@ pub fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
         may_spawn: !args.no_spawn,
         identity,
         client_info: concat!("relay-mcp/", env!("CARGO_PKG_VERSION")).to_owned(),
+        messaging: crate::clients::claude::messaging::MessagingTarget::from_env(),
     };
     // One thread: a message crosses several tasks (hub socket, channel, MCP transport), and
     // hand-offs between them are cheapest without cross-thread wake-ups.

@@ -1,8 +1,14 @@
 //! `relay watch`: print each incoming message as one line until interrupted.
+//!
+//! A message printed is acknowledged to the hub as `delivered` (written on; whoever reads the
+//! terminal may not have seen it), so the sender hears of it and a later `relay inbox` still
+//! returns it, marked pushed. Room posts and hub notices are not stored and need no ack.
 
 use std::io::Write;
 
 use clap::Args;
+
+use crate::protocol::{AckStep, HubNotification};
 
 use super::exit_code::ExitCode;
 use super::output::format_timestamp;
@@ -37,7 +43,10 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         eprintln!("relay: watching as {}", connected.name);
         let mut stdout = std::io::stdout().lock();
         // Runs until interrupted or until the hub goes away.
-        while let Some(push) = pushes.recv().await {
+        while let Some(notification) = pushes.recv().await {
+            let HubNotification::Message(push) = notification else {
+                continue;
+            };
             let line = if args.json {
                 serde_json::to_string(&push)?
             } else {
@@ -62,6 +71,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
                 .is_err()
             {
                 return Ok(ExitCode::Success);
+            }
+            if let Err(error) = connected.client.acknowledge(&push, AckStep::Delivered).await {
+                eprintln!("relay: could not acknowledge {}: {}", push.msg_id, error.message);
             }
         }
         eprintln!("relay: the hub closed the connection");

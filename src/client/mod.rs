@@ -2,9 +2,10 @@
 //! `relay send|peers|inbox|watch` commands.
 //!
 //! [`HubClient::connect`] finds (or spawns) the hub, says `hello`, and starts a reader task
-//! that routes responses to their calls by id, answers the hub's pings, and queues pushes.
-//! When the connection drops, every waiting call and every later call fails at once with
-//! `hub_unreachable`: nothing hangs.
+//! that routes responses to their calls by id, answers the hub's pings, and queues pushes and
+//! receipts. When the connection drops, every waiting call and every later call fails at once
+//! with `hub_unreachable`: nothing hangs. A failure after the request was written carries the
+//! detail `request_written: true`, since the hub may have carried it out.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,7 +19,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::hub::spawn::{SpawnError, SpawnOptions, connect_or_spawn};
 use crate::protocol::{
-    ClientInfo, ErrorCode, FrameDecoder, HelloParams, HubNotification, Incoming, MessagePush,
+    AckParams, AckStep, ClientInfo, ErrorCode, FrameDecoder, GroupName, HelloParams,
+    HubNotification, Incoming, MessageId, MessageKind, MessagePush,
     MethodParams, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response,
     RpcError, VersionRange, encode_frame, parse_incoming,
 };
@@ -34,12 +36,47 @@ pub struct HubClient {
     pending: Pending,
     next_id: AtomicU64,
     connected: Arc<AtomicBool>,
-    pushes: Option<mpsc::UnboundedReceiver<MessagePush>>,
+    pushes: Option<mpsc::UnboundedReceiver<HubNotification>>,
     hub_id: String,
 }
 
 fn unreachable(message: impl Into<String>) -> RpcError {
     RpcError::new(ErrorCode::HubUnreachable, message)
+}
+
+/// The `ack` of a push, or `None` for kinds the hub does not store (room posts, notices).
+///
+/// # Errors
+/// `bad_args` when the push's ids are not valid ids (a hub would never send such a push).
+pub fn ack_params(push: &MessagePush, step: AckStep) -> Result<Option<AckParams>, RpcError> {
+    if matches!(push.kind, MessageKind::Room | MessageKind::System) {
+        return Ok(None);
+    }
+    let bad = |error: crate::protocol::FieldError| {
+        RpcError::new(ErrorCode::BadArguments, error.to_string())
+    };
+    let group = match (&push.group, push.kind) {
+        (Some(group), MessageKind::Group) => Some(GroupName::new(group.clone()).map_err(bad)?),
+        _ => None,
+    };
+    Ok(Some(AckParams {
+        msg_id: MessageId::new(push.msg_id.clone()).map_err(bad)?,
+        group,
+        step,
+    }))
+}
+
+/// The detail a failure carries when the request had been written: the hub may have done it.
+pub const REQUEST_WRITTEN: &str = "request_written";
+
+/// Marks `error` as a failure after the request was written.
+pub fn written(error: RpcError) -> RpcError {
+    error.with_detail(REQUEST_WRITTEN, serde_json::Value::Bool(true))
+}
+
+/// Whether `error` came after the request was written (so the hub may have carried it out).
+pub fn was_written(error: &RpcError) -> bool {
+    error.details.iter().any(|(key, _)| key == REQUEST_WRITTEN)
 }
 
 impl HubClient {
@@ -98,9 +135,21 @@ impl HubClient {
         self.connected.load(Ordering::Acquire)
     }
 
-    /// Takes the stream of pushes (once).
-    pub fn take_pushes(&mut self) -> Option<mpsc::UnboundedReceiver<MessagePush>> {
+    /// Takes the stream of pushes and receipts (once).
+    pub fn take_pushes(&mut self) -> Option<mpsc::UnboundedReceiver<HubNotification>> {
         self.pushes.take()
+    }
+
+    /// Reports what became of `push` (`ack`). Room posts and hub notices are not stored by the
+    /// hub and need no acknowledgement: for those this does nothing.
+    ///
+    /// # Errors
+    /// As [`HubClient::call`]; `bad_args` when the push's ids are not valid ids.
+    pub async fn acknowledge(&self, push: &MessagePush, step: AckStep) -> Result<(), RpcError> {
+        match ack_params(push, step)? {
+            Some(params) => self.call(params).await.map(drop),
+            None => Ok(()),
+        }
     }
 
     /// Calls a method and waits for its typed result.
@@ -126,14 +175,14 @@ impl HubClient {
         }
         match tokio::time::timeout(CALL_TIMEOUT, answered).await {
             Ok(Ok(response)) => response.into_result::<P::Result>(),
-            Ok(Err(_)) => Err(unreachable(
+            Ok(Err(_)) => Err(written(unreachable(
                 "the connection to the hub closed before it answered",
-            )),
+            ))),
             Err(_) => {
                 self.pending.lock().await.remove(&id);
-                Err(unreachable(format!(
+                Err(written(unreachable(format!(
                     "the hub did not answer within {CALL_TIMEOUT:?}"
-                )))
+                ))))
             }
         }
     }
@@ -144,7 +193,7 @@ async fn read_loop(
     writer: std::sync::Weak<Mutex<OwnedWriteHalf>>,
     pending: Pending,
     connected: Arc<AtomicBool>,
-    pushes: mpsc::UnboundedSender<MessagePush>,
+    pushes: mpsc::UnboundedSender<HubNotification>,
 ) {
     // Only a weak hold on the writer: dropping the client closes the connection.
     let mut decoder = FrameDecoder::new();
@@ -179,10 +228,8 @@ async fn read_loop(
                     }
                 }
                 Ok(Incoming::Notification(notification)) => {
-                    if let Ok(HubNotification::Message(push)) =
-                        HubNotification::parse(&notification)
-                    {
-                        let _ = pushes.send(push);
+                    if let Ok(notification) = HubNotification::parse(&notification) {
+                        let _ = pushes.send(notification);
                     }
                 }
                 Err(_) => {}

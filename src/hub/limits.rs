@@ -66,9 +66,10 @@ const _: () = assert!(WS_MESSAGE_BYTES_MAX > crate::protocol::limits::FRAME_BYTE
 /// the sender's tool call waits this long at worst; later steps arrive as receipts.
 pub const DELIVERY_ACK_WAIT: Duration = Duration::from_secs(1);
 
-/// Direct messages (sends, asks, replies) two identities may exchange, both ways together,
-/// within [`CONVERSATION_WINDOW`]; past it both get `rate_limited` naming the loop guard. Two
-/// assistants that answer each other automatically stop here instead of forever.
+/// Times the direction of direct messages (sends, asks, replies) between two identities may
+/// turn (one answers the other) within [`CONVERSATION_WINDOW`]; past it the next answer gets
+/// `rate_limited` naming the loop guard. Two assistants that answer each other automatically
+/// stop here instead of forever; a one-way stream of messages never counts.
 pub const CONVERSATION_MESSAGES_MAX: u32 = 100;
 
 /// The window of [`CONVERSATION_MESSAGES_MAX`].

@@ -5,6 +5,11 @@
 //! an [`RpcError`] whose code is the hub's (or `bad_args` / `unknown_method` for input the hub
 //! never sees, `hub_unreachable` when it cannot be reached). The server turns those into tool
 //! errors. This file knows the tools and the hub methods, not MCP.
+//!
+//! Sending tools get an idempotency key per call, so [`HubSession::call_sending`] can resend
+//! safely when an answer is lost. Peer texts in results are wrapped and escaped the way pushes
+//! are ([`super::channel::content`]), and every result carries `unread` while mail waits
+//! ([`with_unread`]).
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -12,11 +17,12 @@ use serde_json::{Map, Value};
 use crate::protocol::{
     AskParams, BroadcastParams, ErrorCode, GroupCreateParams, GroupDeleteParams,
     GroupHistoryParams, GroupInfoParams, GroupInviteParams, GroupLeaveParams, GroupListParams,
-    GroupRemoveParams, GroupSendParams, InboxParams, MethodParams, PeersParams, RenameParams,
-    ReplyParams, RoomJoinParams, RoomLeaveParams, RoomPostParams, RoomsParams, RpcError,
-    SendParams,
+    GroupMessageType, GroupRemoveParams, GroupSendParams, InboxParams, MessageKind, MessagePush,
+    MethodParams, PeersParams, RenameParams, ReplyParams, RoomJoinParams, RoomLeaveParams,
+    RoomPostParams, RoomsParams, RpcError, SendParams, StatusParams,
 };
 
+use super::channel::content;
 use super::session::HubSession;
 use super::tools::{self, Tool, ToolSpec};
 
@@ -41,12 +47,17 @@ pub async fn call_tool(
     };
     let arguments = tools::check_arguments(spec, arguments)?;
     match spec.tool {
-        Tool::Peers => forward::<PeersParams>(session, spec, arguments).await,
-        Tool::Send => forward::<SendParams>(session, spec, arguments).await,
-        Tool::Ask => forward::<AskParams>(session, spec, arguments).await,
+        Tool::Peers => {
+            let mut value = forward::<PeersParams>(session, spec, arguments).await?;
+            value["my_delivery"] = Value::from(session.delivery_path().name());
+            Ok(value)
+        }
+        Tool::Send => sending::<SendParams>(session, spec, arguments).await,
+        Tool::Ask => sending::<AskParams>(session, spec, arguments).await,
         Tool::Inbox => inbox(session, spec, arguments).await,
-        Tool::Reply => forward::<ReplyParams>(session, spec, arguments).await,
-        Tool::Broadcast => forward::<BroadcastParams>(session, spec, arguments).await,
+        Tool::Reply => sending::<ReplyParams>(session, spec, arguments).await,
+        Tool::Broadcast => sending::<BroadcastParams>(session, spec, arguments).await,
+        Tool::Status => forward::<StatusParams>(session, spec, arguments).await,
         Tool::Rename => {
             let result = session
                 .call(parse::<RenameParams>(spec, arguments)?)
@@ -77,7 +88,7 @@ pub async fn call_tool(
             }
             success(&outcome?)
         }
-        Tool::Room => forward::<RoomPostParams>(session, spec, arguments).await,
+        Tool::Room => sending::<RoomPostParams>(session, spec, arguments).await,
         Tool::Rooms => forward::<RoomsParams>(session, spec, arguments).await,
         Tool::GroupCreate => forward::<GroupCreateParams>(session, spec, arguments).await,
         Tool::GroupInvite => forward::<GroupInviteParams>(session, spec, arguments).await,
@@ -85,8 +96,8 @@ pub async fn call_tool(
         Tool::GroupLeave => forward::<GroupLeaveParams>(session, spec, arguments).await,
         Tool::GroupDelete => forward::<GroupDeleteParams>(session, spec, arguments).await,
         Tool::GroupInfo => forward::<GroupInfoParams>(session, spec, arguments).await,
-        Tool::GroupSend => forward::<GroupSendParams>(session, spec, arguments).await,
-        Tool::GroupHistory => forward::<GroupHistoryParams>(session, spec, arguments).await,
+        Tool::GroupSend => sending::<GroupSendParams>(session, spec, arguments).await,
+        Tool::GroupHistory => group_history(session, spec, arguments).await,
         Tool::GroupList => forward::<GroupListParams>(session, spec, arguments).await,
     }
 }
@@ -107,6 +118,46 @@ pub fn error_value(error: &RpcError) -> Value {
     Value::Object(object)
 }
 
+/// Adds `unread` (counts) to a tool's outcome, success or failure, while anything is unread:
+/// a pull-only client learns of its mail on any call.
+pub async fn with_unread(
+    session: &HubSession,
+    outcome: Result<Value, RpcError>,
+) -> Result<Value, RpcError> {
+    let Some(unread) = session.unread().await else {
+        return outcome;
+    };
+    let Ok(counts) = to_value(&unread) else {
+        return outcome;
+    };
+    match outcome {
+        Ok(mut value) => {
+            if let Value::Object(object) = &mut value {
+                object.insert("unread".to_owned(), counts);
+            }
+            Ok(value)
+        }
+        Err(error) => Err(error.with_detail("unread", counts)),
+    }
+}
+
+/// A sending tool: the arguments get a fresh idempotency key, and a lost answer is resent
+/// with it ([`HubSession::call_sending`]).
+async fn sending<P: MethodParams + Clone>(
+    session: &HubSession,
+    spec: &ToolSpec,
+    mut arguments: Value,
+) -> Result<Value, RpcError> {
+    if let Value::Object(object) = &mut arguments {
+        object.insert(
+            "idempotency_key".to_owned(),
+            Value::from(session.new_idempotency_key()),
+        );
+    }
+    let result = session.call_sending(parse::<P>(spec, arguments)?).await?;
+    success(&result)
+}
+
 /// Calls the hub method whose params the arguments are, and returns its result as is.
 async fn forward<P: MethodParams>(
     session: &HubSession,
@@ -120,11 +171,51 @@ async fn forward<P: MethodParams>(
 async fn inbox(session: &HubSession, spec: &ToolSpec, arguments: Value) -> Result<Value, RpcError> {
     let params = parse::<InboxParams>(spec, arguments)?;
     let page = session.inbox(params.limit, params.since_id).await?;
+    let messages: Vec<_> = page
+        .messages
+        .into_iter()
+        .map(|mut entry| {
+            entry.text = content(&entry.as_push());
+            entry
+        })
+        .collect();
     let mut object = Map::new();
     object.insert("ok".to_owned(), Value::Bool(true));
-    object.insert("messages".to_owned(), to_value(&page.messages)?);
+    object.insert("messages".to_owned(), to_value(&messages)?);
     object.insert("remaining".to_owned(), Value::from(page.remaining));
     Ok(Value::Object(object))
+}
+
+/// `relay_group_history`: the hub's result with each text wrapped as a push of the group.
+async fn group_history(
+    session: &HubSession,
+    spec: &ToolSpec,
+    arguments: Value,
+) -> Result<Value, RpcError> {
+    let mut result = session
+        .call(parse::<GroupHistoryParams>(spec, arguments)?)
+        .await?;
+    for message in &mut result.messages {
+        let push = MessagePush {
+            kind: match message.message_type {
+                GroupMessageType::User => MessageKind::Group,
+                GroupMessageType::System => MessageKind::System,
+            },
+            from: message.from.clone(),
+            text: std::mem::take(&mut message.text),
+            msg_id: message.id.clone(),
+            ask_id: None,
+            reply_to: None,
+            room: None,
+            group: Some(result.group.clone()),
+            urgent: false,
+            ts: message.ts,
+            origin_hub: None,
+            late: false,
+        };
+        message.text = content(&push);
+    }
+    success(&result)
 }
 
 /// The typed params of `P`'s method from checked arguments, with every protocol limit applied

@@ -1,13 +1,12 @@
-//! What `relay_inbox` returns: the messages this session received that the model has not been
-//! given through `relay_inbox` yet, whether or not they were also pushed as channel
-//! notifications.
+//! What `relay_inbox` returns: the hub's unread mailbox messages merged with the posts the
+//! hub does not store (room posts, hub notices) that this process received.
 //!
-//! The hub's `inbox` alone cannot answer that: a push marks a message delivered, so the hub no
-//! longer offers it as new, yet the MCP client may have dropped the notification (many clients
-//! ignore custom notifications). So this process keeps every push it receives (except group
-//! messages, which `relay_group_history` reads) in [`Unreturned`] until `relay_inbox` returns
-//! it, and merges them with what the hub still holds as undelivered. The list is bounded by
-//! [`UNRETURNED_MESSAGES_MAX`]; this file is pure (no I/O, no locks).
+//! The hub's mailbox knows what a push became (`ack`): a message the model has (a native push)
+//! is read and never offered again; one only handed to a channel notification is offered once
+//! more, marked `pushed`. Room posts and notices are not stored by the hub, so this process
+//! keeps those it could not hand to the model for certain in [`Unreturned`] (marked `pushed`
+//! when a channel notification carried them) until `relay_inbox` returns them. The list is
+//! bounded by [`UNRETURNED_MESSAGES_MAX`]; this file is pure (no I/O, no locks).
 
 use std::collections::VecDeque;
 
@@ -42,6 +41,11 @@ pub struct InboxEntry {
     /// For a notice about a group: the group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Whether it was pushed to this session before (its model may have seen it): a repeat,
+    /// not news.
+    pub pushed: bool,
+    /// For a reply: it came after its ask had timed out.
+    pub late: bool,
 }
 
 /// A page of `relay_inbox`.
@@ -62,13 +66,21 @@ pub struct Unreturned {
 }
 
 impl Unreturned {
-    /// Keeps a push for `relay_inbox`, unless it is a group message (read with
-    /// `relay_group_history`). Returns `false` when the oldest entry had to be forgotten.
-    pub fn record(&mut self, push: &MessagePush) -> bool {
-        if push.kind == MessageKind::Group {
+    /// Whether `relay_inbox` must keep this push itself: the hub does not store room posts
+    /// and hub notices; everything else comes back from the hub's mailbox or group history.
+    pub fn keeps(push: &MessagePush) -> bool {
+        matches!(push.kind, MessageKind::Room | MessageKind::System)
+    }
+
+    /// Keeps a room post or hub notice for `relay_inbox` (`pushed`: a channel notification
+    /// carried it already). Returns `false` when the oldest entry had to be forgotten.
+    pub fn record(&mut self, push: &MessagePush, pushed: bool) -> bool {
+        if !Self::keeps(push) {
             return true;
         }
-        self.insert(InboxEntry::from(push))
+        let mut entry = InboxEntry::from(push);
+        entry.pushed = pushed;
+        self.insert(entry)
     }
 
     /// The next page: the kept messages merged with `pulled` (what the hub's `inbox` just
@@ -96,10 +108,11 @@ impl Unreturned {
         }
     }
 
-    /// Forgets the messages the model has now been given another way (`since_id` re-reads).
-    pub fn forget(&mut self, msg_ids: &[&str]) {
-        self.entries
-            .retain(|entry| !msg_ids.contains(&entry.msg_id.as_str()));
+    /// Marks a kept entry as pushed by a channel notification.
+    pub fn mark_pushed(&mut self, msg_id: &str) {
+        if let Some(entry) = self.entries.iter_mut().find(|entry| entry.msg_id == msg_id) {
+            entry.pushed = true;
+        }
     }
 
     /// How many messages are kept.
@@ -145,6 +158,8 @@ impl From<&MessagePush> for InboxEntry {
             urgent: push.urgent,
             room: push.room.clone(),
             group: push.group.clone(),
+            pushed: false,
+            late: push.late,
         }
     }
 }
@@ -162,6 +177,28 @@ impl From<InboxMessage> for InboxEntry {
             urgent: message.urgent,
             room: None,
             group: None,
+            pushed: message.pushed,
+            late: message.late,
+        }
+    }
+}
+
+impl InboxEntry {
+    /// The entry as the push it stands for, to frame its text the way pushes are framed.
+    pub fn as_push(&self) -> MessagePush {
+        MessagePush {
+            kind: self.kind,
+            from: self.from.clone(),
+            text: self.text.clone(),
+            msg_id: self.msg_id.clone(),
+            ask_id: self.ask_id.clone(),
+            reply_to: self.reply_to.clone(),
+            room: self.room.clone(),
+            group: self.group.clone(),
+            urgent: self.urgent,
+            ts: self.ts,
+            origin_hub: None,
+            late: self.late,
         }
     }
 }
@@ -183,6 +220,7 @@ mod tests {
             urgent: false,
             ts,
             origin_hub: None,
+            late: false,
         }
     }
 
@@ -196,6 +234,8 @@ mod tests {
             ask_id: None,
             ts,
             urgent: false,
+            pushed: false,
+            late: false,
         }
     }
 
@@ -207,21 +247,24 @@ mod tests {
     }
 
     #[test]
-    fn pushed_and_pulled_messages_come_back_once_oldest_first() {
+    fn posts_and_pulled_messages_come_back_once_oldest_first() {
         let mut unreturned = Unreturned::default();
-        unreturned.record(&push(MessageKind::Direct, "m-5", 50));
-        unreturned.record(&push(MessageKind::Room, "r-6", 60));
+        unreturned.record(&push(MessageKind::System, "s-5", 50), true);
+        unreturned.record(&push(MessageKind::Room, "r-6", 60), false);
         let page = unreturned.next_page(vec![pulled("m-1", 10)], 20, 0);
-        assert_eq!(ids(&page), ["m-1", "m-5", "r-6"]);
+        assert_eq!(ids(&page), ["m-1", "s-5", "r-6"]);
+        assert!(page.messages[1].pushed && !page.messages[2].pushed);
         assert_eq!(page.remaining, 0);
         let again = unreturned.next_page(Vec::new(), 20, 0);
         assert!(again.messages.is_empty());
     }
 
     #[test]
-    fn group_messages_are_left_to_group_history() {
+    fn stored_kinds_are_left_to_the_hub() {
         let mut unreturned = Unreturned::default();
-        unreturned.record(&push(MessageKind::Group, "g-1", 1));
+        for kind in [MessageKind::Group, MessageKind::Direct, MessageKind::Ask, MessageKind::Timeout] {
+            unreturned.record(&push(kind, "x-1", 1), true);
+        }
         assert!(unreturned.is_empty());
     }
 
@@ -229,43 +272,26 @@ mod tests {
     fn what_does_not_fit_the_limit_is_kept_and_counted_as_remaining() {
         let mut unreturned = Unreturned::default();
         for index in 0..5 {
-            unreturned.record(&push(MessageKind::Direct, &format!("m-{index}"), index));
+            unreturned.record(&push(MessageKind::Room, &format!("r-{index}"), index), false);
         }
         let page = unreturned.next_page(vec![pulled("m-9", 9)], 2, 3);
-        assert_eq!(ids(&page), ["m-0", "m-1"]);
+        assert_eq!(ids(&page), ["r-0", "r-1"]);
         assert_eq!(page.remaining, 4 + 3);
         let rest = unreturned.next_page(Vec::new(), 20, 0);
-        assert_eq!(ids(&rest), ["m-2", "m-3", "m-4", "m-9"]);
+        assert_eq!(ids(&rest), ["r-2", "r-3", "r-4", "m-9"]);
     }
 
     #[test]
     fn a_full_list_forgets_its_oldest_message_and_one_more_fits() {
         let mut unreturned = Unreturned::default();
         for index in 0..UNRETURNED_MESSAGES_MAX as u64 {
-            assert!(unreturned.record(&push(MessageKind::Direct, &format!("m-{index}"), index)));
+            assert!(unreturned.record(&push(MessageKind::Room, &format!("r-{index}"), index), false));
         }
         assert_eq!(unreturned.len(), UNRETURNED_MESSAGES_MAX);
-        assert!(!unreturned.record(&push(MessageKind::Direct, "m-last", u64::MAX)));
+        assert!(!unreturned.record(&push(MessageKind::Room, "r-last", u64::MAX), false));
         assert_eq!(unreturned.len(), UNRETURNED_MESSAGES_MAX);
         assert_eq!(unreturned.forgotten_count(), 1);
         let page = unreturned.next_page(Vec::new(), 1, 0);
-        assert_eq!(ids(&page), ["m-1"]);
-    }
-
-    #[test]
-    fn a_message_seen_twice_is_kept_once() {
-        let mut unreturned = Unreturned::default();
-        unreturned.record(&push(MessageKind::Direct, "m-1", 1));
-        let page = unreturned.next_page(vec![pulled("m-1", 1)], 20, 0);
-        assert_eq!(ids(&page), ["m-1"]);
-    }
-
-    #[test]
-    fn forgotten_ids_are_not_returned_again() {
-        let mut unreturned = Unreturned::default();
-        unreturned.record(&push(MessageKind::Direct, "m-1", 1));
-        unreturned.record(&push(MessageKind::Direct, "m-2", 2));
-        unreturned.forget(&["m-1"]);
-        assert_eq!(ids(&unreturned.next_page(Vec::new(), 20, 0)), ["m-2"]);
+        assert_eq!(ids(&page), ["r-1"]);
     }
 }

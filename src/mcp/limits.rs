@@ -34,3 +34,18 @@ pub const UNRETURNED_MESSAGES_MAX: usize = 500;
 
 const _: () = assert!(RECONNECT_DELAY_MIN.as_millis() < RECONNECT_DELAY_MAX.as_millis());
 const _: () = assert!(CHANNEL_QUEUE_CAPACITY > 0 && UNRETURNED_MESSAGES_MAX > 0);
+
+/// How long a sending tool call whose request reached the hub but whose answer was lost (the
+/// hub stalled or restarted) keeps resending it, with the same idempotency key, before it
+/// answers `outcome_unknown`. The key makes every resend safe: the hub answers a repeat with
+/// the first result.
+pub const OUTCOME_RETRY_WAIT: Duration = Duration::from_secs(20);
+
+/// Acknowledgements kept to send again after a reconnect, when the connection dropped before
+/// the hub had them. Past it the oldest is dropped: that message comes back from the next
+/// `relay_inbox` instead (marked as pushed when the model may have seen it).
+pub const UNSENT_ACKS_MAX: usize = 1024;
+
+/// Messages handed to Claude Code's messaging socket whose receipts may still come, so a
+/// late `refused` can be matched to its message.
+pub const SOCKET_SENT_REMEMBERED: usize = 256;

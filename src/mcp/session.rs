@@ -2,8 +2,12 @@
 //! pushes, and reconnect with back-off when the hub goes away.
 //!
 //! [`HubSession`] owns at most one live [`HubClient`] at a time. A task per connection drains
-//! its pushes: each is kept for `relay_inbox` ([`Unreturned`]) and queued for the channel
-//! notifier. When that stream ends the connection is lost; the reconnect task then retries
+//! its pushes and hands each to the model by the best path there is: Claude Code's messaging
+//! socket when `relay mcp` runs under Claude Code (acknowledged `read`: the model has it), else
+//! the channel notification (acknowledged `delivered` once written: the next `relay_inbox`
+//! returns it once more, marked pushed). A push no path took is not acknowledged and stays
+//! unread at the hub. Room posts and notices, which the hub does not store, are kept for
+//! `relay_inbox` ([`Unreturned`]) unless the socket took them. When that stream ends the connection is lost; the reconnect task then retries
 //! (doubling its wait from [`RECONNECT_DELAY_MIN`] to [`RECONNECT_DELAY_MAX`]), registers under
 //! the name the session had and joins its rooms again (rooms are empty after a hub restart).
 //! Meanwhile tool calls never wait: they fail at once with `hub_unreachable`, and a live call
@@ -15,16 +19,25 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::client::HubClient;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::client::{HubClient, ack_params, was_written, written};
+use crate::clients::claude::messaging::{ClaudeStatus, MessagingSocket, MessagingTarget};
 use crate::hub::spawn::{SpawnOptions, socket_path};
 use crate::protocol::{
-    ErrorCode, InboxLimit, InboxParams, MessageId, MessagePush, MethodParams, RegisterParams,
-    RoomJoinParams, RoomName, RpcError,
+    AckParams, AckStep, ErrorCode, HubNotification, InboxLimit, InboxParams, MessageId,
+    MessageKind, MessagePush, MethodParams, Receipt, ReceiptStatus, RegisterParams, RoomJoinParams,
+    RoomName, RpcError, UnreadParams, UnreadResult,
 };
 
+use super::channel::model_text;
 use super::identity::{Identity, git_branch};
 use super::inbox::{InboxEntry, InboxPage, Unreturned};
-use super::limits::{RECONNECT_DELAY_MAX, RECONNECT_DELAY_MIN, TOOL_CALL_TIMEOUT};
+use super::limits::{
+    OUTCOME_RETRY_WAIT, RECONNECT_DELAY_MAX, RECONNECT_DELAY_MIN, SOCKET_SENT_REMEMBERED,
+    TOOL_CALL_TIMEOUT, UNSENT_ACKS_MAX,
+};
 
 /// How the session reaches and joins the hub.
 #[derive(Clone, Debug)]
@@ -39,6 +52,28 @@ pub struct SessionConfig {
     pub identity: Identity,
     /// The `client` of `hello`, e.g. `"relay-mcp/0.1.0"`.
     pub client_info: String,
+    /// Claude Code's messaging socket, when `relay mcp` runs under Claude Code.
+    pub messaging: Option<MessagingTarget>,
+}
+
+/// The path by which pushes reach this session's model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryPath {
+    /// Claude Code's messaging socket: reaches the model, mid-turn or idle.
+    ClaudeSocket,
+    /// `notifications/claude/channel`: reaches the model only where channels are enabled;
+    /// `relay_inbox` returns these once more.
+    Channel,
+}
+
+impl DeliveryPath {
+    /// Its name in `relay_peers` and the logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryPath::ClaudeSocket => "claude-socket",
+            DeliveryPath::Channel => "channel+pull",
+        }
+    }
 }
 
 /// The session with the hub, shared by the tool handlers and the background tasks.
@@ -50,6 +85,16 @@ pub struct HubSession {
     lost: Notify,
     /// To the channel notifier. Bounded: when full, notifications are dropped, not messages.
     channel: mpsc::Sender<MessagePush>,
+    /// Claude Code's messaging socket, the path that reaches the model.
+    messaging: Option<MessagingSocket>,
+    /// Pushes lately handed to the messaging socket, for its late receipts.
+    socket_sent: Mutex<VecDeque<MessagePush>>,
+    /// Acknowledgements the hub has not confirmed, sent again after a reconnect.
+    unsent_acks: Mutex<VecDeque<AckParams>>,
+    /// Counts sending tool calls, for their idempotency keys.
+    sending_calls: std::sync::atomic::AtomicU64,
+    /// Random per process, so keys never repeat across restarts.
+    key_prefix: String,
 }
 
 /// What changes as connections come and go.
@@ -76,13 +121,29 @@ impl HubSession {
         channel_capacity: usize,
     ) -> (Arc<HubSession>, mpsc::Receiver<MessagePush>) {
         let (channel, notifications) = mpsc::channel(channel_capacity);
+        let (messaging, claude_receipts) = match config.messaging.clone() {
+            Some(target) => {
+                let (socket, receipts) = MessagingSocket::start(target);
+                tracing::info!(socket = %socket.socket_path().display(), "delivering through Claude Code's messaging socket");
+                (Some(socket), Some(receipts))
+            }
+            None => (None, None),
+        };
         let session = Arc::new(HubSession {
             config,
             shared: Mutex::new(Shared::default()),
             unreturned: Mutex::new(Unreturned::default()),
             lost: Notify::new(),
             channel,
+            messaging,
+            socket_sent: Mutex::new(VecDeque::new()),
+            unsent_acks: Mutex::new(VecDeque::new()),
+            sending_calls: std::sync::atomic::AtomicU64::new(0),
+            key_prefix: random_hex(),
         });
+        if let Some(receipts) = claude_receipts {
+            tokio::spawn(forward_claude_receipts(session.clone(), receipts));
+        }
         match session.connect_once().await {
             Ok(name) => tracing::info!(name = %name, "registered with the hub"),
             Err(error) => {
@@ -105,6 +166,72 @@ impl HubSession {
         self.current().is_some()
     }
 
+    /// How pushes reach this session's model.
+    pub fn delivery_path(&self) -> DeliveryPath {
+        if self.messaging.is_some() {
+            DeliveryPath::ClaudeSocket
+        } else {
+            DeliveryPath::Channel
+        }
+    }
+
+    /// A fresh idempotency key for one sending tool call.
+    pub fn new_idempotency_key(&self) -> String {
+        let count = self
+            .sending_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("mcp-{}-{count}", self.key_prefix)
+    }
+
+    /// Calls a sending method (its params carry an idempotency key) and answers with its true
+    /// outcome: when the request reached the hub but the answer was lost (a stall, a restart),
+    /// it is sent again with the same key after reconnecting, which the hub answers with the
+    /// first result, for up to [`OUTCOME_RETRY_WAIT`].
+    ///
+    /// # Errors
+    /// As [`HubSession::call`]; `outcome_unknown` when the request was written but no answer
+    /// came within the wait (it may have been carried out: resending could double it).
+    pub async fn call_sending<P: MethodParams + Clone>(
+        &self,
+        params: P,
+    ) -> Result<P::Result, RpcError> {
+        let first = self.call(params.clone()).await;
+        let lost = match first {
+            Err(error) if error.code == ErrorCode::HubUnreachable && was_written(&error) => error,
+            other => return other,
+        };
+        tracing::warn!(error = %lost, "answer lost; resending with the same idempotency key");
+        let deadline = Instant::now() + OUTCOME_RETRY_WAIT;
+        // Bounded by the deadline: each pass waits a little or returns.
+        while Instant::now() < deadline {
+            if !self.is_connected() {
+                tokio::time::sleep(RECONNECT_DELAY_MIN).await;
+                continue;
+            }
+            match self.call(params.clone()).await {
+                Err(error) if error.code == ErrorCode::HubUnreachable => {
+                    tokio::time::sleep(RECONNECT_DELAY_MIN).await;
+                }
+                outcome => return outcome,
+            }
+        }
+        Err(RpcError::new(
+            ErrorCode::OutcomeUnknown,
+            format!(
+                "the hub took the request but its answer did not come back within {} s ({}); it may have been carried out. Do not resend blindly: check relay_status with a msg_id you know, or ask the peer",
+                OUTCOME_RETRY_WAIT.as_secs(),
+                lost.message
+            ),
+        ))
+    }
+
+    /// The caller's unread counts, when connected and anything is unread.
+    pub async fn unread(&self) -> Option<UnreadResult> {
+        self.current()?;
+        let counts = self.call(UnreadParams {}).await.ok()?;
+        (counts.total > 0).then_some(counts)
+    }
+
     /// Calls a hub method on the live connection.
     ///
     /// # Errors
@@ -125,18 +252,19 @@ impl HubSession {
                 }
                 Err(error)
             }
-            Err(_) => Err(RpcError::new(
+            Err(_) => Err(written(RpcError::new(
                 ErrorCode::HubUnreachable,
                 format!(
                     "the hub did not answer within {TOOL_CALL_TIMEOUT:?}; it may still carry the request out"
                 ),
-            )),
+            ))),
         }
     }
 
-    /// The next page of `relay_inbox`: without `since_id`, every message this session
-    /// received and `relay_inbox` has not returned yet (pushed or still queued at the hub);
-    /// with it, the mailbox's messages stored after that one, read or not.
+    /// The next page of `relay_inbox`: without `since_id`, the mailbox's unread messages
+    /// (those only handed to a channel notification marked `pushed`) and the room posts and
+    /// notices this process kept; with it, the mailbox's messages stored after that one, read
+    /// or not.
     ///
     /// # Errors
     /// As [`HubSession::call`].
@@ -154,8 +282,6 @@ impl HubSession {
         let result = self.call(params).await?;
         let mut unreturned = lock(&self.unreturned);
         if rereading {
-            let ids: Vec<&str> = result.messages.iter().map(|m| m.msg_id.as_str()).collect();
-            unreturned.forget(&ids);
             return Ok(InboxPage {
                 messages: result.messages.into_iter().map(InboxEntry::from).collect(),
                 remaining: result.remaining,
@@ -233,17 +359,131 @@ impl HubSession {
         self.lost.notify_one();
     }
 
-    /// Keeps a push for `relay_inbox` and queues it for the channel notifier.
-    fn receive(&self, push: MessagePush) {
-        if !lock(&self.unreturned).record(&push) {
+    /// Hands one push to the model: through Claude Code's socket when there is one (then
+    /// acknowledged `read`), else to the channel notifier (acknowledged `delivered` once it is
+    /// written, see [`HubSession::channel_written`]). Room posts and notices the socket did not
+    /// take are kept for `relay_inbox`.
+    async fn receive(&self, push: MessagePush) {
+        if let Some(socket) = &self.messaging {
+            match socket
+                .deliver(&push.msg_id, &model_text(&push), push.urgent)
+                .await
+            {
+                Ok(()) => {
+                    tracing::debug!(msg_id = %push.msg_id, "handed to Claude Code's messaging socket");
+                    self.acknowledge(&push, AckStep::Read).await;
+                    remember(&mut lock(&self.socket_sent), push, SOCKET_SENT_REMEMBERED);
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(msg_id = %push.msg_id, error = %error, "Claude Code's messaging socket did not take the message; falling back to the channel notification and relay_inbox");
+                }
+            }
+        }
+        if !lock(&self.unreturned).record(&push, false) {
             tracing::warn!("unreturned messages full; forgot the oldest");
         }
         match self.channel.try_send(push) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(push)) => {
-                tracing::warn!(msg_id = %push.msg_id, "channel queue full; notification dropped");
+                tracing::warn!(msg_id = %push.msg_id, "channel queue full; notification dropped, the message stays unread");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// The channel notifier wrote `push` to the MCP client: the session took it, but whether
+    /// the model saw it nobody can tell, so it is `delivered`, not read.
+    pub async fn channel_written(&self, push: &MessagePush) {
+        if Unreturned::keeps(push) {
+            lock(&self.unreturned).mark_pushed(&push.msg_id);
+        }
+        self.acknowledge(push, AckStep::Delivered).await;
+    }
+
+    /// A receipt for a message this session sent: held, refused and expired ones are worth
+    /// the model's attention (its peer did not get the message); the others are logged.
+    async fn receipt(&self, receipt: Receipt) {
+        tracing::info!(msg_id = %receipt.msg_id, to = %receipt.to, status = ?receipt.status, "receipt");
+        let what = match receipt.status {
+            ReceiptStatus::Held => "is held by its client, waiting for its user's approval",
+            ReceiptStatus::Refused => "was refused by its client; it waits unread until the peer pulls its inbox",
+            ReceiptStatus::Expired => "expired unapproved in its client; it waits unread until the peer pulls its inbox",
+            ReceiptStatus::Delivered | ReceiptStatus::Read => return,
+        };
+        let notice = MessagePush {
+            kind: MessageKind::System,
+            from: "relay".to_owned(),
+            text: format!("Your message {} to {} {what}.", receipt.msg_id, receipt.to),
+            msg_id: format!("receipt-{}-{:?}", receipt.msg_id, receipt.status).to_lowercase(),
+            ask_id: None,
+            reply_to: Some(receipt.msg_id.clone()),
+            room: None,
+            group: None,
+            urgent: false,
+            ts: receipt.ts,
+            origin_hub: None,
+            late: false,
+        };
+        Box::pin(self.receive(notice)).await;
+    }
+
+    /// What Claude Code reported of a message handed to its socket.
+    async fn claude_receipt(&self, msg_id: &str, status: &ClaudeStatus) {
+        let step = match status {
+            ClaudeStatus::Held => AckStep::Held,
+            ClaudeStatus::Refused | ClaudeStatus::Dropped => AckStep::Refused,
+            ClaudeStatus::Expired => AckStep::Expired,
+            ClaudeStatus::Other(other) => {
+                tracing::info!(msg_id, status = %other, "unknown receipt from Claude Code");
+                return;
+            }
+        };
+        tracing::info!(msg_id, step = ?step, "Claude Code reported a message");
+        let push = lock(&self.socket_sent)
+            .iter()
+            .find(|push| push.msg_id == msg_id)
+            .cloned();
+        let Some(push) = push else {
+            return;
+        };
+        if step != AckStep::Held && Unreturned::keeps(&push) {
+            // Not stored by the hub: relay_inbox must offer it, since the model never got it.
+            lock(&self.unreturned).record(&push, false);
+        }
+        self.acknowledge(&push, step).await;
+    }
+
+    /// Tells the hub what became of `push`; kept to send again if the connection is down.
+    async fn acknowledge(&self, push: &MessagePush, step: AckStep) {
+        let params = match ack_params(push, step) {
+            Ok(Some(params)) => params,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(msg_id = %push.msg_id, error = %error, "cannot acknowledge");
+                return;
+            }
+        };
+        self.send_ack(params).await;
+    }
+
+    async fn send_ack(&self, params: AckParams) {
+        match self.call(params.clone()).await {
+            Ok(_) => {}
+            Err(error) if error.code == ErrorCode::HubUnreachable => {
+                remember(&mut lock(&self.unsent_acks), params, UNSENT_ACKS_MAX);
+            }
+            Err(error) => {
+                tracing::warn!(msg_id = %params.msg_id, error = %error, "the hub refused an acknowledgement");
+            }
+        }
+    }
+
+    /// Sends the acknowledgements a lost connection kept.
+    async fn resend_acks(&self) {
+        let unsent: Vec<AckParams> = lock(&self.unsent_acks).drain(..).collect();
+        for params in unsent {
+            self.send_ack(params).await;
         }
     }
 
@@ -329,6 +569,7 @@ async fn reconnect_loop(session: Arc<HubSession>) {
             match session.connect_once().await {
                 Ok(name) => {
                     tracing::info!(name = %name, "reconnected to the hub");
+                    session.resend_acks().await;
                     break;
                 }
                 Err(error) => {
@@ -342,17 +583,52 @@ async fn reconnect_loop(session: Arc<HubSession>) {
     }
 }
 
-/// Drains one connection's pushes; when the stream ends, that connection is lost.
+/// Drains one connection's pushes and receipts, in order; when the stream ends, that
+/// connection is lost.
 async fn forward_pushes(
     session: Arc<HubSession>,
-    mut pushes: mpsc::UnboundedReceiver<MessagePush>,
+    mut pushes: mpsc::UnboundedReceiver<HubNotification>,
     generation: u64,
 ) {
     // Ends when the connection closes (the client drops its sender).
-    while let Some(push) = pushes.recv().await {
-        session.receive(push);
+    while let Some(notification) = pushes.recv().await {
+        match notification {
+            HubNotification::Message(push) => session.receive(push).await,
+            HubNotification::Receipt(receipt) => session.receipt(receipt).await,
+        }
     }
     session.connection_lost(generation);
+}
+
+/// Passes Claude Code's receipts on to the hub, for the process's lifetime.
+async fn forward_claude_receipts(
+    session: Arc<HubSession>,
+    mut receipts: mpsc::Receiver<crate::clients::claude::messaging::ClaudeReceipt>,
+) {
+    // Ends when the reply socket's listener stops.
+    while let Some(receipt) = receipts.recv().await {
+        session.claude_receipt(&receipt.msg_id, &receipt.status).await;
+    }
+}
+
+/// Appends `item`, dropping the oldest past `max`.
+fn remember<T>(items: &mut VecDeque<T>, item: T, max: usize) {
+    items.push_back(item);
+    while items.len() > max {
+        items.pop_front();
+    }
+}
+
+/// 16 random hex digits (falls back to the time when the OS has no randomness to give).
+fn random_hex() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos() as u64);
+        bytes = (now ^ u64::from(std::process::id())).to_le_bytes();
+    }
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 async fn rejoin(client: &HubClient, room: &str) -> Result<(), RpcError> {

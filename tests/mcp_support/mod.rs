@@ -182,6 +182,8 @@ impl McpSession {
             "RELAY_CLIENT",
             "RELAY_HOME",
             "RELAY_LOG",
+            "CLAUDE_CODE_MESSAGING_SOCKET",
+            "CLAUDE_CODE_MESSAGING_TOKEN",
         ] {
             command.env_remove(key);
         }
@@ -290,4 +292,17 @@ pub fn channel_meta(params: &Value) -> Map<String, Value> {
         assert!(value.is_string(), "meta.{key} is not a string: {value}");
     }
     meta
+}
+
+/// The peer's words inside a wrapped text (`<peer-message …>words</peer-message>`), with the
+/// escaping undone: what the peer sent.
+pub fn peer_text(wrapped: &Value) -> String {
+    let wrapped = wrapped.as_str().expect("a wrapped text");
+    let start = wrapped.find('>').expect("an opening tag") + 1;
+    let end = wrapped.rfind("</").expect("a closing tag");
+    wrapped[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
 }

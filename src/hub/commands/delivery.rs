@@ -65,10 +65,13 @@ pub struct AwaitingAck {
     deadline: Instant,
 }
 
-/// The loop guard's count for one pair of identities.
+/// The loop guard's count for one pair of identities: how often the direction turned.
 pub struct Conversation {
     window_start: Instant,
+    /// Turns (a message the other way than the one before) in this window.
     count: u32,
+    /// Who sent the last message.
+    last_from: IdentityId,
 }
 
 impl Core {
@@ -259,8 +262,9 @@ impl Core {
         Ok(())
     }
 
-    /// The loop guard: counts one direct message between `from` and `to`, or refuses it when
-    /// the pair is past its bound in this window.
+    /// The loop guard: counts a turn when `from` answers the pair's last message (the
+    /// direction flips), and refuses the message when the pair turned
+    /// [`CONVERSATION_MESSAGES_MAX`] times in this window. A one-way stream never counts.
     pub(in crate::hub) fn count_conversation(
         &mut self,
         from: IdentityId,
@@ -279,25 +283,31 @@ impl Core {
         let conversation = self.conversations.entry(pair).or_insert(Conversation {
             window_start: now,
             count: 0,
+            last_from: from,
         });
         if now - conversation.window_start >= CONVERSATION_WINDOW {
             *conversation = Conversation {
                 window_start: now,
                 count: 0,
+                last_from: from,
             };
+        }
+        if conversation.last_from == from {
+            return Ok(());
         }
         if conversation.count >= CONVERSATION_MESSAGES_MAX {
             let wait = CONVERSATION_WINDOW.saturating_sub(now - conversation.window_start);
             return Err(error(
                 ErrorCode::RateLimited,
                 format!(
-                    "loop guard: {CONVERSATION_MESSAGES_MAX} messages between these two peers within {} s; if you are answering each other automatically, stop and ask your user",
+                    "loop guard: {CONVERSATION_MESSAGES_MAX} exchanges back and forth between these two peers within {} s; if you are answering each other automatically, stop and ask your user",
                     CONVERSATION_WINDOW.as_secs()
                 ),
             )
             .with_detail("retry_after_ms", Value::from(wait.as_millis() as u64)));
         }
         conversation.count += 1;
+        conversation.last_from = from;
         Ok(())
     }
 
