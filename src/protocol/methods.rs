@@ -958,7 +958,7 @@ mod tests {
             assert!(names.insert(method.name()));
             assert_eq!(Method::from_name(method.name()), Some(method));
         }
-        assert_eq!(Method::ALL.len(), 24);
+        assert_eq!(Method::ALL.len(), 27);
     }
 
     #[test]
@@ -1145,6 +1145,13 @@ mod tests {
                 text: MessageText::new("hé\nthere").expect("valid"),
                 reply_to: Some(MessageId::new("m-1").expect("valid")),
                 urgent: true,
+                idempotency_key: Some(IdempotencyKey::new("mcp-1").expect("valid")),
+            }
+            .into(),
+            AckParams {
+                msg_id: MessageId::new("g-2").expect("valid"),
+                group: Some(GroupName::new("core").expect("valid")),
+                step: AckStep::Read,
             }
             .into(),
             InboxParams::default().into(),
@@ -1168,6 +1175,7 @@ mod tests {
                 text: "hi".to_owned(),
                 ts: 1,
                 message_type: GroupMessageType::System,
+                pushed: false,
             }],
             unread_remaining: 0,
         };

@@ -74,6 +74,11 @@ impl TestHub {
         }
     }
 
+    /// The hub's process id (to stop it with SIGSTOP in a test).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the hub runs").id()
+    }
+
     /// Kills the hub (SIGKILL) and waits for it to be gone.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
