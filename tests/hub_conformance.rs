@@ -514,13 +514,31 @@ fn a_push_never_acknowledged_is_queued_and_stays_unread(transport: Transport) {
 fn a_delivered_message_returns_once_marked_pushed_a_read_one_never(transport: Transport) {
     let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
     let (alice, bob) = pair(&mut sessions);
-    let (first, _) = acknowledged(alice, bob, "send", json!({ "to": "bob", "text": "one" }), "delivered");
-    let (second, _) = acknowledged(alice, bob, "send", json!({ "to": "bob", "text": "two" }), "read");
-    assert_eq!((&first["status"], &second["status"]), (&json!("delivered"), &json!("delivered")));
+    let (first, _) = acknowledged(
+        alice,
+        bob,
+        "send",
+        json!({ "to": "bob", "text": "one" }),
+        "delivered",
+    );
+    let (second, _) = acknowledged(
+        alice,
+        bob,
+        "send",
+        json!({ "to": "bob", "text": "two" }),
+        "read",
+    );
+    assert_eq!(
+        (&first["status"], &second["status"]),
+        (&json!("delivered"), &json!("delivered"))
+    );
     let pulled = inbox(bob, json!({}));
     assert_eq!(texts(&pulled["messages"]), ["one"]);
     assert_eq!(pulled["messages"][0]["pushed"], true);
-    assert_eq!(inbox(bob, json!({})), json!({ "messages": [], "remaining": 0 }));
+    assert_eq!(
+        inbox(bob, json!({})),
+        json!({ "messages": [], "remaining": 0 })
+    );
     let states: Vec<Value> = [&first, &second]
         .iter()
         .map(|sent| alice.call("status", json!({ "msg_id": sent["msg_id"] }))["state"].clone())
@@ -532,13 +550,22 @@ fn a_delivered_message_returns_once_marked_pushed_a_read_one_never(transport: Tr
 fn a_refused_message_is_unread_again_and_the_sender_hears_it(transport: Transport) {
     let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
     let (alice, bob) = pair(&mut sessions);
-    let (sent, push) = acknowledged(alice, bob, "send", json!({ "to": "bob", "text": "x" }), "read");
+    let (sent, push) = acknowledged(
+        alice,
+        bob,
+        "send",
+        json!({ "to": "bob", "text": "x" }),
+        "read",
+    );
     bob.ack(&push, "held");
     bob.ack(&push, "refused");
     let statuses: Vec<Value> = (0..3).map(|_| alice.receipt()["status"].clone()).collect();
     assert_eq!(statuses, [json!("read"), json!("held"), json!("refused")]);
     let status = alice.call("status", json!({ "msg_id": sent["msg_id"] }));
-    assert_eq!((&status["state"], &status["reported"]), (&json!("queued"), &json!("refused")));
+    assert_eq!(
+        (&status["state"], &status["reported"]),
+        (&json!("queued"), &json!("refused"))
+    );
     assert_eq!(texts(&inbox(bob, json!({}))["messages"]), ["x"]);
 }
 
@@ -550,10 +577,16 @@ fn a_repeated_idempotency_key_gets_the_first_result(transport: Transport) {
     let first = sessions[0].call("send", params.clone());
     let again = sessions[0].call("send", params);
     assert_eq!(first, again);
-    let other = sessions[0].call("send", json!({ "to": "bob", "text": "twice", "idempotency_key": "k-2" }));
+    let other = sessions[0].call(
+        "send",
+        json!({ "to": "bob", "text": "twice", "idempotency_key": "k-2" }),
+    );
     assert_ne!(other["msg_id"], first["msg_id"]);
     let mut bob = hub.join(transport, "bob");
-    assert_eq!(texts(&inbox(&mut bob, json!({}))["messages"]), ["once", "twice"]);
+    assert_eq!(
+        texts(&inbox(&mut bob, json!({}))["messages"]),
+        ["once", "twice"]
+    );
 }
 
 // An ask past its deadline ends: the asker gets a `timeout` naming it; a late reply still
@@ -573,14 +606,29 @@ fn an_unanswered_ask_times_out_and_a_late_reply_is_marked(transport: Transport) 
     assert_eq!(timeout["kind"], "timeout");
     assert_eq!(timeout["from"], "relay");
     assert_eq!(timeout["reply_to"], asked["ask_id"]);
-    let replied = bob.call("reply", json!({ "ask_id": asked["ask_id"], "text": "5173" }));
+    let replied = bob.call(
+        "reply",
+        json!({ "ask_id": asked["ask_id"], "text": "5173" }),
+    );
     let late = alice.push();
-    assert_eq!((&late["kind"], &late["late"], &late["msg_id"]), (&json!("reply"), &json!(true), &replied["msg_id"]));
+    assert_eq!(
+        (&late["kind"], &late["late"], &late["msg_id"]),
+        (&json!("reply"), &json!(true), &replied["msg_id"])
+    );
     let pulled = inbox(alice, json!({}));
-    let kinds: Vec<&Value> = pulled["messages"].as_array().expect("messages").iter().map(|m| &m["kind"]).collect();
+    let kinds: Vec<&Value> = pulled["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| &m["kind"])
+        .collect();
     assert_eq!(kinds, [&json!("timeout"), &json!("reply")]);
     assert_eq!(pulled["messages"][1]["late"], true);
-    alice.fail("ask", json!({ "to": "bob", "question": "q", "deadline_s": 86_401 }), "bad_args");
+    alice.fail(
+        "ask",
+        json!({ "to": "bob", "question": "q", "deadline_s": 86_401 }),
+        "bad_args",
+    );
 }
 
 // A session that comes back to unread mail is told so through its push path.
@@ -591,11 +639,20 @@ fn a_returning_session_is_told_of_its_mail(transport: Transport) {
     sessions[0].call("ask", json!({ "to": "bob", "question": "two?" }));
     let mut bob = hub.join(transport, "bob");
     let notice = bob.push();
-    assert_eq!((&notice["kind"], &notice["from"]), (&json!("system"), &json!("relay")));
+    assert_eq!(
+        (&notice["kind"], &notice["from"]),
+        (&json!("system"), &json!("relay"))
+    );
     let text = notice["text"].as_str().expect("text");
-    assert!(text.contains("1 unread message") && text.contains("1 unanswered ask"), "{text}");
+    assert!(
+        text.contains("1 unread message") && text.contains("1 unanswered ask"),
+        "{text}"
+    );
     let unread = bob.call("unread", json!({}));
-    assert_eq!(unread, json!({ "direct": 1, "asks": 1, "groups": {}, "total": 2 }));
+    assert_eq!(
+        unread,
+        json!({ "direct": 1, "asks": 1, "groups": {}, "total": 2 })
+    );
 }
 
 // Names that would read as the hub or a role of the conversation are refused.
@@ -629,8 +686,17 @@ fn a_conversation_past_its_loop_bound_is_rate_limited(transport: Transport) {
             acknowledged(alice, bob, "send", params("bob"), "read");
         }
     }
-    let error = bob.fail("send", json!({ "to": "alice", "text": "one more" }), "rate_limited");
-    assert!(error["message"].as_str().is_some_and(|m| m.contains("loop guard")), "{error}");
+    let error = bob.fail(
+        "send",
+        json!({ "to": "alice", "text": "one more" }),
+        "rate_limited",
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("loop guard")),
+        "{error}"
+    );
 }
 
 fn send_to_an_offline_peer_is_queued(transport: Transport) {
@@ -701,7 +767,13 @@ fn inbox_marks_messages_read_so_a_second_call_returns_nothing(transport: Transpo
 fn a_pushed_message_is_not_in_the_plain_inbox_but_is_with_include_pushed(transport: Transport) {
     let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
     let (alice, bob) = pair(&mut sessions);
-    let (_, push) = acknowledged(alice, bob, "send", json!({ "to": "bob", "text": "pushed" }), "read");
+    let (_, push) = acknowledged(
+        alice,
+        bob,
+        "send",
+        json!({ "to": "bob", "text": "pushed" }),
+        "read",
+    );
     assert_eq!(push["text"], "pushed");
     assert_eq!(
         inbox(bob, json!({})),
@@ -827,7 +899,10 @@ fn reply_to_a_received_message_id_goes_to_its_author(transport: Transport) {
         "reply",
         json!({ "ask_id": received["msg_id"], "text": "done", "urgent": true }),
     );
-    assert_eq!(replied["status"], "queued", "alice does not acknowledge pushes here");
+    assert_eq!(
+        replied["status"], "queued",
+        "alice does not acknowledge pushes here"
+    );
     let answer = sessions[0].push();
     assert_eq!(answer["kind"], "reply");
     assert_eq!(answer["from"], "bob");
@@ -1827,7 +1902,10 @@ fn params_may_be_omitted_or_null(transport: Transport) {
         "send",
         json!({ "to": "bob", "text": "hi", "reply_to": null, "idempotency_key": null }),
     );
-    assert_eq!(sent["status"], "queued", "bob does not acknowledge pushes here");
+    assert_eq!(
+        sent["status"], "queued",
+        "bob does not acknowledge pushes here"
+    );
     assert_eq!(sessions[1].push()["reply_to"], Value::Null);
 }
 

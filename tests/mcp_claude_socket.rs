@@ -195,7 +195,11 @@ async fn a_refused_message_is_unread_again_and_its_sender_is_told() {
     let inbox = bob.call("relay_inbox", json!({})).await.ok();
     let messages = stored(&inbox);
     assert_eq!(messages.len(), 1, "{inbox}");
-    assert_eq!(messages[0]["pushed"], json!(false), "the model never saw it");
+    assert_eq!(
+        messages[0]["pushed"],
+        json!(false),
+        "the model never saw it"
+    );
     alice.close().await;
     bob.close().await;
 }
@@ -257,7 +261,10 @@ async fn group_messages_through_the_socket_are_read_not_unread() {
         .await
         .ok();
     alice
-        .call("relay_group_send", json!({"group": "core", "text": "ship it"}))
+        .call(
+            "relay_group_send",
+            json!({"group": "core", "text": "ship it"}),
+        )
         .await
         .ok();
     let received = fake.wait_for(2, PATIENCE);

@@ -202,7 +202,11 @@ async fn room_posts_reach_the_other_members_online() {
     // Room posts are not stored by the hub, yet the session keeps them for relay_inbox.
     let inbox = bob.call("relay_inbox", json!({})).await.ok();
     assert_eq!(peer_text(&inbox["messages"][0]["text"]), "standup in 5");
-    assert_eq!(inbox["messages"][0]["pushed"], json!(true), "the notification carried it");
+    assert_eq!(
+        inbox["messages"][0]["pushed"],
+        json!(true),
+        "the notification carried it"
+    );
     assert_eq!(inbox["messages"][0]["room"], json!("lobby"));
     assert_eq!(
         bob.call("relay_leave", json!({"room": "lobby"})).await.ok(),
@@ -265,7 +269,11 @@ async fn group_messages_are_pushed_and_read_again_from_history() {
     let messages = history["messages"].as_array().expect("messages");
     let last = messages.last().expect("a message");
     assert_eq!(
-        (&last["id"], peer_text(&last["text"]).as_str(), &last["type"]),
+        (
+            &last["id"],
+            peer_text(&last["text"]).as_str(),
+            &last["type"]
+        ),
         (&sent["msg_id"], "ship it", &json!("user"))
     );
     assert_eq!(last["pushed"], json!(true), "the notification carried it");

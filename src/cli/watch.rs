@@ -72,8 +72,15 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             {
                 return Ok(ExitCode::Success);
             }
-            if let Err(error) = connected.client.acknowledge(&push, AckStep::Delivered).await {
-                eprintln!("relay: could not acknowledge {}: {}", push.msg_id, error.message);
+            if let Err(error) = connected
+                .client
+                .acknowledge(&push, AckStep::Delivered)
+                .await
+            {
+                eprintln!(
+                    "relay: could not acknowledge {}: {}",
+                    push.msg_id, error.message
+                );
             }
         }
         eprintln!("relay: the hub closed the connection");

@@ -20,9 +20,9 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::hub::spawn::{SpawnError, SpawnOptions, connect_or_spawn};
 use crate::protocol::{
     AckParams, AckStep, ClientInfo, ErrorCode, FrameDecoder, GroupName, HelloParams,
-    HubNotification, Incoming, MessageId, MessageKind, MessagePush,
-    MethodParams, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response,
-    RpcError, VersionRange, encode_frame, parse_incoming,
+    HubNotification, Incoming, MessageId, MessageKind, MessagePush, MethodParams,
+    PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response, RpcError,
+    VersionRange, encode_frame, parse_incoming,
 };
 
 /// How long a call waits for its response before it fails with `hub_unreachable`.

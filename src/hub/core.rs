@@ -103,6 +103,8 @@ pub struct CoreConfig {
     pub idle_exit: Option<Duration>,
     /// The hub's id (its log id).
     pub hub_id: u128,
+    /// How long a send waits for its recipient's acknowledgement ([`super::limits::DELIVERY_ACK_WAIT`]).
+    pub delivery_ack_wait: Duration,
 }
 
 /// Why the core stopped.
@@ -480,22 +482,24 @@ impl Core {
         release: &mut Release,
     ) {
         let result = match request {
-            ClientRequest::Register(params) => match self.register(session, params, probed, release) {
-                Registration::Finished(result) => result,
-                Registration::Probe {
-                    holder,
-                    outbound,
-                    params,
-                } => {
-                    let waiting = WaitingRegister {
-                        session,
+            ClientRequest::Register(params) => {
+                match self.register(session, params, probed, release) {
+                    Registration::Finished(result) => result,
+                    Registration::Probe {
+                        holder,
+                        outbound,
                         params,
-                        reply,
-                    };
-                    release.probes.push((holder, outbound, Box::new(waiting)));
-                    return;
+                    } => {
+                        let waiting = WaitingRegister {
+                            session,
+                            params,
+                            reply,
+                        };
+                        release.probes.push((holder, outbound, Box::new(waiting)));
+                        return;
+                    }
                 }
-            },
+            }
             other => {
                 let key = other.idempotency_key().map(|key| key.as_str().to_owned());
                 match self.request(session, other, key.as_deref(), release) {
@@ -791,7 +795,12 @@ impl Core {
 
     /// Queues `outbound` for `identity`'s session, released after the commit; `false` when it
     /// is offline or its queue is full.
-    pub(super) fn push(&self, identity: IdentityId, outbound: Outbound, release: &mut Release) -> bool {
+    pub(super) fn push(
+        &self,
+        identity: IdentityId,
+        outbound: Outbound,
+        release: &mut Release,
+    ) -> bool {
         match self.reserve_push(identity) {
             Some(permit) => {
                 release.pushes.push((permit, outbound));
@@ -820,7 +829,13 @@ impl Core {
         Ok(true)
     }
 
-    pub(super) fn message_push(&self, kind: MessageKind, from: &str, text: &str, msg_id: &str) -> MessagePush {
+    pub(super) fn message_push(
+        &self,
+        kind: MessageKind,
+        from: &str,
+        text: &str,
+        msg_id: &str,
+    ) -> MessagePush {
         MessagePush {
             kind,
             from: from.to_owned(),
@@ -854,4 +869,3 @@ impl Core {
         self.push(identity, Outbound::Push(push), release);
     }
 }
-

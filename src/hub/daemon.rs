@@ -86,6 +86,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     let hub_id = log.log_id();
     let (core_sender, core_receiver) = mpsc::channel(CORE_QUEUE_CAPACITY);
     let core_config = CoreConfig {
+        delivery_ack_wait: super::limits::DELIVERY_ACK_WAIT,
         rate: config.rate,
         snapshot_dir: crate::snapshots::snapshot_dir(&config.data_dir),
         idle_exit: config.idle_exit,

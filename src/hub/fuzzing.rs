@@ -44,6 +44,9 @@ async fn run(dir: &std::path::Path, data: &[u8]) {
     };
     let (sender, mut inputs) = mpsc::channel(1024);
     let core_config = CoreConfig {
+        // No wait: a send's answer comes at the next batch, so every request is answered by
+        // the end of the sequence.
+        delivery_ack_wait: std::time::Duration::ZERO,
         rate: RateConfig {
             per_second: 1000,
             burst: 1000,
@@ -101,6 +104,8 @@ async fn run(dir: &std::path::Path, data: &[u8]) {
     }
     core.run_batch(batch);
     settle(&mut core, &mut inputs, &mut outbound).await;
+    // Fires the acknowledgement waits that ended.
+    core.run_batch(Vec::new());
     for mut answer in answers {
         assert!(
             answer.try_recv().is_ok(),
@@ -148,7 +153,7 @@ fn request_for(what: u8, a: u8, b: u8) -> Result<ClientRequest, RpcError> {
     let other = NAMES[usize::from(b) % NAMES.len()];
     let place = PLACES[usize::from(b) % PLACES.len()];
     let text = format!("text {a} {b}");
-    let (method, params) = match what % 20 {
+    let (method, params) = match what % 21 {
         0 | 1 => (
             "register",
             json!({"name": name, "cwd": "/src", "client": "cli"}),
@@ -187,10 +192,29 @@ fn request_for(what: u8, a: u8, b: u8) -> Result<ClientRequest, RpcError> {
         ),
         17 => ("group_send", json!({"group": place, "text": text})),
         18 => ("group_history", json!({"group": place, "limit": 1 + a % 3})),
-        _ => match a % 4 {
+        19 => {
+            let step = ["delivered", "read", "held", "refused", "expired"][usize::from(a) % 5];
+            match a % 3 {
+                0 => (
+                    "ack",
+                    json!({"msg_id": format!("g-{}", b % 32), "group": place, "step": step}),
+                ),
+                _ => (
+                    "ack",
+                    json!({"msg_id": format!("m-{}", b % 32), "step": step}),
+                ),
+            }
+        }
+        _ => match a % 7 {
             0 => ("group_leave", json!({"group": place})),
             1 => ("group_delete", json!({"group": place})),
             2 => ("group_info", json!({"group": place})),
+            3 => ("status", json!({"msg_id": format!("m-{}", b % 32)})),
+            4 => ("unread", json!({})),
+            5 => (
+                "send",
+                json!({"to": other, "text": text, "idempotency_key": format!("k-{}", a % 4)}),
+            ),
             _ => ("peers", json!({})),
         },
     };

@@ -262,7 +262,12 @@ mod tests {
     #[test]
     fn stored_kinds_are_left_to_the_hub() {
         let mut unreturned = Unreturned::default();
-        for kind in [MessageKind::Group, MessageKind::Direct, MessageKind::Ask, MessageKind::Timeout] {
+        for kind in [
+            MessageKind::Group,
+            MessageKind::Direct,
+            MessageKind::Ask,
+            MessageKind::Timeout,
+        ] {
             unreturned.record(&push(kind, "x-1", 1), true);
         }
         assert!(unreturned.is_empty());
@@ -272,7 +277,10 @@ mod tests {
     fn what_does_not_fit_the_limit_is_kept_and_counted_as_remaining() {
         let mut unreturned = Unreturned::default();
         for index in 0..5 {
-            unreturned.record(&push(MessageKind::Room, &format!("r-{index}"), index), false);
+            unreturned.record(
+                &push(MessageKind::Room, &format!("r-{index}"), index),
+                false,
+            );
         }
         let page = unreturned.next_page(vec![pulled("m-9", 9)], 2, 3);
         assert_eq!(ids(&page), ["r-0", "r-1"]);
@@ -285,7 +293,10 @@ mod tests {
     fn a_full_list_forgets_its_oldest_message_and_one_more_fits() {
         let mut unreturned = Unreturned::default();
         for index in 0..UNRETURNED_MESSAGES_MAX as u64 {
-            assert!(unreturned.record(&push(MessageKind::Room, &format!("r-{index}"), index), false));
+            assert!(unreturned.record(
+                &push(MessageKind::Room, &format!("r-{index}"), index),
+                false
+            ));
         }
         assert_eq!(unreturned.len(), UNRETURNED_MESSAGES_MAX);
         assert!(!unreturned.record(&push(MessageKind::Room, "r-last", u64::MAX), false));

@@ -118,7 +118,10 @@ impl ServerHandler for RelayServer {
     /// Refuses the 2026-07-28 `server/discover` probe as an unsupported version (-32022), so
     /// Claude Code falls back to `initialize` 2025-11-25: on the newer protocol it refuses the
     /// session's channel outright. Copilot falls back the same way.
-    async fn discover(&self, _context: RequestContext<RoleServer>) -> Result<DiscoverResult, ErrorData> {
+    async fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
         Err(ErrorData::unsupported_protocol_version(
             ProtocolVersion::V_2026_07_28,
             &self.supported_protocol_versions(),

@@ -407,8 +407,12 @@ impl HubSession {
         tracing::info!(msg_id = %receipt.msg_id, to = %receipt.to, status = ?receipt.status, "receipt");
         let what = match receipt.status {
             ReceiptStatus::Held => "is held by its client, waiting for its user's approval",
-            ReceiptStatus::Refused => "was refused by its client; it waits unread until the peer pulls its inbox",
-            ReceiptStatus::Expired => "expired unapproved in its client; it waits unread until the peer pulls its inbox",
+            ReceiptStatus::Refused => {
+                "was refused by its client; it waits unread until the peer pulls its inbox"
+            }
+            ReceiptStatus::Expired => {
+                "expired unapproved in its client; it waits unread until the peer pulls its inbox"
+            }
             ReceiptStatus::Delivered | ReceiptStatus::Read => return,
         };
         let notice = MessagePush {
@@ -607,7 +611,9 @@ async fn forward_claude_receipts(
 ) {
     // Ends when the reply socket's listener stops.
     while let Some(receipt) = receipts.recv().await {
-        session.claude_receipt(&receipt.msg_id, &receipt.status).await;
+        session
+            .claude_receipt(&receipt.msg_id, &receipt.status)
+            .await;
     }
 }
 

@@ -64,7 +64,9 @@ impl MessagingTarget {
     /// The target named by [`SOCKET_ENV`] and [`TOKEN_ENV`], when both are set and not empty.
     pub fn from_env() -> Option<MessagingTarget> {
         let socket = std::env::var_os(SOCKET_ENV).filter(|value| !value.is_empty())?;
-        let token = std::env::var(TOKEN_ENV).ok().filter(|value| !value.is_empty())?;
+        let token = std::env::var(TOKEN_ENV)
+            .ok()
+            .filter(|value| !value.is_empty())?;
         Some(MessagingTarget {
             socket: PathBuf::from(socket),
             token,
@@ -182,7 +184,12 @@ impl MessagingSocket {
     /// # Cancel safety
     /// Dropping the future may leave the message half written; Claude Code drops a partial
     /// line, so the caller must treat it as not delivered.
-    pub async fn deliver(&self, msg_id: &str, text: &str, urgent: bool) -> Result<(), DeliverError> {
+    pub async fn deliver(
+        &self,
+        msg_id: &str,
+        text: &str,
+        urgent: bool,
+    ) -> Result<(), DeliverError> {
         let reply_path = self.bind_reply_socket(msg_id);
         let frames = self.frames(msg_id, text, urgent, reply_path.as_deref())?;
         match tokio::time::timeout(DELIVERY_TIMEOUT, self.write(&frames)).await {
@@ -356,7 +363,6 @@ pub fn parse_receipt(line: &str) -> Option<ClaudeStatus> {
     Some(status)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,7 +404,11 @@ mod tests {
             .expect("fits");
         let text = String::from_utf8(frames).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "a newline in the text never splits the line");
+        assert_eq!(
+            lines.len(),
+            2,
+            "a newline in the text never splits the line"
+        );
         let message: Value = serde_json::from_str(lines[1]).expect("json");
         assert_eq!(message["priority"], "now");
         assert_eq!(message["message"]["content"], "hi\n\"there\"");

@@ -5,7 +5,7 @@
 //!   with `ack` (`delivered`: it took it; `read`: its model has it), recorded as an event after
 //!   it happened. A push never acknowledged leaves the message queued, so the next `inbox`
 //!   returns it.
-//! - A `send`, `ask` or `reply` whose push went out waits up to [`DELIVERY_ACK_WAIT`] for that
+//! - A `send`, `ask` or `reply` whose push went out waits up to `DELIVERY_ACK_WAIT` for that
 //!   acknowledgement before it answers: `delivered` if it came, `queued` if not. Later steps
 //!   reach the sender as `receipt` notifications and through `status`.
 //! - A sending request with an idempotency key is answered once: its result is logged
@@ -25,8 +25,7 @@ use serde_json::Value;
 
 use crate::hub::core::{Core, Outbound, Release, Reply, SessionId, error, now_us, to_value};
 use crate::hub::limits::{
-    ASK_EXPIRIES_PER_BATCH_MAX, CONVERSATION_MESSAGES_MAX, CONVERSATION_WINDOW,
-    DELIVERY_ACK_WAIT, IDEMPOTENCY_WINDOW,
+    ASK_EXPIRIES_PER_BATCH_MAX, CONVERSATION_MESSAGES_MAX, CONVERSATION_WINDOW, IDEMPOTENCY_WINDOW,
 };
 use crate::protocol::methods::*;
 use crate::protocol::notification::{MessageKind, Receipt, ReceiptStatus};
@@ -104,7 +103,7 @@ impl Core {
                     key,
                     result,
                     replies: vec![reply],
-                    deadline: Instant::now() + DELIVERY_ACK_WAIT,
+                    deadline: Instant::now() + self.config.delivery_ack_wait,
                 };
                 self.awaiting.insert(msg_id, awaiting);
             }
@@ -112,7 +111,10 @@ impl Core {
                 Some(awaiting) => awaiting.replies.push(reply),
                 None => release.replies.push((
                     reply,
-                    Err(error(ErrorCode::Unexpected, "the first request was answered")),
+                    Err(error(
+                        ErrorCode::Unexpected,
+                        "the first request was answered",
+                    )),
                 )),
             },
         }
@@ -180,7 +182,11 @@ impl Core {
     /// When the core must wake next without input: a send's wait ends or an ask's deadline
     /// passes.
     pub(in crate::hub) fn next_timer(&self) -> Option<Instant> {
-        let wait_ends = self.awaiting.values().map(|awaiting| awaiting.deadline).min();
+        let wait_ends = self
+            .awaiting
+            .values()
+            .map(|awaiting| awaiting.deadline)
+            .min();
         let ask_deadline = self.state.asks().next_deadline().map(|(deadline_us, _)| {
             let from_now_us = deadline_us.saturating_sub(now_us());
             Instant::now() + Duration::from_micros(from_now_us)

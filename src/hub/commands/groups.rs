@@ -177,7 +177,11 @@ impl Core {
         to_value(&EmptyResult {})
     }
 
-    pub(in crate::hub) fn member_group(&self, me: IdentityId, group: &str) -> Result<&relay_replay::Group, RpcError> {
+    pub(in crate::hub) fn member_group(
+        &self,
+        me: IdentityId,
+        group: &str,
+    ) -> Result<&relay_replay::Group, RpcError> {
         let found = self.state.group(group).ok_or_else(|| {
             error(
                 ErrorCode::GroupNotFound,
@@ -193,7 +197,11 @@ impl Core {
         Ok(found)
     }
 
-    pub(in crate::hub) fn group_info(&self, me: IdentityId, params: GroupInfoParams) -> Result<Value, RpcError> {
+    pub(in crate::hub) fn group_info(
+        &self,
+        me: IdentityId,
+        params: GroupInfoParams,
+    ) -> Result<Value, RpcError> {
         let group = self.member_group(me, params.group.as_str())?;
         let members = self
             .group_members(group.name())
@@ -330,4 +338,3 @@ impl Core {
         to_value(&GroupListResult { groups })
     }
 }
-

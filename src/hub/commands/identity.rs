@@ -9,8 +9,8 @@ use relay_replay::event::{IdentityRegistered, IdentityRenamed};
 use serde_json::Value;
 
 use crate::hub::core::{
-    Core, Registration, Release, SessionId, client_name, directory_slug, error,
-    event_client_kind, to_value,
+    Core, Registration, Release, SessionId, client_name, directory_slug, error, event_client_kind,
+    to_value,
 };
 use crate::hub::limits::SESSIONS_MAX;
 use crate::protocol::fields::PeerName;
@@ -190,13 +190,16 @@ impl Core {
     }
 }
 
-
 /// A derived name (from a label or a directory) that a session may take: `@` becomes `-`, and
 /// a reserved word gets `-session` appended (`/home/user` gives `user-session`).
 fn unreserved(base: &str) -> String {
     let cleaned = base.replace('@', "-");
     let cleaned = cleaned.trim_matches('-');
-    let cleaned = if cleaned.is_empty() { "session" } else { cleaned };
+    let cleaned = if cleaned.is_empty() {
+        "session"
+    } else {
+        cleaned
+    };
     match PeerName::new(cleaned) {
         Ok(name) if name.is_reserved() => format!("{cleaned}-session"),
         _ => cleaned.to_owned(),

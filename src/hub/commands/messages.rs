@@ -203,7 +203,11 @@ impl Core {
         Ok(send_answer(&msg_id, pushed, result))
     }
 
-    pub(in crate::hub) fn inbox(&mut self, me: IdentityId, params: InboxParams) -> Result<Value, RpcError> {
+    pub(in crate::hub) fn inbox(
+        &mut self,
+        me: IdentityId,
+        params: InboxParams,
+    ) -> Result<Value, RpcError> {
         let recipient = self.caller_name(me)?;
         let mailbox = self.state.mailbox(me).ok_or_else(|| {
             error(
@@ -306,4 +310,3 @@ fn inbox_message(message: &StoredMessage) -> InboxMessage {
         late: message.late,
     }
 }
-

@@ -34,7 +34,11 @@ impl Core {
         to_value(&EmptyResult {})
     }
 
-    pub(in crate::hub) fn room_join(&mut self, me: IdentityId, params: RoomJoinParams) -> Result<Value, RpcError> {
+    pub(in crate::hub) fn room_join(
+        &mut self,
+        me: IdentityId,
+        params: RoomJoinParams,
+    ) -> Result<Value, RpcError> {
         let name = self.caller_name(me)?;
         let room = params.room.as_str().to_owned();
         if !self.room_members(&room).contains(&me) {
@@ -102,4 +106,3 @@ impl Core {
         to_value(&RoomsResult { rooms })
     }
 }
-
