@@ -12,8 +12,8 @@ use crate::event::{
     AskDeadlineSet, AskExpired, AskSent, Event, EventKind, GroupCreated, GroupCursorAdvanced,
     GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved, GroupMessageAcknowledged,
     GroupMessageSent, IdentityRegistered, IdentityRenamed, Imported, MailboxCursorAdvanced,
-    MessageSent, MessageStatusReported, PeerAcknowledged, ReplySent,
-    RequestCompleted, RoomJoined, RoomLeft,
+    MessageSent, MessageStatusReported, PeerAcknowledged, ReplySent, RequestCompleted, RoomJoined,
+    RoomLeft,
 };
 use crate::limits::{
     GROUP_MEMBERS_MAX, GROUPS_MAX, IDEMPOTENCY_KEYS_MAX, IDENTITIES_MAX, PEER_HUBS_MAX,
@@ -589,7 +589,12 @@ fn apply_message_status_reported(
         // `held` and words a newer hub may log only note the report.
         _ => None,
     };
-    mailbox_step(state, &event.recipient, &event.message_id, Step::Reported(&event.status))?;
+    mailbox_step(
+        state,
+        &event.recipient,
+        &event.message_id,
+        Step::Reported(&event.status),
+    )?;
     match step {
         Some(step) => mailbox_step(state, &event.recipient, &event.message_id, step),
         None => Ok(()),

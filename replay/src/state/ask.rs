@@ -168,7 +168,8 @@ impl Asks {
     /// Moves a pending ask to the expired asks; returns it.
     pub(crate) fn expire(&mut self, ask_id: &str) -> Option<PendingAsk> {
         let ask = self.take_pending(ask_id)?;
-        self.expired_by_offset.insert(ask.offset, ask.ask_id.clone());
+        self.expired_by_offset
+            .insert(ask.offset, ask.ask_id.clone());
         self.expired.insert(ask.ask_id.clone(), ask.clone());
         while self.expired.len() > EXPIRED_ASKS_MAX {
             let Some((_, oldest)) = self.expired_by_offset.pop_first() else {

@@ -184,7 +184,10 @@ fn completed_requests_are_remembered_per_caller_and_bounded() {
         });
     }
     let alice = log.id("alice");
-    assert!(log.state.completed_request(alice, "k-0").is_none(), "oldest forgotten");
+    assert!(
+        log.state.completed_request(alice, "k-0").is_none(),
+        "oldest forgotten"
+    );
     let kept = log.state.completed_request(alice, "k-1").expect("kept");
     assert_eq!(kept.result, "{\"n\":1}");
     assert!(log.state.completed_request(log.id("bob"), "k-1").is_none());
@@ -208,7 +211,11 @@ fn group_acknowledgements_mark_messages_read_ahead_of_the_cursor() {
     log.ok(acknowledge("g-3", false));
     let bob = log.id("bob");
     let group = log.state.group("core").expect("group");
-    assert_eq!(group.unread_for(bob), 2, "g-1 queued and g-3 only delivered");
+    assert_eq!(
+        group.unread_for(bob),
+        2,
+        "g-1 queued and g-3 only delivered"
+    );
     let unread: Vec<_> = group
         .unread_messages_for(bob, 10)
         .iter()
@@ -222,8 +229,16 @@ fn group_acknowledgements_mark_messages_read_ahead_of_the_cursor() {
     let group = log.state.group("core").expect("group");
     assert!(group.membership(bob).expect("member").is_read(2));
     log.ok(read_group("core", "bob", 3));
-    let membership = log.state.group("core").expect("group").membership(bob).expect("member");
-    assert!(membership.acknowledged.is_empty(), "the cursor absorbs acknowledgements");
+    let membership = log
+        .state
+        .group("core")
+        .expect("group")
+        .membership(bob)
+        .expect("member");
+    assert!(
+        membership.acknowledged.is_empty(),
+        "the cursor absorbs acknowledgements"
+    );
     assert!(matches!(
         log.reject(acknowledge("g-9", true)),
         ApplyError::GroupMessageNotFound { .. }
