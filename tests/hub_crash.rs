@@ -95,6 +95,13 @@ impl Session {
                     json!({"jsonrpc": "2.0", "id": message["id"], "result": {}})
                 )
                 .ok()?;
+            } else if message["method"] == "message" {
+                // Acknowledge pushes as a session's client does, so senders are not held up
+                // waiting for them (answers to these acks have string ids and are skipped).
+                let push = &message["params"];
+                let ack = json!({"jsonrpc": "2.0", "id": "ack", "method": "ack",
+                    "params": {"msg_id": push["msg_id"], "step": "read"}});
+                writeln!(self.writer, "{ack}").ok()?;
             } else if message["id"] == json!(id) {
                 return Some(match message.get("result") {
                     Some(result) => Ok(result.clone()),
