@@ -66,6 +66,9 @@ pub struct McpBenchReport {
     pub hub: RoundTripFigures,
     /// Through MCP: `tools/call relay_send` → the receiver's channel notification.
     pub mcp: RoundTripFigures,
+    /// Through MCP into Claude Code's messaging socket: `tools/call relay_send` → the user line
+    /// written to the socket (a fake in the bench process) by the receiver's `relay mcp`.
+    pub socket: RoundTripFigures,
 }
 
 impl McpBenchReport {
@@ -142,21 +145,27 @@ async fn measure(
 ) -> anyhow::Result<McpBenchReport> {
     let mut hub_side = HubSide::start(data_dir).await?;
     let mut mcp_side = McpSide::start(relay, data_dir).await?;
+    let mut socket_side = SocketSide::start(relay, data_dir).await?;
     let mut hub_histogram = new_histogram()?;
     let mut mcp_histogram = new_histogram()?;
+    let mut socket_histogram = new_histogram()?;
     for index in 0..WARMUP_ROUND_TRIPS + round_trips {
         let hub_elapsed = hub_side.round_trip().await?;
         let mcp_elapsed = mcp_side.round_trip(index).await?;
+        let socket_elapsed = socket_side.round_trip(index).await?;
         if index >= WARMUP_ROUND_TRIPS {
             record(&mut hub_histogram, hub_elapsed)?;
             record(&mut mcp_histogram, mcp_elapsed)?;
+            record(&mut socket_histogram, socket_elapsed)?;
         }
     }
     mcp_side.stop().await;
+    socket_side.stop().await;
     Ok(McpBenchReport {
         round_trips,
         hub: figures(&hub_histogram),
         mcp: figures(&mcp_histogram),
+        socket: figures(&socket_histogram),
     })
 }
 
@@ -284,6 +293,82 @@ impl McpSide {
     }
 }
 
+/// A `relay mcp` started as Claude Code starts it (with a messaging socket, here a listener of
+/// the bench's own that reads each connection's lines), and a second one sending to it.
+struct SocketSide {
+    sender: McpPipe,
+    receiver: McpPipe,
+    lines: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    arguments: Value,
+}
+
+impl SocketSide {
+    async fn start(relay: &Path, data_dir: &Path) -> anyhow::Result<SocketSide> {
+        // Beside the data dir, in the bench's scratch directory (removed afterwards).
+        let socket_dir = data_dir.parent().unwrap_or(data_dir).join("cc-socks");
+        crate::data_dir::create_private_dir(&socket_dir)?;
+        let socket = socket_dir.join("4242.sock");
+        let listener = tokio::net::UnixListener::bind(&socket)?;
+        let (line_sender, lines) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            // Ends with the runtime: one reader per connection, as Claude Code has.
+            while let Ok((stream, _)) = listener.accept().await {
+                let line_sender = line_sender.clone();
+                tokio::spawn(async move {
+                    let mut lines = BufReader::new(stream).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if let Ok(value) = serde_json::from_str::<Value>(&line)
+                            && value["type"] == "user"
+                        {
+                            let _ = line_sender.send(value);
+                        }
+                    }
+                });
+            }
+        });
+        let socket_env = socket.display().to_string();
+        let env = [
+            ("CLAUDE_CODE_MESSAGING_SOCKET", socket_env.as_str()),
+            ("CLAUDE_CODE_MESSAGING_TOKEN", "bench"),
+        ];
+        Ok(SocketSide {
+            sender: McpPipe::start(relay, data_dir, "bench-socket-sender").await?,
+            receiver: McpPipe::start_with(relay, data_dir, "bench-socket-receiver", &env).await?,
+            lines,
+            arguments: json!({"to": "bench-socket-receiver", "text": BENCH_TEXT}),
+        })
+    }
+
+    /// `tools/call relay_send` → the user line in the socket (the tool result awaited too).
+    async fn round_trip(&mut self, index: u64) -> anyhow::Result<Duration> {
+        let id = index + 10;
+        let request = json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "relay_send", "arguments": self.arguments},
+        });
+        let started = Instant::now();
+        let (sender, lines) = (&mut self.sender, &mut self.lines);
+        let (answered, written) = tokio::time::timeout(ROUND_TRIP_TIMEOUT, async {
+            sender.write(&request).await?;
+            let written = async {
+                lines.recv().await.context("the socket listener stopped")?;
+                anyhow::Ok(started.elapsed())
+            };
+            let answered = sender.read_until(|message| message["id"] == json!(id));
+            anyhow::Ok(tokio::join!(answered, written))
+        })
+        .await
+        .context("a socket round trip timed out")??;
+        answered?;
+        written
+    }
+
+    async fn stop(self) {
+        self.sender.stop().await;
+        self.receiver.stop().await;
+    }
+}
+
 /// One `relay mcp` process spoken to with JSON-RPC lines on its stdio.
 struct McpPipe {
     child: Child,
@@ -294,7 +379,24 @@ struct McpPipe {
 impl McpPipe {
     /// Starts `relay mcp --no-spawn --as <name>` and completes the MCP handshake.
     async fn start(relay: &Path, data_dir: &Path, name: &str) -> anyhow::Result<McpPipe> {
-        let mut child = Command::new(relay)
+        McpPipe::start_with(relay, data_dir, name, &[]).await
+    }
+
+    /// As [`McpPipe::start`], with `env` set (and Claude Code's variables cleared otherwise).
+    async fn start_with(
+        relay: &Path,
+        data_dir: &Path,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<McpPipe> {
+        let mut command = Command::new(relay);
+        command
+            .env_remove("CLAUDE_CODE_MESSAGING_SOCKET")
+            .env_remove("CLAUDE_CODE_MESSAGING_TOKEN");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
             .arg("mcp")
             .arg("--data-dir")
             .arg(data_dir)
@@ -403,6 +505,7 @@ impl fmt::Display for McpBenchReport {
         for (label, figures) in [
             ("hub client  send -> push            ", self.hub),
             ("relay mcp   relay_send -> channel   ", self.mcp),
+            ("relay mcp   relay_send -> cc socket ", self.socket),
         ] {
             writeln!(
                 formatter,
