@@ -27,7 +27,7 @@ EXPECTED_TOOLS = {
     "relay_rename", "relay_join", "relay_leave", "relay_room", "relay_rooms",
     "relay_group_create", "relay_group_invite", "relay_group_remove", "relay_group_leave",
     "relay_group_delete", "relay_group_info", "relay_group_send", "relay_group_history",
-    "relay_group_list",
+    "relay_group_list", "relay_status",
 }
 
 
