@@ -91,6 +91,15 @@ async fn a_message_reaches_the_model_through_the_socket_exactly_once() {
     assert_eq!(status["state"], json!("read"));
     let peers = bob.call("relay_peers", json!({})).await.ok();
     assert_eq!(peers["my_delivery"], json!("claude-socket"));
+    let seen = alice.call("relay_peers", json!({})).await.ok();
+    let bob_seen = seen["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .find(|peer| peer["name"] == "bob")
+        .cloned()
+        .expect("bob listed");
+    assert_eq!(bob_seen["delivery"], json!("claude-socket"), "{seen}");
     assert_eq!(fake.received().len(), 1, "nothing was delivered twice");
     alice.close().await;
     bob.close().await;

@@ -19,10 +19,16 @@ fn expected_tools() -> BTreeMap<&'static str, (Vec<&'static str>, Vec<&'static s
             "relay_send",
             (vec!["to", "text"], vec!["reply_to", "urgent"]),
         ),
-        ("relay_ask", (vec!["to", "question"], vec!["thread_id"])),
+        (
+            "relay_ask",
+            (vec!["to", "question"], vec!["thread_id", "deadline_s"]),
+        ),
         ("relay_inbox", (vec![], vec!["limit", "since_id"])),
         ("relay_reply", (vec!["ask_id", "text"], vec![])),
-        ("relay_broadcast", (vec!["question"], vec!["exclude_self"])),
+        (
+            "relay_broadcast",
+            (vec!["question"], vec!["exclude_self", "deadline_s"]),
+        ),
         ("relay_rename", (vec!["new_name"], vec![])),
         ("relay_join", (vec!["room"], vec![])),
         ("relay_leave", (vec!["room"], vec![])),
@@ -40,6 +46,7 @@ fn expected_tools() -> BTreeMap<&'static str, (Vec<&'static str>, Vec<&'static s
         ("relay_group_send", (vec!["group", "text"], vec![])),
         ("relay_group_history", (vec!["group"], vec!["limit"])),
         ("relay_group_list", (vec![], vec![])),
+        ("relay_status", (vec!["msg_id"], vec![])),
     ])
 }
 

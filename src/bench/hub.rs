@@ -162,6 +162,7 @@ async fn load(
             .await
             .map_err(|error| anyhow::anyhow!("{error}"))?;
         let params = RegisterParams {
+            delivery: None,
             name: Some(PeerName::new(format!(
                 "bench-{sessions}-{}-{index}",
                 paced_rate.is_some()

@@ -229,6 +229,7 @@ async fn hub_client(data_dir: &Path, name: &str) -> anyhow::Result<HubClient> {
     let client = HubClient::connect(data_dir, &SpawnOptions::default(), "relay-bench/0").await?;
     client
         .call(RegisterParams {
+            delivery: None,
             name: Some(PeerName::new(name)?),
             session_name: None,
             cwd: WorkingDirectory::new("/")?,

@@ -53,6 +53,7 @@ pub async fn connect(args: &SessionArgs) -> Result<Connected, RpcError> {
         .map(|cwd| cwd.display().to_string())
         .unwrap_or_else(|_| "/".to_owned());
     let params = RegisterParams {
+        delivery: None,
         name,
         session_name: None,
         cwd: WorkingDirectory::new(cwd).map_err(bad)?,

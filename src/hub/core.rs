@@ -121,6 +121,8 @@ pub enum CoreExit {
 pub(super) struct Session {
     pub(super) outbound: mpsc::Sender<Outbound>,
     pub(super) identity: Option<IdentityId>,
+    /// How pushes reach the session's model, as it said when registering.
+    pub(super) delivery: Option<String>,
 }
 
 /// Where a request's result goes.
@@ -426,6 +428,7 @@ impl Core {
                     Session {
                         outbound,
                         identity: None,
+                        delivery: None,
                     },
                 );
             }

@@ -80,6 +80,7 @@ impl Identity {
         &self,
         previous_name: Option<&str>,
         git_branch: Option<GitBranch>,
+        delivery: Option<crate::protocol::DeliveryName>,
     ) -> RegisterParams {
         let name = previous_name
             .and_then(|previous| PeerName::new(previous).ok())
@@ -90,6 +91,7 @@ impl Identity {
             cwd: self.cwd.clone(),
             git_branch,
             client: self.client,
+            delivery,
         }
     }
 }
@@ -164,13 +166,13 @@ mod tests {
             ClientKind::Claude,
         )
         .expect("valid");
-        let first = identity.register_params(None, None);
+        let first = identity.register_params(None, None, None);
         assert_eq!(first.name, None);
         assert_eq!(
             first.session_name.as_ref().map(SessionName::as_str),
             Some("api work")
         );
-        let again = identity.register_params(Some("api-work-2"), None);
+        let again = identity.register_params(Some("api-work-2"), None, None);
         assert_eq!(
             again.name.as_ref().map(PeerName::as_str),
             Some("api-work-2")
@@ -185,7 +187,7 @@ mod tests {
             Identity::new(Some("ci"), None, Path::new("/"), ClientKind::Codex).expect("valid");
         assert_eq!(
             fixed
-                .register_params(None, None)
+                .register_params(None, None, None)
                 .name
                 .as_ref()
                 .map(PeerName::as_str),

@@ -71,7 +71,7 @@ impl DeliveryPath {
     pub fn name(self) -> &'static str {
         match self {
             DeliveryPath::ClaudeSocket => "claude-socket",
-            DeliveryPath::Channel => "channel+pull",
+            DeliveryPath::Channel => "channel-pull",
         }
     }
 }
@@ -543,7 +543,8 @@ impl HubSession {
     ) -> Result<String, RpcError> {
         let identity = &self.config.identity;
         let branch = git_branch(std::path::Path::new(identity.cwd.as_str())).await;
-        let params = identity.register_params(previous_name, branch.clone());
+        let delivery = crate::protocol::DeliveryName::new(self.delivery_path().name()).ok();
+        let params = identity.register_params(previous_name, branch.clone(), delivery.clone());
         match call_bounded(client, params).await {
             Ok(registered) => Ok(registered.name),
             Err(error)
@@ -552,7 +553,7 @@ impl HubSession {
                     && identity.name.is_none() =>
             {
                 tracing::warn!(name = ?previous_name, "previous name taken; registering anew");
-                let params: RegisterParams = identity.register_params(None, branch);
+                let params: RegisterParams = identity.register_params(None, branch, delivery);
                 Ok(call_bounded(client, params).await?.name)
             }
             Err(error) => Err(error),

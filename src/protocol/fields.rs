@@ -176,6 +176,12 @@ validated_string!(
     IdempotencyKey, "idempotency key", check_id
 );
 validated_string!(
+    /// How a session's pushes reach its model, as its client says in `register`
+    /// (`claude-socket`, `channel-pull`, …): 1 to [`NAME_BYTES_MAX`] bytes of `[A-Za-z0-9._@-]`.
+    #[derive(Debug)]
+    DeliveryName, "delivery", check_name
+);
+validated_string!(
     /// A session's working directory: 1 to [`CWD_BYTES_MAX`] bytes, no control characters.
     #[derive(Debug)]
     WorkingDirectory, "cwd", check_working_directory

@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use super::error_code::ErrorCode;
 use super::fields::{
-    AskDeadlineSeconds, AskId, ClientInfo, ClientKind, GitBranch, GroupHistoryLimit, GroupName,
-    IdempotencyKey, InboxLimit, MessageId, MessageText, PeerName, RoomName, SessionName, ThreadId,
-    Token, WorkingDirectory,
+    AskDeadlineSeconds, AskId, ClientInfo, ClientKind, DeliveryName, GitBranch, GroupHistoryLimit,
+    GroupName, IdempotencyKey, InboxLimit, MessageId, MessageText, PeerName, RoomName, SessionName,
+    ThreadId, Token, WorkingDirectory,
 };
 use super::jsonrpc::{ProtocolError, Request, RequestId, Response, RpcError};
 use super::limits::GROUP_CREATE_MEMBERS_MAX;
@@ -210,6 +210,10 @@ pub struct RegisterParams {
     pub git_branch: Option<GitBranch>,
     /// The program the session runs in.
     pub client: ClientKind,
+    /// How pushes reach this session's model (`claude-socket`, `channel-pull`), shown to
+    /// peers in `peers` while it is online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryName>,
 }
 
 /// `rename` params.
@@ -559,6 +563,9 @@ pub struct PeerInfo {
     /// When it was last connected, in microseconds since the Unix epoch (for an online peer:
     /// when its session last sent a frame).
     pub last_seen: u64,
+    /// For an online peer: how pushes reach its model, as its client said; else `null`.
+    #[serde(default)]
+    pub delivery: Option<String>,
 }
 
 /// What happened to a stored message by the time the sender is answered.

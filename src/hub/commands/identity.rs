@@ -121,6 +121,10 @@ impl Core {
         let identity = self.identity_named(&name)?;
         if let Some(entry) = self.sessions.get_mut(&session) {
             entry.identity = Some(identity);
+            entry.delivery = params
+                .delivery
+                .as_ref()
+                .map(|name| name.as_str().to_owned());
         }
         self.online.insert(identity, session);
         tracing::debug!(session_id = session.0, "registered");
@@ -179,6 +183,11 @@ impl Core {
                 client: client_name(&identity.client),
                 online: self.online.contains_key(&identity.id),
                 last_seen: identity.last_seen_us,
+                delivery: self
+                    .online
+                    .get(&identity.id)
+                    .and_then(|session| self.sessions.get(session))
+                    .and_then(|session| session.delivery.clone()),
             })
             .collect::<Vec<_>>();
         let mut peers = peers;
