@@ -49,3 +49,12 @@ pub const UNSENT_ACKS_MAX: usize = 1024;
 /// Messages handed to Claude Code's messaging socket whose receipts may still come, so a
 /// late `refused` can be matched to its message.
 pub const SOCKET_SENT_REMEMBERED: usize = 256;
+
+/// How long a push to Claude Code's messaging socket waits for the MCP client to have listed
+/// the tools: a turn the socket starts before that has no `relay_*` tools (seen with Claude
+/// Code 2.1.332), so the model could not answer or read its inbox. Past it the push goes anyway.
+pub const TOOLS_LISTED_WAIT_MAX: Duration = Duration::from_secs(15);
+
+/// Extra time after the tool list was answered before the first socket push: Claude Code
+/// registers the tools a moment after it has the list (50 ms was enough in every run seen).
+pub const TOOLS_LISTED_GRACE: Duration = Duration::from_millis(250);

@@ -133,6 +133,7 @@ impl ServerHandler for RelayServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.session.note_tools_listed();
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
     }
 
@@ -142,6 +143,7 @@ impl ServerHandler for RelayServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.start_notifier(&context.peer);
+        self.session.note_tools_listed();
         let outcome = call_tool(&self.session, &request.name, request.arguments).await;
         let outcome = with_unread(&self.session, outcome).await;
         if let Err(error) = &outcome {

@@ -36,7 +36,7 @@ use super::identity::{Identity, git_branch};
 use super::inbox::{InboxEntry, InboxPage, Unreturned};
 use super::limits::{
     OUTCOME_RETRY_WAIT, RECONNECT_DELAY_MAX, RECONNECT_DELAY_MIN, SOCKET_SENT_REMEMBERED,
-    TOOL_CALL_TIMEOUT, UNSENT_ACKS_MAX,
+    TOOL_CALL_TIMEOUT, TOOLS_LISTED_GRACE, TOOLS_LISTED_WAIT_MAX, UNSENT_ACKS_MAX,
 };
 
 /// How the session reaches and joins the hub.
@@ -89,12 +89,17 @@ pub struct HubSession {
     messaging: Option<MessagingSocket>,
     /// Pushes lately handed to the messaging socket, for its late receipts.
     socket_sent: Mutex<VecDeque<MessagePush>>,
+    /// Held from a socket delivery until its `read` ack went out, and by a receipt's handler:
+    /// a refusal can come back before that ack, and must reach the hub after it.
+    socket_order: tokio::sync::Mutex<()>,
     /// Acknowledgements the hub has not confirmed, sent again after a reconnect.
     unsent_acks: Mutex<VecDeque<AckParams>>,
     /// Counts sending tool calls, for their idempotency keys.
     sending_calls: std::sync::atomic::AtomicU64,
     /// Random per process, so keys never repeat across restarts.
     key_prefix: String,
+    /// When the MCP client first listed the tools (or called one); socket pushes wait for it.
+    tools_listed: tokio::sync::watch::Sender<Option<Instant>>,
 }
 
 /// What changes as connections come and go.
@@ -137,9 +142,11 @@ impl HubSession {
             channel,
             messaging,
             socket_sent: Mutex::new(VecDeque::new()),
+            socket_order: tokio::sync::Mutex::new(()),
             unsent_acks: Mutex::new(VecDeque::new()),
             sending_calls: std::sync::atomic::AtomicU64::new(0),
             key_prefix: random_hex(),
+            tools_listed: tokio::sync::watch::Sender::new(None),
         });
         if let Some(receipts) = claude_receipts {
             tokio::spawn(forward_claude_receipts(session.clone(), receipts));
@@ -164,6 +171,36 @@ impl HubSession {
     /// Whether a live connection is up now.
     pub fn is_connected(&self) -> bool {
         self.current().is_some()
+    }
+
+    /// The MCP client has the tool list (it listed them or called one): from now on a turn
+    /// Claude Code starts for a push has the `relay_*` tools.
+    pub fn note_tools_listed(&self) {
+        self.tools_listed.send_if_modified(|listed| {
+            if listed.is_some() {
+                return false;
+            }
+            *listed = Some(Instant::now());
+            true
+        });
+    }
+
+    /// Waits until the client has listed the tools and the grace after it passed, at most
+    /// [`TOOLS_LISTED_WAIT_MAX`].
+    async fn wait_for_tools_listed(&self) {
+        let mut listed = self.tools_listed.subscribe();
+        let waited = tokio::time::timeout(TOOLS_LISTED_WAIT_MAX, listed.wait_for(Option::is_some));
+        let since = match waited.await {
+            Ok(Ok(since)) => *since,
+            _ => {
+                tracing::warn!("the MCP client has not listed the tools; pushing anyway");
+                return;
+            }
+        };
+        if let Some(since) = since {
+            let ready_at = since + TOOLS_LISTED_GRACE;
+            tokio::time::sleep_until(ready_at.into()).await;
+        }
     }
 
     /// How pushes reach this session's model.
@@ -365,14 +402,21 @@ impl HubSession {
     /// take are kept for `relay_inbox`.
     async fn receive(&self, push: MessagePush) {
         if let Some(socket) = &self.messaging {
+            self.wait_for_tools_listed().await;
+            let order = self.socket_order.lock().await;
             match socket
                 .deliver(&push.msg_id, &model_text(&push), push.urgent)
                 .await
             {
                 Ok(()) => {
                     tracing::debug!(msg_id = %push.msg_id, "handed to Claude Code's messaging socket");
+                    remember(
+                        &mut lock(&self.socket_sent),
+                        push.clone(),
+                        SOCKET_SENT_REMEMBERED,
+                    );
                     self.acknowledge(&push, AckStep::Read).await;
-                    remember(&mut lock(&self.socket_sent), push, SOCKET_SENT_REMEMBERED);
+                    drop(order);
                     return;
                 }
                 Err(error) => {
@@ -444,6 +488,8 @@ impl HubSession {
             }
         };
         tracing::info!(msg_id, step = ?step, "Claude Code reported a message");
+        // After the delivery's own `read` ack, whatever the order receipts came in.
+        let _order = self.socket_order.lock().await;
         let push = lock(&self.socket_sent)
             .iter()
             .find(|push| push.msg_id == msg_id)

@@ -204,6 +204,9 @@ impl McpSession {
             .serve(transport)
             .await
             .expect("the MCP handshake succeeds");
+        // As every real client does right after the handshake (and Relay's socket pushes wait
+        // for it).
+        service.list_all_tools().await.expect("tools/list answers");
         McpSession { service, channel }
     }
 
