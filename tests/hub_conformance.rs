@@ -51,6 +51,7 @@ on_both_transports!(
     a_delivered_message_returns_once_marked_pushed_a_read_one_never,
     a_refused_message_is_unread_again_and_the_sender_hears_it,
     a_repeated_idempotency_key_gets_the_first_result,
+    a_repeated_key_during_the_acknowledgement_wait_joins_the_first,
     an_unanswered_ask_times_out_and_a_late_reply_is_marked,
     a_returning_session_is_told_of_its_mail,
     reserved_names_are_refused_at_register_and_rename,
@@ -587,6 +588,23 @@ fn a_repeated_idempotency_key_gets_the_first_result(transport: Transport) {
         texts(&inbox(&mut bob, json!({}))["messages"]),
         ["once", "twice"]
     );
+}
+
+// A repeat that arrives while the first still waits for the recipient's ack gets its answer.
+fn a_repeated_key_during_the_acknowledgement_wait_joins_the_first(transport: Transport) {
+    let (_hub, mut sessions) = hub_with(transport, &["alice", "bob"]);
+    let (alice, bob) = pair(&mut sessions);
+    let params = json!({ "to": "bob", "text": "just once", "idempotency_key": "k-wait" });
+    let first = alice.send_request("send", params.clone());
+    let again = alice.send_request("send", params);
+    let push = bob.push();
+    bob.ack(&push, "read");
+    let (first, again) = (alice.response(&first), alice.response(&again));
+    assert_eq!(first["result"], again["result"], "{first} {again}");
+    assert_eq!(first["result"]["status"], "delivered", "{first}");
+    bob.assert_no_push();
+    let stored = inbox(bob, json!({ "include_pushed": true }));
+    assert_eq!(texts(&stored["messages"]), ["just once"]);
 }
 
 // An ask past its deadline ends: the asker gets a `timeout` naming it; a late reply still

@@ -43,6 +43,8 @@ pub enum Answer {
         /// The result with `status: "queued"`; `"delivered"` replaces it on an ack.
         result: Value,
     },
+    /// A repeat of an idempotency key already answered: the logged result, not logged again.
+    Repeat(Value),
     /// A repeat of an idempotency key whose first request is still waiting: answered with it.
     Join {
         /// The message the first request waits for.
@@ -92,12 +94,19 @@ impl Core {
                 }
                 release.replies.push((reply, Ok(result)));
             }
+            Answer::Repeat(result) => release.replies.push((reply, Ok(result))),
             Answer::AwaitAck { msg_id, result } => {
                 let Some(caller) = self.sessions.get(&session).and_then(|entry| entry.identity)
                 else {
                     release.replies.push((reply, Ok(result)));
                     return;
                 };
+                // Logged in the message's own batch, so a hub that dies during the wait still
+                // answers a resend with the message it stored (`queued`); the final result is
+                // logged again when the wait ends, and the newest entry wins.
+                if let Some(key) = &key {
+                    self.complete(caller, key.clone(), &result);
+                }
                 let awaiting = AwaitingAck {
                     caller,
                     key,
@@ -127,24 +136,30 @@ impl Core {
         caller: IdentityId,
         key: &str,
     ) -> Result<Option<Answer>, RpcError> {
-        if let Some(completed) = self.state.completed_request(caller, key) {
-            let age_us = now_us().saturating_sub(completed.timestamp_us);
-            if Duration::from_micros(age_us) <= IDEMPOTENCY_WINDOW {
-                let result = serde_json::from_str(&completed.result).map_err(|json| {
-                    error(
-                        ErrorCode::Unexpected,
-                        format!("the logged result of key {key:?} does not parse: {json}"),
-                    )
-                })?;
-                return Ok(Some(Answer::Now(result)));
-            }
-        }
+        // A first request still waiting for its ack is joined (its logged `queued` result
+        // would be stale by the time it answers).
         let waiting = self.awaiting.iter().find(|(_, awaiting)| {
             awaiting.caller == caller && awaiting.key.as_deref() == Some(key)
         });
-        Ok(waiting.map(|(msg_id, _)| Answer::Join {
-            msg_id: msg_id.clone(),
-        }))
+        if let Some((msg_id, _)) = waiting {
+            return Ok(Some(Answer::Join {
+                msg_id: msg_id.clone(),
+            }));
+        }
+        let Some(completed) = self.state.completed_request(caller, key) else {
+            return Ok(None);
+        };
+        let age_us = now_us().saturating_sub(completed.timestamp_us);
+        if Duration::from_micros(age_us) > IDEMPOTENCY_WINDOW {
+            return Ok(None);
+        }
+        let result = serde_json::from_str(&completed.result).map_err(|json| {
+            error(
+                ErrorCode::Unexpected,
+                format!("the logged result of key {key:?} does not parse: {json}"),
+            )
+        })?;
+        Ok(Some(Answer::Repeat(result)))
     }
 
     /// Logs the result of a request under its idempotency key. A failure to log is not the
