@@ -435,6 +435,15 @@ impl McpPipe {
         );
         pipe.write(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await?;
+        // As MCP clients do at start; `relay mcp` holds socket pushes until the tools are listed.
+        pipe.write(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+            .await?;
+        tokio::time::timeout(
+            ROUND_TRIP_TIMEOUT,
+            pipe.read_until(|message| message["id"] == json!(2)),
+        )
+        .await
+        .context("relay mcp did not answer tools/list")??;
         Ok(pipe)
     }
 
