@@ -260,32 +260,14 @@ impl McpSide {
     /// `tools/call relay_send` → the receiver's channel notification (the tool result awaited
     /// too).
     async fn round_trip(&mut self, index: u64) -> anyhow::Result<Duration> {
-        let id = index + 10;
-        let request = json!({
-            "jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": "relay_send", "arguments": self.arguments},
-        });
-        let started = Instant::now();
-        let (sender, receiver) = (&mut self.sender, &mut self.receiver);
-        let (answered, notified) = tokio::time::timeout(ROUND_TRIP_TIMEOUT, async {
-            sender.write(&request).await?;
-            let notified = async {
-                receiver
-                    .read_until(|message| message["method"] == "notifications/claude/channel")
-                    .await?;
-                anyhow::Ok(started.elapsed())
-            };
-            let answered = sender.read_until(|message| message["id"] == json!(id));
-            anyhow::Ok(tokio::join!(answered, notified))
-        })
-        .await
-        .context("an MCP round trip timed out")??;
-        let answer = answered?;
-        anyhow::ensure!(
-            answer["result"]["isError"] == json!(false),
-            "relay_send failed: {answer}"
-        );
-        notified
+        let receiver = &mut self.receiver;
+        let notified = async {
+            receiver
+                .read_until(|message| message["method"] == "notifications/claude/channel")
+                .await
+                .map(drop)
+        };
+        timed_relay_send(&mut self.sender, &self.arguments, index + 10, notified).await
     }
 
     async fn stop(self) {
@@ -342,32 +324,53 @@ impl SocketSide {
 
     /// `tools/call relay_send` → the user line in the socket (the tool result awaited too).
     async fn round_trip(&mut self, index: u64) -> anyhow::Result<Duration> {
-        let id = index + 10;
-        let request = json!({
-            "jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": "relay_send", "arguments": self.arguments},
-        });
-        let started = Instant::now();
-        let (sender, lines) = (&mut self.sender, &mut self.lines);
-        let (answered, written) = tokio::time::timeout(ROUND_TRIP_TIMEOUT, async {
-            sender.write(&request).await?;
-            let written = async {
-                lines.recv().await.context("the socket listener stopped")?;
-                anyhow::Ok(started.elapsed())
-            };
-            let answered = sender.read_until(|message| message["id"] == json!(id));
-            anyhow::Ok(tokio::join!(answered, written))
-        })
-        .await
-        .context("a socket round trip timed out")??;
-        answered?;
-        written
+        let lines = &mut self.lines;
+        let written = async {
+            lines
+                .recv()
+                .await
+                .map(drop)
+                .context("the socket listener stopped")
+        };
+        timed_relay_send(&mut self.sender, &self.arguments, index + 10, written).await
     }
 
     async fn stop(self) {
         self.sender.stop().await;
         self.receiver.stop().await;
     }
+}
+
+/// Calls `relay_send` with `arguments` (request id `id`) on `sender` and times it until
+/// `arrived` is done; the tool's answer is awaited too and must be a success.
+async fn timed_relay_send(
+    sender: &mut McpPipe,
+    arguments: &Value,
+    id: u64,
+    arrived: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<Duration> {
+    let request = json!({
+        "jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "relay_send", "arguments": arguments},
+    });
+    let started = Instant::now();
+    let (answered, arrived) = tokio::time::timeout(ROUND_TRIP_TIMEOUT, async {
+        sender.write(&request).await?;
+        let arrived = async {
+            arrived.await?;
+            anyhow::Ok(started.elapsed())
+        };
+        let answered = sender.read_until(|message| message["id"] == json!(id));
+        anyhow::Ok(tokio::join!(answered, arrived))
+    })
+    .await
+    .context("an MCP round trip timed out")??;
+    let answer = answered?;
+    anyhow::ensure!(
+        answer["result"]["isError"] == json!(false),
+        "relay_send failed: {answer}"
+    );
+    arrived
 }
 
 /// One `relay mcp` process spoken to with JSON-RPC lines on its stdio.
