@@ -269,9 +269,10 @@ impl LogWriter {
             .bytes_mut()
             .expect("invariant: the active segment is mapped writable");
         // Payload first, header last: a concurrent reader sees the record only when complete.
-        // Padding bytes are already zero: the space was reserved zeroed and recovery zeroes
-        // any cut tail.
+        // The padding is zeroed here rather than trusted to be: a segment recovered from a
+        // damaged file may hold stale bytes past its last valid record (found by `open_log`).
         bytes[payload_start..payload_start + len].copy_from_slice(record.payload);
+        bytes[payload_start + len..start + needed as usize].fill(0);
         bytes[start..payload_start].copy_from_slice(&header_bytes);
         let index = self.set.active_index.get_or_insert_with(Vec::new);
         if wants_index_entry(index, self.position) {
