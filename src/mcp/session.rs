@@ -463,7 +463,7 @@ impl HubSession {
             kind: MessageKind::System,
             from: "relay".to_owned(),
             text: format!("Your message {} to {} {what}.", receipt.msg_id, receipt.to),
-            msg_id: format!("receipt-{}-{:?}", receipt.msg_id, receipt.status).to_lowercase(),
+            msg_id: format!("receipt-{}-{}", receipt.msg_id, receipt.status.name()),
             ask_id: None,
             reply_to: Some(receipt.msg_id.clone()),
             room: None,

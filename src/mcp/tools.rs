@@ -21,6 +21,12 @@ pub const INJECTED_ARGUMENTS: &[&str] = &["wait_for_previous"];
 /// The rules that matter, repeated in the descriptions of the tools that meet peers' messages:
 /// Copilot CLI never shows the server's instructions, and Claude Code shows only tool names
 /// until a tool is loaded, so a description must stand alone.
+/// The `deadline_s` of `relay_ask` and `relay_broadcast`.
+const ASK_DEADLINE: ArgumentKind = ArgumentKind::Count {
+    max: ASK_DEADLINE_S_MAX,
+    default: ASK_DEADLINE_S_DEFAULT,
+};
+
 macro_rules! with_rules {
     ($description:literal) => {
         concat!(
@@ -190,10 +196,7 @@ pub const TOOLS: &[ToolSpec] = &[
             ),
             argument(
                 "deadline_s",
-                ArgumentKind::Count {
-                    max: ASK_DEADLINE_S_MAX,
-                    default: ASK_DEADLINE_S_DEFAULT,
-                },
+                ASK_DEADLINE,
                 false,
                 "Seconds to wait for the answer before you get a `timeout` message (1-86400, default 600).",
             ),
@@ -253,10 +256,7 @@ pub const TOOLS: &[ToolSpec] = &[
             ),
             argument(
                 "deadline_s",
-                ArgumentKind::Count {
-                    max: ASK_DEADLINE_S_MAX,
-                    default: ASK_DEADLINE_S_DEFAULT,
-                },
+                ASK_DEADLINE,
                 false,
                 "Seconds each peer has to answer before you get a `timeout` for it (1-86400, default 600).",
             ),

@@ -479,6 +479,17 @@ pub enum AckStep {
 }
 
 impl AckStep {
+    /// The wire name, e.g. `"refused"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AckStep::Delivered => "delivered",
+            AckStep::Read => "read",
+            AckStep::Held => "held",
+            AckStep::Refused => "refused",
+            AckStep::Expired => "expired",
+        }
+    }
+
     /// The receipt the sender gets for this step.
     pub fn receipt_status(self) -> ReceiptStatus {
         match self {

@@ -54,6 +54,19 @@ pub enum ReceiptStatus {
     Expired,
 }
 
+impl ReceiptStatus {
+    /// The wire name, e.g. `"held"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReceiptStatus::Delivered => "delivered",
+            ReceiptStatus::Read => "read",
+            ReceiptStatus::Held => "held",
+            ReceiptStatus::Refused => "refused",
+            ReceiptStatus::Expired => "expired",
+        }
+    }
+}
+
 /// What kind of message is pushed or listed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

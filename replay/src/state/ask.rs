@@ -120,11 +120,6 @@ impl Asks {
         self.expired.get(ask_id)
     }
 
-    /// Every expired ask, by ask id.
-    pub fn all_expired(&self) -> impl Iterator<Item = &PendingAsk> {
-        self.expired.values()
-    }
-
     /// The broadcast with this id.
     pub fn broadcast(&self, broadcast_id: &str) -> Option<&Broadcast> {
         self.broadcasts.get(broadcast_id)

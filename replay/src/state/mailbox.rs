@@ -27,6 +27,17 @@ pub enum DeliveryState {
     Read,
 }
 
+impl DeliveryState {
+    /// The snake_case name, as in JSON: `queued`, `delivered` or `read`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Read => "read",
+        }
+    }
+}
+
 /// A direct message, ask or reply as stored in the recipient's mailbox.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
 pub struct StoredMessage {

@@ -168,11 +168,6 @@ impl MessagingSocket {
         &self.target.socket
     }
 
-    /// Whether the socket file exists now (a cheap check before a delivery is tried).
-    pub fn is_present(&self) -> bool {
-        self.target.socket.exists()
-    }
-
     /// Hands `text` to the session's model: one connection, the `auth` line, the `user` line.
     /// `urgent` asks for `priority: now` (else `next`: at the next point between tool calls).
     /// A reply socket for this message's receipts is bound first; one that cannot be bound (a

@@ -20,7 +20,7 @@ use relay_replay::event::{
     AskDeadlineSet, AskExpired, GroupMessageAcknowledged, MessagePushed, MessageRead,
     MessageStatusReported, RequestCompleted,
 };
-use relay_replay::{DeliveryState, IdentityId, StoredMessage};
+use relay_replay::{DeliveryState, IdentityId};
 use serde_json::Value;
 
 use crate::hub::core::{Core, Outbound, Release, Reply, SessionId, error, now_us, to_value};
@@ -344,8 +344,11 @@ impl Core {
             return self.ack_group(me, group.as_str(), msg_id, params.step);
         }
         let me_name = self.caller_name(me)?;
-        let (sender, state) = match self.state.message(&msg_id) {
-            Some((recipient, message)) if recipient == me => (message.from, message.state),
+        // A hub's own `timeout` message has no sender to tell.
+        let (sender, state, is_hub_notice) = match self.state.message(&msg_id) {
+            Some((recipient, message)) if recipient == me => {
+                (message.from, message.state, message.timed_out_ask.is_some())
+            }
             _ => {
                 return Err(error(
                     ErrorCode::BadArguments,
@@ -353,10 +356,6 @@ impl Core {
                 ));
             }
         };
-        let is_hub_notice = self
-            .state
-            .message(&msg_id)
-            .is_some_and(|(_, message)| message.timed_out_ask.is_some());
         let changed = match params.step {
             AckStep::Delivered if state == DeliveryState::Queued => {
                 let event = MessagePushed {
@@ -379,16 +378,14 @@ impl Core {
                 let event = MessageStatusReported {
                     recipient: me_name,
                     message_id: msg_id.clone(),
-                    status: ack_step_name(params.step).to_owned(),
+                    status: params.step.name().to_owned(),
                 };
                 self.emit(event.into())?;
                 true
             }
         };
         let delivered = matches!(params.step, AckStep::Delivered | AckStep::Read);
-        if self.awaiting.contains_key(&msg_id) {
-            self.resolve(&msg_id, delivered, release);
-        }
+        self.resolve(&msg_id, delivered, release);
         if changed && !is_hub_notice {
             self.send_receipt(sender, &msg_id, me, params.step.receipt_status(), release);
         }
@@ -475,7 +472,7 @@ impl Core {
         to_value(&StatusResult {
             msg_id: msg_id.to_owned(),
             to: self.name_of(recipient).unwrap_or_default(),
-            state: delivery_state_name(message.state).to_owned(),
+            state: message.state.name().to_owned(),
             reported: message.reported.clone(),
             ts: message.timestamp_us,
         })
@@ -486,7 +483,7 @@ impl Core {
         let mut counts = UnreadResult::default();
         if let Some(mailbox) = self.state.mailbox(me) {
             for message in mailbox.unread(None, usize::MAX) {
-                if is_ask(message) {
+                if message.ask_id.is_some() {
                     counts.asks += 1;
                 } else {
                     counts.direct += 1;
@@ -539,28 +536,5 @@ impl Core {
             }
         );
         self.notice(me, text, None, release);
-    }
-}
-
-/// Whether a stored message is a question waiting for an answer.
-pub(in crate::hub) fn is_ask(message: &StoredMessage) -> bool {
-    message.ask_id.is_some()
-}
-
-fn delivery_state_name(state: DeliveryState) -> &'static str {
-    match state {
-        DeliveryState::Queued => "queued",
-        DeliveryState::Delivered => "delivered",
-        DeliveryState::Read => "read",
-    }
-}
-
-fn ack_step_name(step: AckStep) -> &'static str {
-    match step {
-        AckStep::Delivered => "delivered",
-        AckStep::Read => "read",
-        AckStep::Held => "held",
-        AckStep::Refused => "refused",
-        AckStep::Expired => "expired",
     }
 }
