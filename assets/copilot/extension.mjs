@@ -1,0 +1,1 @@
+// The Copilot CLI extension Relay installs (being written).

@@ -1,0 +1,1 @@
+// The OpenCode plugin Relay installs (being written).

@@ -1,0 +1,1 @@
+//! relay install agy (being written).

@@ -1,0 +1,3 @@
+//! agy.
+
+pub mod install;

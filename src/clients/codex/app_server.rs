@@ -1,0 +1,1 @@
+//! Codex app-server client (being written).

@@ -1,0 +1,1 @@
+//! relay install codex (being written).

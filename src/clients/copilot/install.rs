@@ -1,0 +1,1 @@
+//! relay install copilot (being written).

@@ -1,0 +1,3 @@
+//! copilot.
+
+pub mod install;

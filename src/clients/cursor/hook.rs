@@ -1,0 +1,1 @@
+//! relay hook cursor (being written).

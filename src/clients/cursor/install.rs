@@ -1,0 +1,1 @@
+//! relay install cursor (being written).

@@ -1,0 +1,4 @@
+//! cursor.
+
+pub mod hook;
+pub mod install;

@@ -1,0 +1,1 @@
+//! The session delivery socket (being written).

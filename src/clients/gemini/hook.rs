@@ -1,0 +1,1 @@
+//! relay hook gemini (being written).

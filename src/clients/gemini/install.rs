@@ -1,0 +1,1 @@
+//! relay install gemini (being written).

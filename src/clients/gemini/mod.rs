@@ -1,0 +1,4 @@
+//! gemini.
+
+pub mod hook;
+pub mod install;

@@ -1,0 +1,1 @@
+//! relay install opencode (being written).

@@ -1,0 +1,3 @@
+//! opencode.
+
+pub mod install;
