@@ -715,6 +715,15 @@ fn a_conversation_past_its_loop_bound_is_rate_limited(transport: Transport) {
             .is_some_and(|m| m.contains("loop guard")),
         "{error}"
     );
+    // Both sides are told, for their users: auto-answering clients would just stop.
+    for session in [alice, bob] {
+        let notice = session.push();
+        assert_eq!(notice["kind"], "system", "{notice}");
+        let text = notice["text"].as_str().expect("text");
+        assert!(text.contains("loop guard") && text.contains("alice") && text.contains("bob"), "{text}");
+    }
+    bob.fail("send", json!({ "to": "alice", "text": "and more" }), "rate_limited");
+    bob.assert_no_push();
 }
 
 fn send_to_an_offline_peer_is_queued(transport: Transport) {

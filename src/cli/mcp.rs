@@ -10,12 +10,14 @@ use clap::{Args, ValueEnum};
 use super::DataDirArgs;
 use super::exit_code::ExitCode;
 use crate::hub::spawn::SpawnOptions;
-use crate::mcp::SessionConfig;
 use crate::mcp::identity::{CLIENT_ENV, Identity, PEER_ID_ENV, SESSION_NAME_ENV};
+use crate::mcp::{DeliveryPath, DeliveryPlan, SessionConfig};
 use crate::protocol::ClientKind;
 
-/// Serve the relay_* tools to an AI coding session over MCP on stdio, and push its incoming
-/// messages as Claude channel notifications. The AI client starts this command.
+/// Serve the relay_* tools to an AI coding session over MCP on stdio, and hand its incoming
+/// messages to the model by its client's push path (Claude Code's messaging socket, Codex's
+/// app-server, the OpenCode plugin, the Copilot extension, Gemini and Cursor hooks). The AI
+/// client starts this command.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  claude mcp add relay -- relay mcp\n  relay mcp --client codex\n  RELAY_PEER_ID=reviewer relay mcp --data-dir /srv/relay\n\nNaming: --as (RELAY_PEER_ID) takes exactly that name; else --session-name (RELAY_SESSION_NAME, else CLAUDE_SESSION_NAME) is a hint the hub turns into a free name; else the hub names the session after its working directory.\nLogs go to stderr and <data dir>/logs/mcp.log; stdout carries MCP only."
@@ -29,9 +31,10 @@ pub struct McpArgs {
     /// Label for the session, a hint for the name [default: $RELAY_SESSION_NAME, else $CLAUDE_SESSION_NAME].
     #[arg(long, env = SESSION_NAME_ENV, value_name = "LABEL")]
     session_name: Option<String>,
-    /// The program this session runs in.
-    #[arg(long, env = CLIENT_ENV, value_enum, default_value_t = ClientArg::Claude)]
-    client: ClientArg,
+    /// The program this session runs in, which picks the push path (docs/delivery.md)
+    /// [default: $RELAY_CLIENT, else detected from the environment, else claude].
+    #[arg(long, env = CLIENT_ENV, value_enum)]
+    client: Option<ClientArg>,
     /// Never start a hub: wait for one to answer on the data dir's socket.
     #[arg(long)]
     no_spawn: bool,
@@ -58,8 +61,28 @@ pub enum ClientArg {
     Opencode,
     /// GitHub Copilot CLI.
     Copilot,
-    /// Gemini CLI / Antigravity.
+    /// Gemini CLI.
     Gemini,
+    /// Antigravity (`agy`): pull only.
+    Agy,
+}
+
+impl ClientArg {
+    /// The client whose environment this process was started in, when it says so.
+    fn detect() -> Option<ClientArg> {
+        let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+        if set("CLAUDECODE") || set("CLAUDE_CODE_MESSAGING_SOCKET") {
+            Some(ClientArg::Claude)
+        } else if set("GEMINI_CLI") {
+            Some(ClientArg::Gemini)
+        } else if set("OPENCODE") {
+            Some(ClientArg::Opencode)
+        } else if set("CURSOR_AGENT") {
+            Some(ClientArg::Cursor)
+        } else {
+            None
+        }
+    }
 }
 
 /// Runs `relay mcp` until the MCP client closes stdin.
@@ -75,11 +98,15 @@ pub fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(crate::mcp::identity::session_name_from_env);
     let cwd = std::env::current_dir().unwrap_or_else(|_| Path::new("/").to_owned());
+    let client = args
+        .client
+        .or_else(ClientArg::detect)
+        .unwrap_or(ClientArg::Claude);
     let identity = Identity::new(
         args.name.as_deref(),
         session_name.as_deref(),
         &cwd,
-        client_kind(args.client),
+        client_kind(client),
     )?;
     let config = SessionConfig {
         data_dir,
@@ -90,7 +117,7 @@ pub fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
         may_spawn: !args.no_spawn,
         identity,
         client_info: concat!("relay-mcp/", env!("CARGO_PKG_VERSION")).to_owned(),
-        messaging: crate::clients::claude::messaging::MessagingTarget::from_env(),
+        delivery: delivery_plan(client),
     };
     // One thread: a message crosses several tasks (hub socket, channel, MCP transport), and
     // hand-offs between them are cheapest without cross-thread wake-ups.
@@ -109,6 +136,24 @@ pub fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The push path for `client`, with what the environment offers it.
+fn delivery_plan(client: ClientArg) -> DeliveryPlan {
+    match client {
+        ClientArg::Claude => {
+            DeliveryPlan::Claude(crate::clients::claude::messaging::MessagingTarget::from_env())
+        }
+        ClientArg::Codex => match crate::clients::codex::app_server::CodexTarget::from_env() {
+            Some(target) => DeliveryPlan::Codex(target),
+            None => DeliveryPlan::Pull,
+        },
+        ClientArg::Opencode => DeliveryPlan::Endpoint(DeliveryPath::OpenCodePlugin),
+        ClientArg::Copilot => DeliveryPlan::Endpoint(DeliveryPath::CopilotExtension),
+        ClientArg::Gemini => DeliveryPlan::Endpoint(DeliveryPath::GeminiHook),
+        ClientArg::Cursor => DeliveryPlan::Endpoint(DeliveryPath::CursorHook),
+        ClientArg::Agy => DeliveryPlan::Pull,
+    }
+}
+
 fn client_kind(client: ClientArg) -> ClientKind {
     match client {
         ClientArg::Claude => ClientKind::Claude,
@@ -116,7 +161,7 @@ fn client_kind(client: ClientArg) -> ClientKind {
         ClientArg::Cursor => ClientKind::Cursor,
         ClientArg::Opencode => ClientKind::OpenCode,
         ClientArg::Copilot => ClientKind::Copilot,
-        ClientArg::Gemini => ClientKind::Gemini,
+        ClientArg::Gemini | ClientArg::Agy => ClientKind::Gemini,
     }
 }
 

@@ -4,7 +4,9 @@
 //! map to the exit codes of [`exit_code::ExitCode`].
 
 pub mod bench;
+pub mod deliver;
 pub mod exit_code;
+pub mod hook;
 pub mod hub;
 pub mod inbox;
 pub mod install;
@@ -53,10 +55,14 @@ pub enum Command {
     Log(log::LogArgs),
     /// Measure Relay's building blocks (prints figures; asserts nothing).
     Bench(bench::BenchArgs),
-    /// Set Relay up in an AI client (Claude Code): its MCP server and a tool allow rule.
+    /// Set Relay up in an AI client: its MCP server and its push path (hooks, plugin, extension).
     Install(install::InstallArgs),
-    /// Undo `relay install`: remove Relay's MCP server and allow rule from an AI client.
+    /// Undo `relay install`: remove what it added to an AI client.
     Uninstall(install::UninstallArgs),
+    /// A client hook (Gemini CLI, Cursor) that hands waiting messages to the model.
+    Hook(hook::HookArgs),
+    /// Stream a session's messages to its OpenCode plugin or Copilot extension.
+    Deliver(deliver::DeliverArgs),
 }
 
 /// The `--data-dir` option every data-dir-using subcommand shares.
@@ -93,6 +99,8 @@ pub fn run(cli: Cli) -> exit_code::ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Install(args) => install::run_install(args),
         Command::Uninstall(args) => install::run_uninstall(args),
+        Command::Hook(args) => hook::run(args),
+        Command::Deliver(args) => deliver::run(args),
     };
     match result {
         Ok(code) => code,

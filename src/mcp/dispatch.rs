@@ -50,6 +50,7 @@ pub async fn call_tool(
         Tool::Peers => {
             let mut value = forward::<PeersParams>(session, spec, arguments).await?;
             value["my_delivery"] = Value::from(session.delivery_path().name());
+            value["my_delivery_note"] = Value::from(session.delivery_note());
             Ok(value)
         }
         Tool::Send => sending::<SendParams>(session, spec, arguments).await,

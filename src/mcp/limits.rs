@@ -58,3 +58,12 @@ pub const TOOLS_LISTED_WAIT_MAX: Duration = Duration::from_secs(15);
 /// Extra time after the tool list was answered before the first socket push: Claude Code
 /// registers the tools a moment after it has the list (50 ms was enough in every run seen).
 pub const TOOLS_LISTED_GRACE: Duration = Duration::from_millis(250);
+
+/// Pushes held for a taker (a hook, the OpenCode plugin, the Copilot extension, Codex's
+/// app-server). Past it the oldest waiting one is dropped from the queue with a warning; it
+/// stays unread at the hub and `relay_inbox` returns it.
+pub const PENDING_MAX: usize = 500;
+
+/// How often pushes that Codex's app-server did not take (no TUI running, no thread for this
+/// session yet) are offered again. Each try is one connect to a Unix socket.
+pub const CODEX_RETRY_INTERVAL: Duration = Duration::from_secs(5);

@@ -15,16 +15,18 @@
 
 pub mod channel;
 pub mod dispatch;
+pub mod endpoint;
 pub mod identity;
 pub mod inbox;
 pub mod limits;
+pub mod pending;
 pub mod server;
 pub mod session;
 pub mod tools;
 
 use std::sync::Arc;
 
-pub use session::{HubSession, SessionConfig};
+pub use session::{DeliveryPath, DeliveryPlan, HubSession, SessionConfig};
 
 /// `relay mcp` could not serve.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,21 @@ pub enum McpError {
 /// # Errors
 /// [`McpError::Handshake`] when the MCP client does not complete `initialize`.
 pub async fn run(config: SessionConfig) -> Result<(), McpError> {
+    let data_dir = config.data_dir.clone();
+    let serves_endpoint = matches!(config.delivery, DeliveryPlan::Endpoint(_));
     let (session, notifications) = HubSession::start(config, limits::CHANNEL_QUEUE_CAPACITY).await;
+    // Removed when `relay mcp` ends (dropped at the end of this function).
+    let _endpoint = if serves_endpoint {
+        match endpoint::serve(Arc::clone(&session), &data_dir) {
+            Ok(socket) => Some(socket),
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot serve the session's delivery socket; messages wait for relay_inbox");
+                None
+            }
+        }
+    } else {
+        None
+    };
     server::serve_stdio(Arc::clone(&session), notifications).await?;
     Ok(())
 }

@@ -144,6 +144,15 @@ impl ServerHandler for RelayServer {
     ) -> Result<CallToolResponse, ErrorData> {
         self.start_notifier(&context.peer);
         self.session.note_tools_listed();
+        // Codex names the calling thread in `_meta`: where its pushes must go.
+        let meta = request.meta.as_ref().map(|meta| &meta.0.0);
+        let thread = [meta, Some(&context.meta.0.0)]
+            .into_iter()
+            .flatten()
+            .find_map(crate::clients::codex::app_server::thread_from_meta);
+        if let Some(thread) = thread {
+            self.session.note_codex_thread(&thread);
+        }
         let outcome = call_tool(&self.session, &request.name, request.arguments).await;
         let outcome = with_unread(&self.session, outcome).await;
         if let Err(error) = &outcome {

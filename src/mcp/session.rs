@@ -24,6 +24,8 @@ use std::time::Instant;
 
 use crate::client::{HubClient, ack_params, was_written, written};
 use crate::clients::claude::messaging::{ClaudeStatus, MessagingSocket, MessagingTarget};
+use crate::clients::codex::app_server::{AppServer, CodexTarget};
+use crate::clients::endpoint::EndpointStep;
 use crate::hub::spawn::{SpawnOptions, socket_path};
 use crate::protocol::{
     AckParams, AckStep, ErrorCode, HubNotification, InboxLimit, InboxParams, MessageId,
@@ -35,9 +37,14 @@ use super::channel::model_text;
 use super::identity::{Identity, git_branch};
 use super::inbox::{InboxEntry, InboxPage, Unreturned};
 use super::limits::{
-    OUTCOME_RETRY_WAIT, RECONNECT_DELAY_MAX, RECONNECT_DELAY_MIN, SOCKET_SENT_REMEMBERED,
-    TOOL_CALL_TIMEOUT, TOOLS_LISTED_GRACE, TOOLS_LISTED_WAIT_MAX, UNSENT_ACKS_MAX,
+    CODEX_RETRY_INTERVAL, OUTCOME_RETRY_WAIT, PENDING_MAX, RECONNECT_DELAY_MAX,
+    RECONNECT_DELAY_MIN, SOCKET_SENT_REMEMBERED, TOOL_CALL_TIMEOUT, TOOLS_LISTED_GRACE,
+    TOOLS_LISTED_WAIT_MAX, UNSENT_ACKS_MAX,
 };
+use super::pending::{Pending, Taken, TakerId};
+
+/// The taker id of the in-process Codex pump (delivery socket connections count from 1).
+const CODEX_TAKER: TakerId = 0;
 
 /// How the session reaches and joins the hub.
 #[derive(Clone, Debug)]
@@ -52,11 +59,24 @@ pub struct SessionConfig {
     pub identity: Identity,
     /// The `client` of `hello`, e.g. `"relay-mcp/0.1.0"`.
     pub client_info: String,
-    /// Claude Code's messaging socket, when `relay mcp` runs under Claude Code.
-    pub messaging: Option<MessagingTarget>,
+    /// How pushes reach the model.
+    pub delivery: DeliveryPlan,
 }
 
-/// The path by which pushes reach this session's model.
+/// The push path `relay mcp` was set up with, from `--client` and what the environment offers.
+#[derive(Clone, Debug)]
+pub enum DeliveryPlan {
+    /// Claude Code: its messaging socket when it gave one, else the channel notification.
+    Claude(Option<MessagingTarget>),
+    /// Codex: `turn/start` through the app-server control socket (pull when it is not there).
+    Codex(CodexTarget),
+    /// A hook, plugin or extension takes pushes from the session's delivery socket.
+    Endpoint(DeliveryPath),
+    /// Nothing reaches the model by itself: it calls `relay_inbox`.
+    Pull,
+}
+
+/// The path by which pushes reach this session's model (`docs/delivery.md` has the table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryPath {
     /// Claude Code's messaging socket: reaches the model, mid-turn or idle.
@@ -64,6 +84,18 @@ pub enum DeliveryPath {
     /// `notifications/claude/channel`: reaches the model only where channels are enabled;
     /// `relay_inbox` returns these once more.
     Channel,
+    /// Codex's app-server: `turn/start` on the session's thread, idle or busy.
+    CodexAppServer,
+    /// The OpenCode plugin Relay installs (`promptAsync`).
+    OpenCodePlugin,
+    /// The Copilot CLI extension Relay installs (`session.send`).
+    CopilotExtension,
+    /// Gemini CLI's `AfterAgent`/`AfterTool` hooks: at the end of a turn, urgent ones mid-turn.
+    GeminiHook,
+    /// Cursor's `stop` hook: at the end of a turn.
+    CursorHook,
+    /// None: the model reads with `relay_inbox`.
+    Pull,
 }
 
 impl DeliveryPath {
@@ -72,6 +104,12 @@ impl DeliveryPath {
         match self {
             DeliveryPath::ClaudeSocket => "claude-socket",
             DeliveryPath::Channel => "channel-pull",
+            DeliveryPath::CodexAppServer => "codex-app-server",
+            DeliveryPath::OpenCodePlugin => "opencode-plugin",
+            DeliveryPath::CopilotExtension => "copilot-extension",
+            DeliveryPath::GeminiHook => "gemini-hook",
+            DeliveryPath::CursorHook => "cursor-hook",
+            DeliveryPath::Pull => "pull",
         }
     }
 }
@@ -100,6 +138,18 @@ pub struct HubSession {
     key_prefix: String,
     /// When the MCP client first listed the tools (or called one); socket pushes wait for it.
     tools_listed: tokio::sync::watch::Sender<Option<Instant>>,
+    /// Pushes waiting for a taker (a hook, plugin or extension, or Codex's app-server).
+    pending: Mutex<Pending>,
+    /// Woken when a push joins `pending` or a taker gives one back.
+    pending_changed: Notify,
+    /// Counts takers, for their ids.
+    takers: std::sync::atomic::AtomicU64,
+    /// Codex's app-server, when this session runs under Codex.
+    codex: Option<AppServer>,
+    /// Why Codex's app-server did not take the last message (cleared when it takes one).
+    codex_failure: Mutex<Option<String>>,
+    /// Stream-mode takers (the OpenCode plugin, the Copilot extension) connected now.
+    streams: std::sync::atomic::AtomicUsize,
 }
 
 /// What changes as connections come and go.
@@ -126,13 +176,21 @@ impl HubSession {
         channel_capacity: usize,
     ) -> (Arc<HubSession>, mpsc::Receiver<MessagePush>) {
         let (channel, notifications) = mpsc::channel(channel_capacity);
-        let (messaging, claude_receipts) = match config.messaging.clone() {
-            Some(target) => {
+        let (messaging, claude_receipts) = match config.delivery.clone() {
+            DeliveryPlan::Claude(Some(target)) => {
                 let (socket, receipts) = MessagingSocket::start(target);
                 tracing::info!(socket = %socket.socket_path().display(), "delivering through Claude Code's messaging socket");
                 (Some(socket), Some(receipts))
             }
-            None => (None, None),
+            _ => (None, None),
+        };
+        let codex = match &config.delivery {
+            DeliveryPlan::Codex(target) => {
+                let cwd = PathBuf::from(config.identity.cwd.as_str());
+                tracing::info!(socket = %target.socket_path().display(), "delivering through Codex's app-server");
+                Some(AppServer::new(target.clone(), cwd))
+            }
+            _ => None,
         };
         let session = Arc::new(HubSession {
             config,
@@ -147,7 +205,16 @@ impl HubSession {
             sending_calls: std::sync::atomic::AtomicU64::new(0),
             key_prefix: random_hex(),
             tools_listed: tokio::sync::watch::Sender::new(None),
+            pending: Mutex::new(Pending::new(PENDING_MAX)),
+            pending_changed: Notify::new(),
+            takers: std::sync::atomic::AtomicU64::new(CODEX_TAKER + 1),
+            codex,
+            codex_failure: Mutex::new(None),
+            streams: std::sync::atomic::AtomicUsize::new(0),
         });
+        if session.codex.is_some() {
+            tokio::spawn(codex_pump(session.clone()));
+        }
         if let Some(receipts) = claude_receipts {
             tokio::spawn(forward_claude_receipts(session.clone(), receipts));
         }
@@ -205,11 +272,150 @@ impl HubSession {
 
     /// How pushes reach this session's model.
     pub fn delivery_path(&self) -> DeliveryPath {
-        if self.messaging.is_some() {
-            DeliveryPath::ClaudeSocket
-        } else {
-            DeliveryPath::Channel
+        match &self.config.delivery {
+            DeliveryPlan::Claude(_) if self.messaging.is_some() => DeliveryPath::ClaudeSocket,
+            DeliveryPlan::Claude(_) => DeliveryPath::Channel,
+            DeliveryPlan::Codex(_) => DeliveryPath::CodexAppServer,
+            DeliveryPlan::Endpoint(path) => *path,
+            DeliveryPlan::Pull => DeliveryPath::Pull,
         }
+    }
+
+    /// One sentence for `relay_peers`: when this session's model gets its messages, and what
+    /// is missing if the push path is not wired.
+    pub fn delivery_note(&self) -> String {
+        let streams = self.streams.load(std::sync::atomic::Ordering::Relaxed);
+        let waiting = lock(&self.pending).waiting();
+        let note = match self.delivery_path() {
+            DeliveryPath::ClaudeSocket => {
+                "pushed into the conversation by Claude Code, mid-turn or idle".to_owned()
+            }
+            DeliveryPath::Channel => "pushed as a channel notification where channels are enabled; otherwise call relay_inbox".to_owned(),
+            DeliveryPath::CodexAppServer => match lock(&self.codex_failure).clone() {
+                None => "pushed into this Codex thread (turn/start), idle or busy".to_owned(),
+                Some(failure) => format!("not pushed now ({failure}); call relay_inbox"),
+            },
+            DeliveryPath::OpenCodePlugin | DeliveryPath::CopilotExtension if streams == 0 => {
+                "not pushed: the plugin/extension Relay installs is not connected (run `relay install` for this client and restart it); call relay_inbox".to_owned()
+            }
+            DeliveryPath::OpenCodePlugin => "pushed into the session by the OpenCode plugin (at the next step when busy)".to_owned(),
+            DeliveryPath::CopilotExtension => "pushed into the session by the Copilot extension (when idle; urgent ones at once)".to_owned(),
+            DeliveryPath::GeminiHook => "handed over by the AfterAgent hook when a turn ends (urgent ones after a tool call); when idle, call relay_inbox".to_owned(),
+            DeliveryPath::CursorHook => "handed over by the stop hook when a turn ends; when idle, call relay_inbox".to_owned(),
+            DeliveryPath::Pull => "not pushed: call relay_inbox".to_owned(),
+        };
+        if waiting > 0 {
+            format!("{note} ({waiting} waiting)")
+        } else {
+            note
+        }
+    }
+
+    /// A stream-mode taker connected (`true`) or went away.
+    pub fn note_stream(&self, connected: bool) {
+        if connected {
+            self.streams
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            self.streams
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Whether pushes wait in the pending queue for a taker.
+    fn holds_pushes(&self) -> bool {
+        matches!(
+            self.config.delivery,
+            DeliveryPlan::Codex(_) | DeliveryPlan::Endpoint(_)
+        )
+    }
+
+    /// Codex named the thread a tool call came from: deliver there from now on.
+    pub fn note_codex_thread(&self, thread_id: &str) {
+        if let Some(codex) = &self.codex {
+            codex.note_thread(thread_id);
+            // A thread known now may take what waited while none was.
+            self.pending_changed.notify_waiters();
+        }
+    }
+
+    /// A fresh id for a taker of pending pushes.
+    pub fn new_taker(&self) -> TakerId {
+        self.takers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A future that completes when the pending queue changes; enable it before looking.
+    pub fn pending_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.pending_changed.notified()
+    }
+
+    /// Hands every waiting push to `taker` (stream mode).
+    pub fn take(&self, taker: TakerId) -> Vec<MessagePush> {
+        lock(&self.pending).take(taker, false)
+    }
+
+    /// A hook's take at the end of a turn (see [`Pending::take_for_turn`]).
+    pub fn take_for_turn(
+        &self,
+        taker: TakerId,
+        urgent_only: bool,
+        continuation: bool,
+        followups_max: u32,
+    ) -> Taken {
+        let taken =
+            lock(&self.pending).take_for_turn(taker, urgent_only, continuation, followups_max);
+        if let Some(reason) = taken.refused_because {
+            tracing::warn!(
+                reason,
+                waiting = taken.remaining,
+                "a hook turn got no messages: {followups_max} turns in a row were started by the hook; they wait for a turn the user starts or relay_inbox"
+            );
+        }
+        taken
+    }
+
+    /// What `taker` reported of `msg_id`: `read` is acknowledged to the hub; `refused` makes it
+    /// wait again.
+    pub fn taker_reported(self: &Arc<Self>, taker: TakerId, msg_id: &str, step: EndpointStep) {
+        match step {
+            EndpointStep::Read => {
+                let delivered = lock(&self.pending).delivered(taker, msg_id);
+                if let Some(push) = delivered {
+                    let session = self.clone();
+                    tokio::spawn(async move { session.handed_over(&push).await });
+                }
+            }
+            EndpointStep::Refused => {
+                if lock(&self.pending).refused(taker, msg_id) {
+                    self.pending_changed.notify_waiters();
+                }
+            }
+        }
+    }
+
+    /// `taker` went away: what it did not report waits again.
+    pub fn release_taker(&self, taker: TakerId) {
+        if lock(&self.pending).release(taker) > 0 {
+            self.pending_changed.notify_waiters();
+        }
+    }
+
+    /// Releases what `taker` holds without waking anyone; whether anything waits.
+    fn release_taker_quietly(&self, taker: TakerId) -> bool {
+        let mut pending = lock(&self.pending);
+        pending.release(taker);
+        pending.waiting() > 0
+    }
+
+    /// A push a taker handed to the model: `read` at the hub; kept room posts and notices are
+    /// marked as shown for `relay_inbox`.
+    async fn handed_over(&self, push: &MessagePush) {
+        tracing::debug!(msg_id = %push.msg_id, path = self.delivery_path().name(), "handed to the model");
+        if Unreturned::keeps(push) {
+            lock(&self.unreturned).mark_pushed(&push.msg_id);
+        }
+        self.acknowledge(push, AckStep::Read).await;
     }
 
     /// A fresh idempotency key for one sending tool call.
@@ -324,7 +530,10 @@ impl HubSession {
                 remaining: result.remaining,
             });
         }
-        Ok(unreturned.next_page(result.messages, limit.get() as usize, result.remaining))
+        let page = unreturned.next_page(result.messages, limit.get() as usize, result.remaining);
+        // The model has these now: no hook or plugin hands them over again.
+        lock(&self.pending).forget(page.messages.iter().map(|entry| entry.msg_id.as_str()));
+        Ok(page)
     }
 
     /// Records a successful rename, so a reconnect asks for the new name.
@@ -426,6 +635,18 @@ impl HubSession {
         }
         if !lock(&self.unreturned).record(&push, false) {
             tracing::warn!("unreturned messages full; forgot the oldest");
+        }
+        if self.holds_pushes() {
+            let dropped = lock(&self.pending).hold(push);
+            if let Some(dropped) = dropped {
+                tracing::warn!(msg_id = %dropped.msg_id, "pending queue full; the oldest push waits for relay_inbox instead");
+            }
+            self.pending_changed.notify_waiters();
+            return;
+        }
+        if !matches!(self.config.delivery, DeliveryPlan::Claude(_)) {
+            // No push path: the message waits unread at the hub for relay_inbox.
+            return;
         }
         match self.channel.try_send(push) {
             Ok(()) => {}
@@ -661,6 +882,42 @@ async fn forward_claude_receipts(
         session
             .claude_receipt(&receipt.msg_id, &receipt.status)
             .await;
+    }
+}
+
+/// Hands pending pushes to Codex's app-server, oldest first, whenever one comes, a thread
+/// becomes known, or [`CODEX_RETRY_INTERVAL`] passed with some still waiting. One that the
+/// app-server does not take waits again (and `relay_inbox` returns it meanwhile).
+async fn codex_pump(session: Arc<HubSession>) {
+    let Some(codex) = session.codex.as_ref() else {
+        return;
+    };
+    // Runs for as long as the process.
+    loop {
+        let changed = session.pending_changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let taken = session.take(CODEX_TAKER);
+        for push in &taken {
+            match codex.deliver(&model_text(push), push.urgent).await {
+                Ok(_) => {
+                    *lock(&session.codex_failure) = None;
+                    lock(&session.pending).delivered(CODEX_TAKER, &push.msg_id);
+                    session.handed_over(push).await;
+                }
+                Err(error) => {
+                    *lock(&session.codex_failure) = Some(error.to_string());
+                    tracing::info!(msg_id = %push.msg_id, error = %error, "Codex's app-server did not take the message; it waits (relay_inbox has it)");
+                    break;
+                }
+            }
+        }
+        let waiting = session.release_taker_quietly(CODEX_TAKER);
+        if waiting {
+            let _ = tokio::time::timeout(CODEX_RETRY_INTERVAL, changed).await;
+        } else {
+            changed.await;
+        }
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Conversation {
     count: u32,
     /// Who sent the last message.
     last_from: IdentityId,
+    /// Both sides were told the guard stopped them, in this window.
+    told: bool,
 }
 
 impl Core {
@@ -286,10 +288,13 @@ impl Core {
     /// The loop guard: counts a turn when `from` answers the pair's last message (the
     /// direction flips), and refuses the message when the pair turned
     /// [`CONVERSATION_MESSAGES_MAX`] times in this window. A one-way stream never counts.
+    /// The first refusal in a window also tells both sides (a notice through their push
+    /// paths, for their users): auto-answering clients would otherwise just stop.
     pub(in crate::hub) fn count_conversation(
         &mut self,
         from: IdentityId,
         to: IdentityId,
+        release: &mut Release,
     ) -> Result<(), RpcError> {
         if from == to {
             return Ok(());
@@ -305,12 +310,14 @@ impl Core {
             window_start: now,
             count: 0,
             last_from: from,
+            told: false,
         });
         if now - conversation.window_start >= CONVERSATION_WINDOW {
             *conversation = Conversation {
                 window_start: now,
                 count: 0,
                 last_from: from,
+                told: false,
             };
         }
         if conversation.last_from == from {
@@ -318,6 +325,19 @@ impl Core {
         }
         if conversation.count >= CONVERSATION_MESSAGES_MAX {
             let wait = CONVERSATION_WINDOW.saturating_sub(now - conversation.window_start);
+            if !conversation.told {
+                conversation.told = true;
+                let names = (self.caller_name(from), self.caller_name(to));
+                if let (Ok(from_name), Ok(to_name)) = names {
+                    let text = format!(
+                        "Relay's loop guard stopped messages between {from_name} and {to_name}: {CONVERSATION_MESSAGES_MAX} exchanges back and forth within {} s. If the two sessions were answering each other automatically, tell your user; messages between them go through again in {} s.",
+                        CONVERSATION_WINDOW.as_secs(),
+                        wait.as_secs()
+                    );
+                    self.notice(from, text.clone(), None, release);
+                    self.notice(to, text, None, release);
+                }
+            }
             return Err(error(
                 ErrorCode::RateLimited,
                 format!(

@@ -36,7 +36,7 @@ impl Core {
     ) -> Result<Answer, RpcError> {
         let from = self.caller_name(me)?;
         let to = self.identity_named(params.to.as_str())?;
-        self.count_conversation(me, to)?;
+        self.count_conversation(me, to, release)?;
         let msg_id = format!("m-{}", self.log.next_offset());
         let event = MessageSent {
             id: msg_id.clone(),
@@ -66,7 +66,7 @@ impl Core {
     ) -> Result<Answer, RpcError> {
         let from = self.caller_name(me)?;
         let to = self.identity_named(params.to.as_str())?;
-        self.count_conversation(me, to)?;
+        self.count_conversation(me, to, release)?;
         let offset = self.log.next_offset();
         let (msg_id, ask_id) = (format!("m-{offset}"), format!("a-{offset}"));
         let event = AskSent {
@@ -180,7 +180,7 @@ impl Core {
                 }
             },
         };
-        self.count_conversation(me, to)?;
+        self.count_conversation(me, to, release)?;
         let msg_id = format!("m-{}", self.log.next_offset());
         let event = ReplySent {
             id: msg_id.clone(),
