@@ -427,7 +427,7 @@ fn invalid_json_is_refused_and_nothing_is_written() {
 #[test]
 fn unknown_client_is_a_usage_error_and_help_has_examples() {
     let scratch = Scratch::new();
-    let output = scratch.relay(&["install", "codex"]);
+    let output = scratch.relay(&["install", "vim"]);
     assert_eq!(output.status.code(), Some(2));
     for subcommand in ["install", "uninstall"] {
         let help = scratch.relay_ok(&[subcommand, "--help"]);

@@ -21,4 +21,5 @@ pub mod copilot;
 pub mod cursor;
 pub mod endpoint;
 pub mod gemini;
+pub mod install;
 pub mod opencode;
