@@ -11,6 +11,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod claude_socket;
+pub mod codex_app_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -189,6 +190,13 @@ impl McpSession {
             "RELAY_LOG",
             "CLAUDE_CODE_MESSAGING_SOCKET",
             "CLAUDE_CODE_MESSAGING_TOKEN",
+            // What `--client` detection reads: the suite may itself run inside a client.
+            "CLAUDECODE",
+            "GEMINI_CLI",
+            "OPENCODE",
+            "CURSOR_AGENT",
+            "CODEX_HOME",
+            "RELAY_SESSION_SOCKET",
         ] {
             command.env_remove(key);
         }
