@@ -720,9 +720,16 @@ fn a_conversation_past_its_loop_bound_is_rate_limited(transport: Transport) {
         let notice = session.push();
         assert_eq!(notice["kind"], "system", "{notice}");
         let text = notice["text"].as_str().expect("text");
-        assert!(text.contains("loop guard") && text.contains("alice") && text.contains("bob"), "{text}");
+        assert!(
+            text.contains("loop guard") && text.contains("alice") && text.contains("bob"),
+            "{text}"
+        );
     }
-    bob.fail("send", json!({ "to": "alice", "text": "and more" }), "rate_limited");
+    bob.fail(
+        "send",
+        json!({ "to": "alice", "text": "and more" }),
+        "rate_limited",
+    );
     bob.assert_no_push();
 }
 

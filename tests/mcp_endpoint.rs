@@ -76,6 +76,19 @@ fn hook(data_dir: &Path, client: &str, event: &str, input: &Value) -> String {
     String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
+/// [`hook`] off the async test's thread.
+async fn run_hook(
+    data_dir: std::path::PathBuf,
+    client: &'static str,
+    event: &'static str,
+    input: &Value,
+) -> String {
+    let input = input.clone();
+    tokio::task::spawn_blocking(move || hook(&data_dir, client, event, &input))
+        .await
+        .expect("the hook thread ends")
+}
+
 fn after_agent(continuation: bool) -> Value {
     json!({
         "session_id": "s-1",
@@ -134,12 +147,13 @@ async fn the_after_agent_hook_hands_a_message_to_the_model_exactly_once() {
     let sent = send(&alice, "bob", "please review the parser", false).await;
     assert_eq!(sent["status"], "queued", "nothing took it yet: {sent}");
 
-    let data_dir = scene.data_dir();
-    let out = tokio::task::spawn_blocking(move || {
-        hook(&data_dir, "gemini", "after-agent", &after_agent(false))
-    })
-    .await
-    .unwrap();
+    let out = run_hook(
+        scene.data_dir(),
+        "gemini",
+        "after-agent",
+        &after_agent(false),
+    )
+    .await;
     let decision = printed(&out);
     assert_eq!(decision["decision"], "deny", "{decision}");
     let reason = decision["reason"].as_str().expect("a reason");
@@ -148,12 +162,13 @@ async fn the_after_agent_hook_hands_a_message_to_the_model_exactly_once() {
     wait_for_status(&alice, &sent["msg_id"], "read").await;
 
     // Once: the next turn's end has nothing, and relay_inbox does not offer it as new.
-    let data_dir = scene.data_dir();
-    let out = tokio::task::spawn_blocking(move || {
-        hook(&data_dir, "gemini", "after-agent", &after_agent(true))
-    })
-    .await
-    .unwrap();
+    let out = run_hook(
+        scene.data_dir(),
+        "gemini",
+        "after-agent",
+        &after_agent(true),
+    )
+    .await;
     assert_eq!(printed(&out), json!({}));
     let inbox = bob.call("relay_inbox", json!({})).await.ok();
     let direct: Vec<&Value> = inbox["messages"]
@@ -174,12 +189,13 @@ async fn a_message_the_model_pulled_is_not_handed_over_again() {
     send(&alice, "bob", "first pulled", false).await;
     let inbox = bob.call("relay_inbox", json!({})).await.ok();
     assert!(inbox.to_string().contains("first pulled"), "{inbox}");
-    let data_dir = scene.data_dir();
-    let out = tokio::task::spawn_blocking(move || {
-        hook(&data_dir, "gemini", "after-agent", &after_agent(false))
-    })
-    .await
-    .unwrap();
+    let out = run_hook(
+        scene.data_dir(),
+        "gemini",
+        "after-agent",
+        &after_agent(false),
+    )
+    .await;
     assert_eq!(printed(&out), json!({}), "pulled already");
 }
 
@@ -192,10 +208,7 @@ async fn after_tool_takes_only_urgent_messages() {
     let calm = send(&alice, "bob", "whenever you can", false).await;
     let urgent = send(&alice, "bob", "stop the deploy", true).await;
     let input = json!({"hook_event_name": "AfterTool", "tool_name": "run_shell_command"});
-    let data_dir = scene.data_dir();
-    let out = tokio::task::spawn_blocking(move || hook(&data_dir, "gemini", "after-tool", &input))
-        .await
-        .unwrap();
+    let out = run_hook(scene.data_dir(), "gemini", "after-tool", &input).await;
     let output = printed(&out);
     let context = output["hookSpecificOutput"]["additionalContext"]
         .as_str()
@@ -208,7 +221,7 @@ async fn after_tool_takes_only_urgent_messages() {
 
 #[tokio::test]
 async fn a_hook_with_no_session_or_bad_input_prints_the_no_op() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("as set up");
     let out = hook(dir.path(), "gemini", "after-agent", &after_agent(false));
     assert_eq!(printed(&out), json!({}));
 
@@ -236,24 +249,26 @@ async fn turns_started_by_the_hook_are_bounded() {
     let mut handed = 0;
     for turn in 0..7 {
         send(&alice, "bob", &format!("ping {turn}"), false).await;
-        let data_dir = scene.data_dir();
-        let out = tokio::task::spawn_blocking(move || {
-            hook(&data_dir, "gemini", "after-agent", &after_agent(turn > 0))
-        })
-        .await
-        .unwrap();
+        let out = run_hook(
+            scene.data_dir(),
+            "gemini",
+            "after-agent",
+            &after_agent(turn > 0),
+        )
+        .await;
         if printed(&out)["decision"] == "deny" {
             handed += 1;
         }
     }
     assert_eq!(handed, 5, "HOOK_FOLLOWUPS_MAX turns in a row");
     // A turn the user starts gets what waited.
-    let data_dir = scene.data_dir();
-    let out = tokio::task::spawn_blocking(move || {
-        hook(&data_dir, "gemini", "after-agent", &after_agent(false))
-    })
-    .await
-    .unwrap();
+    let out = run_hook(
+        scene.data_dir(),
+        "gemini",
+        "after-agent",
+        &after_agent(false),
+    )
+    .await;
     let reason = printed(&out)["reason"]
         .as_str()
         .unwrap_or_default()
@@ -349,7 +364,12 @@ async fn deliver_streams_messages_and_gives_back_what_was_not_acknowledged() {
     let sent = send(&alice, "bob", "streamed text", false).await;
     let message = deliver.next("message");
     assert_eq!(message["msg_id"], sent["msg_id"]);
-    assert!(message["text"].as_str().unwrap().contains("streamed text"));
+    assert!(
+        message["text"]
+            .as_str()
+            .expect("as set up")
+            .contains("streamed text")
+    );
     deliver.ack(&message["msg_id"], "read");
     wait_for_status(&alice, &sent["msg_id"], "read").await;
 
@@ -382,7 +402,7 @@ async fn deliver_waits_for_a_session_and_says_so() {
     assert!(
         waiting["reason"]
             .as_str()
-            .unwrap()
+            .expect("as set up")
             .contains("no relay mcp session"),
         "{waiting}"
     );
@@ -403,19 +423,21 @@ async fn the_session_socket_refuses_what_is_not_the_protocol() {
     let _bob = session(&scene, "bob", "gemini").await;
     wait_for_socket(&scene.data_dir());
     let socket = std::fs::read_dir(scene.data_dir().join("sessions"))
-        .unwrap()
+        .expect("as set up")
         .flatten()
         .map(|entry| entry.path())
         .find(|path| path.extension().is_some_and(|ext| ext == "sock"))
-        .unwrap();
-    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        .expect("as set up");
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("as set up");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(b"{\"type\":\"ack\"}\n").unwrap();
+        .expect("as set up");
+    stream
+        .write_all(b"{\"type\":\"ack\"}\n")
+        .expect("as set up");
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let line: Value = serde_json::from_str(answer.trim()).unwrap();
+    stream.read_to_string(&mut answer).expect("as set up");
+    let line: Value = serde_json::from_str(answer.trim()).expect("as set up");
     assert_eq!(line["type"], "error", "{answer}");
     assert_eq!(line["code"], "bad_arguments");
 }
@@ -437,19 +459,11 @@ async fn the_cursor_stop_hook_returns_a_follow_up_message_after_a_completed_loop
             "workspace_roots": ["/tmp"],
         })
     };
-    let data_dir = scene.data_dir();
-    let aborted = stop("aborted", 0);
-    let out = tokio::task::spawn_blocking(move || hook(&data_dir, "cursor", "stop", &aborted))
-        .await
-        .unwrap();
+    let out = run_hook(scene.data_dir(), "cursor", "stop", &stop("aborted", 0)).await;
     assert_eq!(printed(&out), json!({}), "not after an aborted loop");
     assert_eq!(status(&alice, &sent["msg_id"]).await, "queued");
 
-    let data_dir = scene.data_dir();
-    let completed = stop("completed", 0);
-    let out = tokio::task::spawn_blocking(move || hook(&data_dir, "cursor", "stop", &completed))
-        .await
-        .unwrap();
+    let out = run_hook(scene.data_dir(), "cursor", "stop", &stop("completed", 0)).await;
     let follow_up = printed(&out);
     let text = follow_up["followup_message"].as_str().expect("a follow-up");
     assert!(text.contains("the schema changed"), "{text}");

@@ -471,7 +471,7 @@ mod tests {
 
     #[test]
     fn this_process_has_ancestors() {
-        let chain = ancestors(std::process::id()).unwrap();
+        let chain = ancestors(std::process::id()).expect("this process is in /proc");
         assert_eq!(chain[0], std::process::id());
         assert!(chain.len() >= 2);
         assert!(ancestors(u32::MAX).is_err());
@@ -482,7 +482,7 @@ mod tests {
         let hello: CallerLine = serde_json::from_str(
             r#"{"type":"hello","client":"gemini","mode":"take","continuation":true}"#,
         )
-        .unwrap();
+        .expect("a hello");
         assert_eq!(
             hello,
             CallerLine::Hello {
@@ -496,7 +496,7 @@ mod tests {
             pending: 2,
             reason: None,
         })
-        .unwrap();
+        .expect("encodes");
         assert_eq!(end, b"{\"type\":\"end\",\"pending\":2}\n");
         assert!(serde_json::from_str::<CallerLine>(r#"{"type":"ack","msg_id":"m-1"}"#).is_err());
     }

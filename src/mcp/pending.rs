@@ -250,7 +250,7 @@ mod tests {
         pending.hold(push("m-1", false));
         pending.take(1, false);
         pending.hold(push("m-2", false));
-        let dropped = pending.hold(push("m-3", false)).unwrap();
+        let dropped = pending.hold(push("m-3", false)).expect("one dropped");
         assert_eq!(dropped.msg_id, "m-2");
         assert_eq!(pending.len(), 2);
     }
