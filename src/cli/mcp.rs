@@ -77,6 +77,8 @@ impl ClientArg {
             Some(ClientArg::Gemini)
         } else if set("OPENCODE") {
             Some(ClientArg::Opencode)
+        } else if set("COPILOT_AGENT_SESSION_ID") {
+            Some(ClientArg::Copilot)
         } else if set("CURSOR_AGENT") {
             Some(ClientArg::Cursor)
         } else {

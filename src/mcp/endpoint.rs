@@ -207,13 +207,23 @@ async fn stream(
         for push in session.take(taker) {
             send(write, &SessionLine::Message(endpoint_message(&push))).await?;
         }
+        let retry = session.next_retry();
         tokio::select! {
             () = &mut changed => {}
+            () = sleep_until_some(retry) => {}
             line = read_caller_line(reader) => match line? {
                 None => return Ok(()),
                 Some(line) => report(session, taker, line)?,
             },
         }
+    }
+}
+
+/// Sleeps until `at`; forever without one.
+async fn sleep_until_some(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

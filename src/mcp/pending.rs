@@ -10,8 +10,17 @@
 //! decides who hands it over, so dropping from it loses nothing but the push.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::protocol::MessagePush;
+
+/// How long a refused message waits before it is offered again, doubled after each further
+/// refusal up to [`REFUSED_RETRY_MAX`]: a client that cannot take it now (its session gone,
+/// an error) is not asked again in a tight loop.
+pub const REFUSED_RETRY_MIN: Duration = Duration::from_millis(500);
+
+/// Longest wait before a refused message is offered again.
+pub const REFUSED_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Who took a message: a connection of the delivery socket, or an in-process taker.
 pub type TakerId = u64;
@@ -21,6 +30,16 @@ pub type TakerId = u64;
 struct Entry {
     push: MessagePush,
     taker: Option<TakerId>,
+    /// Times a taker refused it.
+    refusals: u32,
+    /// Not offered before this (after a refusal).
+    not_before: Option<Instant>,
+}
+
+impl Entry {
+    fn offerable(&self, now: Instant) -> bool {
+        self.taker.is_none() && self.not_before.is_none_or(|at| at <= now)
+    }
 }
 
 /// The queue. Bounded by its `max`: past it the oldest waiting push is dropped (it stays
@@ -63,7 +82,12 @@ impl Pending {
         {
             return None;
         }
-        self.entries.push_back(Entry { push, taker: None });
+        self.entries.push_back(Entry {
+            push,
+            taker: None,
+            refusals: 0,
+            not_before: None,
+        });
         if self.entries.len() <= self.max {
             return None;
         }
@@ -74,11 +98,13 @@ impl Pending {
         self.entries.remove(oldest_waiting).map(|entry| entry.push)
     }
 
-    /// Hands the waiting messages (only urgent ones with `urgent_only`) to `taker`.
+    /// Hands the waiting messages (only urgent ones with `urgent_only`) to `taker`, except
+    /// refused ones whose retry time has not come.
     pub fn take(&mut self, taker: TakerId, urgent_only: bool) -> Vec<MessagePush> {
+        let now = Instant::now();
         let mut taken = Vec::new();
         for entry in &mut self.entries {
-            if entry.taker.is_none() && (entry.push.urgent || !urgent_only) {
+            if entry.offerable(now) && (entry.push.urgent || !urgent_only) {
                 entry.taker = Some(taker);
                 taken.push(entry.push.clone());
             }
@@ -135,7 +161,8 @@ impl Pending {
         self.entries.remove(index).map(|entry| entry.push)
     }
 
-    /// `taker` could not deliver `msg_id`: it waits again, in its place.
+    /// `taker` could not deliver `msg_id`: it waits again, in its place, and is offered again
+    /// after [`REFUSED_RETRY_MIN`], doubled per refusal up to [`REFUSED_RETRY_MAX`].
     pub fn refused(&mut self, taker: TakerId, msg_id: &str) -> bool {
         match self
             .entries
@@ -144,10 +171,24 @@ impl Pending {
         {
             Some(entry) => {
                 entry.taker = None;
+                let wait = REFUSED_RETRY_MIN
+                    .saturating_mul(1 << entry.refusals.min(16))
+                    .min(REFUSED_RETRY_MAX);
+                entry.refusals = entry.refusals.saturating_add(1);
+                entry.not_before = Some(Instant::now() + wait);
                 true
             }
             None => false,
         }
+    }
+
+    /// When the next refused message may be offered again, if one waits for that.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.entries
+            .iter()
+            .filter(|entry| entry.taker.is_none())
+            .filter_map(|entry| entry.not_before)
+            .min()
     }
 
     /// `taker` went away: what it held and did not report waits again.
@@ -226,6 +267,9 @@ mod tests {
         assert!(pending.take(2, false).is_empty());
         assert!(pending.refused(1, "m-2"));
         assert!(!pending.refused(2, "m-1"), "only the taker reports");
+        assert!(pending.take(2, false).is_empty(), "not again at once");
+        let retry = pending.next_retry().expect("a retry time");
+        std::thread::sleep(retry.saturating_duration_since(Instant::now()));
         assert_eq!(ids(&pending.take(2, false)), ["m-2"]);
         assert!(pending.delivered(1, "m-1").is_some());
         assert_eq!(pending.release(2), 1);

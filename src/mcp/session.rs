@@ -350,6 +350,11 @@ impl HubSession {
         self.pending_changed.notified()
     }
 
+    /// When a refused push may be offered again, if one waits for that.
+    pub fn next_retry(&self) -> Option<Instant> {
+        lock(&self.pending).next_retry()
+    }
+
     /// Hands every waiting push to `taker` (stream mode).
     pub fn take(&self, taker: TakerId) -> Vec<MessagePush> {
         lock(&self.pending).take(taker, false)

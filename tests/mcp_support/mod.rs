@@ -195,6 +195,7 @@ impl McpSession {
             "GEMINI_CLI",
             "OPENCODE",
             "CURSOR_AGENT",
+            "COPILOT_AGENT_SESSION_ID",
             "CODEX_HOME",
             "RELAY_SESSION_SOCKET",
         ] {
