@@ -268,6 +268,23 @@ fn parent_of(pid: u32) -> std::io::Result<u32> {
         .ok_or_else(|| std::io::Error::other("unreadable /proc stat"))
 }
 
+/// Decodes one caller line (without its newline): untrusted bytes from any local process that
+/// can reach the socket.
+///
+/// # Errors
+/// Not JSON, or not a caller line (unknown fields are refused).
+pub fn parse_caller_line(line: &[u8]) -> serde_json::Result<CallerLine> {
+    serde_json::from_slice(line)
+}
+
+/// Decodes one session line (without its newline), as `relay deliver` and the hooks read them.
+///
+/// # Errors
+/// Not JSON, or not a session line.
+pub fn parse_session_line(line: &[u8]) -> serde_json::Result<SessionLine> {
+    serde_json::from_slice(line)
+}
+
 /// One protocol line as JSON plus the newline.
 ///
 /// # Errors
@@ -390,7 +407,7 @@ impl Connection {
         let Some(line) = line else {
             return Ok(None);
         };
-        match serde_json::from_slice::<SessionLine>(&line) {
+        match parse_session_line(&line) {
             Ok(SessionLine::Error { code, message }) => Err(CallError::Protocol {
                 path: path.to_owned(),
                 message: format!("{code}: {message}"),
@@ -475,6 +492,26 @@ mod tests {
         assert_eq!(chain[0], std::process::id());
         assert!(chain.len() >= 2);
         assert!(ancestors(u32::MAX).is_err());
+    }
+
+    #[tokio::test]
+    async fn lines_are_read_across_chunks_and_bounded() {
+        let mut input: &[u8] = b"{\"a\":1}\nlast";
+        let mut partial = Vec::new();
+        let first = read_line(&mut input, &mut partial).await.expect("a line");
+        assert_eq!(first.as_deref(), Some(&b"{\"a\":1}"[..]));
+        let last = read_line(&mut input, &mut partial).await.expect("a line");
+        assert_eq!(last.as_deref(), Some(&b"last"[..]));
+        assert_eq!(
+            read_line(&mut input, &mut partial).await.expect("end"),
+            None
+        );
+        let long = vec![b'x'; ENDPOINT_LINE_MAX + 1];
+        let mut input: &[u8] = &long;
+        let error = read_line(&mut input, &mut Vec::new())
+            .await
+            .expect_err("too long");
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
     }
 
     #[test]

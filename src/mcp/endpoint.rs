@@ -15,8 +15,8 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::clients::endpoint::{
-    CallerLine, EndpointMessage, EndpointStep, Mode, SessionLine, encode_line, read_line,
-    sessions_dir, socket_for,
+    CallerLine, EndpointMessage, EndpointStep, Mode, SessionLine, encode_line, parse_caller_line,
+    read_line, sessions_dir, socket_for,
 };
 use crate::protocol::MessagePush;
 
@@ -277,7 +277,7 @@ async fn read_caller_line(reader: &mut Reader) -> Result<Option<CallerLine>, Fai
     else {
         return Ok(None);
     };
-    serde_json::from_slice(&line)
+    parse_caller_line(&line)
         .map(Some)
         .map_err(|error| Failure::protocol(format!("not a caller line: {error}")))
 }
