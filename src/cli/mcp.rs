@@ -68,7 +68,10 @@ pub enum ClientArg {
 }
 
 impl ClientArg {
-    /// The client whose environment this process was started in, when it says so.
+    /// The client whose environment this process was started in, when it says so (each
+    /// marker seen on the real client: Claude Code 2.1.332, Gemini CLI 0.61, OpenCode 1.18.33,
+    /// Copilot CLI 1.0.102). Codex passes no marker to MCP servers and Cursor is unchecked:
+    /// `relay install` writes `--client` for them.
     fn detect() -> Option<ClientArg> {
         let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
         if set("CLAUDECODE") || set("CLAUDE_CODE_MESSAGING_SOCKET") {
@@ -79,8 +82,6 @@ impl ClientArg {
             Some(ClientArg::Opencode)
         } else if set("COPILOT_AGENT_SESSION_ID") {
             Some(ClientArg::Copilot)
-        } else if set("CURSOR_AGENT") {
-            Some(ClientArg::Cursor)
         } else {
             None
         }

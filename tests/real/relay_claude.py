@@ -319,6 +319,41 @@ def test_tui_idle_wake() -> None:
         hub.stop()
 
 
+def test_latency() -> None:
+    """send -> the text in the model's next request, over RELAY_TEST_LATENCY_MESSAGES (20)
+    messages to an idle TUI (each waits for the turn it started to end)."""
+    name = "latency"
+    count = int(os.environ.get("RELAY_TEST_LATENCY_MESSAGES", "20"))
+    root = fresh(name)
+    hub = Hub(root)
+    scratch = Scratch(root / "b")
+    api = FakeApi(root, {"rules": [
+        first_turn_rule(),
+        {"id": "lat", "when": {"last_contains": "LAT-"}, "reply": {"text": "LAT-SEEN"}, "times": None},
+    ]}, name="b")
+    tui = None
+    try:
+        tui = start_tui(scratch, api, hub, "bob")
+        hub.wait_online("bob")
+        first_turn(tui, scratch, api)
+        samples = []
+        for index in range(count):
+            time.sleep(1.5)  # idle again: the previous turn's answer is on screen
+            needle = f"LAT-{index:03d}-X"
+            sent_at = time.time()
+            hub.send("bob", needle)
+            seen = api.wait_for(needle, timeout=40, where="last")
+            samples.append(seen["t"] - sent_at)
+        samples.sort()
+        note(name, f"p50 of {count} (send -> text in the model's next request)", samples[len(samples) // 2])
+        note(name, "max", samples[-1])
+    finally:
+        if tui is not None:
+            tui.stop()
+        api.stop()
+        hub.stop()
+
+
 def test_ask_answer() -> None:
     name = "ask_answer"
     root = fresh(name)
@@ -470,7 +505,7 @@ def test_stale_socket() -> None:
 
 
 TESTS = {"headless_busy": test_headless_busy, "tui_idle_wake": test_tui_idle_wake,
-         "ask_answer": test_ask_answer, "stale_socket": test_stale_socket}
+         "ask_answer": test_ask_answer, "stale_socket": test_stale_socket, "latency": test_latency}
 
 
 def main() -> int:

@@ -249,7 +249,16 @@ pub fn render(event: HookEvent, texts: &[String]) -> String {
     }
     let body = body(event, texts);
     let value = match event {
-        HookEvent::AfterAgent => json!({"decision": "deny", "reason": body}),
+        // Gemini shows `systemMessage` to the user in place of the whole reason ("Agent
+        // execution blocked: …"): one line saying what happened reads better there.
+        HookEvent::AfterAgent => json!({
+            "decision": "deny",
+            "reason": body,
+            "systemMessage": format!(
+                "Relay: {} from other AI sessions handed to the model",
+                messages(texts.len())
+            ),
+        }),
         HookEvent::AfterTool => json!({
             "hookSpecificOutput": {"hookEventName": "AfterTool", "additionalContext": body}
         }),
@@ -363,7 +372,11 @@ mod tests {
             "<peer-message from=\"alice\" msg_id=\"m-1\">hi \"there\"</peer-message>\n\n\
              <peer-message from=\"bob\" msg_id=\"m-2\">x</peer-message>"
         );
-        assert_eq!(value.as_object().map(|o| o.len()), Some(2));
+        assert_eq!(
+            value["systemMessage"],
+            "Relay: 2 messages from other AI sessions handed to the model"
+        );
+        assert_eq!(value.as_object().map(|o| o.len()), Some(3));
     }
 
     #[test]
