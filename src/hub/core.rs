@@ -398,7 +398,10 @@ impl Core {
                 continue;
             }
             tokio::spawn(async move {
-                let alive = answered.await.unwrap_or(false);
+                // Bounded: a holder stuck in a write never answers, and is replaced.
+                let alive = tokio::time::timeout(super::limits::PROBE_WAIT_MAX, answered)
+                    .await
+                    .is_ok_and(|answer| answer.unwrap_or(false));
                 let _ = core_inputs
                     .send(CoreInput::ProbeFinished {
                         holder,

@@ -36,6 +36,18 @@ pub const PING_TIMEOUT_DEFAULT: Duration = Duration::from_secs(90);
 /// is taken for dead and replaced.
 pub const PROBE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
 
+/// Longest one write to a session may take. A client that stops reading (its socket buffer
+/// full) is evicted past it: its connection closes, the pushes it never acknowledged stay
+/// unread in its mailbox, and its name is free for a takeover. Without it a stuck reader held
+/// its name and ~100 MiB of frames for as long as it lived.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Longest the core waits for the answer to a probe of a fixed name's holder, whatever that
+/// holder's connection does: past it the holder is taken for dead and replaced. The session
+/// answers a probe within its probe timeout ([`PROBE_TIMEOUT_DEFAULT`]) when it is live; this
+/// bound covers one stuck in a write (evicted within [`WRITE_DEADLINE`]) or never scheduled.
+pub const PROBE_WAIT_MAX: Duration = Duration::from_secs(5);
+
 /// Default send rate per session: tokens per second refilled.
 pub const SEND_RATE_PER_SECOND_DEFAULT: u32 = 50;
 

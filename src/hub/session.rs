@@ -24,7 +24,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::core::{CoreInput, Outbound, SessionId};
-use super::limits::{REQUESTS_IN_FLIGHT_MAX, SESSION_QUEUE_CAPACITY};
+use super::limits::{REQUESTS_IN_FLIGHT_MAX, SESSION_QUEUE_CAPACITY, WRITE_DEADLINE};
 use crate::protocol::{
     ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, HubNotification, Incoming,
     Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response, RpcError,
@@ -214,7 +214,7 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
                                 let (frame, ok) = authenticate(request, context.token.as_deref());
                                 authenticated = ok;
                                 if !ok {
-                                    let _ = transport.send(&[frame]).await;
+                                    let _ = send_within(&mut transport, &[frame], session).await;
                                     break;
                                 }
                                 Some(frame)
@@ -228,7 +228,7 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
                 if let Some(reply) = reply {
                     let mut frames = vec![reply];
                     drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count, context.probe_timeout);
-                    if transport.send(&frames).await.is_err() {
+                    if send_within(&mut transport, &frames, session).await.is_err() {
                         break;
                     }
                 }
@@ -236,7 +236,7 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
             Some(response) = in_flight.next(), if !in_flight.is_empty() => {
                 let mut frames = vec![response];
                 drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count, context.probe_timeout);
-                if transport.send(&frames).await.is_err() || (reading_done && in_flight.is_empty()) {
+                if send_within(&mut transport, &frames, session).await.is_err() || (reading_done && in_flight.is_empty()) {
                     break;
                 }
             }
@@ -247,7 +247,7 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
                     break;
                 }
                 drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count, context.probe_timeout);
-                if !frames.is_empty() && transport.send(&frames).await.is_err() {
+                if !frames.is_empty() && send_within(&mut transport, &frames, session).await.is_err() {
                     break;
                 }
             }
@@ -261,7 +261,7 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
                 let id = format!("hub-ping-{ping_count}");
                 frames.push(ping_frame(&id));
                 ping_sent = Some((id, Instant::now() + context.ping_timeout));
-                if transport.send(&frames).await.is_err() {
+                if send_within(&mut transport, &frames, session).await.is_err() {
                     break;
                 }
             }
@@ -271,6 +271,29 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
         let _ = probe.send(false);
     }
     let _ = context.core.send(CoreInput::Disconnected { session }).await;
+}
+
+/// Writes `frames` within [`WRITE_DEADLINE`]; a client that does not read them in time is
+/// evicted (the error ends the connection; what it never acknowledged stays unread).
+async fn send_within(
+    transport: &mut Transport,
+    frames: &[Vec<u8>],
+    session: SessionId,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(WRITE_DEADLINE, transport.send(frames)).await {
+        Ok(written) => written,
+        Err(_) => {
+            tracing::info!(
+                session_id = session.0,
+                "evicted a session that did not read for {} s",
+                WRITE_DEADLINE.as_secs()
+            );
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not read its frames in time",
+            ))
+        }
+    }
 }
 
 fn ping_frame(id: &str) -> Vec<u8> {
