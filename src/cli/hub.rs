@@ -17,7 +17,7 @@ use crate::hub::rate::RateConfig;
 /// Run the hub: one per data dir, the single writer of its log. Sessions start it on demand.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  relay hub\n  relay hub --data-dir /tmp/relay-test --idle-exit 0\n  relay hub --durability os --ws-port 0\n\nThe hub listens on <data dir>/hub.sock (mode 0600) and on ws://127.0.0.1:<ws-port> (first frame: auth with the token in <data dir>/ws.token). Logs go to <data dir>/logs/hub.log."
+    after_help = "Examples:\n  relay hub\n  relay hub --data-dir ~/.relay-test --idle-exit 0\n  relay hub --durability os --ws-port 0\n\nThe hub listens on <data dir>/hub.sock (mode 0600) and on ws://127.0.0.1:<ws-port> (first frame: auth with the token in <data dir>/ws.token). Logs go to <data dir>/logs/hub.log.\n\nBounds against stuck and hostile clients: a write to a session that takes over 10 s evicts it (its unacknowledged pushes stay unread); a probe of a fixed name's holder waits at most 5 s; a WebSocket client has 5 s to upgrade and 5 s more to authenticate, at most 64 wait to authenticate at once (more are closed at accept), and an upgrade with an Origin header (a browser) gets 403; accept errors back off from 50 ms to 1 s; the open-files soft limit is raised to the hard limit at start."
 )]
 pub struct HubArgs {
     #[command(flatten)]

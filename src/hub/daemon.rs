@@ -18,7 +18,10 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
 
 use super::core::{Core, CoreConfig, CoreExit, SessionId};
-use super::limits::{CORE_QUEUE_CAPACITY, PROBE_TIMEOUT_DEFAULT, WS_MESSAGE_BYTES_MAX};
+use super::limits::{
+    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, AUTH_TIMEOUT, CORE_QUEUE_CAPACITY,
+    PROBE_TIMEOUT_DEFAULT, UNAUTHENTICATED_MAX, WS_MESSAGE_BYTES_MAX,
+};
 use super::rate::RateConfig;
 use super::session::{SessionContext, Transport, serve};
 use super::spawn::socket_path;
@@ -56,6 +59,7 @@ pub struct HubConfig {
 /// The data dir cannot be opened (locked by another hub, corrupt log, …) or a socket cannot
 /// be bound.
 pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
+    raise_open_files_limit();
     create_private_dir(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let log_config = LogConfig {
@@ -232,25 +236,47 @@ async fn accept_unix(
     context: SessionContext,
     next_session: Arc<AtomicU64>,
 ) {
+    let mut backoff = AcceptBackoff::default();
     // Runs until the hub stops (the task is aborted).
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                backoff.reset();
                 let session = SessionId(next_session.fetch_add(1, Ordering::Relaxed));
-                tokio::spawn(serve(Transport::unix(stream), session, context.clone()));
+                tokio::spawn(serve(
+                    Transport::unix(stream),
+                    session,
+                    context.clone(),
+                    None,
+                ));
             }
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            Err(error) => backoff.wait("unix socket", &error).await,
         }
     }
 }
 
 async fn accept_ws(listener: TcpListener, context: SessionContext, next_session: Arc<AtomicU64>) {
+    let mut backoff = AcceptBackoff::default();
+    let slots = Arc::new(tokio::sync::Semaphore::new(UNAUTHENTICATED_MAX));
+    let mut last_full_warning: Option<std::time::Instant> = None;
     // Runs until the hub stops (the task is aborted).
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                backoff.wait("websocket", &error).await;
+                continue;
+            }
+        };
+        backoff.reset();
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            let now = std::time::Instant::now();
+            if last_full_warning.is_none_or(|at| now - at > Duration::from_secs(60)) {
+                tracing::warn!(
+                    "{UNAUTHENTICATED_MAX} websocket connections are waiting to authenticate; closing new ones until they do"
+                );
+                last_full_warning = Some(now);
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -262,11 +288,95 @@ async fn accept_ws(listener: TcpListener, context: SessionContext, next_session:
             let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
                 .max_message_size(Some(WS_MESSAGE_BYTES_MAX))
                 .max_frame_size(Some(WS_MESSAGE_BYTES_MAX));
-            match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
-                Ok(socket) => serve(Transport::WebSocket(Box::new(socket)), session, context).await,
-                Err(error) => tracing::debug!(%error, "websocket handshake failed"),
+            let handshake = tokio_tungstenite::accept_hdr_async_with_config(
+                stream,
+                refuse_browsers,
+                Some(config),
+            );
+            match tokio::time::timeout(AUTH_TIMEOUT, handshake).await {
+                Ok(Ok(socket)) => {
+                    serve(
+                        Transport::WebSocket(Box::new(socket)),
+                        session,
+                        context,
+                        Some(slot),
+                    )
+                    .await;
+                }
+                Ok(Err(error)) => tracing::debug!(%error, "websocket handshake failed"),
+                Err(_) => tracing::debug!("websocket handshake timed out"),
             }
         });
+    }
+}
+
+/// Raises the open-files soft limit to the hard limit, so the hub's session cap, not the
+/// common 1,024 default, bounds its connections; says so in the log.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_none() || limit.current == limit.maximum {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::info!(
+            from = ?limit.current,
+            to = ?limit.maximum,
+            "raised the open-files soft limit to the hard limit"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, soft = ?limit.current, "could not raise the open-files limit")
+        }
+    }
+}
+
+/// Refuses an upgrade that carries an `Origin` header (403): browsers always send one, so a web
+/// page open in the user's browser cannot talk to the hub; Relay's clients never send one.
+fn refuse_browsers(
+    request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+    response: tokio_tungstenite::tungstenite::handshake::server::Response,
+) -> Result<
+    tokio_tungstenite::tungstenite::handshake::server::Response,
+    tokio_tungstenite::tungstenite::handshake::server::ErrorResponse,
+> {
+    if request.headers().contains_key("origin") {
+        let mut refused = tokio_tungstenite::tungstenite::handshake::server::ErrorResponse::new(
+            Some("relay: browser origins are refused\n".to_owned()),
+        );
+        *refused.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::FORBIDDEN;
+        return Err(refused);
+    }
+    Ok(response)
+}
+
+/// The wait after accept errors: doubles from [`ACCEPT_BACKOFF_MIN`] to
+/// [`ACCEPT_BACKOFF_MAX`], warns once per run of errors.
+#[derive(Default)]
+struct AcceptBackoff {
+    wait: Option<Duration>,
+}
+
+impl AcceptBackoff {
+    async fn wait(&mut self, listener: &str, error: &std::io::Error) {
+        let wait = match self.wait {
+            None => {
+                tracing::warn!(%error, listener, "accept failed (out of file descriptors?); backing off");
+                ACCEPT_BACKOFF_MIN
+            }
+            Some(wait) => (wait * 2).min(ACCEPT_BACKOFF_MAX),
+        };
+        self.wait = Some(wait);
+        tokio::time::sleep(wait).await;
+    }
+
+    fn reset(&mut self) {
+        if self.wait.take().is_some() {
+            tracing::info!("accepting again");
+        }
     }
 }
 

@@ -48,6 +48,23 @@ pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// bound covers one stuck in a write (evicted within [`WRITE_DEADLINE`]) or never scheduled.
 pub const PROBE_WAIT_MAX: Duration = Duration::from_secs(5);
 
+/// Time a WebSocket client has for its upgrade after the TCP accept, and then again for its
+/// first frame, which must be `auth`. Until then the core does not know the connection; past
+/// either the connection is closed.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// WebSocket connections between accept and a successful `auth`, at once. One more is closed
+/// at accept (logged once a minute at most): a flood of unauthenticated clients cannot take
+/// the hub's memory or descriptors from the authenticated ones.
+pub const UNAUTHENTICATED_MAX: usize = 64;
+
+/// First wait after an accept error (out of file descriptors, say); doubled per error in a
+/// row up to [`ACCEPT_BACKOFF_MAX`], so the accept loop never spins.
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+
+/// Longest wait between accepts after errors.
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Default send rate per session: tokens per second refilled.
 pub const SEND_RATE_PER_SECOND_DEFAULT: u32 = 50;
 

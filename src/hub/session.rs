@@ -24,7 +24,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::core::{CoreInput, Outbound, SessionId};
-use super::limits::{REQUESTS_IN_FLIGHT_MAX, SESSION_QUEUE_CAPACITY, WRITE_DEADLINE};
+use super::limits::{AUTH_TIMEOUT, REQUESTS_IN_FLIGHT_MAX, SESSION_QUEUE_CAPACITY, WRITE_DEADLINE};
 use crate::protocol::{
     ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, HubNotification, Incoming,
     Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response, RpcError,
@@ -148,8 +148,24 @@ fn error_frame(id: Option<RequestId>, error: RpcError) -> Vec<u8> {
     response_frame(&Response::error(id, error))
 }
 
-/// Serves one connection until it closes, is evicted or is replaced.
-pub async fn serve(mut transport: Transport, session: SessionId, context: SessionContext) {
+/// Serves one connection until it closes, is evicted or is replaced. A transport with a token
+/// (the WebSocket) must authenticate first, within [`AUTH_TIMEOUT`]: until then the core does
+/// not know the connection and nothing but `auth` is answered.
+///
+/// `unauthenticated` is the connection's slot among the unauthenticated ones, given back once
+/// it authenticated.
+pub async fn serve(
+    mut transport: Transport,
+    session: SessionId,
+    context: SessionContext,
+    unauthenticated: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    if let Some(token) = context.token.as_deref()
+        && !authenticate_first(&mut transport, token, session).await
+    {
+        return;
+    }
+    drop(unauthenticated);
     let (outbound, mut pushes) = mpsc::channel(SESSION_QUEUE_CAPACITY);
     if context
         .core
@@ -162,7 +178,6 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
     let span = tracing::debug_span!("session", session_id = session.0);
     let _entered = span.enter();
     let mut greeted = false;
-    let mut authenticated = context.token.is_none();
     let mut last_heard = Instant::now();
     let mut ping_sent: Option<(String, Instant)> = None;
     let mut probes: Vec<oneshot::Sender<bool>> = Vec::new();
@@ -210,18 +225,8 @@ pub async fn serve(mut transport: Transport, session: SessionId, context: Sessio
                             None
                         }
                         Ok(Incoming::Request(request)) => {
-                            if !authenticated {
-                                let (frame, ok) = authenticate(request, context.token.as_deref());
-                                authenticated = ok;
-                                if !ok {
-                                    let _ = send_within(&mut transport, &[frame], session).await;
-                                    break;
-                                }
-                                Some(frame)
-                            } else {
-                                in_flight.push_back(handle_request(request, session, &context, &mut greeted).await);
-                                None
-                            }
+                            in_flight.push_back(handle_request(request, session, &context, &mut greeted).await);
+                            None
                         }
                     },
                 };
@@ -369,6 +374,48 @@ fn accept_outbound(
     }
 }
 
+/// The first frame of a token transport must be `auth` with the token, within
+/// [`AUTH_TIMEOUT`]; whether it was (the answer has been written). Anything else gets
+/// `unauthorized` and the connection closes.
+async fn authenticate_first(transport: &mut Transport, token: &str, session: SessionId) -> bool {
+    let deadline = Instant::now() + AUTH_TIMEOUT;
+    // Bounded by the deadline: blank frames are skipped, anything else decides.
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, transport.next_frame()).await {
+            Err(_) => {
+                tracing::info!(
+                    session_id = session.0,
+                    "closed a connection that did not authenticate within {} s",
+                    AUTH_TIMEOUT.as_secs()
+                );
+                return false;
+            }
+            Ok(None) => return false,
+            Ok(Some(frame)) => frame,
+        };
+        let request = match frame {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => match parse_incoming(&line) {
+                Ok(Incoming::Request(request)) => Some(request),
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        let (reply, ok) = match request {
+            Some(request) => authenticate(request, Some(token)),
+            None => (
+                error_frame(None, RpcError::new(ErrorCode::Unauthorized, UNAUTHORIZED)),
+                false,
+            ),
+        };
+        let written = send_within(transport, &[reply], session).await.is_ok();
+        return ok && written;
+    }
+}
+
+/// What an unauthenticated client is told.
+const UNAUTHORIZED: &str = "the first frame must be auth with the token in <data dir>/ws.token";
+
 fn authenticate(request: Request, token: Option<&str>) -> (Vec<u8>, bool) {
     let id = request.id.clone();
     match ClientRequest::from_request(request) {
@@ -379,10 +426,7 @@ fn authenticate(request: Request, token: Option<&str>) -> (Vec<u8>, bool) {
         _ => (
             error_frame(
                 Some(id),
-                RpcError::new(
-                    ErrorCode::Unauthorized,
-                    "the first frame must be auth with the token in <data dir>/ws.token",
-                ),
+                RpcError::new(ErrorCode::Unauthorized, UNAUTHORIZED),
             ),
             false,
         ),
