@@ -336,6 +336,10 @@ fn raise_open_files_limit() {
 
 /// Refuses an upgrade that carries an `Origin` header (403): browsers always send one, so a web
 /// page open in the user's browser cannot talk to the hub; Relay's clients never send one.
+#[expect(
+    clippy::result_large_err,
+    reason = "the signature is tungstenite's handshake callback"
+)]
 fn refuse_browsers(
     request: &tokio_tungstenite::tungstenite::handshake::server::Request,
     response: tokio_tungstenite::tungstenite::handshake::server::Response,
