@@ -5,6 +5,8 @@
 //!
 //! Black-box: a real hub, raw TCP and tungstenite clients on 127.0.0.1.
 
+// The conformance suite's helpers; this suite uses a few of them.
+#[allow(dead_code, reason = "shared with hub_conformance, which uses the rest")]
 mod support;
 
 use std::io::{Read as _, Write as _};
