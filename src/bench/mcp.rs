@@ -173,7 +173,7 @@ async fn measure(
 struct HubSide {
     sender: HubClient,
     receiver: HubClient,
-    pushes: tokio::sync::mpsc::UnboundedReceiver<crate::protocol::HubNotification>,
+    pushes: tokio::sync::mpsc::Receiver<crate::protocol::HubNotification>,
     params: SendParams,
 }
 

@@ -58,7 +58,7 @@ pub fn run(args: InboxArgs) -> anyhow::Result<ExitCode> {
                 message.msg_id,
                 kind.as_str().unwrap_or(""),
                 message.from,
-                message.text
+                super::output::printable(&message.text)
             );
         }
         println!("({} more unread)", inbox.remaining);

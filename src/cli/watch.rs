@@ -63,7 +63,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
                     push.msg_id,
                     kind.as_str().unwrap_or(""),
                     push.from,
-                    push.text
+                    super::output::printable(&push.text)
                 )
             };
             if writeln!(stdout, "{line}")

@@ -18,6 +18,12 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::hub::spawn::{SpawnError, SpawnOptions, connect_or_spawn};
+
+/// Pushes and receipts queued between the connection's reader and whoever took
+/// [`HubClient::take_pushes`]. Past it a push is dropped, unacknowledged, so the hub keeps it
+/// unread (`relay_inbox` returns it): a consumer that stops draining cannot grow the process
+/// without bound, and the reader never waits, so responses keep flowing.
+pub const PUSH_QUEUE_MAX: usize = 4096;
 use crate::protocol::{
     AckParams, AckStep, ClientInfo, ErrorCode, FrameDecoder, GroupName, HelloParams,
     HubNotification, Incoming, MessageId, MessageKind, MessagePush, MethodParams,
@@ -36,7 +42,7 @@ pub struct HubClient {
     pending: Pending,
     next_id: AtomicU64,
     connected: Arc<AtomicBool>,
-    pushes: Option<mpsc::UnboundedReceiver<HubNotification>>,
+    pushes: Option<mpsc::Receiver<HubNotification>>,
     hub_id: String,
 }
 
@@ -93,7 +99,7 @@ impl HubClient {
             .await
             .map_err(|error: SpawnError| unreachable(error.to_string()))?;
         let (reader, writer) = stream.into_split();
-        let (push_sender, pushes) = mpsc::unbounded_channel();
+        let (push_sender, pushes) = mpsc::channel(PUSH_QUEUE_MAX);
         let client_handle = HubClient {
             writer: Arc::new(Mutex::new(writer)),
             pending: Arc::default(),
@@ -135,8 +141,9 @@ impl HubClient {
         self.connected.load(Ordering::Acquire)
     }
 
-    /// Takes the stream of pushes and receipts (once).
-    pub fn take_pushes(&mut self) -> Option<mpsc::UnboundedReceiver<HubNotification>> {
+    /// Takes the stream of pushes and receipts (once). It holds at most [`PUSH_QUEUE_MAX`];
+    /// past that a push is dropped here, unacknowledged, so it stays unread at the hub.
+    pub fn take_pushes(&mut self) -> Option<mpsc::Receiver<HubNotification>> {
         self.pushes.take()
     }
 
@@ -193,7 +200,7 @@ async fn read_loop(
     writer: std::sync::Weak<Mutex<OwnedWriteHalf>>,
     pending: Pending,
     connected: Arc<AtomicBool>,
-    pushes: mpsc::UnboundedSender<HubNotification>,
+    pushes: mpsc::Sender<HubNotification>,
 ) {
     // Only a weak hold on the writer: dropping the client closes the connection.
     let mut decoder = FrameDecoder::new();
@@ -228,8 +235,20 @@ async fn read_loop(
                     }
                 }
                 Ok(Incoming::Notification(notification)) => {
-                    if let Ok(notification) = HubNotification::parse(&notification) {
-                        let _ = pushes.send(notification);
+                    if let Ok(notification) = HubNotification::parse(&notification)
+                        && let Err(mpsc::error::TrySendError::Full(dropped)) =
+                            pushes.try_send(notification)
+                    {
+                        // Never acknowledged, so the hub keeps it: the message stays unread
+                        // (a receipt is only news). Waiting here would stall every response.
+                        let msg_id = match &dropped {
+                            HubNotification::Message(push) => push.msg_id.as_str(),
+                            HubNotification::Receipt(receipt) => receipt.msg_id.as_str(),
+                        };
+                        tracing::warn!(
+                            msg_id,
+                            "push queue full ({PUSH_QUEUE_MAX}); a push is dropped here and stays unread at the hub"
+                        );
                     }
                 }
                 Err(_) => {}

@@ -62,6 +62,8 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     raise_open_files_limit();
     create_private_dir(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    check_private(&config.data_dir, true)?;
+    check_private(&config.data_dir.join(WS_TOKEN_FILE_NAME), false)?;
     let log_config = LogConfig {
         segment_bytes: config.segment_bytes,
         durability: config.durability,
@@ -206,6 +208,44 @@ fn bind_private_socket(path: &Path) -> anyhow::Result<UnixListener> {
     let bound = UnixListener::bind(path);
     rustix::process::umask(previous);
     bound.with_context(|| format!("binding {}", path.display()))
+}
+
+/// Refuses a data dir (or a file in it) that another user owns or that group or others may
+/// write (a directory) or read (a file): the hub would serve, and log, messages anyone could
+/// read or forge. A missing file passes (the hub creates it 0600).
+///
+/// # Errors
+/// Names the path, what is wrong, and the command that fixes it.
+fn check_private(path: &Path, is_dir: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error).with_context(|| format!("checking {}", path.display())),
+    };
+    let me = rustix::process::geteuid().as_raw();
+    if metadata.uid() != me {
+        anyhow::bail!(
+            "{} belongs to uid {}, not to you (uid {me}): another user could read or forge your messages; use a data dir of your own (--data-dir, $RELAY_HOME)",
+            path.display(),
+            metadata.uid()
+        );
+    }
+    let mode = metadata.mode() & 0o777;
+    let (loose, fix) = if is_dir {
+        (mode & 0o022 != 0, "700")
+    } else {
+        (mode & 0o077 != 0, "600")
+    };
+    if loose {
+        anyhow::bail!(
+            "{} has mode {mode:03o}: other users could {} it; fix it with `chmod {fix} {}`",
+            path.display(),
+            if is_dir { "write into" } else { "read" },
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn ws_token(data_dir: &Path) -> anyhow::Result<String> {

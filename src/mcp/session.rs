@@ -864,7 +864,7 @@ async fn reconnect_loop(session: Arc<HubSession>) {
 /// connection is lost.
 async fn forward_pushes(
     session: Arc<HubSession>,
-    mut pushes: mpsc::UnboundedReceiver<HubNotification>,
+    mut pushes: mpsc::Receiver<HubNotification>,
     generation: u64,
 ) {
     // Ends when the connection closes (the client drops its sender).
