@@ -107,6 +107,7 @@ class Hub:
     def __init__(self, root: Path):
         self.data = root / "data"
         self.data.mkdir(parents=True, exist_ok=True)
+        self.data.chmod(0o700)  # the hub refuses a data dir others can write into
         self.binary = relay_binary()
         self.proc = subprocess.Popen(
             [self.binary, "hub", "--data-dir", str(self.data), "--idle-exit", "0", "--ws-port", "0"],
