@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use relay_log::{LogWriter, NewRecord};
@@ -23,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::commands::delivery::{Answer, AwaitingAck, Conversation};
 use super::limits::{BATCH_COMMANDS_MAX, SNAPSHOT_INTERVAL_MIN, SNAPSHOT_INTERVAL_RECORDS};
+use super::queue::{QueueBudget, QueueCharge, Queued, queued_bytes};
 use super::rate::{RateConfig, TokenBucket};
 use crate::protocol::fields::ClientKind;
 use crate::protocol::methods::*;
@@ -41,7 +44,9 @@ pub enum CoreInput {
         /// The connection.
         session: SessionId,
         /// Where pushes for it go.
-        outbound: mpsc::Sender<Outbound>,
+        outbound: mpsc::Sender<Queued>,
+        /// The uid of the peer process (Unix socket); `None` for the WebSocket.
+        peer_uid: Option<u32>,
     },
     /// A request that changes or reads hub state.
     Request {
@@ -119,7 +124,11 @@ pub enum CoreExit {
 }
 
 pub(super) struct Session {
-    pub(super) outbound: mpsc::Sender<Outbound>,
+    pub(super) outbound: mpsc::Sender<Queued>,
+    /// Bytes queued for it, against [`super::limits::SESSION_QUEUED_BYTES_MAX`].
+    pub(super) budget: QueueBudget,
+    /// The uid of the peer process, for the new-identity rate (`None`: the WebSocket).
+    pub(super) peer_uid: Option<u32>,
     pub(super) identity: Option<IdentityId>,
     /// How pushes reach the session's model, as it said when registering.
     pub(super) delivery: Option<String>,
@@ -137,7 +146,7 @@ pub(in crate::hub) enum Registration {
         /// The live-looking holder of the fixed name.
         holder: SessionId,
         /// Where to send it the probe.
-        outbound: mpsc::Sender<Outbound>,
+        outbound: mpsc::Sender<Queued>,
         /// The request waiting for the outcome.
         params: RegisterParams,
     },
@@ -147,9 +156,9 @@ pub(in crate::hub) enum Registration {
 #[derive(Default)]
 pub(super) struct Release {
     pub(super) replies: Vec<(Reply, Result<Value, RpcError>)>,
-    pub(super) pushes: Vec<(mpsc::OwnedPermit<Outbound>, Outbound)>,
-    pub(super) closes: Vec<mpsc::Sender<Outbound>>,
-    pub(super) probes: Vec<(SessionId, mpsc::Sender<Outbound>, Box<WaitingRegister>)>,
+    pub(super) pushes: Vec<(mpsc::OwnedPermit<Queued>, Queued)>,
+    pub(super) closes: Vec<mpsc::Sender<Queued>>,
+    pub(super) probes: Vec<(SessionId, mpsc::Sender<Queued>, Box<WaitingRegister>)>,
 }
 
 /// The core: state, log, presence.
@@ -172,6 +181,10 @@ pub struct Core {
     pub(super) snapshot_writer: Option<std::thread::JoinHandle<()>>,
     /// Send rate per identity (not per connection: reconnecting does not refill it).
     pub(super) buckets: HashMap<IdentityId, TokenBucket>,
+    /// New identities per local user (peer uid; `None` for the WebSocket).
+    pub(super) new_identity_buckets: HashMap<Option<u32>, TokenBucket>,
+    /// Bytes queued for all sessions, against [`super::limits::QUEUED_BYTES_MAX`].
+    pub(super) queued_total: Arc<AtomicUsize>,
     /// Sends waiting for their recipient's acknowledgement, by message id.
     pub(super) awaiting: HashMap<String, AwaitingAck>,
     /// The loop guard: messages per pair of identities in the current window.
@@ -283,6 +296,8 @@ impl Core {
             last_timestamp_us,
             snapshot_writer: None,
             buckets: HashMap::new(),
+            new_identity_buckets: HashMap::new(),
+            queued_total: Arc::new(AtomicUsize::new(0)),
             awaiting: HashMap::new(),
             conversations: HashMap::new(),
             sessions: HashMap::new(),
@@ -324,19 +339,12 @@ impl Core {
             let first = tokio::select! {
                 input = inputs.recv() => match input {
                     Some(input) => Some(input),
-                    None => {
-                        self.finish();
-                        return CoreExit::Shutdown;
-                    }
+                    None => return self.finish_as(CoreExit::Shutdown),
                 },
-                _ = shutdown.changed() => {
-                    self.finish();
-                    return CoreExit::Shutdown;
-                }
+                _ = shutdown.changed() => return self.finish_as(CoreExit::Shutdown),
                 () = sleep_until(idle_deadline) => {
                     tracing::info!("no session for the idle timeout; exiting");
-                    self.finish();
-                    return CoreExit::Idle;
+                    return self.finish_as(CoreExit::Idle);
                 }
                 // A timer is due: run a batch without input, which fires it.
                 () = sleep_until(timer_deadline) => None,
@@ -380,16 +388,19 @@ impl Core {
         for (reply, result) in release.replies {
             let _ = reply.send(result);
         }
-        for (permit, outbound) in release.pushes {
-            permit.send(outbound);
+        for (permit, queued) in release.pushes {
+            permit.send(queued);
         }
         for outbound in release.closes {
-            let _ = outbound.try_send(Outbound::Close);
+            let _ = outbound.try_send(Queued::control(Outbound::Close));
         }
         for (holder, outbound, waiting) in release.probes {
             let core_inputs = self.probe_sender.clone();
             let (answer, answered) = oneshot::channel();
-            if outbound.try_send(Outbound::Probe(answer)).is_err() {
+            if outbound
+                .try_send(Queued::control(Outbound::Probe(answer)))
+                .is_err()
+            {
                 let _ = core_inputs.try_send(CoreInput::ProbeFinished {
                     holder,
                     alive: false,
@@ -425,11 +436,17 @@ async fn sleep_until(deadline: Option<Instant>) {
 impl Core {
     fn handle(&mut self, input: CoreInput, release: &mut Release) {
         match input {
-            CoreInput::Connected { session, outbound } => {
+            CoreInput::Connected {
+                session,
+                outbound,
+                peer_uid,
+            } => {
                 self.sessions.insert(
                     session,
                     Session {
                         outbound,
+                        budget: QueueBudget::for_session(&self.queued_total),
+                        peer_uid,
                         identity: None,
                         delivery: None,
                     },
@@ -713,15 +730,37 @@ impl Core {
         }
     }
 
-    /// Logs every session's leave, syncs the log and writes a snapshot (shutdown).
+    /// [`Self::finish`], then `exit`, or [`CoreExit::StorageFailed`] if the final sync failed
+    /// (the hub then exits non-zero).
+    fn finish_as(&mut self, exit: CoreExit) -> CoreExit {
+        self.finish();
+        if self.failed {
+            CoreExit::StorageFailed
+        } else {
+            exit
+        }
+    }
+
+    /// Answers the sends still waiting (`queued`), logs every session's leave, syncs the log,
+    /// releases those answers, and writes a snapshot (shutdown). The sessions' queues close
+    /// here: each connection writes what it was given and ends.
     fn finish(&mut self) {
+        let mut release = Release::default();
+        self.resolve_all_waiting(&mut release);
         let sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
         for session in sessions {
             self.disconnect(session);
         }
         if let Err(failure) = self.log.sync() {
             tracing::error!(error = %failure, "final sync failed");
+            self.failed = true;
             return;
+        }
+        for (reply, result) in release.replies {
+            let _ = reply.send(result);
+        }
+        for (permit, queued) in release.pushes {
+            permit.send(queued);
         }
         self.snapshot();
     }
@@ -788,28 +827,63 @@ impl Core {
         })
     }
 
-    /// Reserves a place in `identity`'s session queue if it is online and keeps up.
-    pub(super) fn reserve_push(&self, identity: IdentityId) -> Option<mpsc::OwnedPermit<Outbound>> {
-        let session = self.online.get(&identity)?;
-        self.sessions
-            .get(session)?
-            .outbound
-            .clone()
-            .try_reserve_owned()
-            .ok()
+    /// Takes one new-identity token of `session`'s local user, or says when to retry.
+    pub(super) fn take_new_identity_token(&mut self, session: SessionId) -> Result<(), RpcError> {
+        let peer = self
+            .sessions
+            .get(&session)
+            .and_then(|session| session.peer_uid);
+        let now = Instant::now();
+        let rate = RateConfig {
+            per_second: super::limits::NEW_IDENTITIES_PER_SECOND,
+            burst: super::limits::NEW_IDENTITIES_BURST,
+        };
+        let bucket = self
+            .new_identity_buckets
+            .entry(peer)
+            .or_insert_with(|| TokenBucket::new(rate, now));
+        bucket.take(1, now).map_err(|wait| {
+            error(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many new identities: at most {} at once, then {} per second; retry in {} ms, or register with a name used before",
+                    rate.burst,
+                    rate.per_second,
+                    wait.as_millis().max(1)
+                ),
+            )
+            .with_detail("retry_after_ms", Value::from(wait.as_millis() as u64))
+        })
+    }
+
+    /// Reserves a place for `bytes` in `identity`'s session queue if it is online and keeps
+    /// up: a free slot in its frame queue, and room in its and the hub's byte budgets.
+    pub(super) fn reserve_push(
+        &self,
+        identity: IdentityId,
+        bytes: usize,
+    ) -> Option<(mpsc::OwnedPermit<Queued>, QueueCharge)> {
+        let session = self.sessions.get(self.online.get(&identity)?)?;
+        let charge = session.budget.charge(bytes)?;
+        let permit = session.outbound.clone().try_reserve_owned().ok()?;
+        Some((permit, charge))
     }
 
     /// Queues `outbound` for `identity`'s session, released after the commit; `false` when it
-    /// is offline or its queue is full.
+    /// is offline, its queue is full or a byte budget is spent.
     pub(super) fn push(
         &self,
         identity: IdentityId,
         outbound: Outbound,
         release: &mut Release,
     ) -> bool {
-        match self.reserve_push(identity) {
-            Some(permit) => {
-                release.pushes.push((permit, outbound));
+        match self.reserve_push(identity, queued_bytes(&outbound)) {
+            Some((permit, charge)) => {
+                let queued = Queued {
+                    outbound,
+                    charge: Some(charge),
+                };
+                release.pushes.push((permit, queued));
                 true
             }
             None => false,
@@ -826,12 +900,17 @@ impl Core {
         push: MessagePush,
         release: &mut Release,
     ) -> Result<bool, RpcError> {
-        let permit = self.reserve_push(to);
+        let outbound = Outbound::Push(push);
+        let reserved = self.reserve_push(to, queued_bytes(&outbound));
         self.emit(event)?;
-        let Some(permit) = permit else {
+        let Some((permit, charge)) = reserved else {
             return Ok(false);
         };
-        release.pushes.push((permit, Outbound::Push(push)));
+        let queued = Queued {
+            outbound,
+            charge: Some(charge),
+        };
+        release.pushes.push((permit, queued));
         Ok(true)
     }
 

@@ -3,8 +3,10 @@
 //! One hub per data dir is guaranteed by the log's lock, taken before anything else: a second
 //! hub fails at once naming the holder, and an existing `hub.sock` is then known to be stale
 //! and is replaced (no probe-then-unlink race). The socket is created with mode 0600 (umask
-//! set around `bind`). SIGTERM and SIGINT stop accepting, let the core sync the log and
-//! write a snapshot, remove the socket and exit 0; so does the idle timeout.
+//! set around `bind`); the hub runs with umask 077, so every file it creates is 0600 and
+//! every directory 0700. SIGTERM and SIGINT stop accepting, let the core sync the log and
+//! write a snapshot, give the connections [`SHUTDOWN_FLUSH_MAX`] to write the replies and
+//! pushes already released, remove the socket and exit 0; so does the idle timeout.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,11 +21,12 @@ use tokio::sync::{mpsc, watch};
 
 use super::core::{Core, CoreConfig, CoreExit, SessionId};
 use super::limits::{
-    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, AUTH_TIMEOUT, CORE_QUEUE_CAPACITY,
-    PROBE_TIMEOUT_DEFAULT, UNAUTHENTICATED_MAX, WS_MESSAGE_BYTES_MAX,
+    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, AUTH_TIMEOUT, CONNECTIONS_MAX, CORE_QUEUE_CAPACITY,
+    PROBE_TIMEOUT_DEFAULT, SHUTDOWN_FLUSH_MAX, UNAUTHENTICATED_MAX, WS_MESSAGE_BYTES_MAX,
 };
+use super::preauth::PreAuthLimit;
 use super::rate::RateConfig;
-use super::session::{SessionContext, Transport, serve};
+use super::session::{Admission, SessionContext, Transport, serve};
 use super::spawn::socket_path;
 use crate::data_dir::{create_private_dir, log_dir};
 
@@ -59,6 +62,8 @@ pub struct HubConfig {
 /// The data dir cannot be opened (locked by another hub, corrupt log, …) or a socket cannot
 /// be bound.
 pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
+    // Files 0600 and directories 0700, whatever the caller's umask (segments, snapshots, logs).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     raise_open_files_limit();
     create_private_dir(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
@@ -104,6 +109,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     let socket = socket_path(&config.data_dir);
     let unix = bind_private_socket(&socket)?;
     tracing::info!(path = %socket.display(), "listening on the unix socket");
+    let (alive, mut all_closed) = mpsc::channel::<()>(1);
     let context = SessionContext {
         core: core_sender.clone(),
         hub_id: format!("{hub_id:032x}"),
@@ -111,11 +117,16 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
         ping_timeout: config.ping_timeout,
         probe_timeout: PROBE_TIMEOUT_DEFAULT.min(config.ping_timeout),
         token: None,
+        alive,
     };
-    let next_session = Arc::new(AtomicU64::new(1));
+    let accept = Accept {
+        next_session: Arc::new(AtomicU64::new(1)),
+        connections: Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX)),
+        refused: Arc::new(std::sync::Mutex::new(None)),
+    };
     let (shutdown_sender, shutdown) = watch::channel(false);
     let mut listeners = tokio::task::JoinSet::new();
-    listeners.spawn(accept_unix(unix, context.clone(), next_session.clone()));
+    listeners.spawn(accept_unix(unix, context.clone(), accept.clone()));
     // A port file left by an earlier hub would name a port nobody listens on.
     let _ = std::fs::remove_file(config.data_dir.join(WS_PORT_FILE_NAME));
     if let Some(port) = config.ws_port {
@@ -129,7 +140,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
                     token: Some(token),
                     ..context.clone()
                 };
-                listeners.spawn(accept_ws(listener, ws_context, next_session.clone()));
+                listeners.spawn(accept_ws(listener, ws_context, accept.clone()));
             }
             Err(error) => {
                 tracing::warn!(port, %error, "websocket port unavailable; continuing without it")
@@ -174,6 +185,18 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     let exit = exit_receiver.await.unwrap_or(CoreExit::StorageFailed);
     listeners.abort_all();
     signals.abort();
+    // The core is gone and so are the session queues: each connection writes what it still
+    // holds and ends, dropping its `alive` clone.
+    while listeners.join_next().await.is_some() {}
+    if tokio::time::timeout(SHUTDOWN_FLUSH_MAX, all_closed.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still writing after {} s; exiting anyway",
+            SHUTDOWN_FLUSH_MAX.as_secs()
+        );
+    }
     let _ = std::fs::remove_file(&socket);
     tracing::info!(?exit, "hub stopped");
     Ok(exit)
@@ -271,23 +294,82 @@ fn ws_token(data_dir: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
-async fn accept_unix(
-    listener: UnixListener,
-    context: SessionContext,
+/// tungstenite's read buffer and write batch per WebSocket connection, in bytes (its default
+/// of 128 KiB each made an idle or unauthenticated connection cost ~66 KiB of the hub's memory).
+const WS_BUFFER_BYTES: usize = 16 << 10;
+
+/// What both accept loops share: session ids and the connection cap.
+#[derive(Clone)]
+struct Accept {
     next_session: Arc<AtomicU64>,
-) {
+    connections: Arc<tokio::sync::Semaphore>,
+    /// When a refusal at the cap was last logged (once a minute at most).
+    refused: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+impl Accept {
+    fn session(&self) -> SessionId {
+        SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A place among [`CONNECTIONS_MAX`], or `None` (logged once a minute at most).
+    fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let permit = self.connections.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            self.log_refusal(&format!(
+                "{CONNECTIONS_MAX} connections are open; refusing new ones until some close"
+            ));
+        }
+        permit
+    }
+
+    fn log_refusal(&self, message: &str) {
+        let now = std::time::Instant::now();
+        let Ok(mut last) = self.refused.lock() else {
+            return;
+        };
+        if last.is_none_or(|at| now - at > Duration::from_secs(60)) {
+            tracing::warn!("{message}");
+            *last = Some(now);
+        }
+    }
+}
+
+/// The one frame a Unix-socket client past [`CONNECTIONS_MAX`] gets before its connection
+/// closes.
+fn connections_full_frame() -> Vec<u8> {
+    let error = crate::protocol::RpcError::new(
+        crate::protocol::ErrorCode::LimitReached,
+        format!("the hub serves {CONNECTIONS_MAX} connections at most; retry later"),
+    );
+    crate::protocol::encode_frame(&crate::protocol::Response::error(None, error))
+}
+
+async fn accept_unix(listener: UnixListener, context: SessionContext, accept: Accept) {
     let mut backoff = AcceptBackoff::default();
     // Runs until the hub stops (the task is aborted).
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 backoff.reset();
-                let session = SessionId(next_session.fetch_add(1, Ordering::Relaxed));
+                let Some(connection) = accept.admit() else {
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let mut stream = stream;
+                        let frame = connections_full_frame();
+                        let _ = tokio::time::timeout(AUTH_TIMEOUT, stream.write_all(&frame)).await;
+                    });
+                    continue;
+                };
+                let admission = Admission {
+                    connection,
+                    unauthenticated: None,
+                };
                 tokio::spawn(serve(
                     Transport::unix(stream),
-                    session,
+                    accept.session(),
                     context.clone(),
-                    None,
+                    admission,
                 ));
             }
             Err(error) => backoff.wait("unix socket", &error).await,
@@ -295,10 +377,9 @@ async fn accept_unix(
     }
 }
 
-async fn accept_ws(listener: TcpListener, context: SessionContext, next_session: Arc<AtomicU64>) {
+async fn accept_ws(listener: TcpListener, context: SessionContext, accept: Accept) {
     let mut backoff = AcceptBackoff::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(UNAUTHENTICATED_MAX));
-    let mut last_full_warning: Option<std::time::Instant> = None;
     // Runs until the hub stops (the task is aborted).
     loop {
         let stream = match listener.accept().await {
@@ -309,37 +390,43 @@ async fn accept_ws(listener: TcpListener, context: SessionContext, next_session:
             }
         };
         backoff.reset();
+        let Some(connection) = accept.admit() else {
+            continue;
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            let now = std::time::Instant::now();
-            if last_full_warning.is_none_or(|at| now - at > Duration::from_secs(60)) {
-                tracing::warn!(
-                    "{UNAUTHENTICATED_MAX} websocket connections are waiting to authenticate; closing new ones until they do"
-                );
-                last_full_warning = Some(now);
-            }
+            accept.log_refusal(&format!(
+                "{UNAUTHENTICATED_MAX} websocket connections are waiting to authenticate; closing new ones until they do"
+            ));
             continue;
         };
         let _ = stream.set_nodelay(true);
         let context = context.clone();
-        let session = SessionId(next_session.fetch_add(1, Ordering::Relaxed));
+        let session = accept.session();
         tokio::spawn(async move {
             // Messages over the protocol limit still arrive, up to WS_MESSAGE_BYTES_MAX, so the
-            // hub can answer them with frame_too_large; bigger ones close the connection.
+            // hub can answer them with frame_too_large; bigger ones close the connection. Until
+            // auth, the stream itself stops at PRE_AUTH_BYTES_MAX.
             let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
                 .max_message_size(Some(WS_MESSAGE_BYTES_MAX))
-                .max_frame_size(Some(WS_MESSAGE_BYTES_MAX));
+                .max_frame_size(Some(WS_MESSAGE_BYTES_MAX))
+                .read_buffer_size(WS_BUFFER_BYTES)
+                .write_buffer_size(WS_BUFFER_BYTES);
             let handshake = tokio_tungstenite::accept_hdr_async_with_config(
-                stream,
+                PreAuthLimit::new(stream),
                 refuse_browsers,
                 Some(config),
             );
             match tokio::time::timeout(AUTH_TIMEOUT, handshake).await {
                 Ok(Ok(socket)) => {
+                    let admission = Admission {
+                        connection,
+                        unauthenticated: Some(slot),
+                    };
                     serve(
                         Transport::WebSocket(Box::new(socket)),
                         session,
                         context,
-                        Some(slot),
+                        admission,
                     )
                     .await;
                 }

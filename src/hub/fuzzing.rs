@@ -14,7 +14,8 @@ use relay_replay::{State, Until, replay_into};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::core::{Core, CoreConfig, CoreInput, Outbound, SessionId};
+use super::core::{Core, CoreConfig, CoreInput, SessionId};
+use super::queue::Queued;
 use super::rate::RateConfig;
 use crate::protocol::{ClientRequest, RpcError};
 
@@ -57,7 +58,7 @@ async fn run(dir: &std::path::Path, data: &[u8]) {
     };
     let mut core = Core::start(log, State::new(), core_config, sender)
         .expect("invariant: a fresh core starts");
-    let mut outbound: Vec<Option<mpsc::Receiver<Outbound>>> = (0..SESSIONS).map(|_| None).collect();
+    let mut outbound: Vec<Option<mpsc::Receiver<Queued>>> = (0..SESSIONS).map(|_| None).collect();
     let mut answers: Vec<oneshot::Receiver<Result<Value, RpcError>>> = Vec::new();
     let mut batch = Vec::new();
     for chunk in data.chunks(4) {
@@ -69,6 +70,7 @@ async fn run(dir: &std::path::Path, data: &[u8]) {
             batch.push(CoreInput::Connected {
                 session: SessionId(session),
                 outbound: push_sender,
+                peer_uid: Some(1000),
             });
             // Most sequences should reach past `not_registered`: a new connection registers
             // under its own name first (the fuzzer can still rename or re-register).
@@ -128,7 +130,7 @@ async fn run(dir: &std::path::Path, data: &[u8]) {
 async fn settle(
     core: &mut Core,
     inputs: &mut mpsc::Receiver<CoreInput>,
-    outbound: &mut [Option<mpsc::Receiver<Outbound>>],
+    outbound: &mut [Option<mpsc::Receiver<Queued>>],
 ) {
     // Bounded: each round either finds no pending work or runs one more batch.
     for _ in 0..16 {

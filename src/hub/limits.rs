@@ -56,7 +56,40 @@ pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// WebSocket connections between accept and a successful `auth`, at once. One more is closed
 /// at accept (logged once a minute at most): a flood of unauthenticated clients cannot take
 /// the hub's memory or descriptors from the authenticated ones.
-pub const UNAUTHENTICATED_MAX: usize = 64;
+pub const UNAUTHENTICATED_MAX: usize = 256;
+
+/// Bytes a WebSocket connection may send before it authenticates, its HTTP upgrade included.
+/// Past it the connection closes: an unauthenticated client never makes the hub buffer more,
+/// whatever message length it announces (see [`super::preauth`]).
+pub const PRE_AUTH_BYTES_MAX: usize = 16 << 10;
+
+/// Connections (Unix socket and WebSocket, authenticated or not) served at once. One more
+/// is answered with one `limit_reached` error frame (Unix socket) or closed at accept
+/// (WebSocket), and the refusal is logged once a minute at most.
+pub const CONNECTIONS_MAX: usize = SESSIONS_MAX + UNAUTHENTICATED_MAX;
+
+/// Bytes of pushes and receipts queued for one session and not yet written to it. A push past
+/// it stays in the mailbox (`queued`, pulled by the inbox or pushed again on reconnect), as
+/// when the frame queue is full. At least one largest push fits.
+pub const SESSION_QUEUED_BYTES_MAX: usize = 4 << 20;
+
+/// Bytes of pushes and receipts queued for all sessions together; past it pushes stay in
+/// their mailboxes as above. With [`SESSION_QUEUED_BYTES_MAX`] it bounds what slow consumers
+/// can make the hub hold.
+pub const QUEUED_BYTES_MAX: usize = 256 << 20;
+
+/// New identities (registrations of a name never seen) per second per local user (uid of the
+/// Unix-socket peer; WebSocket clients share one bucket), refilled continuously; past the
+/// burst a registration gets `rate_limited` with `retry_after_ms`. Reconnecting as an existing
+/// name costs nothing.
+pub const NEW_IDENTITIES_PER_SECOND: u32 = 2;
+
+/// The burst of [`NEW_IDENTITIES_PER_SECOND`]: a fresh start of many sessions at once fits.
+pub const NEW_IDENTITIES_BURST: u32 = 256;
+
+/// Longest a stopping hub waits, after its final commit, for its connections to write the
+/// replies and pushes already released; then it exits anyway.
+pub const SHUTDOWN_FLUSH_MAX: Duration = Duration::from_secs(2);
 
 /// First wait after an accept error (out of file descriptors, say); doubled per error in a
 /// row up to [`ACCEPT_BACKOFF_MAX`], so the accept loop never spins.
@@ -89,6 +122,9 @@ pub const SPAWN_WAIT: Duration = Duration::from_secs(15);
 /// close the connection (tungstenite buffers a message whole before the hub sees it).
 pub const WS_MESSAGE_BYTES_MAX: usize = 16 << 20;
 const _: () = assert!(WS_MESSAGE_BYTES_MAX > crate::protocol::limits::FRAME_BYTES_MAX);
+const _: () = assert!(SESSION_QUEUED_BYTES_MAX >= crate::protocol::limits::FRAME_BYTES_MAX);
+const _: () = assert!(QUEUED_BYTES_MAX >= SESSION_QUEUED_BYTES_MAX);
+const _: () = assert!(PRE_AUTH_BYTES_MAX >= 4096);
 
 /// How long a `send`, `ask` or `reply` to an online recipient waits for the recipient's
 /// session to acknowledge the push before it answers `queued` instead of `delivered`. Short:

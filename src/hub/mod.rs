@@ -4,7 +4,10 @@
 //!   `CoreInput` → core → events → `apply` → commit → replies and pushes).
 //! - [`commands`]: what the core does for each request, one file per domain.
 //! - [`spawn`]: connect to a data dir's hub, starting it if none runs.
-//! - [`rate`]: per-session send rate limit.
+//! - [`session`]: one connection's loop (frames in, replies and pushes out, deadlines).
+//! - [`queue`]: what the core queues for a connection, and the byte budgets of those queues.
+//! - [`preauth`]: the byte budget of a WebSocket connection before it authenticates.
+//! - [`rate`]: token buckets (sends per identity, new identities per local user).
 //! - [`limits`]: named bounds and defaults.
 
 pub mod commands;
@@ -13,6 +16,8 @@ pub mod daemon;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod limits;
+pub mod preauth;
+pub mod queue;
 pub mod rate;
 pub mod session;
 pub mod spawn;

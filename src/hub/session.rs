@@ -6,6 +6,12 @@
 //! receipts as `receipt`), pings the client when it has been quiet for the ping interval and
 //! evicts it when it does not answer within the ping timeout.
 //!
+//! Bounds: every write has [`WRITE_DEADLINE`]; what the core queues is counted in bytes
+//! against the session's and the hub's budgets until it is written ([`super::queue`]); a
+//! WebSocket may send [`super::limits::PRE_AUTH_BYTES_MAX`] before it authenticates. When the
+//! core stops, the loop writes the replies still in flight and the pushes already queued,
+//! then ends (the daemon waits [`super::limits::SHUTDOWN_FLUSH_MAX`] for that).
+//!
 //! Requests are pipelined: up to [`REQUESTS_IN_FLIGHT_MAX`] of one session wait for the core
 //! at once and their responses go out in request order. So a `send` waiting for its
 //! recipient's acknowledgement never holds up the `ack`s this session owes for its own pushes.
@@ -16,7 +22,7 @@ use std::time::Duration;
 
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -25,6 +31,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::core::{CoreInput, Outbound, SessionId};
 use super::limits::{AUTH_TIMEOUT, REQUESTS_IN_FLIGHT_MAX, SESSION_QUEUE_CAPACITY, WRITE_DEADLINE};
+use super::preauth::PreAuthLimit;
+use super::queue::{QueueCharge, Queued};
 use crate::protocol::{
     ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, HubNotification, Incoming,
     Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response, RpcError,
@@ -46,6 +54,8 @@ pub struct SessionContext {
     pub probe_timeout: Duration,
     /// The WebSocket token; `Some` means the first frame must authenticate with it.
     pub token: Option<String>,
+    /// Held by every connection task: the daemon waits for all clones to drop at shutdown.
+    pub alive: mpsc::Sender<()>,
 }
 
 /// A framed transport: lines on a Unix socket, text frames on a WebSocket.
@@ -57,8 +67,8 @@ pub enum Transport {
         /// Incoming bytes cut into lines.
         decoder: FrameDecoder,
     },
-    /// A WebSocket connection over loopback TCP.
-    WebSocket(Box<WebSocketStream<TcpStream>>),
+    /// A WebSocket connection over loopback TCP, its reads budgeted until it authenticates.
+    WebSocket(Box<WebSocketStream<PreAuthLimit<TcpStream>>>),
 }
 
 impl Transport {
@@ -70,6 +80,21 @@ impl Transport {
         }
     }
 
+    /// The uid of the peer process (Unix socket only).
+    fn peer_uid(&self) -> Option<u32> {
+        match self {
+            Transport::Unix { stream, .. } => stream.peer_cred().ok().map(|cred| cred.uid()),
+            Transport::WebSocket(_) => None,
+        }
+    }
+
+    /// The connection authenticated: its reads are no longer budgeted.
+    fn authenticated(&mut self) {
+        if let Transport::WebSocket(socket) = self {
+            socket.get_mut().lift();
+        }
+    }
+
     /// The next frame; `None` at the end of the connection.
     ///
     /// # Cancel safety
@@ -78,18 +103,33 @@ impl Transport {
     async fn next_frame(&mut self) -> Option<Result<String, Unreadable>> {
         match self {
             Transport::Unix { stream, decoder } => {
-                let mut buffer = [0u8; 16 * 1024];
                 // Bounded by the connection: each pass reads bytes or ends.
                 loop {
                     if let Some(frame) = decoder.next_frame() {
                         return Some(frame.map_err(Unreadable::Frame));
                     }
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => {
-                            let last = decoder.finish().into_iter().next();
-                            return last.map(|frame| frame.map_err(Unreadable::Frame));
+                    // The read buffer lives only between awaits, so an idle connection's task
+                    // does not carry it (memory per idle session).
+                    let ended = match stream.readable().await {
+                        Err(_) => true,
+                        Ok(()) => {
+                            let mut buffer = [0u8; UNIX_READ_BYTES];
+                            match stream.try_read(&mut buffer) {
+                                Ok(0) => true,
+                                Ok(read) => {
+                                    decoder.push(&buffer[..read]);
+                                    false
+                                }
+                                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                                    false
+                                }
+                                Err(_) => true,
+                            }
                         }
-                        Ok(read) => decoder.push(&buffer[..read]),
+                    };
+                    if ended {
+                        let last = decoder.finish().into_iter().next();
+                        return last.map(|frame| frame.map_err(Unreadable::Frame));
                     }
                 }
             }
@@ -131,6 +171,9 @@ impl Transport {
     }
 }
 
+/// Bytes read from a Unix socket per system call.
+const UNIX_READ_BYTES: usize = 16 * 1024;
+
 /// A frame that cannot be read as a request.
 #[derive(Debug)]
 enum Unreadable {
@@ -148,55 +191,99 @@ fn error_frame(id: Option<RequestId>, error: RpcError) -> Vec<u8> {
     response_frame(&Response::error(id, error))
 }
 
+/// The slots a connection holds while it is served: one among all connections, and one among
+/// the unauthenticated ones until it authenticates.
+#[derive(Debug)]
+pub struct Admission {
+    /// Its place among [`super::limits::CONNECTIONS_MAX`].
+    pub connection: tokio::sync::OwnedSemaphorePermit,
+    /// Its place among [`super::limits::UNAUTHENTICATED_MAX`], given back after `auth`.
+    pub unauthenticated: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Frames about to be written, and the queue charges they hold until they are.
+#[derive(Default)]
+struct Outgoing {
+    frames: Vec<Vec<u8>>,
+    charges: Vec<QueueCharge>,
+}
+
+/// What the loop tracks about pings and probes.
+struct Liveness {
+    ping_sent: Option<(String, Instant)>,
+    probes: Vec<oneshot::Sender<bool>>,
+    ping_count: u64,
+    probe_timeout: Duration,
+}
+
+impl Liveness {
+    /// A new ping request frame and its id.
+    fn next_ping(&mut self) -> (String, Vec<u8>) {
+        self.ping_count += 1;
+        let id = format!("hub-ping-{}", self.ping_count);
+        let frame = ping_frame(&id);
+        (id, frame)
+    }
+}
+
 /// Serves one connection until it closes, is evicted or is replaced. A transport with a token
 /// (the WebSocket) must authenticate first, within [`AUTH_TIMEOUT`]: until then the core does
 /// not know the connection and nothing but `auth` is answered.
-///
-/// `unauthenticated` is the connection's slot among the unauthenticated ones, given back once
-/// it authenticated.
 pub async fn serve(
     mut transport: Transport,
     session: SessionId,
     context: SessionContext,
-    unauthenticated: Option<tokio::sync::OwnedSemaphorePermit>,
+    admission: Admission,
 ) {
-    if let Some(token) = context.token.as_deref()
-        && !authenticate_first(&mut transport, token, session).await
-    {
-        return;
+    let Admission {
+        connection: _connection,
+        unauthenticated,
+    } = admission;
+    if let Some(token) = context.token.as_deref() {
+        if !authenticate_first(&mut transport, token, session).await {
+            return;
+        }
+        transport.authenticated();
     }
     drop(unauthenticated);
     let (outbound, mut pushes) = mpsc::channel(SESSION_QUEUE_CAPACITY);
-    if context
-        .core
-        .send(CoreInput::Connected { session, outbound })
-        .await
-        .is_err()
-    {
+    let connected = CoreInput::Connected {
+        session,
+        outbound,
+        peer_uid: transport.peer_uid(),
+    };
+    if context.core.send(connected).await.is_err() {
         return;
     }
     let span = tracing::debug_span!("session", session_id = session.0);
     let _entered = span.enter();
     let mut greeted = false;
     let mut last_heard = Instant::now();
-    let mut ping_sent: Option<(String, Instant)> = None;
-    let mut probes: Vec<oneshot::Sender<bool>> = Vec::new();
-    let mut ping_count = 0u64;
+    let mut liveness = Liveness {
+        ping_sent: None,
+        probes: Vec::new(),
+        ping_count: 0,
+        probe_timeout: context.probe_timeout,
+    };
     let mut in_flight: FuturesOrdered<PendingResponse> = FuturesOrdered::new();
     // Set when the client stopped writing: the loop then only answers what is in flight.
     let mut reading_done = false;
+    // Set when the core dropped this session's queue (the hub stops, or replaced it): the loop
+    // then writes what is in flight and ends.
+    let mut core_done = false;
     // Runs until the connection ends: every pass handles one frame, push or timer.
     loop {
-        let deadline = match &ping_sent {
+        if (reading_done || core_done) && in_flight.is_empty() {
+            break;
+        }
+        let deadline = match &liveness.ping_sent {
             Some((_, answer_by)) => *answer_by,
             None => last_heard + context.ping_interval,
         };
+        let mut out = Outgoing::default();
         tokio::select! {
-            frame = transport.next_frame(), if !reading_done && in_flight.len() < REQUESTS_IN_FLIGHT_MAX => {
+            frame = transport.next_frame(), if !reading_done && !core_done && in_flight.len() < REQUESTS_IN_FLIGHT_MAX => {
                 let Some(frame) = frame else {
-                    if in_flight.is_empty() {
-                        break;
-                    }
                     reading_done = true;
                     continue;
                 };
@@ -213,12 +300,12 @@ pub async fn serve(
                         Err(refused) => Some(response_frame(&refused.into_response())),
                         Ok(Incoming::Notification(_)) => None,
                         Ok(Incoming::Response(response)) => {
-                            let answers_ping = ping_sent.as_ref().is_some_and(|(id, _)| {
+                            let answers_ping = liveness.ping_sent.as_ref().is_some_and(|(id, _)| {
                                 response.id == Some(RequestId::String(id.clone()))
                             });
                             if answers_ping {
-                                ping_sent = None;
-                                for probe in probes.drain(..) {
+                                liveness.ping_sent = None;
+                                for probe in liveness.probes.drain(..) {
                                     let _ = probe.send(true);
                                 }
                             }
@@ -230,49 +317,46 @@ pub async fn serve(
                         }
                     },
                 };
-                if let Some(reply) = reply {
-                    let mut frames = vec![reply];
-                    drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count, context.probe_timeout);
-                    if send_within(&mut transport, &frames, session).await.is_err() {
-                        break;
-                    }
-                }
+                let Some(reply) = reply else { continue };
+                out.frames.push(reply);
             }
             Some(response) = in_flight.next(), if !in_flight.is_empty() => {
-                let mut frames = vec![response];
-                drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count, context.probe_timeout);
-                if send_within(&mut transport, &frames, session).await.is_err() || (reading_done && in_flight.is_empty()) {
-                    break;
-                }
+                out.frames.push(response);
             }
-            outbound = pushes.recv() => {
-                let Some(outbound) = outbound else { break };
-                let mut frames = Vec::new();
-                if !accept_outbound(outbound, &mut frames, &mut probes, &mut ping_sent, &mut ping_count, context.probe_timeout) {
-                    break;
-                }
-                drain_pushes(&mut pushes, &mut frames, &mut probes, &mut ping_sent, &mut ping_count, context.probe_timeout);
-                if !frames.is_empty() && send_within(&mut transport, &frames, session).await.is_err() {
+            queued = pushes.recv(), if !core_done => {
+                let Some(queued) = queued else {
+                    core_done = true;
+                    continue;
+                };
+                if !accept_outbound(queued, &mut out, &mut liveness) {
                     break;
                 }
             }
             () = tokio::time::sleep_until(deadline) => {
-                if ping_sent.is_some() {
+                if liveness.ping_sent.is_some() {
                     tracing::info!(session_id = session.0, "evicted a session that did not answer a ping");
                     break;
                 }
-                let mut frames = Vec::new();
-                ping_count += 1;
-                let id = format!("hub-ping-{ping_count}");
-                frames.push(ping_frame(&id));
-                ping_sent = Some((id, Instant::now() + context.ping_timeout));
-                if send_within(&mut transport, &frames, session).await.is_err() {
-                    break;
-                }
+                let (id, frame) = liveness.next_ping();
+                out.frames.push(frame);
+                liveness.ping_sent = Some((id, Instant::now() + context.ping_timeout));
             }
         }
+        let open = drain_pushes(&mut pushes, &mut out, &mut liveness);
+        if !out.frames.is_empty()
+            && send_within(&mut transport, &out.frames, session)
+                .await
+                .is_err()
+        {
+            break;
+        }
+        // Written: the charges go back to the budgets.
+        drop(out);
+        if !open {
+            break;
+        }
     }
-    for probe in probes.drain(..) {
+    for probe in liveness.probes.drain(..) {
         let _ = probe.send(false);
     }
     let _ = context.core.send(CoreInput::Disconnected { session }).await;
@@ -310,62 +394,48 @@ fn ping_frame(id: &str) -> Vec<u8> {
     encode_frame(&request)
 }
 
-/// Moves queued outbound items into `frames` without waiting.
+/// Moves queued outbound items into `out` without waiting; `false` means close the
+/// connection once `out` is written.
 fn drain_pushes(
-    pushes: &mut mpsc::Receiver<Outbound>,
-    frames: &mut Vec<Vec<u8>>,
-    probes: &mut Vec<oneshot::Sender<bool>>,
-    ping_sent: &mut Option<(String, Instant)>,
-    ping_count: &mut u64,
-    probe_timeout: Duration,
-) {
-    while let Ok(outbound) = pushes.try_recv() {
-        if !accept_outbound(
-            outbound,
-            frames,
-            probes,
-            ping_sent,
-            ping_count,
-            probe_timeout,
-        ) {
-            return;
+    pushes: &mut mpsc::Receiver<Queued>,
+    out: &mut Outgoing,
+    liveness: &mut Liveness,
+) -> bool {
+    while let Ok(queued) = pushes.try_recv() {
+        if !accept_outbound(queued, out, liveness) {
+            return false;
         }
     }
+    true
 }
 
-/// Turns one outbound item into frames; `false` means close the connection.
-fn accept_outbound(
-    outbound: Outbound,
-    frames: &mut Vec<Vec<u8>>,
-    probes: &mut Vec<oneshot::Sender<bool>>,
-    ping_sent: &mut Option<(String, Instant)>,
-    ping_count: &mut u64,
-    probe_timeout: Duration,
-) -> bool {
+/// Turns one queued item into frames; `false` means close the connection.
+fn accept_outbound(queued: Queued, out: &mut Outgoing, liveness: &mut Liveness) -> bool {
+    let Queued { outbound, charge } = queued;
+    out.charges.extend(charge);
     match outbound {
         Outbound::Push(push) => {
-            frames.push(encode_frame(
+            out.frames.push(encode_frame(
                 &HubNotification::Message(push).to_notification(),
             ));
             true
         }
         Outbound::Receipt(receipt) => {
-            frames.push(encode_frame(
+            out.frames.push(encode_frame(
                 &HubNotification::Receipt(receipt).to_notification(),
             ));
             true
         }
         Outbound::Probe(answer) => {
-            probes.push(answer);
+            liveness.probes.push(answer);
             // A probe waits for the short probe timeout, not the tolerant idle ping timeout.
-            let answer_by = Instant::now() + probe_timeout;
-            match ping_sent {
+            let answer_by = Instant::now() + liveness.probe_timeout;
+            match &mut liveness.ping_sent {
                 Some((_, deadline)) => *deadline = (*deadline).min(answer_by),
                 None => {
-                    *ping_count += 1;
-                    let id = format!("hub-ping-{ping_count}");
-                    frames.push(ping_frame(&id));
-                    *ping_sent = Some((id, answer_by));
+                    let (id, frame) = liveness.next_ping();
+                    out.frames.push(frame);
+                    liveness.ping_sent = Some((id, answer_by));
                 }
             }
             true

@@ -196,6 +196,14 @@ impl Core {
         }
     }
 
+    /// Answers every send still waiting for its recipient with `queued` (the hub stops).
+    pub(in crate::hub) fn resolve_all_waiting(&mut self, release: &mut Release) {
+        let waiting: Vec<String> = self.awaiting.keys().cloned().collect();
+        for msg_id in waiting {
+            self.resolve(&msg_id, false, release);
+        }
+    }
+
     /// When the core must wake next without input: a send's wait ends or an ask's deadline
     /// passes.
     pub(in crate::hub) fn next_timer(&self) -> Option<Instant> {

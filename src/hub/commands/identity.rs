@@ -108,6 +108,9 @@ impl Core {
                 self.free_name(&unreserved(&base))
             }
         };
+        if self.state.identity_by_name(&name).is_none() {
+            self.take_new_identity_token(session)?;
+        }
         let registered = IdentityRegistered {
             name: name.clone(),
             cwd: params.cwd.as_str().to_owned(),
