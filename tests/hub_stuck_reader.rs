@@ -136,3 +136,69 @@ fn a_reader_that_stops_is_evicted_its_name_taken_over_and_nothing_lost() {
     let unread = bob.call("unread", json!({}));
     assert_eq!(unread["result"]["direct"], json!(MESSAGES), "{unread}");
 }
+
+/// Notifications `raw` can read until the hub has sent nothing for `quiet`: how many pushes.
+fn pushes_until_quiet(raw: &mut Raw, quiet: Duration) -> usize {
+    raw.reader
+        .get_ref()
+        .set_read_timeout(Some(quiet))
+        .expect("a read timeout");
+    let mut pushes = 0;
+    loop {
+        let mut line = String::new();
+        match raw.reader.read_line(&mut line) {
+            Ok(0) => return pushes,
+            Ok(_) => {
+                let value: Value = serde_json::from_str(&line).expect("JSON from the hub");
+                if value["method"] == "message" {
+                    pushes += 1;
+                } else if value["method"] == "ping" {
+                    let pong = json!({"jsonrpc": "2.0", "id": value["id"], "result": {}});
+                    writeln!(raw.writer, "{pong}").expect("pong written");
+                }
+            }
+            Err(_) => return pushes,
+        }
+    }
+}
+
+// The hub queues at most SESSION_QUEUED_BYTES_MAX (4 MiB) of pushes for one session. Bob stops
+// reading while 150 × 60 KiB (9 MiB) arrive; when he reads again he gets about 4 MiB of
+// pushes, not all 150, and every one of the 150 is still in his inbox.
+#[test]
+fn a_slow_consumer_is_queued_at_most_its_byte_budget_and_loses_nothing() {
+    const MESSAGES: usize = 150;
+    const BUDGET_BYTES: usize = 4 << 20;
+    const TEXT_BYTES: usize = 60 << 10;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let data_dir = dir.path().join("data");
+    let _hub = TestHub::start(&data_dir);
+    let (mut bob, _) = Raw::join(&data_dir, "bob");
+    let (mut alice, _) = Raw::join(&data_dir, "alice");
+
+    let text = "z".repeat(TEXT_BYTES);
+    for _ in 0..MESSAGES / 30 {
+        let ids: Vec<u64> = (0..30)
+            .map(|_| alice.request("send", json!({"to": "bob", "text": text})))
+            .collect();
+        for id in ids {
+            let sent = alice.response(id);
+            assert!(sent.get("result").is_some(), "every send is stored: {sent}");
+        }
+    }
+    // Well within WRITE_DEADLINE (10 s) of the first stalled write: bob is not evicted.
+    let pushed = pushes_until_quiet(&mut bob, Duration::from_secs(2));
+    eprintln!("{pushed} of {MESSAGES} pushes of {TEXT_BYTES} bytes reached the slow consumer");
+    let most = (BUDGET_BYTES + (1 << 20)) / TEXT_BYTES;
+    assert!(
+        (1..=most).contains(&pushed),
+        "{pushed} pushes were queued for a reader that stopped (budget ≈ {} of them)",
+        BUDGET_BYTES / TEXT_BYTES
+    );
+    bob.reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("a read timeout");
+    let unread = bob.call("unread", json!({}));
+    assert_eq!(unread["result"]["direct"], json!(MESSAGES), "{unread}");
+}

@@ -112,7 +112,7 @@ pub async fn run(config: &HubBenchConfig) -> anyhow::Result<HubBenchReport> {
 
 /// Stops the benchmark's hub: SIGTERM to the pid its log lock names (it would otherwise
 /// linger until its idle timeout, on a data dir about to be removed).
-fn stop_hub(data_dir: &Path) {
+pub(crate) fn stop_hub(data_dir: &Path) {
     let lock = crate::data_dir::log_dir(data_dir).join(relay_log::LOCK_FILE_NAME);
     let pid = std::fs::read_to_string(lock)
         .ok()

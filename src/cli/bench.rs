@@ -29,6 +29,22 @@ pub enum BenchTarget {
     Hub(HubBenchArgs),
     /// MCP channel: relay_send through relay mcp to the peer's channel push, beside the hub alone.
     Mcp(McpBenchArgs),
+    /// A real hub's memory: per idle session and per queued 200-byte message.
+    Memory(MemoryBenchArgs),
+}
+
+/// Options of `relay bench memory`.
+#[derive(Debug, Args)]
+pub struct MemoryBenchArgs {
+    /// Scratch directory for the hub's data dir (removed afterwards) [default: a temp dir].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Idle sessions to connect (this process needs two descriptors each).
+    #[arg(long, default_value_t = 400)]
+    pub sessions: usize,
+    /// 200-byte messages to queue for offline identities.
+    #[arg(long, default_value_t = 20_000)]
+    pub messages: usize,
 }
 
 /// Options of `relay bench mcp`.
@@ -99,6 +115,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             };
             println!("relay bench mcp in {}", dir.display());
             let report = crate::bench::mcp::run(&config, &mut std::io::stderr())?;
+            print!("{report}");
+            Ok(ExitCode::Success)
+        }
+        BenchTarget::Memory(args) => {
+            let dir = args.dir.unwrap_or_else(|| scratch_dir("memory"));
+            let config = crate::bench::memory::MemoryBenchConfig {
+                dir: dir.clone(),
+                sessions: args.sessions,
+                messages: args.messages,
+            };
+            println!("relay bench memory in {}", dir.display());
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(crate::bench::memory::run(&config))?;
             print!("{report}");
             Ok(ExitCode::Success)
         }

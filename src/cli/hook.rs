@@ -8,6 +8,7 @@
 //! `<data dir>/logs/hook.log`, never to stdout.
 
 use std::io::{Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -320,6 +321,7 @@ fn log(data_dir: &Path, line: &str) {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(logs.join("hook.log"))?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -1,5 +1,6 @@
 //! `relay hub`: run the hub daemon of a data dir in the foreground.
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -9,15 +10,15 @@ use super::exit_code::ExitCode;
 use crate::hub::core::CoreExit;
 use crate::hub::daemon::{HubConfig, run};
 use crate::hub::limits::{
-    IDLE_EXIT_DEFAULT, PING_INTERVAL_DEFAULT, PING_TIMEOUT_DEFAULT, SEND_BURST_DEFAULT,
-    SEND_RATE_PER_SECOND_DEFAULT, WS_PORT_DEFAULT,
+    IDLE_EXIT_DEFAULT, NEW_IDENTITIES_BURST, NEW_IDENTITIES_PER_SECOND, PING_INTERVAL_DEFAULT,
+    PING_TIMEOUT_DEFAULT, SEND_BURST_DEFAULT, SEND_RATE_PER_SECOND_DEFAULT, WS_PORT_DEFAULT,
 };
 use crate::hub::rate::RateConfig;
 
 /// Run the hub: one per data dir, the single writer of its log. Sessions start it on demand.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  relay hub\n  relay hub --data-dir ~/.relay-test --idle-exit 0\n  relay hub --durability os --ws-port 0\n\nThe hub listens on <data dir>/hub.sock (mode 0600) and on ws://127.0.0.1:<ws-port> (first frame: auth with the token in <data dir>/ws.token). Logs go to <data dir>/logs/hub.log.\n\nBounds against stuck and hostile clients: a write to a session that takes over 10 s evicts it (its unacknowledged pushes stay unread); a probe of a fixed name's holder waits at most 5 s; a WebSocket client has 5 s to upgrade and 5 s more to authenticate, at most 64 wait to authenticate at once (more are closed at accept), and an upgrade with an Origin header (a browser) gets 403; accept errors back off from 50 ms to 1 s; the open-files soft limit is raised to the hard limit at start."
+    after_help = "Examples:\n  relay hub\n  relay hub --data-dir ~/.relay-test --idle-exit 0\n  relay hub --durability os --ws-port 0\n\nThe hub listens on <data dir>/hub.sock (mode 0600) and on ws://127.0.0.1:<ws-port> (first frame: auth with the token in <data dir>/ws.token). Logs go to <data dir>/logs/hub.log.\n\nBounds against stuck and hostile clients: a write to a session that takes over 10 s evicts it (its unacknowledged pushes stay unread); a probe of a fixed name's holder waits at most 5 s; a WebSocket client has 5 s to upgrade and 5 s more to authenticate, may send 16 KiB before it does, at most 256 wait to authenticate at once (more are closed at accept), and an upgrade with an Origin header (a browser) gets 403; at most 4352 connections at once; pushes queued for one session stop at 4 MiB, for all at 256 MiB (the rest stay queued in the mailboxes); 256 new identities per local user at once, then 2 per second; accept errors back off from 50 ms to 1 s; the open-files soft limit is raised to the hard limit at start; files are created 0600, directories 0700; on SIGTERM released replies and pushes get 2 s to be written."
 )]
 pub struct HubArgs {
     #[command(flatten)]
@@ -46,6 +47,12 @@ pub struct HubArgs {
     /// Sends a session may make in a burst.
     #[arg(long, default_value_t = SEND_BURST_DEFAULT)]
     send_burst: u32,
+    /// New identities (names never seen) per second each local user may register.
+    #[arg(long, default_value_t = NEW_IDENTITIES_PER_SECOND)]
+    new_identity_rate: u32,
+    /// New identities a local user may register in a burst.
+    #[arg(long, default_value_t = NEW_IDENTITIES_BURST)]
+    new_identity_burst: u32,
     /// Log segment size in bytes.
     #[arg(long, default_value_t = relay_log::limits::SEGMENT_BYTES_DEFAULT, hide = true)]
     segment_bytes: u64,
@@ -65,6 +72,8 @@ pub enum DurabilityArg {
 /// # Errors
 /// The hub could not start (another hub runs, the log is damaged, a socket cannot be bound).
 pub fn run_hub(args: HubArgs) -> anyhow::Result<ExitCode> {
+    // Before the first file (logs/hub.log): everything the hub creates is 0600, dirs 0700.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let data_dir = args.data_dir.resolve();
     crate::data_dir::create_private_dir(&data_dir.join("logs"))?;
     init_file_logging(&data_dir)?;
@@ -81,6 +90,10 @@ pub fn run_hub(args: HubArgs) -> anyhow::Result<ExitCode> {
         rate: RateConfig {
             per_second: args.send_rate.max(1),
             burst: args.send_burst.max(1),
+        },
+        new_identity_rate: RateConfig {
+            per_second: args.new_identity_rate.max(1),
+            burst: args.new_identity_burst.max(1),
         },
         segment_bytes: args.segment_bytes,
     };
@@ -104,6 +117,7 @@ fn init_file_logging(data_dir: &std::path::Path) -> anyhow::Result<()> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&path)?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("RELAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

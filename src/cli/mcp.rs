@@ -3,6 +3,7 @@
 //! stdout belongs to MCP's JSON-RPC, so this command logs to stderr (warnings, or what
 //! `RELAY_LOG` asks for) and to `<data dir>/logs/mcp.log` (info and up), never to stdout.
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use clap::{Args, ValueEnum};
@@ -188,6 +189,7 @@ fn init_logging(data_dir: &Path) {
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(logs.join("mcp.log"))
         })
         .ok()

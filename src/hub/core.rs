@@ -102,6 +102,8 @@ pub enum Outbound {
 pub struct CoreConfig {
     /// Per-session send rate.
     pub rate: RateConfig,
+    /// New identities per local user ([`super::limits::NEW_IDENTITIES_PER_SECOND`]).
+    pub new_identity_rate: RateConfig,
     /// Where snapshots go.
     pub snapshot_dir: PathBuf,
     /// Exit this long after the last session left (`None`: never).
@@ -834,10 +836,7 @@ impl Core {
             .get(&session)
             .and_then(|session| session.peer_uid);
         let now = Instant::now();
-        let rate = RateConfig {
-            per_second: super::limits::NEW_IDENTITIES_PER_SECOND,
-            burst: super::limits::NEW_IDENTITIES_BURST,
-        };
+        let rate = self.config.new_identity_rate;
         let bucket = self
             .new_identity_buckets
             .entry(peer)

@@ -52,6 +52,8 @@ pub struct HubConfig {
     pub ping_timeout: Duration,
     /// Per-session send rate.
     pub rate: RateConfig,
+    /// New identities per local user.
+    pub new_identity_rate: RateConfig,
     /// Segment size of the log.
     pub segment_bytes: u64,
 }
@@ -99,6 +101,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     let core_config = CoreConfig {
         delivery_ack_wait: super::limits::DELIVERY_ACK_WAIT,
         rate: config.rate,
+        new_identity_rate: config.new_identity_rate,
         snapshot_dir: crate::snapshots::snapshot_dir(&config.data_dir),
         idle_exit: config.idle_exit,
         hub_id,

@@ -52,6 +52,10 @@ async fn run(dir: &std::path::Path, data: &[u8]) {
             per_second: 1000,
             burst: 1000,
         },
+        new_identity_rate: RateConfig {
+            per_second: 1000,
+            burst: 1000,
+        },
         snapshot_dir: dir.join("snapshots"),
         idle_exit: None,
         hub_id: 1,

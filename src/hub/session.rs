@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::stream::FuturesOrdered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt as _, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -255,8 +255,6 @@ pub async fn serve(
     if context.core.send(connected).await.is_err() {
         return;
     }
-    let span = tracing::debug_span!("session", session_id = session.0);
-    let _entered = span.enter();
     let mut greeted = false;
     let mut last_heard = Instant::now();
     let mut liveness = Liveness {
@@ -343,6 +341,10 @@ pub async fn serve(
             }
         }
         let open = drain_pushes(&mut pushes, &mut out, &mut liveness);
+        // Every response already answered goes out in the same write, in request order.
+        while let Some(Some(response)) = in_flight.next().now_or_never() {
+            out.frames.push(response);
+        }
         if !out.frames.is_empty()
             && send_within(&mut transport, &out.frames, session)
                 .await

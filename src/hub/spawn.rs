@@ -6,6 +6,7 @@
 //! Two sessions starting at once may both spawn a hub: the log's lock lets one win, the other
 //! exits at once, and both sessions connect to the winner.
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -124,6 +125,7 @@ fn spawn_hub(data_dir: &Path, options: &SpawnOptions) -> Result<(), SpawnError> 
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&out_path)
         .map_err(io(&out_path))?;
     let err = out.try_clone().map_err(io(&out_path))?;

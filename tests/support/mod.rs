@@ -184,11 +184,16 @@ impl Hub {
         wait_with_deadline(&mut child, "the hub after SIGTERM")
     }
 
+    /// Starts the hub again after [`Hub::terminate`], on the same data dir.
+    pub(crate) fn start_again(&mut self) {
+        self.spawn();
+    }
+
     /// Stops the hub with SIGTERM and starts it again on the same data dir.
     pub(crate) fn restart(&mut self) {
         let status = self.terminate();
         assert!(status.success(), "the hub exited with {status} on SIGTERM");
-        self.spawn();
+        self.start_again();
     }
 
     /// `next_offset` as `relay log info --format json` reports it: where the next record goes.
