@@ -525,6 +525,7 @@ impl Core {
                     }
                 }
             }
+            ClientRequest::HubInfo(_) => self.hub_info(),
             other => {
                 let key = other.idempotency_key().map(|key| key.as_str().to_owned());
                 match self.request(session, other, key.as_deref(), release) {
@@ -619,6 +620,7 @@ impl Core {
             ClientRequest::Ack(params) => now(self.ack(me, params, release)),
             ClientRequest::Status(params) => now(self.status(me, params)),
             ClientRequest::Unread(_) => now(self.unread(me)),
+            ClientRequest::HubInfo(_) => now(self.hub_info()),
         }
     }
 

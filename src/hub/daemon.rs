@@ -19,6 +19,7 @@ use relay_replay::{RKYV_FORMAT_FLAGS, State, Until, replay_into};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
 
+use super::commands::hub_info::{HubFacts, set_facts};
 use super::core::{Core, CoreConfig, CoreExit, SessionId};
 use super::limits::{
     ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, AUTH_TIMEOUT, CONNECTIONS_MAX, CORE_QUEUE_CAPACITY,
@@ -27,6 +28,7 @@ use super::limits::{
 use super::preauth::PreAuthLimit;
 use super::rate::RateConfig;
 use super::session::{Admission, SessionContext, Transport, serve};
+use super::settings::{Setting, StartedBy};
 use super::spawn::socket_path;
 use crate::data_dir::{create_private_dir, log_dir};
 
@@ -56,6 +58,10 @@ pub struct HubConfig {
     pub new_identity_rate: RateConfig,
     /// Segment size of the log.
     pub segment_bytes: u64,
+    /// How the hub was started (for `relay status`).
+    pub started_by: StartedBy,
+    /// Every setting in force and where it came from (for `relay status`).
+    pub settings: Vec<Setting>,
 }
 
 /// Runs the hub until shutdown. Returns how the core ended.
@@ -132,8 +138,10 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     listeners.spawn(accept_unix(unix, context.clone(), accept.clone()));
     // A port file left by an earlier hub would name a port nobody listens on.
     let _ = std::fs::remove_file(config.data_dir.join(WS_PORT_FILE_NAME));
-    if let Some(port) = config.ws_port {
-        match TcpListener::bind(("127.0.0.1", port)).await {
+    let mut ws_port = None;
+    let ws_error = match config.ws_port {
+        None => Some("turned off (no_ws)".to_owned()),
+        Some(port) => match TcpListener::bind(("127.0.0.1", port)).await {
             Ok(listener) => {
                 let token = ws_token(&config.data_dir)?;
                 let bound = listener.local_addr()?.port();
@@ -144,26 +152,50 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
                     ..context.clone()
                 };
                 listeners.spawn(accept_ws(listener, ws_context, accept.clone()));
+                ws_port = Some(bound);
+                None
             }
             Err(error) => {
-                tracing::warn!(port, %error, "websocket port unavailable; continuing without it")
+                tracing::warn!(port, %error, "websocket port unavailable; continuing without it");
+                Some(ws_unavailable(port, &error))
             }
-        }
-    }
+        },
+    };
+    set_facts(HubFacts {
+        data_dir: config.data_dir.display().to_string(),
+        started_at_us: super::core::now_us(),
+        started_by: config.started_by.name().to_owned(),
+        settings: config
+            .settings
+            .iter()
+            .map(|setting| crate::protocol::HubSettingInfo {
+                name: setting.name.to_owned(),
+                value: setting.value.clone(),
+                source: setting.source.name().to_owned(),
+            })
+            .collect(),
+        ws_port,
+        ws_error: ws_error.clone(),
+    });
     drop(core_sender);
     drop(context);
-    // One line for whoever started the hub by hand (a spawned hub's stderr is logs/hub.out).
+    // For whoever started the hub by hand (a spawned hub's stderr is logs/hub.out).
+    if let (Some(port), Some(error)) = (config.ws_port, &ws_error) {
+        eprintln!("relay hub: no websocket on 127.0.0.1:{port}: {error}");
+    }
     eprintln!(
-        "relay hub: serving {} on {} ({}); logs in {}; stop with Ctrl-C or SIGTERM",
+        "relay hub: serving {} on {} ({}); {}; logs in {}; stop with Ctrl-C, SIGTERM or `relay stop`",
         config.data_dir.display(),
         socket.display(),
-        std::fs::read_to_string(config.data_dir.join(WS_PORT_FILE_NAME))
-            .ok()
-            .filter(|_| config.ws_port.is_some())
-            .map_or_else(
-                || "no websocket".to_owned(),
-                |port| format!("websocket 127.0.0.1:{}", port.trim())
-            ),
+        match (ws_port, &ws_error) {
+            (Some(port), _) => format!("websocket 127.0.0.1:{port}"),
+            (None, _) if config.ws_port.is_none() => "websocket off".to_owned(),
+            (None, _) => "no websocket, see above".to_owned(),
+        },
+        match config.idle_exit {
+            Some(idle) => format!("exits {} s after the last session leaves", idle.as_secs()),
+            None => "runs until stopped".to_owned(),
+        },
         config.data_dir.join("logs").join("hub.log").display()
     );
     let signals = tokio::spawn(wait_for_signal(shutdown_sender));
@@ -203,6 +235,19 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     let _ = std::fs::remove_file(&socket);
     tracing::info!(?exit, "hub stopped");
     Ok(exit)
+}
+
+/// Why the WebSocket port could not be bound, with what to do about it.
+fn ws_unavailable(port: u16, error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        format!(
+            "{error} (another program, or a hub of another data dir, holds port {port}); \
+             set `ws_port = 0` in relay.toml (or --ws-port 0) for a free port, another port, \
+             or `no_ws = true`"
+        )
+    } else {
+        format!("{error}")
+    }
 }
 
 /// Rebuilds the state from the newest snapshot plus the log tail (or from zero).

@@ -111,11 +111,27 @@ pub const SNAPSHOT_INTERVAL_RECORDS: u64 = 500_000;
 pub const SNAPSHOT_INTERVAL_MIN: Duration = Duration::from_secs(30);
 
 /// Default loopback WebSocket port (`--ws-port 0` picks a free one and writes it to
-/// `<data dir>/ws.port`).
-pub const WS_PORT_DEFAULT: u16 = 19736;
+/// `<data dir>/ws.port`). Not 19736, Relay's first default, which EcoRelay 1.0 also uses: a
+/// hub there found the port taken on machines running EcoRelay. 24716 lies in the registered
+/// range, below every common ephemeral range (Linux 32768-60999, BSD and macOS 49152-65535),
+/// so an outgoing connection never holds it, and away from well-known development ports
+/// (3000, 5173, 8000, 8080, 9000 …). A taken port is said on the terminal at start.
+pub const WS_PORT_DEFAULT: u16 = 24716;
 
-/// How long [`super::spawn::connect_or_spawn`] waits for a spawned hub to answer.
+/// How long [`super::spawn::connect_or_spawn`] waits for a spawned hub to answer (it stops
+/// waiting at once when the spawned hub exits first, e.g. on a bad `relay.toml`).
 pub const SPAWN_WAIT: Duration = Duration::from_secs(15);
+
+/// How long `relay stop` waits for the hub to exit after SIGTERM: its final sync, snapshot
+/// and [`SHUTDOWN_FLUSH_MAX`] fit well within it. Past it `relay stop` fails and names the pid.
+pub const STOP_WAIT: Duration = Duration::from_secs(20);
+
+/// Free space below which `relay doctor` warns about the data dir's file system, in bytes.
+pub const DISK_FREE_WARN_BYTES: u64 = 1 << 30;
+
+/// Free space below which `relay doctor` fails the disk check, in bytes: a segment (64 MiB by
+/// default) and a snapshot may no longer fit.
+pub const DISK_FREE_FAIL_BYTES: u64 = 256 << 20;
 
 /// Largest WebSocket message the hub reads at all, in bytes. Messages between the protocol's
 /// `FRAME_BYTES_MAX` and this get `frame_too_large` and the connection goes on; bigger ones

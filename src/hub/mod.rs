@@ -8,6 +8,8 @@
 //! - [`queue`]: what the core queues for a connection, and the byte budgets of those queues.
 //! - [`preauth`]: the byte budget of a WebSocket connection before it authenticates.
 //! - [`rate`]: token buckets (sends per identity, new identities per local user).
+//! - [`settings`]: `<data dir>/relay.toml`, the flags and the defaults, and where each came from.
+//! - [`log_files`]: the hub's and the sessions' log files, rotated by size.
 //! - [`limits`]: named bounds and defaults.
 
 pub mod commands;
@@ -16,8 +18,10 @@ pub mod daemon;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod limits;
+pub mod log_files;
 pub mod preauth;
 pub mod queue;
 pub mod rate;
 pub mod session;
+pub mod settings;
 pub mod spawn;

@@ -1,8 +1,12 @@
 //! Finding the hub of a data dir, and starting it when none runs.
 //!
 //! [`connect_or_spawn`] connects to `<data dir>/hub.sock`; if nothing answers it starts
-//! `relay hub` as a detached daemon (own process group, stdin closed, stdout and stderr to
-//! `<data dir>/logs/hub.out`, a minimal environment) and waits until the socket answers.
+//! `relay hub --started-by on-demand` as a detached daemon (own process group, stdin closed,
+//! stdout and stderr to `<data dir>/logs/hub.out`, rotated before the spawn when full, a
+//! minimal environment) and waits until the socket answers, or until the spawned hub exits:
+//! then the error carries the last line it printed (a bad `relay.toml`, say) at once instead
+//! of after [`SPAWN_WAIT`]. The spawned hub reads `<data dir>/relay.toml` like any other, and
+//! started on demand it exits after its idle timeout unless the file says otherwise.
 //! Two sessions starting at once may both spawn a hub: the log's lock lets one win, the other
 //! exits at once, and both sessions connect to the winner.
 
@@ -14,6 +18,8 @@ use std::time::{Duration, Instant};
 use tokio::net::UnixStream;
 
 use super::limits::SPAWN_WAIT;
+use super::log_files::rotate_if_full;
+use super::settings::StartedBy;
 use crate::data_dir::create_private_dir;
 
 /// File name of the hub's Unix socket inside the data dir.
@@ -36,6 +42,9 @@ pub struct SpawnOptions {
     pub hub_args: Vec<String>,
     /// How long to wait for the spawned hub's socket.
     pub wait: Duration,
+    /// What the hub is told started it (`--started-by`): on demand unless `relay restart`
+    /// says otherwise.
+    pub started_by: StartedBy,
 }
 
 impl Default for SpawnOptions {
@@ -44,6 +53,7 @@ impl Default for SpawnOptions {
             relay_binary: None,
             hub_args: Vec::new(),
             wait: SPAWN_WAIT,
+            started_by: StartedBy::OnDemand,
         }
     }
 }
@@ -66,6 +76,16 @@ pub enum SpawnError {
         socket: PathBuf,
         /// How long we waited.
         waited: Duration,
+        /// The spawned hub's output.
+        log: PathBuf,
+    },
+    /// The spawned hub exited before its socket answered (and no other hub answers).
+    #[error("the hub exited at once ({status}): {last_line} (more in {})", .log.display())]
+    Exited {
+        /// How it ended.
+        status: std::process::ExitStatus,
+        /// The last line it printed.
+        last_line: String,
         /// The spawned hub's output.
         log: PathBuf,
     },
@@ -95,25 +115,68 @@ pub async fn connect_or_spawn(
     if let Ok(stream) = UnixStream::connect(&socket).await {
         return Ok(stream);
     }
-    spawn_hub(data_dir, options)?;
+    let exited = spawn_hub(data_dir, options)?;
+    let log = data_dir.join("logs").join("hub.out");
     let started = Instant::now();
     // Bounded by `options.wait`.
     loop {
         if let Ok(stream) = UnixStream::connect(&socket).await {
             return Ok(stream);
         }
+        if let Ok(status) = exited.try_recv() {
+            // Two sessions spawning at once: the loser exits naming the winner, which answers.
+            let last_line = last_line(&log);
+            if !status.success() && !last_line.contains("a hub already runs") {
+                if let Ok(stream) = UnixStream::connect(&socket).await {
+                    return Ok(stream);
+                }
+                return Err(SpawnError::Exited {
+                    status,
+                    last_line,
+                    log,
+                });
+            }
+        }
         if started.elapsed() >= options.wait {
             return Err(SpawnError::NoAnswer {
                 socket,
                 waited: options.wait,
-                log: data_dir.join("logs").join("hub.out"),
+                log,
             });
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
-fn spawn_hub(data_dir: &Path, options: &SpawnOptions) -> Result<(), SpawnError> {
+/// Starts a detached hub for `data_dir` (as [`connect_or_spawn`] does) and returns its pid
+/// and a receiver of its exit status.
+///
+/// # Errors
+/// The data dir or its log file could not be prepared, or the binary could not start.
+pub fn start_detached(
+    data_dir: &Path,
+    options: &SpawnOptions,
+) -> Result<std::sync::mpsc::Receiver<std::process::ExitStatus>, SpawnError> {
+    spawn_hub(data_dir, options)
+}
+
+/// The last non-empty line of a file (the spawned hub's last words), or a placeholder.
+fn last_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .rev()
+                .find(|line| !line.trim().is_empty())
+                .map(|line| line.trim().to_owned())
+        })
+        .unwrap_or_else(|| "it printed nothing".to_owned())
+}
+
+fn spawn_hub(
+    data_dir: &Path,
+    options: &SpawnOptions,
+) -> Result<std::sync::mpsc::Receiver<std::process::ExitStatus>, SpawnError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| SpawnError::Io { path, source }
@@ -122,6 +185,8 @@ fn spawn_hub(data_dir: &Path, options: &SpawnOptions) -> Result<(), SpawnError> 
     let logs = data_dir.join("logs");
     create_private_dir(&logs).map_err(io(&logs))?;
     let out_path = logs.join("hub.out");
+    // A full hub.out is rotated now: the running hub holds it as its stdout.
+    let _ = rotate_if_full(&out_path);
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -138,6 +203,8 @@ fn spawn_hub(data_dir: &Path, options: &SpawnOptions) -> Result<(), SpawnError> 
         .arg("hub")
         .arg("--data-dir")
         .arg(data_dir)
+        .arg("--started-by")
+        .arg(options.started_by.name())
         .args(&options.hub_args)
         .stdin(Stdio::null())
         .stdout(out)
@@ -156,7 +223,13 @@ fn spawn_hub(data_dir: &Path, options: &SpawnOptions) -> Result<(), SpawnError> 
     let mut child = command
         .spawn()
         .map_err(|source| SpawnError::Start { binary, source })?;
-    // Reap the daemon when it exits so it never lingers as a zombie of this process.
-    std::thread::spawn(move || child.wait());
-    Ok(())
+    // Reap the daemon when it exits so it never lingers as a zombie of this process, and say
+    // when it did.
+    let (exited_sender, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok(status) = child.wait() {
+            let _ = exited_sender.send(status);
+        }
+    });
+    Ok(exited)
 }

@@ -160,6 +160,8 @@ methods! {
     Status = "status", StatusParams => StatusResult;
     /// Counts the caller's unread mail.
     Unread = "unread", UnreadParams => UnreadResult;
+    /// Describes the hub: version, settings, sessions, log (read-only; no register needed).
+    HubInfo = "hub_info", HubInfoParams => HubInfoResult;
 }
 
 /// The params of one method: which method they belong to and what it returns.
@@ -515,6 +517,11 @@ pub struct StatusParams {
 #[serde(deny_unknown_fields)]
 pub struct UnreadParams {}
 
+/// `hub_info` params (none).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubInfoParams {}
+
 /// `ping` params (none).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -617,6 +624,87 @@ pub struct UnreadResult {
     pub groups: std::collections::BTreeMap<String, u32>,
     /// Everything above, summed.
     pub total: u32,
+}
+
+/// `hub_info` result: what `relay status` and `relay doctor` show about a running hub.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubInfoResult {
+    /// The hub's `relay` version.
+    pub hub_version: String,
+    /// The hub's id (its log id), as in `hello`.
+    pub hub_id: String,
+    /// The hub's process id.
+    pub pid: u32,
+    /// The data dir the hub serves.
+    pub data_dir: String,
+    /// When the hub started, in microseconds since the epoch.
+    pub started_at: u64,
+    /// How it was started: `hand`, `on-demand` or `service`.
+    pub started_by: String,
+    /// Every setting in force, with where it came from.
+    pub settings: Vec<HubSettingInfo>,
+    /// The loopback WebSocket port bound, or `None`.
+    #[serde(default)]
+    pub ws_port: Option<u16>,
+    /// Why there is no WebSocket endpoint (`no_ws`, or the bind error), or `None`.
+    #[serde(default)]
+    pub ws_error: Option<String>,
+    /// Every connection, registered or not.
+    pub sessions: Vec<HubSessionInfo>,
+    /// The log.
+    pub log: HubLogInfo,
+    /// The newest snapshot on disk, or `None`.
+    #[serde(default)]
+    pub snapshot: Option<HubSnapshotInfo>,
+}
+
+/// One setting in `hub_info`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubSettingInfo {
+    /// The `relay.toml` key, e.g. `send_rate`.
+    pub name: String,
+    /// The value, as text.
+    pub value: String,
+    /// `default`, `relay.toml` or `flag`.
+    pub source: String,
+}
+
+/// One connection in `hub_info`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubSessionInfo {
+    /// Its name, or `None` before it registered.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its client (`claude`, `codex`, `cli` …), once registered.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// How pushes reach its model, as it said when registering.
+    #[serde(default)]
+    pub delivery: Option<String>,
+}
+
+/// The log in `hub_info`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubLogInfo {
+    /// Offset of the oldest record retained.
+    pub first_offset: u64,
+    /// Offset the next record will get.
+    pub next_offset: u64,
+    /// Records below this are on disk.
+    pub durable_offset: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// Bytes the segment files take (space reserved for appends included).
+    pub bytes: u64,
+}
+
+/// The newest snapshot in `hub_info`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubSnapshotInfo {
+    /// The log offset it continues from.
+    pub next_offset: u64,
+    /// When its file was written, in microseconds since the epoch.
+    pub written_at: u64,
 }
 
 /// `send` result.
@@ -929,6 +1017,7 @@ method_results!(
     GroupListResult,
     StatusResult,
     UnreadResult,
+    HubInfoResult,
 );
 
 fn params_to_value<P: Serialize>(params: &P) -> Value {

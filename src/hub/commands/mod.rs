@@ -7,12 +7,14 @@
 //!   counts, ask deadlines, idempotency keys, the loop guard.
 //! - [`rooms`]: join, leave, post, list.
 //! - [`groups`]: create, invite, remove, leave, delete, info, send, history, list.
+//! - [`hub_info`]: what the hub is and does (read-only, no register needed).
 //!
 //! Architecture invariant: commands never touch sockets or the log directly; they go through
 //! the core's `emit` and its release of replies and pushes after the batch is durable.
 
 pub mod delivery;
 pub mod groups;
+pub mod hub_info;
 pub mod identity;
 pub mod messages;
 pub mod rooms;
