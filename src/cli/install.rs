@@ -278,6 +278,72 @@ pub fn run_uninstall(args: UninstallArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
+/// Where Relay stands in one client, for `relay doctor`.
+#[derive(Debug)]
+pub(super) enum ClientState {
+    /// Neither its binary on `PATH` nor its config directory.
+    NotFound,
+    /// Found, but Relay is not in its config (user scope).
+    NotInstalled,
+    /// Relay is in its config, every entry runs this binary, its push path is wired.
+    Current,
+    /// Relay is in its config but `relay install` would change it: what it would do.
+    Differs(Vec<String>),
+    /// Its config could not be read or parsed.
+    Unreadable(String),
+}
+
+/// The state of every client, in `--detect` order: its display name, its `relay install`
+/// name and its state. Reuses the installers' planning: a config that the uninstall plan
+/// would change holds Relay; one the install plan would change does not run this binary (or
+/// lacks part of the push path).
+///
+/// # Errors
+/// The environment (`HOME`, the current directory) or this binary's path is unknown.
+pub(super) fn client_states(
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<(&'static str, &'static str, ClientState)>> {
+    let environment = Environment::from_process()?;
+    let data_dir = data_dir
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| environment.absolute(dir));
+    let relay = shared::RelayCommand::current(data_dir.as_deref())?;
+    let mut states = Vec::new();
+    for client in ALL_CLIENTS {
+        let cli_name = match client {
+            ClientArg::Claude => "claude",
+            ClientArg::Codex => "codex",
+            ClientArg::Opencode => "opencode",
+            ClientArg::Copilot => "copilot",
+            ClientArg::Gemini => "gemini",
+            ClientArg::Cursor => "cursor",
+            ClientArg::Agy => "agy",
+        };
+        let state = if client.detect(&environment).is_none() {
+            ClientState::NotFound
+        } else {
+            match client.plan_uninstall(&environment, Scope::User) {
+                Err(error) => ClientState::Unreadable(error.to_string()),
+                Ok(uninstall) if !uninstall.changes_anything() => ClientState::NotInstalled,
+                Ok(_) => match client.plan_install(&environment, Scope::User, &relay) {
+                    Err(error) => ClientState::Unreadable(error.to_string()),
+                    Ok(install) if !install.changes_anything() => ClientState::Current,
+                    Ok(install) => ClientState::Differs(
+                        install
+                            .steps()
+                            .iter()
+                            .filter(|step| step.changes_anything())
+                            .map(|step| step.describe(true))
+                            .collect(),
+                    ),
+                },
+            }
+        };
+        states.push((client.display_name(), cli_name, state));
+    }
+    Ok(states)
+}
+
 /// The clients `--detect` finds, each printed as `found:` or `skipped:`.
 fn detected(environment: &Environment, out: &mut Out) -> anyhow::Result<Vec<ClientArg>> {
     let mut found = Vec::new();

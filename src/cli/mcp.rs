@@ -1,9 +1,9 @@
 //! `relay mcp`: the per-session MCP server on stdio, started by the AI client.
 //!
 //! stdout belongs to MCP's JSON-RPC, so this command logs to stderr (warnings, or what
-//! `RELAY_LOG` asks for) and to `<data dir>/logs/mcp.log` (info and up), never to stdout.
+//! `RELAY_LOG` asks for) and to `<data dir>/logs/mcp.log` (info and up, rotated at 16 MiB, 3 kept), never to
+//! stdout.
 
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use clap::{Args, ValueEnum};
@@ -185,13 +185,7 @@ fn init_logging(data_dir: &Path) {
         .with_filter(filter("warn"));
     let logs = data_dir.join("logs");
     let file = crate::data_dir::create_private_dir(&logs)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(logs.join("mcp.log"))
-        })
+        .and_then(|()| crate::hub::log_files::RotatingFile::open(&logs.join("mcp.log")))
         .ok()
         .map(|file| {
             fmt::layer()

@@ -4,10 +4,13 @@
 //! map to the exit codes of [`exit_code::ExitCode`].
 
 pub mod bench;
+pub mod completions;
 pub mod deliver;
+pub mod doctor;
 pub mod exit_code;
 pub mod hook;
 pub mod hub;
+pub mod hub_process;
 pub mod inbox;
 pub mod install;
 pub mod log;
@@ -16,7 +19,10 @@ pub mod output;
 pub mod peers;
 pub mod replay;
 pub mod send;
+pub mod service;
 pub mod session;
+pub mod status;
+pub mod stop;
 pub mod watch;
 
 use std::path::PathBuf;
@@ -39,6 +45,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the hub daemon (sessions start it on demand).
     Hub(hub::HubArgs),
+    /// Show whether a hub runs for the data dir, its settings, sessions and log.
+    Status(status::StatusArgs),
+    /// Stop the data dir's hub cleanly.
+    Stop(stop::StopArgs),
+    /// Restart the data dir's hub with this binary (after an upgrade).
+    Restart(stop::RestartArgs),
+    /// Check that Relay can work here: data dir modes, settings, disk, hub, clients.
+    Doctor(doctor::DoctorArgs),
+    /// Run the hub as a login service (systemd user unit, launchd agent).
+    Service(service::ServiceArgs),
     /// Send a direct message from a shell.
     Send(send::SendArgs),
     /// List known peers.
@@ -63,6 +79,10 @@ pub enum Command {
     Hook(hook::HookArgs),
     /// Stream a session's messages to its OpenCode plugin or Copilot extension.
     Deliver(deliver::DeliverArgs),
+    /// Print shell completions (bash, zsh, fish, powershell, elvish).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), or write one per subcommand.
+    Man(completions::ManArgs),
 }
 
 /// The `--data-dir` option every data-dir-using subcommand shares.
@@ -89,6 +109,11 @@ pub fn logs_to_data_dir(cli: &Cli) -> bool {
 pub fn run(cli: Cli) -> exit_code::ExitCode {
     let result = match cli.command {
         Command::Hub(args) => hub::run_hub(args),
+        Command::Status(args) => status::run(args),
+        Command::Stop(args) => stop::run_stop(args),
+        Command::Restart(args) => stop::run_restart(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Service(args) => service::run(args),
         Command::Send(args) => send::run(args),
         Command::Peers(args) => peers::run(args),
         Command::Inbox(args) => inbox::run(args),
@@ -101,6 +126,8 @@ pub fn run(cli: Cli) -> exit_code::ExitCode {
         Command::Uninstall(args) => install::run_uninstall(args),
         Command::Hook(args) => hook::run(args),
         Command::Deliver(args) => deliver::run(args),
+        Command::Completions(args) => completions::run_completions(args),
+        Command::Man(args) => completions::run_man(args),
     };
     match result {
         Ok(code) => code,

@@ -118,6 +118,38 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(shown)
 }
 
+/// Lines of a table with a header row, each column as wide as its widest cell (two spaces
+/// between columns, no padding after the last), so the columns are labelled and line up.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+    let mut widths: Vec<usize> = headers
+        .iter()
+        .map(|header| header.chars().count())
+        .collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        let last = cells.len().saturating_sub(1);
+        for (index, cell) in cells.into_iter().enumerate() {
+            text.push_str(cell);
+            if index < last {
+                let pad = widths[index].saturating_sub(cell.chars().count()) + 2;
+                text.push_str(&" ".repeat(pad));
+            }
+        }
+        text
+    };
+    let mut lines = vec![line(headers.to_vec())];
+    lines.extend(
+        rows.iter()
+            .map(|row| line(row.iter().map(String::as_str).collect())),
+    );
+    lines
+}
+
 #[cfg(test)]
 mod printable_tests {
     use super::printable;

@@ -40,6 +40,7 @@ pub async fn connect(args: &SessionArgs) -> Result<Connected, RpcError> {
         concat!("relay-cli/", env!("CARGO_PKG_VERSION")),
     )
     .await?;
+    warn_version_skew(&client);
     let bad = |error: crate::protocol::FieldError| {
         RpcError::new(crate::protocol::ErrorCode::BadArguments, error.to_string())
     };
@@ -65,6 +66,13 @@ pub async fn connect(args: &SessionArgs) -> Result<Connected, RpcError> {
         client,
         name: registered.name,
     })
+}
+
+/// Says on stderr when the hub runs another version than this binary.
+pub fn warn_version_skew(client: &HubClient) {
+    if let Some(skew) = client.version_skew() {
+        eprintln!("relay: warning: {skew}");
+    }
 }
 
 /// Maps a hub error to the exit code: unreachable hub is 4, anything else 1.

@@ -44,6 +44,7 @@ pub struct HubClient {
     connected: Arc<AtomicBool>,
     pushes: Option<mpsc::Receiver<HubNotification>>,
     hub_id: String,
+    hub_version: String,
 }
 
 fn unreachable(message: impl Into<String>) -> RpcError {
@@ -72,6 +73,18 @@ pub fn ack_params(push: &MessagePush, step: AckStep) -> Result<Option<AckParams>
     }))
 }
 
+/// A warning when `hub_version` is not this binary's version, saying what to do; `None` when
+/// they are equal.
+pub fn version_skew(hub_version: &str) -> Option<String> {
+    let mine = env!("CARGO_PKG_VERSION");
+    (hub_version != mine).then(|| {
+        format!(
+            "the hub runs relay {hub_version} and this is relay {mine}; run `relay restart` \
+             to serve with this binary (sessions reconnect by themselves)"
+        )
+    })
+}
+
 /// The detail a failure carries when the request had been written: the hub may have done it.
 pub const REQUEST_WRITTEN: &str = "request_written";
 
@@ -98,6 +111,24 @@ impl HubClient {
         let stream = connect_or_spawn(data_dir, spawn)
             .await
             .map_err(|error: SpawnError| unreachable(error.to_string()))?;
+        HubClient::greet(stream, client).await
+    }
+
+    /// Connects to the hub that runs for `data_dir` and says hello; never starts one.
+    ///
+    /// # Errors
+    /// `hub_unreachable` when no hub answers on the data dir's socket; the hello failed.
+    pub async fn connect_running(data_dir: &Path, client: &str) -> Result<HubClient, RpcError> {
+        let socket = crate::hub::spawn::socket_path(data_dir);
+        let stream = tokio::net::UnixStream::connect(&socket)
+            .await
+            .map_err(|error| {
+                unreachable(format!("no hub answers on {}: {error}", socket.display()))
+            })?;
+        HubClient::greet(stream, client).await
+    }
+
+    async fn greet(stream: tokio::net::UnixStream, client: &str) -> Result<HubClient, RpcError> {
         let (reader, writer) = stream.into_split();
         let (push_sender, pushes) = mpsc::channel(PUSH_QUEUE_MAX);
         let client_handle = HubClient {
@@ -107,6 +138,7 @@ impl HubClient {
             connected: Arc::new(AtomicBool::new(true)),
             pushes: Some(pushes),
             hub_id: String::new(),
+            hub_version: String::new(),
         };
         tokio::spawn(read_loop(
             reader,
@@ -127,6 +159,7 @@ impl HubClient {
             .await?;
         Ok(HubClient {
             hub_id: hello.hub_id,
+            hub_version: hello.hub_version,
             ..client_handle
         })
     }
@@ -134,6 +167,17 @@ impl HubClient {
     /// The hub's id, as it said in `hello`.
     pub fn hub_id(&self) -> &str {
         &self.hub_id
+    }
+
+    /// The hub's `relay` version, as it said in `hello`.
+    pub fn hub_version(&self) -> &str {
+        &self.hub_version
+    }
+
+    /// A warning when the hub runs another `relay` version than this binary, with what to do;
+    /// `None` when they are the same.
+    pub fn version_skew(&self) -> Option<String> {
+        version_skew(&self.hub_version)
     }
 
     /// Whether the connection is still up.

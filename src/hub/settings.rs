@@ -543,15 +543,12 @@ impl Value<'_> {
         }
     }
 
-    fn integer<T: TryFrom<i64>>(
+    fn integer<T: TryFrom<i64> + PartialOrd>(
         &self,
         min: T,
         max: T,
         expected: &'static str,
-    ) -> Result<T, SettingsError>
-    where
-        T: PartialOrd,
-    {
+    ) -> Result<T, SettingsError> {
         let number = self.item.as_integer().ok_or_else(|| self.bad(expected))?;
         let value = T::try_from(number).map_err(|_| self.bad(expected))?;
         if value < min || value > max {

@@ -780,6 +780,10 @@ impl HubSession {
             &self.config.client_info,
         )
         .await?;
+        if let Some(skew) = client.version_skew() {
+            // stderr and mcp.log only: stdout is MCP's.
+            tracing::warn!(hub_version = client.hub_version(), "version skew: {skew}");
+        }
         let pushes = client
             .take_pushes()
             .ok_or_else(|| unreachable("the hub client gave no push stream".to_owned()))?;
