@@ -9,7 +9,8 @@ pub enum ExitCode {
     Failed = 1,
     /// Usage error (clap's default).
     Usage = 2,
-    /// A check found problems (`relay log verify`, `relay replay` on a damaged record).
+    /// A check found problems (`relay log verify`, `relay replay` on a damaged record, a
+    /// failed `relay doctor` check).
     CheckFailed = 3,
     /// No hub reachable.
     NoHub = 4,
@@ -17,7 +18,8 @@ pub enum ExitCode {
 
 /// The exit-code table shown at the end of `relay --help`.
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 success, 1 failed (error printed), 2 usage error, \
-3 a check found problems (damaged record, failed verify), 4 no hub reachable.";
+3 a check found problems (damaged record, failed verify, failed doctor check), 4 no hub reachable \
+(relay status and relay stop when none runs).";
 
 impl From<ExitCode> for std::process::ExitCode {
     fn from(code: ExitCode) -> Self {

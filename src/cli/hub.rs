@@ -185,3 +185,36 @@ fn init_file_logging(data_dir: &std::path::Path, format: LogFormat) -> anyhow::R
     };
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use crate::hub::limits::{
+        IDLE_EXIT_DEFAULT, NEW_IDENTITIES_BURST, NEW_IDENTITIES_PER_SECOND, PING_INTERVAL_DEFAULT,
+        PING_TIMEOUT_DEFAULT, SEND_BURST_DEFAULT, SEND_RATE_PER_SECOND_DEFAULT, WS_PORT_DEFAULT,
+    };
+
+    /// The defaults in `relay hub --help` are written out (the flags are optional, so a
+    /// relay.toml value can show through); they must stay equal to the named limits.
+    #[test]
+    fn the_help_states_the_defaults_of_the_limits() {
+        let mut command = crate::cli::Cli::command();
+        let hub = command
+            .find_subcommand_mut("hub")
+            .expect("relay hub exists");
+        let help = hub.render_long_help().to_string();
+        for default in [
+            format!("[default: {WS_PORT_DEFAULT}]"),
+            format!("[default: {}]", PING_INTERVAL_DEFAULT.as_secs()),
+            format!("[default: {}]", PING_TIMEOUT_DEFAULT.as_secs()),
+            format!("[default: {SEND_RATE_PER_SECOND_DEFAULT}]"),
+            format!("[default: {SEND_BURST_DEFAULT}]"),
+            format!("[default: {NEW_IDENTITIES_PER_SECOND}]"),
+            format!("[default: {NEW_IDENTITIES_BURST}]"),
+            format!("{} when started on demand", IDLE_EXIT_DEFAULT.as_secs()),
+        ] {
+            assert!(help.contains(&default), "{default} missing from:\n{help}");
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::exit_code::ExitCode;
-use super::output::format_timestamp;
+use super::output::{format_timestamp, table};
 use super::session::{SessionArgs, connect, exit_for, runtime};
 use crate::protocol::PeersParams;
 
@@ -39,20 +39,41 @@ pub fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::Success);
         }
         println!("me: {}", peers.me);
-        for peer in peers.peers {
-            let presence = if peer.online {
-                "online".to_owned()
-            } else {
-                format!("last seen {}", format_timestamp(peer.last_seen))
-            };
-            let branch = peer
-                .git_branch
-                .map(|branch| format!(" [{branch}]"))
-                .unwrap_or_default();
-            println!(
-                "{:<24} {:<36} {:<8} {}{branch}",
-                peer.name, presence, peer.client, peer.cwd
-            );
+        if peers.peers.is_empty() {
+            println!("no other peer has registered yet");
+            return Ok(ExitCode::Success);
+        }
+        let rows: Vec<Vec<String>> = peers
+            .peers
+            .into_iter()
+            .map(|peer| {
+                let presence = if peer.online {
+                    "online".to_owned()
+                } else {
+                    format!("last seen {}", format_timestamp(peer.last_seen))
+                };
+                vec![
+                    peer.name,
+                    presence,
+                    peer.client,
+                    peer.delivery.unwrap_or_else(|| "-".to_owned()),
+                    peer.git_branch.unwrap_or_else(|| "-".to_owned()),
+                    peer.cwd,
+                ]
+            })
+            .collect();
+        for line in table(
+            &[
+                "NAME",
+                "PRESENCE",
+                "CLIENT",
+                "DELIVERY",
+                "BRANCH",
+                "DIRECTORY",
+            ],
+            &rows,
+        ) {
+            println!("{line}");
         }
         Ok(ExitCode::Success)
     })
