@@ -522,7 +522,7 @@ struct FakeHub {
 }
 
 impl FakeHub {
-    fn start(data_dir: &Path, hub_version: &'static str) -> FakeHub {
+    fn start(data_dir: &Path, hub_version: &'static str, knows_hub_info: bool) -> FakeHub {
         std::fs::create_dir_all(data_dir).expect("data dir");
         std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
         let listener = UnixListener::bind(data_dir.join("hub.sock")).expect("bind");
@@ -531,7 +531,9 @@ impl FakeHub {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 let data = data.clone();
-                std::thread::spawn(move || fake_connection(stream, hub_version, &data));
+                std::thread::spawn(move || {
+                    fake_connection(stream, hub_version, knows_hub_info, &data)
+                });
             }
         });
         FakeHub {
@@ -540,7 +542,7 @@ impl FakeHub {
     }
 }
 
-fn fake_connection(stream: UnixStream, hub_version: &str, data_dir: &str) {
+fn fake_connection(stream: UnixStream, hub_version: &str, knows_hub_info: bool, data_dir: &str) {
     let mut writer = stream.try_clone().expect("clone");
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { return };
@@ -558,7 +560,7 @@ fn fake_connection(stream: UnixStream, hub_version: &str, data_dir: &str) {
             "register" => {
                 json!({"jsonrpc": "2.0", "id": id, "result": {"name": request["params"]["name"].as_str().unwrap_or("session")}})
             }
-            "hub_info" => json!({"jsonrpc": "2.0", "id": id, "result": {
+            "hub_info" if knows_hub_info => json!({"jsonrpc": "2.0", "id": id, "result": {
                 "hub_version": hub_version, "hub_id": "00000000000000000000000000000001",
                 "pid": std::process::id(), "data_dir": data_dir, "started_at": 0, "started_by": "hand",
                 "settings": [], "sessions": [],
@@ -577,7 +579,7 @@ fn fake_connection(stream: UnixStream, hub_version: &str, data_dir: &str) {
 #[test]
 fn the_cli_and_doctor_warn_of_a_hub_of_another_version_and_name_relay_restart() {
     let scratch = Scratch::new();
-    let _fake = FakeHub::start(&scratch.data_dir(), "0.0.1");
+    let _fake = FakeHub::start(&scratch.data_dir(), "0.0.1", true);
     let peers = scratch.relay(&["peers", "--as", "alice"]);
     assert!(peers.status.success(), "{peers:?}");
     let stderr = text(&peers.stderr);
@@ -598,7 +600,7 @@ fn the_cli_and_doctor_warn_of_a_hub_of_another_version_and_name_relay_restart() 
 #[test]
 fn relay_mcp_warns_of_a_hub_of_another_version_on_stderr_only() {
     let scratch = Scratch::new();
-    let _fake = FakeHub::start(&scratch.data_dir(), "0.0.1");
+    let _fake = FakeHub::start(&scratch.data_dir(), "0.0.1", true);
     let mut mcp = scratch
         .command(&["mcp", "--no-spawn", "--as", "alice", "--client", "agy"])
         .stdin(Stdio::piped())
@@ -734,4 +736,22 @@ fn completions_parse_and_the_man_page_is_roff() {
     let output = scratch.relay_plain(&["man", "--out-dir", pages.to_str().expect("UTF-8")]);
     assert!(output.status.success(), "{output:?}");
     assert!(pages.join("relay-status.1").exists() && pages.join("relay.1").exists());
+}
+
+#[test]
+fn a_hub_too_old_to_describe_itself_is_named_with_its_version() {
+    let scratch = Scratch::new();
+    let _fake = FakeHub::start(&scratch.data_dir(), "0.0.1", false);
+    let status = scratch.relay(&["status"]);
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    assert!(
+        text(&status.stdout).contains("relay 0.0.1, too old to describe itself"),
+        "{status:?}"
+    );
+    let doctor = scratch.relay(&["doctor"]);
+    assert_eq!(doctor.status.code(), Some(3), "{doctor:?}");
+    assert!(
+        text(&doctor.stdout).contains("fix: relay restart"),
+        "{doctor:?}"
+    );
 }

@@ -351,18 +351,18 @@ fn hub_checks(info: &Result<HubInfoResult, crate::protocol::RpcError>) -> Vec<Ch
             )];
         }
         Err(error) => {
-            return vec![
-                Check::new(
-                    "hub",
-                    Status::Fail,
-                    format!(
-                        "answers, but not hub_info ({}: {}): it is older than this binary",
-                        error.code.name(),
-                        error.message
-                    ),
-                )
-                .fix("relay restart"),
-            ];
+            let detail = match super::hub_process::old_hub_version(error) {
+                Some(hub_version) => format!(
+                    "runs relay {hub_version}, too old to describe itself (this is relay {})",
+                    env!("CARGO_PKG_VERSION")
+                ),
+                None => format!(
+                    "answers, but not hub_info: {}: {}",
+                    error.code.name(),
+                    error.message
+                ),
+            };
+            return vec![Check::new("hub", Status::Fail, detail).fix("relay restart")];
         }
     };
     let mut checks = Vec::new();

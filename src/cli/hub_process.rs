@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::client::HubClient;
-use crate::protocol::{HubInfoParams, HubInfoResult, RpcError};
+use crate::protocol::{ErrorCode, HubInfoParams, HubInfoResult, RpcError};
 
 /// The `client` these commands give in `hello`.
 pub const CLIENT_INFO: &str = concat!("relay-cli/", env!("CARGO_PKG_VERSION"));
@@ -21,10 +21,35 @@ const EXIT_POLL: Duration = Duration::from_millis(50);
 /// Asks the hub running for `data_dir` about itself; never starts one.
 ///
 /// # Errors
-/// `hub_unreachable` when none answers; a hub too old to know `hub_info` (`unknown_method`).
+/// `hub_unreachable` when none answers; `unknown_method` from a hub older than `hub_info`
+/// (its version is in the error's `hub_version` detail, see [`old_hub_version`]).
 pub async fn query(data_dir: &Path) -> Result<HubInfoResult, RpcError> {
     let client = HubClient::connect_running(data_dir, CLIENT_INFO).await?;
-    client.call(HubInfoParams {}).await
+    client.call(HubInfoParams {}).await.map_err(|error| {
+        if error.code == ErrorCode::UnknownMethod {
+            error.with_detail(
+                HUB_VERSION_DETAIL,
+                serde_json::Value::String(client.hub_version().to_owned()),
+            )
+        } else {
+            error
+        }
+    })
+}
+
+/// The detail [`query`] adds to `unknown_method`: the old hub's version.
+const HUB_VERSION_DETAIL: &str = "hub_version";
+
+/// The version of a hub too old to know `hub_info`, from [`query`]'s error; `None` for any
+/// other error.
+pub fn old_hub_version(error: &RpcError) -> Option<String> {
+    if error.code != ErrorCode::UnknownMethod {
+        return None;
+    }
+    error
+        .details
+        .get(HUB_VERSION_DETAIL)
+        .and_then(|value| value.as_str().map(str::to_owned))
 }
 
 /// The pid written in `<data dir>/log/lock` (`pid N`), if any. The file stays after a hub

@@ -10,7 +10,9 @@ use serde_json::json;
 
 use super::DataDirArgs;
 use super::exit_code::ExitCode;
-use super::hub_process::{format_age, format_bytes, is_hub_process, lock_pid, query, since};
+use super::hub_process::{
+    format_age, format_bytes, is_hub_process, lock_pid, old_hub_version, query, since,
+};
 use super::output::{Out, table};
 use crate::client::version_skew;
 use crate::protocol::{ErrorCode, HubInfoResult};
@@ -80,11 +82,31 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::NoHub)
         }
-        Err(error) => anyhow::bail!(
-            "asking the hub about itself: {}: {}",
-            error.code.name(),
-            error.message
-        ),
+        Err(error) => match old_hub_version(&error) {
+            Some(hub_version) => {
+                let skew = version_skew(&hub_version);
+                if args.json {
+                    out.json(&json!({
+                        "running": true,
+                        "data_dir": data_dir.display().to_string(),
+                        "hub": {"hub_version": hub_version},
+                        "version_skew": skew,
+                    }))?;
+                } else {
+                    out.line(format!(
+                        "hub: running for {}, relay {hub_version}, too old to describe itself; `relay restart` serves with this binary",
+                        data_dir.display()
+                    ))?;
+                }
+                out.flush()?;
+                Ok(ExitCode::Success)
+            }
+            None => anyhow::bail!(
+                "asking the hub about itself: {}: {}",
+                error.code.name(),
+                error.message
+            ),
+        },
     }
 }
 

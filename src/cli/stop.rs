@@ -14,7 +14,9 @@ use clap::Args;
 
 use super::DataDirArgs;
 use super::exit_code::ExitCode;
-use super::hub_process::{is_hub_process, lock_pid, query, terminate, wait_for_exit};
+use super::hub_process::{
+    is_hub_process, lock_pid, old_hub_version, query, terminate, wait_for_exit,
+};
 use crate::hub::limits::STOP_WAIT;
 use crate::hub::settings::{StartedBy, flag_args};
 use crate::hub::spawn::{SpawnOptions, connect_or_spawn};
@@ -119,11 +121,13 @@ pub fn run_restart(args: RestartArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-/// The running hub's `hub_info`, or `None` when none answers.
+/// The running hub's `hub_info`, or `None` when none answers or it is too old to say (then
+/// the lock file's pid is used).
 fn running(data_dir: &Path) -> anyhow::Result<Option<HubInfoResult>> {
     match super::session::runtime()?.block_on(query(data_dir)) {
         Ok(info) => Ok(Some(info)),
         Err(error) if error.code == ErrorCode::HubUnreachable => Ok(None),
+        Err(error) if old_hub_version(&error).is_some() => Ok(None),
         Err(error) => anyhow::bail!(
             "asking the hub about itself: {}: {}",
             error.code.name(),
