@@ -61,7 +61,17 @@ pub fn run(args: InboxArgs) -> anyhow::Result<ExitCode> {
                 super::output::printable(&message.text)
             );
         }
-        println!("({} more unread)", inbox.remaining);
+        if inbox.messages.is_empty() && inbox.remaining == 0 {
+            if args.all {
+                println!("no unread messages");
+            } else {
+                println!(
+                    "no unread messages that were not pushed already (`relay inbox --all` also returns those `relay watch` or a session showed)"
+                );
+            }
+        } else {
+            println!("({} more unread)", inbox.remaining);
+        }
         Ok(ExitCode::Success)
     })
 }

@@ -1065,7 +1065,7 @@ mod tests {
             assert!(names.insert(method.name()));
             assert_eq!(Method::from_name(method.name()), Some(method));
         }
-        assert_eq!(Method::ALL.len(), 27);
+        assert_eq!(Method::ALL.len(), 28);
     }
 
     #[test]
