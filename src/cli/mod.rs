@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod deliver;
 pub mod exit_code;
+pub mod federation;
 pub mod hook;
 pub mod hub;
 pub mod inbox;
@@ -63,6 +64,8 @@ pub enum Command {
     Hook(hook::HookArgs),
     /// Stream a session's messages to its OpenCode plugin or Copilot extension.
     Deliver(deliver::DeliverArgs),
+    /// Set up federation with hubs on other machines: init, secret, show.
+    Federation(federation::FederationArgs),
 }
 
 /// The `--data-dir` option every data-dir-using subcommand shares.
@@ -101,6 +104,7 @@ pub fn run(cli: Cli) -> exit_code::ExitCode {
         Command::Uninstall(args) => install::run_uninstall(args),
         Command::Hook(args) => hook::run(args),
         Command::Deliver(args) => deliver::run(args),
+        Command::Federation(args) => federation::run(args),
     };
     match result {
         Ok(code) => code,
