@@ -51,29 +51,51 @@ async fn listener() -> (TcpListener, SocketAddr) {
     (listener, address)
 }
 
+/// The two outcomes of one handshake.
+type Outcomes = (
+    Result<noise::Link<TcpStream>, LinkError>,
+    Result<noise::Link<TcpStream>, LinkError>,
+);
+
 /// Runs one handshake: `a` dials `b`; both outcomes.
-async fn handshake(
-    a: &Side,
-    b: &Side,
-) -> (
-    Result<noise::Link<TcpStream>, LinkError>,
-    Result<noise::Link<TcpStream>, LinkError>,
-) {
+async fn handshake(a: &Side, b: &Side) -> Outcomes {
+    handshake_through(
+        a,
+        b,
+        None::<fn(TcpListener, SocketAddr) -> std::future::Ready<()>>,
+    )
+    .await
+}
+
+/// Runs one handshake, `a` dialing `b` through `proxy` (given its listener and b's address)
+/// when there is one.
+async fn handshake_through<F, Fut>(a: &Side, b: &Side, proxy: Option<F>) -> Outcomes
+where
+    F: FnOnce(TcpListener, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let (listener, address) = listener().await;
+    let dial_to = match proxy {
+        Some(proxy) => {
+            let (proxy_listener, proxy_address) = listener_pair().await;
+            tokio::spawn(proxy(proxy_listener, address));
+            proxy_address
+        }
+        None => address,
+    };
     let accepting = async {
         let (stream, _) = listener.accept().await.expect("accept");
         noise::accept(stream, b.auth(), &b.config).await
     };
     let dialing = async {
-        let stream = TcpStream::connect(address).await.expect("connect");
+        let stream = TcpStream::connect(dial_to).await.expect("connect");
         let peer = a
             .config
             .peer(b.config.hub_id.as_str())
             .expect("b is a's peer");
         noise::dial(stream, a.auth(), peer).await
     };
-    let (dialed, accepted) = tokio::join!(dialing, accepting);
-    (dialed, accepted)
+    tokio::join!(dialing, accepting)
 }
 
 #[tokio::test]
@@ -159,23 +181,15 @@ async fn an_altered_hello_breaks_the_handshake() {
         pins: PinStore::new(&b_dir),
     };
     let a = Side::new(dir.path(), "a", "b", SECRET);
-    let (listener, address) = listener().await;
-    let (proxy, proxy_address) = listener_pair().await;
-    tokio::spawn(relay_rewriting(
-        proxy,
-        address,
-        b"RELAY-FEDERATION/1 a b",
-        b"RELAY-FEDERATION/1 c b",
-    ));
-    let accepting = async {
-        let (stream, _) = listener.accept().await.expect("accept");
-        noise::accept(stream, b.auth(), &b.config).await
+    let rewrite = |proxy, to| {
+        relay_rewriting(
+            proxy,
+            to,
+            b"RELAY-FEDERATION/1 a b",
+            b"RELAY-FEDERATION/1 c b",
+        )
     };
-    let dialing = async {
-        let stream = TcpStream::connect(proxy_address).await.expect("connect");
-        noise::dial(stream, a.auth(), a.config.peer("b").expect("peer")).await
-    };
-    let (dialed, accepted) = tokio::join!(dialing, accepting);
+    let (dialed, accepted) = handshake_through(&a, &b, Some(rewrite)).await;
     assert!(dialed.is_err(), "a's link fails");
     let refused = accepted.expect_err("b refuses");
     assert!(matches!(refused, LinkError::Noise(_)), "{refused}");
@@ -209,19 +223,9 @@ async fn a_byte_flipped_in_transit_ends_the_link() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let a = Side::new(dir.path(), "a", "b", SECRET);
     let b = Side::new(dir.path(), "b", "a", SECRET);
-    let (listener, address) = listener().await;
-    let (proxy, proxy_address) = listener_pair().await;
     // Flips the last byte of everything a sends after 400 bytes (past the handshake).
-    tokio::spawn(relay_flipping_after(proxy, address, 400));
-    let accepting = async {
-        let (stream, _) = listener.accept().await.expect("accept");
-        noise::accept(stream, b.auth(), &b.config).await
-    };
-    let dialing = async {
-        let stream = TcpStream::connect(proxy_address).await.expect("connect");
-        noise::dial(stream, a.auth(), a.config.peer("b").expect("peer")).await
-    };
-    let (dialed, accepted) = tokio::join!(dialing, accepting);
+    let flip = |proxy, to| relay_flipping_after(proxy, to, 400);
+    let (dialed, accepted) = handshake_through(&a, &b, Some(flip)).await;
     let mut at_a = dialed.expect("the handshake passes untouched");
     let mut at_b = accepted.expect("the handshake passes untouched");
     at_a.writer.send(&[7u8; 2000]).await.expect("sent");

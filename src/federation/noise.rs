@@ -285,39 +285,13 @@ where
 {
     let hello = format!("{HELLO_PREFIX} {} {}\n", auth.me, peer.hub_id);
     stream.write_all(hello.as_bytes()).await?;
-    let prologue = prologue(auth.me, &peer.hub_id);
-    let mut noise = snow::Builder::new(params()?)
-        .local_private_key(&auth.key.private.0)
-        .and_then(|builder| builder.psk(3, &auth.secret.0))
-        .and_then(|builder| builder.prologue(&prologue))
-        .and_then(|builder| builder.build_initiator())
-        .map_err(LinkError::Noise)?;
-    let mut buffer = vec![0u8; NOISE_MESSAGE_MAX];
-    let mut payload = vec![0u8; NOISE_MESSAGE_MAX];
-    // -> e
-    let written = noise
-        .write_message(&[], &mut buffer)
-        .map_err(LinkError::Noise)?;
-    write_message(&mut stream, &buffer[..written]).await?;
-    // <- e, ee, s, es
-    let message = read_message(&mut stream).await?;
-    noise
-        .read_message(&message, &mut payload)
-        .map_err(LinkError::Noise)?;
-    let remote = noise
-        .get_remote_static()
-        .ok_or_else(|| LinkError::Key("the accepting hub sent no static key".to_owned()))?
-        .to_vec();
+    let mut handshake = Handshake::new(stream, auth, &prologue(auth.me, &peer.hub_id), true)?;
+    handshake.send().await?; // -> e
+    handshake.receive().await?; // <- e, ee, s, es
+    let remote = handshake.remote_static("accepting")?;
     let new_pin = auth.pins.check(peer, &remote)?;
-    // -> s, se, psk
-    let written = noise
-        .write_message(&[], &mut buffer)
-        .map_err(LinkError::Noise)?;
-    write_message(&mut stream, &buffer[..written]).await?;
-    let transport = noise
-        .into_stateless_transport_mode()
-        .map_err(LinkError::Noise)?;
-    let mut link = Link::new(stream, transport, peer.hub_id.clone());
+    handshake.send().await?; // -> s, se, psk
+    let mut link = handshake.into_link(peer.hub_id.clone())?;
     let confirmation = link.reader.recv().await?;
     if confirmation != CONFIRMATION {
         return Err(LinkError::BadFrame(
@@ -370,44 +344,85 @@ where
             why: "not a [[peer]] in federation.toml",
         });
     };
-    let prologue = prologue(&peer.hub_id, auth.me);
-    let mut noise = snow::Builder::new(params()?)
-        .local_private_key(&auth.key.private.0)
-        .and_then(|builder| builder.psk(3, &auth.secret.0))
-        .and_then(|builder| builder.prologue(&prologue))
-        .and_then(|builder| builder.build_responder())
-        .map_err(LinkError::Noise)?;
-    let mut buffer = vec![0u8; NOISE_MESSAGE_MAX];
-    let mut payload = vec![0u8; NOISE_MESSAGE_MAX];
-    // <- e
-    let message = read_message(&mut stream).await?;
-    noise
-        .read_message(&message, &mut payload)
-        .map_err(LinkError::Noise)?;
-    // -> e, ee, s, es
-    let written = noise
-        .write_message(&[], &mut buffer)
-        .map_err(LinkError::Noise)?;
-    write_message(&mut stream, &buffer[..written]).await?;
-    // <- s, se, psk: fails here on a wrong secret
-    let message = read_message(&mut stream).await?;
-    noise
-        .read_message(&message, &mut payload)
-        .map_err(LinkError::Noise)?;
-    let remote = noise
-        .get_remote_static()
-        .ok_or_else(|| LinkError::Key("the dialing hub sent no static key".to_owned()))?
-        .to_vec();
+    let mut handshake = Handshake::new(stream, auth, &prologue(&peer.hub_id, auth.me), false)?;
+    handshake.receive().await?; // <- e
+    handshake.send().await?; // -> e, ee, s, es
+    handshake.receive().await?; // <- s, se, psk: fails here on a wrong secret
+    let remote = handshake.remote_static("dialing")?;
     let new_pin = auth.pins.check(peer, &remote)?;
-    let transport = noise
-        .into_stateless_transport_mode()
-        .map_err(LinkError::Noise)?;
-    let mut link = Link::new(stream, transport, peer.hub_id.clone());
+    let mut link = handshake.into_link(peer.hub_id.clone())?;
     link.writer.send(CONFIRMATION).await?;
     if new_pin {
         auth.pins.record(&peer.hub_id, &remote)?;
     }
     Ok(link)
+}
+
+/// A Noise handshake in progress over `stream`.
+struct Handshake<S> {
+    stream: S,
+    noise: snow::HandshakeState,
+    buffer: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Handshake<S> {
+    fn new(
+        stream: S,
+        auth: LinkAuth<'_>,
+        prologue: &[u8],
+        initiator: bool,
+    ) -> Result<Handshake<S>, LinkError> {
+        let builder = snow::Builder::new(params()?)
+            .local_private_key(&auth.key.private.0)
+            .and_then(|builder| builder.psk(3, &auth.secret.0))
+            .and_then(|builder| builder.prologue(prologue))
+            .map_err(LinkError::Noise)?;
+        let noise = if initiator {
+            builder.build_initiator()
+        } else {
+            builder.build_responder()
+        }
+        .map_err(LinkError::Noise)?;
+        Ok(Handshake {
+            stream,
+            noise,
+            buffer: vec![0u8; NOISE_MESSAGE_MAX],
+        })
+    }
+
+    /// Writes this side's next handshake message.
+    async fn send(&mut self) -> Result<(), LinkError> {
+        let written = self
+            .noise
+            .write_message(&[], &mut self.buffer)
+            .map_err(LinkError::Noise)?;
+        write_message(&mut self.stream, &self.buffer[..written]).await
+    }
+
+    /// Reads and checks the other side's next handshake message.
+    async fn receive(&mut self) -> Result<(), LinkError> {
+        let message = read_message(&mut self.stream).await?;
+        self.noise
+            .read_message(&message, &mut self.buffer)
+            .map_err(LinkError::Noise)
+            .map(drop)
+    }
+
+    /// The other side's static key (`who` names it in the error).
+    fn remote_static(&self, who: &str) -> Result<Vec<u8>, LinkError> {
+        self.noise
+            .get_remote_static()
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| LinkError::Key(format!("the {who} hub sent no static key")))
+    }
+
+    fn into_link(self, peer: HubId) -> Result<Link<S>, LinkError> {
+        let transport = self
+            .noise
+            .into_stateless_transport_mode()
+            .map_err(LinkError::Noise)?;
+        Ok(Link::new(self.stream, transport, peer))
+    }
 }
 
 /// An authenticated link, split into halves that run concurrently.
