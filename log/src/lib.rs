@@ -33,10 +33,13 @@ mod mmap;
 mod reader;
 mod segment;
 mod set;
+#[doc(hidden)]
+pub mod storage;
+mod witness;
 mod writer;
 
 pub use checkpoint::{CHECKPOINT_FILE_NAME, Checkpoint, decode_checkpoint_file};
-pub use error::{Corruption, DamageKind, OpenError, ReadError, WriteError};
+pub use error::{Corruption, DamageKind, OpenError, ReadError, Witness, WriteError};
 pub use lock::LOCK_FILE_NAME;
 pub use reader::LogReader;
 pub use segment::Record;
