@@ -177,11 +177,7 @@ fn retention_deletes_only_whole_segments_below_the_offset() {
     assert!(first <= cut_at, "a segment holding {cut_at} must survive");
     let after = segment_names(dir.path());
     assert_eq!(after.len() + removed.len(), before.len());
-    assert!(
-        after
-            .iter()
-            .all(|(base, _)| *base >= first)
-    );
+    assert!(after.iter().all(|(base, _)| *base >= first));
     assert!(matches!(
         log.read(first - 1),
         Err(ReadError::OutOfRange { .. })
