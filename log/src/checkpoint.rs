@@ -26,7 +26,7 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    fn encode(&self) -> [u8; CHECKPOINT_SLOT_BYTES] {
+    pub(crate) fn encode(&self) -> [u8; CHECKPOINT_SLOT_BYTES] {
         let mut bytes = [0u8; CHECKPOINT_SLOT_BYTES];
         bytes[4..8].copy_from_slice(&CHECKPOINT_MAGIC);
         bytes[8..16].copy_from_slice(&self.generation.to_le_bytes());
