@@ -7,6 +7,8 @@
 //!   group commit, segment roll, retention.
 //! - [`LogReader`]: a read-only view that works while a writer appends.
 //! - `docs/log-format.md` specifies the bytes; [`format`] is that spec in code.
+//! - [`storage`]: the seam through which the writer reserves, maps and syncs, for fault
+//!   injection in tests (not a stable API).
 //!
 //! ```
 //! use relay_log::{LogConfig, LogReader, LogWriter, NewRecord};

@@ -267,7 +267,9 @@ impl<'a> LogIter<'a> {
         self.finished = true;
         let segment = &self.set.segments[self.segment_index];
         let mut corruption = segment.corruption(self.offset, self.position, kind);
-        if self.offset < self.corrupt_below {
+        // Two segments claiming the same offsets is never a torn write, wherever it is.
+        let overlap = matches!(kind, DamageKind::SegmentOverlap { .. });
+        if self.offset < self.corrupt_below || overlap {
             return Some(Err(corruption));
         }
         if kind == DamageKind::Zeroed && !self.thorough {
@@ -326,7 +328,6 @@ impl<'a> Iterator for LogIter<'a> {
                     }
                     Some(next) if next.base_offset < self.offset => {
                         let next_base_offset = next.base_offset;
-                        self.corrupt_below = u64::MAX;
                         return self.stop(DamageKind::SegmentOverlap { next_base_offset });
                     }
                     Some(next) => {

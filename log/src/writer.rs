@@ -141,12 +141,16 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// Opens (or creates) the log in `dir` for writing, recovering a torn tail.
+    /// Opens (or creates) the log in `dir` for writing, recovering a torn tail, and syncs what
+    /// recovery kept before returning (see `docs/log-format.md`, "Recovery on open").
     ///
     /// # Errors
     /// [`OpenError::Locked`] if another process writes this log; [`OpenError::Corrupt`] on
-    /// damage below the checkpoint (unless `config.repair`); [`OpenError::CheckpointDamaged`];
-    /// [`OpenError::Config`]; [`OpenError::Io`].
+    /// damage below the checkpoint, on damage above it that a valid record follows, on a
+    /// missing or overlapping segment (unless `config.repair`); [`OpenError::FormatFlags`] if
+    /// a segment carries other payload format flags than `config.payload_format_flags`;
+    /// [`OpenError::CheckpointDamaged`]; [`OpenError::Config`]; [`OpenError::Io`], also when
+    /// the sync of the recovered records fails.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, OpenError> {
         LogWriter::open_with_storage(dir, config, Arc::new(RealStorage))
     }

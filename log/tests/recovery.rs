@@ -237,3 +237,25 @@ fn damage_in_a_sealed_segment_end_below_the_checkpoint_refuses_the_open() {
         other => panic!("expected corruption, got {other:?}"),
     }
 }
+
+#[test]
+fn overlapping_segments_are_corruption_even_above_the_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    handmade_segment(dir.path(), 0, &[0, 1, 2]);
+    handmade_segment(dir.path(), 2, &[2, 3]);
+    let reader = LogReader::open(dir.path()).expect("reader");
+    assert_eq!(
+        reader.durable_offset(),
+        0,
+        "no checkpoint: everything is above it"
+    );
+    let corruption = reader.verify().expect_err("verify must fail");
+    assert_eq!(
+        corruption.kind,
+        DamageKind::SegmentOverlap {
+            next_base_offset: 2
+        }
+    );
+    assert_eq!(corruption.offset, 3);
+    assert_eq!(corruption.segment, dir.path().join(segment_file_name(0)));
+}
