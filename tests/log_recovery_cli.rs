@@ -186,3 +186,54 @@ fn a_log_with_foreign_format_flags_is_named_not_decoded() {
         );
     }
 }
+
+#[test]
+fn a_missing_middle_segment_fails_verify_naming_the_missing_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_dir = dir.path().join("log");
+    let config = LogConfig {
+        payload_format_flags: RKYV_FORMAT_FLAGS,
+        segment_bytes: relay_log::limits::SEGMENT_BYTES_MIN,
+        ..LogConfig::default()
+    };
+    let mut log = LogWriter::open(&log_dir, config).expect("open");
+    for index in 0..120 {
+        let encoded = encode(&register(index));
+        log.append(&NewRecord {
+            timestamp_us: 1_763_700_000_000_000,
+            kind: encoded.kind,
+            schema_version: encoded.schema_version,
+            origin_hub: 1,
+            payload: &encoded.payload,
+        })
+        .expect("append");
+    }
+    log.close().expect("close");
+    let mut segments: Vec<String> = std::fs::read_dir(&log_dir)
+        .expect("log dir")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".seg"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "{segments:?}");
+    std::fs::remove_file(log_dir.join(&segments[1])).expect("remove");
+    let missing_from: u64 = segments[1][..20].parse().expect("base offset");
+    let next_base: u64 = segments[2][..20].parse().expect("base offset");
+
+    let verify = relay(dir.path(), &["log", "verify", "--quiet"]);
+    assert_eq!(
+        verify.status.code(),
+        Some(CHECK_FAILED),
+        "{}",
+        stdout(&verify)
+    );
+    let message = stderr(&verify);
+    assert!(
+        message.contains(&format!("records missing up to offset {next_base}")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("at offset {missing_from}")),
+        "{message}"
+    );
+}
