@@ -23,7 +23,7 @@ pub const MAILBOX_UNREAD_MAX: usize = 10_000;
 /// [`ApplyError::MailboxFull`](crate::ApplyError::MailboxFull)). 16 MiB holds 10,000 messages of
 /// 1.6 KiB on average, or 256 of the largest (64 KiB); it bounds one mailbox's unread text,
 /// whatever the senders send, at 16 MiB (worst case with read text and bookkeeping: about
-/// 27 MiB a mailbox). An empty mailbox always admits the largest message.
+/// 30 MiB a mailbox). An empty mailbox always admits the largest message.
 pub const MAILBOX_UNREAD_BYTES_MAX: usize = 16 << 20;
 
 /// Read messages kept per mailbox, so `inbox` with `include_pushed`, `status` and replies by
