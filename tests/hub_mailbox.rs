@@ -129,6 +129,18 @@ fn a_full_mailbox_refuses_the_next_message_loses_nothing_and_tells_the_recipient
         json!({ "to": "bob", "question": "still there?" }),
         "mailbox_full",
     );
+    // `relay send` says so on stderr and exits 1 (its refusal counts for "cli").
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_relay"));
+    command
+        .args(["send", "bob", "from a shell", "--as", "cli", "--data-dir"])
+        .arg(hub.data_dir());
+    let output = support::run_with_deadline(command);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("relay: mailbox_full: bob's mailbox is full"),
+        "{stderr}"
+    );
 
     // Twice the allowance of refusals: each is answered, only the allowance is logged.
     let offset_before = hub.log_next_offset();
@@ -153,13 +165,14 @@ fn a_full_mailbox_refuses_the_next_message_loses_nothing_and_tells_the_recipient
     let mut bob = hub.join(Transport::Unix, "bob");
     let told = notice(&mut bob);
     assert!(
-        told.contains("10000 unread message(s)") && told.contains("alice at least 16"),
+        told.contains("10000 unread message(s)") && told.contains("from alice at least 16, cli 1"),
         "{told}"
     );
     let unread = bob.call("unread", json!({}));
     assert_eq!(unread["direct"], MAILBOX_UNREAD_MAX, "{unread}");
     assert_eq!(
-        unread["refused"], MAILBOX_REFUSALS_PER_SENDER_MAX,
+        unread["refused"],
+        MAILBOX_REFUSALS_PER_SENDER_MAX + 1,
         "{unread}"
     );
 
@@ -206,6 +219,7 @@ fn a_full_mailbox_refuses_the_next_message_loses_nothing_and_tells_the_recipient
                 json!(true)
             ),
             (json!("carol"), json!(1), json!(false)),
+            (json!("cli"), json!(1), json!(false)),
         ]
     );
     assert!(bob.call("unread", json!({})).get("refused").is_none());
