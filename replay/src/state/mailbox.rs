@@ -16,7 +16,7 @@
 //! read message is forgotten.
 
 use rkyv::{Archive, Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::limits::{
     MAILBOX_READ_BYTES_MAX, MAILBOX_READ_MAX, MAILBOX_REFUSALS_PER_SENDER_MAX,
@@ -208,13 +208,17 @@ pub struct MailboxFull {
     Clone, Debug, PartialEq, Eq, Default, serde::Serialize, Archive, Serialize, Deserialize,
 )]
 pub struct Mailbox {
-    /// By sequence, oldest first. Invariant: every unread message ever stored is here; at most
+    /// Oldest first, sequences strictly increasing (not consecutive: a read message may age out
+    /// from between unread ones). Invariant: every unread message ever stored is here; at most
     /// [`MAILBOX_READ_MAX`] read ones, and so `messages.len() <= MAILBOX_UNREAD_MAX +
     /// MAILBOX_READ_MAX`.
-    messages: BTreeMap<u64, StoredMessage>,
-    /// Sequences of the kept read messages: the oldest read is forgotten first. Invariant:
-    /// exactly the kept messages in state `Read`.
-    read: BTreeSet<u64>,
+    messages: VecDeque<StoredMessage>,
+    /// Sequences of the kept messages after the cursor that are read (read on their own, out of
+    /// order). Invariant: exactly those. With the messages up to the cursor (all read, and at the
+    /// front) they locate the oldest read message without a scan.
+    read_ahead: BTreeSet<u64>,
+    /// Kept messages in state `Read`. Invariant: their count, at most [`MAILBOX_READ_MAX`].
+    read_count: u64,
     /// Bytes of text of the kept unread messages. Invariant: the sum over them.
     unread_bytes: u64,
     /// Bytes of text of the kept read messages. Invariant: the sum over them, and at most
@@ -242,7 +246,7 @@ impl Mailbox {
 
     /// Messages kept, oldest first: every unread one and the newest read ones.
     pub fn messages(&self) -> impl DoubleEndedIterator<Item = &StoredMessage> + ExactSizeIterator {
-        self.messages.values()
+        self.messages.iter()
     }
 
     /// Number of messages kept.
@@ -257,7 +261,7 @@ impl Mailbox {
 
     /// Messages that are not read (queued or delivered).
     pub fn unread_count(&self) -> usize {
-        self.messages.len() - self.read.len()
+        self.messages.len() - self.read_count()
     }
 
     /// Bytes of text of the messages that are not read.
@@ -267,7 +271,7 @@ impl Mailbox {
 
     /// Number of read messages kept (at most [`MAILBOX_READ_MAX`]).
     pub fn read_count(&self) -> usize {
-        self.read.len()
+        usize::try_from(self.read_count).unwrap_or(usize::MAX)
     }
 
     /// Bytes of text of the read messages kept (at most [`MAILBOX_READ_BYTES_MAX`]).
@@ -325,12 +329,12 @@ impl Mailbox {
 
     /// The kept message with this id.
     pub fn get(&self, id: &str) -> Option<&StoredMessage> {
-        self.messages.values().find(|message| message.id == id)
+        self.messages.iter().find(|message| message.id == id)
     }
 
     /// The kept message with this sequence.
     pub fn get_by_sequence(&self, sequence: u64) -> Option<&StoredMessage> {
-        self.messages.get(&sequence)
+        self.messages.get(self.index_of(sequence)?)
     }
 
     /// Stores `message` with the next sequence, unread. The caller checked
@@ -340,7 +344,7 @@ impl Mailbox {
         message.sequence = self.last_sequence;
         message.state = DeliveryState::Queued;
         self.unread_bytes += message.body.len() as u64;
-        self.messages.insert(message.sequence, message);
+        self.messages.push_back(message);
     }
 
     /// Counts a message from `sender` refused because the mailbox was full.
@@ -351,7 +355,7 @@ impl Mailbox {
     /// Marks a queued message delivered; a delivered or read one stays as it is (the
     /// acknowledgement can race with a read of the inbox).
     pub(crate) fn mark_delivered(&mut self, sequence: u64) {
-        if let Some(message) = self.messages.get_mut(&sequence)
+        if let Some(message) = self.message_mut(sequence)
             && message.state == DeliveryState::Queued
         {
             message.state = DeliveryState::Delivered;
@@ -361,7 +365,20 @@ impl Mailbox {
     /// Marks one message read, wherever the cursor is; returns the ids of the read messages
     /// forgotten to stay within the read bounds.
     pub(crate) fn mark_read(&mut self, sequence: u64) -> Vec<String> {
-        self.set_read(sequence);
+        let Some(index) = self.index_of(sequence) else {
+            return Vec::new();
+        };
+        let message = &mut self.messages[index];
+        if message.state != DeliveryState::Read {
+            message.state = DeliveryState::Read;
+            let bytes = message.body.len() as u64;
+            self.unread_bytes -= bytes;
+            self.read_bytes += bytes;
+            self.read_count += 1;
+            if sequence > self.cursor {
+                self.read_ahead.insert(sequence);
+            }
+        }
         self.forget_oldest_read()
     }
 
@@ -372,20 +389,23 @@ impl Mailbox {
         if sequence <= self.cursor {
             return;
         }
-        if let Some(message) = self.messages.get_mut(&sequence) {
-            if message.state == DeliveryState::Read {
-                let bytes = message.body.len() as u64;
-                self.read.remove(&sequence);
-                self.read_bytes -= bytes;
-                self.unread_bytes += bytes;
-            }
-            message.state = DeliveryState::Queued;
+        let Some(index) = self.index_of(sequence) else {
+            return;
+        };
+        let message = &mut self.messages[index];
+        if message.state == DeliveryState::Read {
+            let bytes = message.body.len() as u64;
+            self.read_ahead.remove(&sequence);
+            self.read_count -= 1;
+            self.read_bytes -= bytes;
+            self.unread_bytes += bytes;
         }
+        message.state = DeliveryState::Queued;
     }
 
     /// Records what the recipient's client reported of a message.
     pub(crate) fn note_reported(&mut self, sequence: u64, status: &str) {
-        if let Some(message) = self.messages.get_mut(&sequence) {
+        if let Some(message) = self.message_mut(sequence) {
             message.reported = Some(status.to_owned());
         }
     }
@@ -399,58 +419,73 @@ impl Mailbox {
             "invariant: cursor past the newest message"
         );
         // Messages up to the old cursor are read already: start after it.
-        let newly_read: Vec<u64> = if up_to_sequence > self.cursor {
-            self.messages
-                .range(self.cursor + 1..=up_to_sequence)
-                .filter(|(_, message)| message.state != DeliveryState::Read)
-                .map(|(sequence, _)| *sequence)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        self.cursor = up_to_sequence.max(self.cursor);
-        for sequence in newly_read {
-            self.set_read(sequence);
+        let cursor = self.cursor;
+        let first_unread = self
+            .messages
+            .partition_point(|message| message.sequence <= cursor);
+        for message in self
+            .messages
+            .range_mut(first_unread..)
+            .take_while(|message| message.sequence <= up_to_sequence)
+        {
+            if message.state != DeliveryState::Read {
+                message.state = DeliveryState::Read;
+                let bytes = message.body.len() as u64;
+                self.unread_bytes -= bytes;
+                self.read_bytes += bytes;
+                self.read_count += 1;
+            }
         }
+        self.cursor = cursor.max(up_to_sequence);
+        // Read ones up to the new cursor are no longer ahead of it.
+        self.read_ahead = self.read_ahead.split_off(&self.cursor.saturating_add(1));
         self.refusals = Refusals::default();
         self.forget_oldest_read()
     }
 
-    /// Moves one kept message to `Read`, keeping the counters in step.
-    fn set_read(&mut self, sequence: u64) {
-        if let Some(message) = self.messages.get_mut(&sequence)
-            && message.state != DeliveryState::Read
-        {
-            message.state = DeliveryState::Read;
-            let bytes = message.body.len() as u64;
-            self.unread_bytes -= bytes;
-            self.read_bytes += bytes;
-            self.read.insert(sequence);
-        }
-    }
-
     /// Forgets the oldest read messages while more than [`MAILBOX_READ_MAX`] or more than
-    /// [`MAILBOX_READ_BYTES_MAX`] of their text are kept; returns their ids.
+    /// [`MAILBOX_READ_BYTES_MAX`] of their text are kept; returns their ids. The oldest read
+    /// message is the first one when it is read (every message up to the cursor is, and they
+    /// come first), else the first read ahead of the cursor.
     fn forget_oldest_read(&mut self) -> Vec<String> {
         let mut forgotten = Vec::new();
-        // Bounded: each pass removes one read message.
-        while self.read.len() > MAILBOX_READ_MAX || self.read_bytes > MAILBOX_READ_BYTES_MAX as u64
+        // Bounded: each pass removes one read message, or stops.
+        while self.read_count > MAILBOX_READ_MAX as u64
+            || self.read_bytes > MAILBOX_READ_BYTES_MAX as u64
         {
-            let Some(sequence) = self.read.pop_first() else {
+            let index = match self.messages.front() {
+                Some(front) if front.state == DeliveryState::Read => Some(0),
+                _ => self
+                    .read_ahead
+                    .first()
+                    .and_then(|sequence| self.index_of(*sequence)),
+            };
+            let Some(message) = index.and_then(|index| self.messages.remove(index)) else {
                 break;
             };
-            if let Some(message) = self.messages.remove(&sequence) {
-                self.read_bytes -= message.body.len() as u64;
-                forgotten.push(message.id);
-            }
+            self.read_ahead.remove(&message.sequence);
+            self.read_count -= 1;
+            self.read_bytes -= message.body.len() as u64;
+            forgotten.push(message.id);
         }
         forgotten
     }
 
+    fn message_mut(&mut self, sequence: u64) -> Option<&mut StoredMessage> {
+        let index = self.index_of(sequence)?;
+        self.messages.get_mut(index)
+    }
+
+    fn index_of(&self, sequence: u64) -> Option<usize> {
+        self.messages
+            .binary_search_by_key(&sequence, |message| message.sequence)
+            .ok()
+    }
+
     fn after(&self, since_id: Option<&str>) -> impl Iterator<Item = &StoredMessage> {
         let start = since_id
-            .and_then(|id| self.get(id))
-            .map_or(0, |message| message.sequence.saturating_add(1));
-        self.messages.range(start..).map(|(_, message)| message)
+            .and_then(|id| self.messages.iter().position(|message| message.id == id))
+            .map_or(0, |index| index + 1);
+        self.messages.iter().skip(start)
     }
 }
