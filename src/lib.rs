@@ -7,6 +7,7 @@
 //! - [`cli`]: one file per subcommand; `main.rs` only dispatches.
 //! - [`clients`]: one delivery adapter and one installer per assistant.
 //! - [`data_dir`]: where a hub keeps its files.
+//! - [`federation`]: links between hubs (config, Noise link, link frames).
 //! - [`mcp`]: `relay mcp`, the per-session MCP server (the only user of rmcp).
 //! - [`protocol`]: the client wire protocol, sans-IO: framing, JSON-RPC, methods, error codes.
 //! - [`snapshots`]: the snapshot files of the projection.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod client;
 pub mod clients;
 pub mod data_dir;
+pub mod federation;
 pub mod hub;
 pub mod mcp;
 pub mod protocol;

@@ -20,6 +20,9 @@ pub const BENCH_PAYLOAD_BYTES: usize = 256;
 /// Bytes one benchmark record takes in a segment (header plus payload; 256 needs no padding).
 const BENCH_RECORD_BYTES: u64 = (RECORD_HEADER_BYTES + BENCH_PAYLOAD_BYTES) as u64;
 
+/// Records above the checkpoint in the recovery benchmarks (about 6 MiB, one segment).
+pub const BENCH_RECOVERY_RECORDS: u64 = 20_000;
+
 /// What to measure and where.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
@@ -88,6 +91,12 @@ pub struct LogBenchReport {
     pub replay: Throughput,
     /// `memcpy` of the same mapped bytes.
     pub replay_memcpy: Throughput,
+    /// Open after a crash with [`BENCH_RECOVERY_RECORDS`] records above the checkpoint:
+    /// the scan, then the sync of what recovery keeps.
+    pub recovery_crash: Duration,
+    /// The same with the last record damaged, in a default-size segment: adds the search for
+    /// a valid record after the damage over the rest of the segment, and the cut.
+    pub recovery_torn_tail: Duration,
 }
 
 /// Runs every log benchmark in `config.dir`, printing progress to `progress`.
@@ -126,6 +135,12 @@ pub fn run(config: &BenchConfig, progress: &mut dyn Write) -> io::Result<LogBenc
     report.replay_memcpy = memcpy_segments(&reader);
     report.replay = scan(&reader)?;
     drop(reader);
+    writeln!(
+        progress,
+        "recovery: {BENCH_RECOVERY_RECORDS} records above the checkpoint"
+    )?;
+    report.recovery_crash = recovery(&config.dir.join("recovery-crash"), false)?;
+    report.recovery_torn_tail = recovery(&config.dir.join("recovery-torn"), true)?;
     let _ = std::fs::remove_dir_all(&config.dir);
     Ok(report)
 }
@@ -177,6 +192,45 @@ pub fn scan(reader: &LogReader) -> io::Result<Throughput> {
 pub fn commit_latency(dir: &Path, commits: u64) -> io::Result<(Duration, Duration)> {
     let (_, p50, p99) = strict_log(dir, 1, commits)?;
     Ok((p50, p99))
+}
+
+/// Appends [`BENCH_RECOVERY_RECORDS`] records without a checkpoint, "crashes" (drops the
+/// writer), optionally damages the last record, and times the next open.
+fn recovery(dir: &Path, damage_last: bool) -> io::Result<Duration> {
+    let _ = std::fs::remove_dir_all(dir);
+    let config = LogConfig {
+        durability: Durability::Os,
+        ..LogConfig::default()
+    };
+    let mut log = LogWriter::open(dir, config.clone()).map_err(io::Error::other)?;
+    let payload = [0x77u8; BENCH_PAYLOAD_BYTES];
+    for index in 0..BENCH_RECOVERY_RECORDS {
+        log.append(&record(&payload, index))
+            .map_err(io::Error::other)?;
+    }
+    log.commit().map_err(io::Error::other)?;
+    drop(log);
+    if damage_last {
+        use std::os::unix::fs::FileExt;
+        let path = dir.join(crate::format::segment_file_name(0));
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        let last = crate::format::SEGMENT_HEADER_BYTES as u64
+            + (BENCH_RECOVERY_RECORDS - 1) * BENCH_RECORD_BYTES;
+        file.write_all_at(&[0xff], last + RECORD_HEADER_BYTES as u64 + 7)?;
+    }
+    let start = Instant::now();
+    let log = LogWriter::open(dir, config).map_err(io::Error::other)?;
+    let elapsed = start.elapsed();
+    let expected = BENCH_RECOVERY_RECORDS - u64::from(damage_last);
+    if log.next_offset() != expected {
+        return Err(io::Error::other(format!(
+            "recovery kept {} records, expected {expected}",
+            log.next_offset()
+        )));
+    }
+    drop(log);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(elapsed)
 }
 
 fn record(payload: &[u8], index: u64) -> NewRecord<'_> {
@@ -411,6 +465,34 @@ impl fmt::Display for LogBenchReport {
         writeln!(
             out,
             "  ratio log/memcpy {replay_ratio:>9.2}   (target >= 0.40)"
+        )?;
+        writeln!(
+            out,
+            "recovery on open, {BENCH_RECOVERY_RECORDS} records above the checkpoint (ms)"
+        )?;
+        writeln!(
+            out,
+            "  after a crash (scan + sync)          {:>9.1}",
+            self.recovery_crash.as_secs_f64() * 1e3
+        )?;
+        writeln!(
+            out,
+            "  torn last record (+ search + cut)    {:>9.1}",
+            self.recovery_torn_tail.as_secs_f64() * 1e3
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_benchmark_keeps_everything_but_the_damaged_last_record() {
+        // `recovery` itself checks the recovered end: all records after a crash, all but the
+        // damaged last one when the search finds no valid record after it.
+        let dir = tempfile::tempdir().expect("tempdir");
+        recovery(&dir.path().join("crash"), false).expect("crash recovery");
+        recovery(&dir.path().join("torn"), true).expect("torn tail recovery");
     }
 }

@@ -6,10 +6,10 @@
 //! whose records were synced before.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::format::{CHECKPOINT_MAGIC, CHECKPOINT_SLOT_BYTES, read_u32, read_u64, read_u128};
+use crate::storage::Storage;
 
 /// File name of the checkpoint inside the log directory.
 pub const CHECKPOINT_FILE_NAME: &str = "checkpoint";
@@ -26,7 +26,7 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    fn encode(&self) -> [u8; CHECKPOINT_SLOT_BYTES] {
+    pub(crate) fn encode(&self) -> [u8; CHECKPOINT_SLOT_BYTES] {
         let mut bytes = [0u8; CHECKPOINT_SLOT_BYTES];
         bytes[4..8].copy_from_slice(&CHECKPOINT_MAGIC);
         bytes[8..16].copy_from_slice(&self.generation.to_le_bytes());
@@ -72,7 +72,11 @@ pub(crate) struct CheckpointFile {
 
 impl CheckpointFile {
     /// Opens the checkpoint file of `dir` for writing, creating it if `create` is given.
-    pub(crate) fn open(dir: &Path, create: Option<Checkpoint>) -> std::io::Result<Option<Self>> {
+    pub(crate) fn open(
+        dir: &Path,
+        create: Option<Checkpoint>,
+        storage: &dyn Storage,
+    ) -> std::io::Result<Option<Self>> {
         let path = dir.join(CHECKPOINT_FILE_NAME);
         let file = OpenOptions::new()
             .read(true)
@@ -90,7 +94,7 @@ impl CheckpointFile {
                 file,
                 current: checkpoint,
             };
-            handle.write_slot(checkpoint)?;
+            handle.write_slot(checkpoint, storage)?;
             return Ok(Some(handle));
         }
         let bytes = std::fs::read(&path)?;
@@ -104,19 +108,30 @@ impl CheckpointFile {
     }
 
     /// Durably records that every offset below `durable_offset` is on disk.
-    pub(crate) fn advance(&mut self, durable_offset: u64) -> std::io::Result<()> {
+    ///
+    /// The generation comes from disk: one at `u64::MAX` cannot grow, which is an error rather
+    /// than a wrap that would make the older slot win.
+    pub(crate) fn advance(
+        &mut self,
+        durable_offset: u64,
+        storage: &dyn Storage,
+    ) -> std::io::Result<()> {
+        let generation = self
+            .current
+            .generation
+            .checked_add(1)
+            .ok_or_else(|| std::io::Error::other("checkpoint generation exhausted"))?;
         let next = Checkpoint {
-            generation: self.current.generation + 1,
+            generation,
             durable_offset,
             log_id: self.current.log_id,
         };
-        self.write_slot(next)
+        self.write_slot(next, storage)
     }
 
-    fn write_slot(&mut self, checkpoint: Checkpoint) -> std::io::Result<()> {
+    fn write_slot(&mut self, checkpoint: Checkpoint, storage: &dyn Storage) -> std::io::Result<()> {
         let slot = (checkpoint.generation % 2) * CHECKPOINT_SLOT_BYTES as u64;
-        self.file.write_all_at(&checkpoint.encode(), slot)?;
-        self.file.sync_data()?;
+        storage.write_checkpoint(&self.file, &self.path, &checkpoint.encode(), slot)?;
         self.current = checkpoint;
         Ok(())
     }

@@ -29,11 +29,21 @@ pub enum DamageKind {
     },
     /// The padding after the payload is not zero.
     BadPadding,
-    /// Records are missing: the segment ends before the next segment's base offset.
+    /// Records are missing: the segment ends before the next segment's base offset (a middle
+    /// segment file was deleted or lost), or the log ends below its checkpoint.
     MissingRecords {
+        /// Base offset of the segment that follows (or the checkpoint's offset).
+        next_base_offset: u64,
+    },
+    /// The next segment starts below the offset this segment ends at: two segment files
+    /// claim the same offsets.
+    SegmentOverlap {
         /// Base offset of the segment that follows.
         next_base_offset: u64,
     },
+    /// A record at offset `u64::MAX` (or a segment starting there with records): it would have
+    /// no next offset. The log never writes one, so this is damage.
+    OffsetOverflow,
 }
 
 impl fmt::Display for DamageKind {
@@ -50,19 +60,28 @@ impl fmt::Display for DamageKind {
             DamageKind::MissingRecords { next_base_offset } => {
                 write!(
                     formatter,
-                    "records missing before offset {next_base_offset}"
+                    "records missing up to offset {next_base_offset} (a segment file is missing or was cut)"
                 )
             }
+            DamageKind::SegmentOverlap { next_base_offset } => {
+                write!(
+                    formatter,
+                    "segment overlaps the next one, which starts at offset {next_base_offset}"
+                )
+            }
+            DamageKind::OffsetOverflow => write!(formatter, "record at the last possible offset"),
         }
     }
 }
 
-/// Damage at or below the durable checkpoint: data that was acknowledged is unreadable.
+/// Damage that is not a torn write: data that may have been acknowledged is unreadable.
 ///
-/// This is never a torn write, so nothing is cut: the hub refuses to start, `relay log verify`
-/// reports it, and only an explicit repair ([`crate::LogConfig::repair`]) cuts the log there.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{kind} at offset {offset} (byte {position}) in {}", .segment.display())]
+/// Either the damage lies below the durable checkpoint, or it lies above it but a valid record
+/// with a consistent offset follows it (`followed_by`), which a torn write cannot leave (see
+/// `docs/log-format.md`, "Recovery"). Nothing is cut: the hub refuses to start,
+/// `relay log verify` reports it, and only an explicit repair ([`crate::LogConfig::repair`])
+/// cuts the log there.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Corruption {
     /// The segment file holding the damage.
     pub segment: PathBuf,
@@ -72,7 +91,59 @@ pub struct Corruption {
     pub position: u64,
     /// What is wrong there.
     pub kind: DamageKind,
+    /// A valid record found after the damage, proving it is not a torn tail.
+    pub followed_by: Option<Witness>,
 }
+
+/// A valid record met after damage: its offset is one the damaged records would have led to,
+/// so the damage sits inside written data rather than at its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Witness {
+    /// The segment file holding the valid record.
+    pub segment: PathBuf,
+    /// Its offset.
+    pub offset: u64,
+    /// Its byte position inside `segment`.
+    pub position: u64,
+}
+
+impl Corruption {
+    /// Damage of `kind` at `offset` (byte `position`) of `segment`, with no witness.
+    pub fn new(segment: PathBuf, offset: u64, position: u64, kind: DamageKind) -> Self {
+        Corruption {
+            segment,
+            offset,
+            position,
+            kind,
+            followed_by: None,
+        }
+    }
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "{} at offset {} (byte {}) in {}",
+            self.kind,
+            self.offset,
+            self.position,
+            self.segment.display()
+        )?;
+        if let Some(witness) = &self.followed_by {
+            write!(
+                formatter,
+                ", followed by a valid record at offset {} (byte {} in {}): not a torn write",
+                witness.offset,
+                witness.position,
+                witness.segment.display()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Corruption {}
 
 /// Opening a log failed.
 #[derive(Debug, thiserror::Error)]
@@ -107,9 +178,27 @@ pub enum OpenError {
         /// The checkpoint file.
         path: PathBuf,
     },
-    /// Acknowledged data is damaged.
-    #[error("log is corrupt: {0}")]
+    /// Acknowledged data is damaged. Run `relay log repair` to see what a repair would cut,
+    /// and `relay log repair --yes` (with the hub stopped) to cut it.
+    #[error(
+        "log is corrupt: {0}; run `relay log repair` to see what a repair would cut, then `relay log repair --yes` (hub stopped) to cut it"
+    )]
     Corrupt(#[from] Corruption),
+    /// A segment was written with other payload format flags than the opener expects (for
+    /// Relay: other rkyv flags); its payloads cannot be read. Nothing is changed; use a build
+    /// that writes these flags.
+    #[error(
+        "{} was written with payload format flags {found:#04x}, this build reads {expected:#04x}",
+        .segment.display()
+    )]
+    FormatFlags {
+        /// The segment file.
+        segment: PathBuf,
+        /// The flags the opener expects.
+        expected: u8,
+        /// The flags in the segment header.
+        found: u8,
+    },
     /// The configuration is out of its documented bounds.
     #[error("invalid log config: {0}")]
     Config(String),
@@ -164,6 +253,9 @@ pub enum WriteError {
         /// The underlying error.
         source: io::Error,
     },
+    /// The log has assigned every offset below `u64::MAX`; nothing was written.
+    #[error("the log has no offsets left")]
+    OffsetsExhausted,
     /// An earlier failure poisoned the writer; reopen the log to recover.
     #[error("log writer is poisoned by an earlier failure; reopen the log")]
     Poisoned,

@@ -7,6 +7,8 @@
 //!   group commit, segment roll, retention.
 //! - [`LogReader`]: a read-only view that works while a writer appends.
 //! - `docs/log-format.md` specifies the bytes; [`format`] is that spec in code.
+//! - [`storage`]: the seam through which the writer reserves, maps and syncs, for fault
+//!   injection in tests (not a stable API).
 //!
 //! ```
 //! use relay_log::{LogConfig, LogReader, LogWriter, NewRecord};
@@ -33,10 +35,13 @@ mod mmap;
 mod reader;
 mod segment;
 mod set;
+#[doc(hidden)]
+pub mod storage;
+mod witness;
 mod writer;
 
 pub use checkpoint::{CHECKPOINT_FILE_NAME, Checkpoint, decode_checkpoint_file};
-pub use error::{Corruption, DamageKind, OpenError, ReadError, WriteError};
+pub use error::{Corruption, DamageKind, OpenError, ReadError, Witness, WriteError};
 pub use lock::LOCK_FILE_NAME;
 pub use reader::LogReader;
 pub use segment::Record;

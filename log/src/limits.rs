@@ -32,6 +32,12 @@ pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 /// and close.
 pub const CHECKPOINT_INTERVAL_RECORDS: u64 = 4096;
 
+/// Most bytes the search for a valid record after damage reads (see `witness.rs`): the rest
+/// of the damaged segment and the later segments, up to this many bytes. Past it the damage
+/// is taken as a torn tail. Twice the largest segment, so a whole damaged segment and the
+/// start of the next are always searched.
+pub const WITNESS_SCAN_BYTES_MAX: u64 = 2 * SEGMENT_BYTES_MAX;
+
 const _: () = assert!(RECORD_HEADER_BYTES.is_multiple_of(RECORD_ALIGNMENT_BYTES));
 const _: () = assert!(SEGMENT_HEADER_BYTES.is_multiple_of(RECORD_ALIGNMENT_BYTES));
 const _: () = assert!(SEGMENT_BYTES_MIN as usize > SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES);

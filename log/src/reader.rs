@@ -17,6 +17,7 @@ pub struct LogReader {
     set: SegmentSet,
     durable_offset: u64,
     log_id: u128,
+    payload_format_flags: u8,
 }
 
 impl LogReader {
@@ -24,16 +25,20 @@ impl LogReader {
     ///
     /// # Errors
     /// [`OpenError::NotFound`] if `dir` holds no log; [`OpenError::Corrupt`] if a segment
-    /// header below the checkpoint is damaged; [`OpenError::Io`] for file-system failures.
+    /// header below the checkpoint is damaged, or a damaged header above it is followed by a
+    /// valid segment; [`OpenError::FormatFlags`] if the segments disagree on their payload
+    /// format flags; [`OpenError::Io`] for file-system failures.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
         let checkpoint = read_checkpoint(dir).map_err(open_io(dir))?;
         let durable_offset = checkpoint.map_or(0, |checkpoint| checkpoint.durable_offset);
-        let (segments, log_id) = open_read_only(
+        let found = open_read_only(
             dir,
             checkpoint.map(|checkpoint| checkpoint.log_id),
             durable_offset,
         )?;
-        let Some(log_id) = log_id else {
+        let segments = found.segments;
+        let payload_format_flags = found.payload_format_flags.unwrap_or(0);
+        let Some(log_id) = found.log_id else {
             return Err(OpenError::NotFound {
                 path: dir.to_owned(),
             });
@@ -47,6 +52,7 @@ impl LogReader {
             set,
             durable_offset,
             log_id,
+            payload_format_flags,
         })
     }
 
@@ -80,7 +86,8 @@ impl LogReader {
     /// Checks every record of the log: CRC, offsets, lengths, padding, segment continuity.
     ///
     /// # Errors
-    /// The first [`Corruption`] below the checkpoint.
+    /// The first [`Corruption`]: damage below the checkpoint, a missing or overlapping
+    /// segment, or damage above the checkpoint that a valid record follows (not a torn tail).
     pub fn verify(&self) -> Result<VerifyReport, Corruption> {
         self.set.verify(None, self.durable_offset)
     }
@@ -93,6 +100,12 @@ impl LogReader {
     /// Every record below this offset was durable when the reader opened.
     pub fn durable_offset(&self) -> u64 {
         self.durable_offset
+    }
+
+    /// The payload format flags every segment header carries (checked equal on open).
+    /// Callers that decode payloads in place compare them with what they can read.
+    pub fn payload_format_flags(&self) -> u8 {
+        self.payload_format_flags
     }
 
     /// The log id fixed at creation.

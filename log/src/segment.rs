@@ -75,12 +75,7 @@ impl Segment {
 
     /// Names the damage at `position` as a [`Corruption`].
     pub(crate) fn corruption(&self, offset: u64, position: u64, kind: DamageKind) -> Corruption {
-        Corruption {
-            segment: self.path.clone(),
-            offset,
-            position,
-            kind,
-        }
+        Corruption::new(self.path.clone(), offset, position, kind)
     }
 
     /// The index entries of this segment, loading the `.idx` file or scanning on first use.
@@ -162,6 +157,11 @@ pub(crate) fn step(bytes: &[u8], position: u64, expected_offset: u64) -> Step<'_
         .any(|&byte| byte != 0)
     {
         return Step::Damaged(DamageKind::BadPadding);
+    }
+    // The last offset is never written (it would have no next one), so every walk may add
+    // one to the offset of a record it accepted.
+    if header.offset == u64::MAX {
+        return Step::Damaged(DamageKind::OffsetOverflow);
     }
     Step::Record {
         record: Record {

@@ -5,7 +5,6 @@
 //! damage at an offset below it is corruption. The writer passes its next offset (everything
 //! it holds was verified or written by it); a reader passes the durable checkpoint.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -13,6 +12,7 @@ use crate::error::{Corruption, DamageKind, OpenError, ReadError, open_io};
 use crate::format::{HeaderDamage, SEGMENT_HEADER_BYTES, SegmentHeader, parse_segment_file_name};
 use crate::mmap::Map;
 use crate::segment::{IndexEntry, Record, Segment, Step};
+use crate::witness::{DamageAt, find_witness};
 
 /// Size and place of one segment, for `relay log info`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,6 +167,7 @@ impl SegmentSet {
             corrupt_below,
             finished: false,
             torn_tail: None,
+            thorough: false,
         })
     }
 
@@ -210,6 +211,7 @@ impl SegmentSet {
             Err(ReadError::Corrupt(corruption)) => return Err(corruption),
             Err(ReadError::OutOfRange { .. }) => return Ok(report),
         };
+        iter.thorough = true;
         for record in iter.by_ref() {
             let record = record?;
             report.record_count += 1;
@@ -233,9 +235,22 @@ pub struct LogIter<'a> {
     corrupt_below: u64,
     finished: bool,
     torn_tail: Option<Corruption>,
+    /// Also search for a valid record after a zeroed header at the end of the last segment
+    /// (a full verification does; a plain walk would pay a scan of the reserved space at
+    /// every end).
+    thorough: bool,
 }
 
 impl<'a> LogIter<'a> {
+    /// Makes the walk search past a zeroed header at the end of the log for valid records, as
+    /// [`crate::LogReader::verify`] does: a hole followed by records is reported as
+    /// corruption instead of ending the walk. Costs one scan of the rest of the last segment
+    /// when the walk reaches the end.
+    pub fn thorough(mut self) -> Self {
+        self.thorough = true;
+        self
+    }
+
     /// The offset the next record would have.
     pub fn next_offset(&self) -> u64 {
         self.offset
@@ -251,15 +266,35 @@ impl<'a> LogIter<'a> {
     fn stop(&mut self, kind: DamageKind) -> Option<Result<Record<'a>, Corruption>> {
         self.finished = true;
         let segment = &self.set.segments[self.segment_index];
-        let corruption = segment.corruption(self.offset, self.position, kind);
-        if self.offset < self.corrupt_below {
-            Some(Err(corruption))
-        } else {
-            if kind != DamageKind::Zeroed {
-                self.torn_tail = Some(corruption);
-            }
-            None
+        let mut corruption = segment.corruption(self.offset, self.position, kind);
+        // Two segments claiming the same offsets is never a torn write, wherever it is.
+        let overlap = matches!(kind, DamageKind::SegmentOverlap { .. });
+        if self.offset < self.corrupt_below || overlap {
+            return Some(Err(corruption));
         }
+        if kind == DamageKind::Zeroed && !self.thorough {
+            return None;
+        }
+        let damage = DamageAt {
+            segment_index: self.segment_index,
+            position: self.position,
+            offset: self.offset,
+        };
+        // A reader has no later files beyond its segments; an I/O failure in the search only
+        // means no witness was found.
+        if let Ok(Some(witness)) = find_witness(&self.set.segments, damage, &[], None) {
+            // A live writer may have completed the record while the search ran: look again.
+            if let Step::Record { .. } = segment.step(self.position, self.offset) {
+                self.finished = false;
+                return self.next();
+            }
+            corruption.followed_by = Some(witness);
+            return Some(Err(corruption));
+        }
+        if kind != DamageKind::Zeroed {
+            self.torn_tail = Some(corruption);
+        }
+        None
     }
 }
 
@@ -280,6 +315,7 @@ impl<'a> Iterator for LogIter<'a> {
                     next_position,
                 } => {
                     self.position = next_position;
+                    // `step` never accepts a record at `u64::MAX`.
                     self.offset += 1;
                     if record.offset >= self.skip_below {
                         return Some(Ok(record));
@@ -289,6 +325,10 @@ impl<'a> Iterator for LogIter<'a> {
                     Some(next) if next.base_offset == self.offset => {
                         self.segment_index += 1;
                         self.position = SEGMENT_HEADER_BYTES as u64;
+                    }
+                    Some(next) if next.base_offset < self.offset => {
+                        let next_base_offset = next.base_offset;
+                        return self.stop(DamageKind::SegmentOverlap { next_base_offset });
                     }
                     Some(next) => {
                         let next_base_offset = next.base_offset;
@@ -305,26 +345,66 @@ impl<'a> Iterator for LogIter<'a> {
 /// Opens the files of `dir` read-only, checking headers against the first one (or `log_id`).
 /// Damage in a header whose segment starts at or above `corrupt_below` ends the list there
 /// (an unrecovered torn tail); below it, it is corruption.
+///
+/// Every segment must carry the payload format flags of the first one
+/// ([`OpenError::FormatFlags`] otherwise). A damaged header above `corrupt_below` that is
+/// followed by a later segment with a valid record is corruption too (not a torn roll).
 pub(crate) fn open_read_only(
     dir: &Path,
     mut log_id: Option<u128>,
     corrupt_below: u64,
-) -> Result<(Vec<Segment>, Option<u128>), OpenError> {
+) -> Result<ReadOnlySegments, OpenError> {
     let mut segments: Vec<Segment> = Vec::new();
-    for (base_offset, path) in list_segment_files(dir)? {
-        let (segment, header) = open_segment(&path, base_offset, false)?;
+    let mut payload_format_flags = None;
+    let files = list_segment_files(dir)?;
+    for (index, (base_offset, path)) in files.iter().enumerate() {
+        let (segment, header) = open_segment(path, *base_offset, false)?;
         match check_header(&segment, header, log_id) {
-            Ok(header) => log_id = Some(header.log_id),
-            Err(kind) if base_offset < corrupt_below => {
-                return Err(segment.corruption(base_offset, 0, kind).into());
+            Ok(header) => {
+                log_id = Some(header.log_id);
+                let expected = *payload_format_flags.get_or_insert(header.payload_format_flags);
+                if header.payload_format_flags != expected {
+                    return Err(OpenError::FormatFlags {
+                        segment: path.clone(),
+                        expected,
+                        found: header.payload_format_flags,
+                    });
+                }
             }
-            Err(_) => break,
+            Err(kind) if *base_offset < corrupt_below => {
+                return Err(segment.corruption(*base_offset, 0, kind).into());
+            }
+            Err(kind) => {
+                let damage_index = segments.len();
+                segments.push(segment);
+                let damage = DamageAt {
+                    segment_index: damage_index,
+                    position: 0,
+                    offset: *base_offset,
+                };
+                let witness = find_witness(&segments, damage, &files[index + 1..], log_id)?;
+                if let Some(witness) = witness {
+                    let mut corruption = segments[damage_index].corruption(*base_offset, 0, kind);
+                    corruption.followed_by = Some(witness);
+                    return Err(corruption.into());
+                }
+                segments.pop();
+                break;
+            }
         }
         segments.push(segment);
     }
-    Ok((segments, log_id))
+    Ok(ReadOnlySegments {
+        segments,
+        log_id,
+        payload_format_flags,
+    })
 }
 
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+/// What [`open_read_only`] found.
+#[derive(Debug)]
+pub(crate) struct ReadOnlySegments {
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) log_id: Option<u128>,
+    pub(crate) payload_format_flags: Option<u8>,
 }

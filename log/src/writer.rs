@@ -7,6 +7,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile};
 use crate::error::{Corruption, DamageKind, OpenError, ReadError, WriteError, open_io, write_io};
@@ -25,8 +26,9 @@ use crate::segment::{
 };
 use crate::set::{
     LogIter, SegmentInfo, SegmentSet, VerifyReport, check_header, list_segment_files, open_segment,
-    sync_dir,
 };
+use crate::storage::{RealStorage, Storage, SyncRange};
+use crate::witness::{DamageAt, find_witness};
 
 /// What a commit promises.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -135,16 +137,35 @@ pub struct LogWriter {
     rolled_since_checkpoint: bool,
     poisoned: bool,
     recovery: RecoveryReport,
+    storage: Arc<dyn Storage>,
 }
 
 impl LogWriter {
-    /// Opens (or creates) the log in `dir` for writing, recovering a torn tail.
+    /// Opens (or creates) the log in `dir` for writing, recovering a torn tail, and syncs what
+    /// recovery kept before returning (see `docs/log-format.md`, "Recovery on open").
     ///
     /// # Errors
     /// [`OpenError::Locked`] if another process writes this log; [`OpenError::Corrupt`] on
-    /// damage below the checkpoint (unless `config.repair`); [`OpenError::CheckpointDamaged`];
-    /// [`OpenError::Config`]; [`OpenError::Io`].
+    /// damage below the checkpoint, on damage above it that a valid record follows, on a
+    /// missing or overlapping segment (unless `config.repair`); [`OpenError::FormatFlags`] if
+    /// a segment carries other payload format flags than `config.payload_format_flags`;
+    /// [`OpenError::CheckpointDamaged`]; [`OpenError::Config`]; [`OpenError::Io`], also when
+    /// the sync of the recovered records fails.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, OpenError> {
+        LogWriter::open_with_storage(dir, config, Arc::new(RealStorage))
+    }
+
+    /// As [`LogWriter::open`], with every durability and space call going through `storage`
+    /// (for fault injection in tests; see [`crate::storage`]).
+    ///
+    /// # Errors
+    /// As [`LogWriter::open`].
+    #[doc(hidden)]
+    pub fn open_with_storage(
+        dir: &Path,
+        config: LogConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Self, OpenError> {
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&config.segment_bytes) {
             return Err(OpenError::Config(format!(
                 "segment_bytes {} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}",
@@ -154,7 +175,7 @@ impl LogWriter {
         std::fs::create_dir_all(dir).map_err(open_io(dir))?;
         let lock = WriterLock::acquire(dir)?;
         let files = list_segment_files(dir)?;
-        let existing = CheckpointFile::open(dir, None).map_err(open_io(dir))?;
+        let existing = CheckpointFile::open(dir, None, &*storage).map_err(open_io(dir))?;
         let (checkpoint, created) = match existing {
             Some(checkpoint) => (checkpoint, false),
             None if files.is_empty() => {
@@ -163,8 +184,9 @@ impl LogWriter {
                     durable_offset: 0,
                     log_id: new_log_id()?,
                 };
-                let file = CheckpointFile::open(dir, Some(initial)).map_err(open_io(dir))?;
-                sync_dir(dir).map_err(open_io(dir))?;
+                let file =
+                    CheckpointFile::open(dir, Some(initial), &*storage).map_err(open_io(dir))?;
+                storage.sync_dir(dir).map_err(open_io(dir))?;
                 (
                     file.ok_or_else(|| OpenError::CheckpointDamaged {
                         path: dir.join("checkpoint"),
@@ -179,7 +201,9 @@ impl LogWriter {
                     durable_offset: 0,
                     log_id,
                 };
-                let file = CheckpointFile::open(dir, Some(initial)).map_err(open_io(dir))?;
+                let file =
+                    CheckpointFile::open(dir, Some(initial), &*storage).map_err(open_io(dir))?;
+                storage.sync_dir(dir).map_err(open_io(dir))?;
                 (
                     file.ok_or_else(|| OpenError::CheckpointDamaged {
                         path: dir.join("checkpoint"),
@@ -218,8 +242,10 @@ impl LogWriter {
                 cut: None,
                 created,
             },
+            storage,
         };
         writer.recover(files)?;
+        writer.sync_recovered()?;
         Ok(writer)
     }
 
@@ -236,6 +262,10 @@ impl LogWriter {
     pub fn append(&mut self, record: &NewRecord<'_>) -> Result<u64, WriteError> {
         if self.poisoned {
             return Err(WriteError::Poisoned);
+        }
+        // `u64::MAX` is never a record's offset (a walk could not step past it).
+        if self.next_offset == u64::MAX {
+            return Err(WriteError::OffsetsExhausted);
         }
         let len = record.payload.len();
         if len > RECORD_PAYLOAD_BYTES_MAX {
@@ -336,7 +366,8 @@ impl LogWriter {
             return Err(WriteError::Poisoned);
         }
         for path in std::mem::take(&mut self.unsynced_sealed) {
-            let result = std::fs::File::open(&path).and_then(|file| file.sync_data());
+            let result =
+                std::fs::File::open(&path).and_then(|file| self.storage.sync_file(&file, &path));
             self.poison_on_error(result.map_err(write_io(&path)))?;
         }
         self.sync_active()?;
@@ -404,7 +435,9 @@ impl LogWriter {
             paths.push(segment.path);
         }
         if !paths.is_empty() {
-            sync_dir(&self.set.dir).map_err(write_io(&self.set.dir))?;
+            self.storage
+                .sync_dir(&self.set.dir)
+                .map_err(write_io(&self.set.dir))?;
         }
         Ok(paths)
     }
@@ -464,9 +497,12 @@ impl LogWriter {
             .last()
             .expect("invariant: the writer has an active segment");
         let from = self.unsynced_from & !4095;
-        let result = segment
-            .map
-            .sync_range(from as usize, (self.position - from) as usize);
+        let result = self.storage.sync_range(SyncRange {
+            path: &segment.path,
+            map: &segment.map,
+            position: from as usize,
+            len: (self.position - from) as usize,
+        });
         let path = segment.path.clone();
         self.poison_on_error(result.map_err(write_io(path)))?;
         self.unsynced_from = self.position;
@@ -474,7 +510,9 @@ impl LogWriter {
     }
 
     fn advance_checkpoint(&mut self) -> Result<(), WriteError> {
-        let result = self.checkpoint.advance(self.committed_offset);
+        let result = self
+            .checkpoint
+            .advance(self.committed_offset, &*self.storage);
         let path = self.checkpoint.path.clone();
         self.poison_on_error(result.map_err(write_io(path)))?;
         self.rolled_since_checkpoint = false;
@@ -508,7 +546,10 @@ impl LogWriter {
             .segments
             .last_mut()
             .expect("invariant: the writer has an active segment");
-        reserve(&segment.file, &segment.path, capacity)?;
+        reserve(&*self.storage, &segment.file, &segment.path, capacity)?;
+        self.storage
+            .map(&segment.path, capacity)
+            .map_err(write_io(&segment.path))?;
         segment.map = Map::write(&segment.file, capacity).map_err(write_io(&segment.path))?;
         Ok(())
     }
@@ -516,7 +557,14 @@ impl LogWriter {
     fn roll(&mut self, capacity: u64) -> Result<(), WriteError> {
         let base_offset = self.next_offset;
         let path = self.set.dir.join(segment_file_name(base_offset));
-        let segment = create_segment(&path, base_offset, self.log_id, &self.config, capacity)?;
+        let segment = create_segment(
+            &*self.storage,
+            &path,
+            base_offset,
+            self.log_id,
+            &self.config,
+            capacity,
+        )?;
         // Seal the old segment: sync its data (strict) or remember to (os), write its index.
         match self.config.durability {
             Durability::Strict => self.sync_active()?,
@@ -530,7 +578,8 @@ impl LogWriter {
         write_index(&sealed.path, sealed.base_offset, &entries);
         let _ = sealed.index.set(entries);
         let dir = self.set.dir.clone();
-        self.poison_on_error(sync_dir(&dir).map_err(write_io(&dir)))?;
+        let result = self.storage.sync_dir(&dir);
+        self.poison_on_error(result.map_err(write_io(&dir)))?;
         tracing::info!(segment = %path.display(), offset = base_offset, "rolled to a new segment");
         self.set.segments.push(segment);
         self.set.active_index = Some(Vec::new());
@@ -540,22 +589,22 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Scans from the checkpoint's segment (from the first one when repairing), cuts at the
-    /// first damaged or zeroed record above the checkpoint, and sets up the active segment.
+    /// Scans from the checkpoint's segment (from the first one when repairing), cuts a torn
+    /// tail above the checkpoint, and sets up the active segment.
+    ///
+    /// Every segment header is checked (identity, format flags). Sealed segments below the
+    /// checkpoint's segment are walked only from their last index entry, to find where they end
+    /// and check that the next segment starts there (contiguous base offsets). Damage above
+    /// the checkpoint is cut only when no valid record follows it ([`find_witness`]).
     fn recover(&mut self, files: Vec<(u64, PathBuf)>) -> Result<(), OpenError> {
         let durable_offset = self.checkpoint.current.durable_offset;
         if files.is_empty() {
             if durable_offset > 0 {
                 let path = self.set.dir.join(segment_file_name(0));
-                return Err(Corruption {
-                    segment: path,
-                    offset: 0,
-                    position: 0,
-                    kind: DamageKind::MissingRecords {
-                        next_base_offset: durable_offset,
-                    },
-                }
-                .into());
+                let kind = DamageKind::MissingRecords {
+                    next_base_offset: durable_offset,
+                };
+                return Err(Corruption::new(path, 0, 0, kind).into());
             }
             return self.start_fresh(0);
         }
@@ -571,28 +620,39 @@ impl LogWriter {
         for (index, (base_offset, path)) in files.iter().enumerate() {
             let writable = index + 1 == files.len();
             let (segment, header) = open_segment(path, *base_offset, writable)?;
-            if let Err(kind) = check_header(&segment, header, Some(self.log_id)) {
-                outcome = Some((segments.len(), *base_offset, 0, Some(kind)));
-                segments.push(segment);
-                break;
+            match check_header(&segment, header, Some(self.log_id)) {
+                Ok(header) if header.payload_format_flags != self.config.payload_format_flags => {
+                    return Err(OpenError::FormatFlags {
+                        segment: path.clone(),
+                        expected: self.config.payload_format_flags,
+                        found: header.payload_format_flags,
+                    });
+                }
+                Ok(_) => {}
+                Err(kind) => {
+                    outcome = Some((segments.len(), *base_offset, 0, Some(kind)));
+                    segments.push(segment);
+                    break;
+                }
             }
             segments.push(segment);
-            if index < scan_from {
-                continue;
-            }
-            if let Some(found) = scan_segment(&segments, &files, index, durable_offset) {
+            let start = if index < scan_from {
+                let sealed = &segments[index];
+                sealed.seek_position(sealed.sealed_index(), u64::MAX)
+            } else {
+                (SEGMENT_HEADER_BYTES as u64, *base_offset)
+            };
+            if let Some(found) = scan_segment(&segments, &files, index, durable_offset, start) {
                 outcome = Some(found);
                 break;
             }
         }
-        let trailing: Vec<PathBuf> = files
-            .iter()
-            .skip(segments.len())
-            .map(|(_, path)| path.clone())
-            .collect();
+        let trailing: Vec<(u64, PathBuf)> = files.iter().skip(segments.len()).cloned().collect();
         self.set.segments = segments;
         match outcome {
             Some((segment_index, offset, position, kind)) => {
+                self.refuse_unless_torn(segment_index, offset, position, kind, &trailing)?;
+                let trailing = trailing.into_iter().map(|(_, path)| path).collect();
                 self.cut(segment_index, offset, position, kind, trailing)?;
             }
             None => {
@@ -603,6 +663,78 @@ impl LogWriter {
         }
         self.recovery.next_offset = self.next_offset;
         self.recovery.records_scanned = self.next_offset.saturating_sub(durable_offset);
+        Ok(())
+    }
+
+    /// Refuses to cut damage above the checkpoint that is not a torn tail: overlapping
+    /// segments, or damage followed by a valid record with a consistent offset. A repair cuts
+    /// at the first damage whatever follows.
+    fn refuse_unless_torn(
+        &self,
+        segment_index: usize,
+        offset: u64,
+        position: u64,
+        kind: Option<DamageKind>,
+        trailing: &[(u64, PathBuf)],
+    ) -> Result<(), OpenError> {
+        if self.config.repair || offset < self.checkpoint.current.durable_offset {
+            return Ok(());
+        }
+        let segment = &self.set.segments[segment_index];
+        let kind_or_zeroed = kind.unwrap_or(DamageKind::Zeroed);
+        if matches!(kind, Some(DamageKind::SegmentOverlap { .. })) {
+            return Err(segment.corruption(offset, position, kind_or_zeroed).into());
+        }
+        let damage = DamageAt {
+            segment_index,
+            position,
+            offset,
+        };
+        let witness = find_witness(&self.set.segments, damage, trailing, Some(self.log_id))?;
+        match witness {
+            Some(witness) => {
+                let mut corruption = segment.corruption(offset, position, kind_or_zeroed);
+                corruption.followed_by = Some(witness);
+                tracing::error!(
+                    offset,
+                    segment = %segment.path.display(),
+                    "damage above the checkpoint is followed by valid records; refusing to cut"
+                );
+                Err(corruption.into())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Makes durable what recovery kept: records a crashed process appended but never synced
+    /// still sit in the page cache, and a later checkpoint must not claim them while they
+    /// could still vanish in a power cut. Syncs every segment from the checkpoint's one to the
+    /// end (`fdatasync` writes only dirty pages), the directory, then advances the checkpoint
+    /// to the recovered end. Runs once per open, before the first append.
+    fn sync_recovered(&mut self) -> Result<(), OpenError> {
+        let durable_offset = self.checkpoint.current.durable_offset;
+        if self.next_offset <= durable_offset && self.recovery.cut.is_none() {
+            return Ok(());
+        }
+        let first = self
+            .set
+            .segments
+            .partition_point(|segment| segment.base_offset <= durable_offset)
+            .saturating_sub(1);
+        for segment in &self.set.segments[first..] {
+            self.storage
+                .sync_file(&segment.file, &segment.path)
+                .map_err(open_io(&segment.path))?;
+        }
+        self.storage
+            .sync_dir(&self.set.dir)
+            .map_err(open_io(&self.set.dir))?;
+        if self.next_offset > durable_offset {
+            self.checkpoint
+                .advance(self.next_offset, &*self.storage)
+                .map_err(open_io(&self.checkpoint.path))?;
+        }
+        self.committed_offset = self.next_offset;
         Ok(())
     }
 
@@ -660,7 +792,9 @@ impl LogWriter {
             let _ = std::fs::remove_file(path.with_extension("idx"));
             segments_removed.push(path);
         }
-        sync_dir(&self.set.dir).map_err(open_io(&self.set.dir))?;
+        self.storage
+            .sync_dir(&self.set.dir)
+            .map_err(open_io(&self.set.dir))?;
         if drop_whole {
             if self.set.segments.is_empty() {
                 self.start_fresh(offset)?;
@@ -677,12 +811,12 @@ impl LogWriter {
             let (records, bytes) = count_after(segment.map.bytes(), position, offset);
             records_cut += records;
             bytes_cut += bytes;
-            zero_tail(segment, position).map_err(open_io(&segment.path))?;
+            zero_tail(&*self.storage, segment, position).map_err(open_io(&segment.path))?;
             self.activate(offset, position)?;
         }
         if below_checkpoint {
             self.checkpoint
-                .advance(self.next_offset)
+                .advance(self.next_offset, &*self.storage)
                 .map_err(open_io(&self.set.dir))?;
         }
         let cut = Cut {
@@ -740,6 +874,7 @@ impl LogWriter {
     fn start_fresh(&mut self, base_offset: u64) -> Result<(), OpenError> {
         let path = self.set.dir.join(segment_file_name(base_offset));
         let segment = create_segment(
+            &*self.storage,
             &path,
             base_offset,
             self.log_id,
@@ -753,50 +888,53 @@ impl LogWriter {
                 source: std::io::Error::other(other.to_string()),
             },
         })?;
-        sync_dir(&self.set.dir).map_err(open_io(&self.set.dir))?;
+        self.storage
+            .sync_dir(&self.set.dir)
+            .map_err(open_io(&self.set.dir))?;
         self.set.segments.push(segment);
         self.activate(base_offset, SEGMENT_HEADER_BYTES as u64)
     }
 }
 
-/// Walks segment `index`; returns where the walk must stop for a cut (segment index, offset,
-/// position, damage) or `None` if it ends cleanly at the next segment or the end of the log.
+/// Walks segment `index` from `start` (position, offset); returns where the walk must stop
+/// for a cut (segment index, offset, position, damage) or `None` if it ends cleanly at the
+/// next segment or the end of the log.
 fn scan_segment(
     segments: &[Segment],
     files: &[(u64, PathBuf)],
     index: usize,
     durable_offset: u64,
+    start: (u64, u64),
 ) -> Option<(usize, u64, u64, Option<DamageKind>)> {
     let segment = &segments[index];
-    let mut position = SEGMENT_HEADER_BYTES as u64;
-    let mut offset = segment.base_offset;
+    let (mut position, mut offset) = start;
     // Bounded: every step advances by at least one record header.
     loop {
         match segment.step(position, offset) {
             Step::Record { next_position, .. } => {
                 position = next_position;
+                // `step` never accepts a record at `u64::MAX`.
                 offset += 1;
             }
             Step::End => {
-                return match files.get(index + 1) {
-                    Some((next_base, _)) if *next_base == offset => None,
-                    Some((next_base_offset, _)) => Some((
-                        index,
-                        offset,
-                        position,
-                        Some(DamageKind::MissingRecords {
+                let damage = match files.get(index + 1) {
+                    Some((next_base, _)) if *next_base == offset => return None,
+                    Some((next_base_offset, _)) if *next_base_offset < offset => {
+                        DamageKind::SegmentOverlap {
                             next_base_offset: *next_base_offset,
-                        }),
-                    )),
+                        }
+                    }
+                    Some((next_base_offset, _)) => DamageKind::MissingRecords {
+                        next_base_offset: *next_base_offset,
+                    },
                     // The log ends before the checkpoint: acknowledged records are missing.
-                    None if offset < durable_offset => {
-                        Some((index, offset, position, Some(DamageKind::Zeroed)))
-                    }
+                    None if offset < durable_offset => DamageKind::Zeroed,
                     None if has_bytes_after(segment.map.bytes(), position) => {
-                        Some((index, offset, position, None))
+                        return Some((index, offset, position, None));
                     }
-                    None => None,
+                    None => return None,
                 };
+                return Some((index, offset, position, Some(damage)));
             }
             Step::Damaged(kind) => return Some((index, offset, position, Some(kind))),
         }
@@ -849,12 +987,12 @@ fn count_after(bytes: &[u8], position: u64, offset: u64) -> (u64, u64) {
             }
         }
         records += 1;
-        offset += 1;
+        offset = offset.saturating_add(1);
     }
     (records, bytes_cut)
 }
 
-fn zero_tail(segment: &mut Segment, position: u64) -> std::io::Result<()> {
+fn zero_tail(storage: &dyn Storage, segment: &mut Segment, position: u64) -> std::io::Result<()> {
     let bytes = segment
         .map
         .bytes_mut()
@@ -864,12 +1002,18 @@ fn zero_tail(segment: &mut Segment, position: u64) -> std::io::Result<()> {
         return Ok(());
     };
     bytes[start..start + last + 1].fill(0);
-    segment
-        .map
-        .sync_range(start & !4095, last + 1 + (start & 4095))
+    storage.sync_range(SyncRange {
+        path: &segment.path,
+        map: &segment.map,
+        position: start & !4095,
+        len: last + 1 + (start & 4095),
+    })
 }
 
+/// Creates, reserves, stamps and maps a new segment file. On any failure the file is removed
+/// again, so a later roll can create it afresh.
 fn create_segment(
+    storage: &dyn Storage,
     path: &Path,
     base_offset: u64,
     log_id: u128,
@@ -882,10 +1026,31 @@ fn create_segment(
         .create_new(true)
         .open(path)
         .map_err(write_io(path))?;
-    if let Err(error) = reserve(&file, path, capacity) {
-        let _ = std::fs::remove_file(path);
-        return Err(error);
+    match create_segment_fill(storage, &file, path, base_offset, log_id, config, capacity) {
+        Ok(map) => Ok(Segment {
+            base_offset,
+            path: path.to_owned(),
+            file,
+            map,
+            index: Default::default(),
+        }),
+        Err(error) => {
+            let _ = std::fs::remove_file(path);
+            Err(error)
+        }
     }
+}
+
+fn create_segment_fill(
+    storage: &dyn Storage,
+    file: &std::fs::File,
+    path: &Path,
+    base_offset: u64,
+    log_id: u128,
+    config: &LogConfig,
+    capacity: u64,
+) -> Result<Map, WriteError> {
+    reserve(storage, file, path, capacity)?;
     let header = SegmentHeader {
         format_version: FORMAT_VERSION,
         checksum_kind: CHECKSUM_KIND_CRC32,
@@ -897,61 +1062,34 @@ fn create_segment(
     file.write_all_at(&header.encode(), 0)
         .map_err(write_io(path))?;
     if config.durability == Durability::Strict {
-        file.sync_all().map_err(write_io(path))?;
+        storage.sync_file(file, path).map_err(write_io(path))?;
     }
-    let map = Map::write(&file, capacity).map_err(write_io(path))?;
-    Ok(Segment {
-        base_offset,
-        path: path.to_owned(),
-        file,
-        map,
-        index: Default::default(),
+    storage.map(path, capacity).map_err(write_io(path))?;
+    Map::write(file, capacity).map_err(write_io(path))
+}
+
+/// Reserves `capacity` bytes of real disk space for `file` through `storage`, so writes
+/// through the mapping never hit a hole (a hole on a full disk is SIGBUS). `ENOSPC` is
+/// [`WriteError::NoSpace`]: nothing was written and the writer stays usable.
+fn reserve(
+    storage: &dyn Storage,
+    file: &std::fs::File,
+    path: &Path,
+    capacity: u64,
+) -> Result<(), WriteError> {
+    storage.reserve(file, path, capacity).map_err(|error| {
+        if error.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+            WriteError::NoSpace {
+                path: path.to_owned(),
+                bytes: capacity,
+            }
+        } else {
+            WriteError::Io {
+                path: path.to_owned(),
+                source: error,
+            }
+        }
     })
-}
-
-/// Reserves `capacity` bytes of real disk space for `file`, so writes through the mapping
-/// never hit a hole (a hole on a full disk is SIGBUS). Falls back to writing zeros where
-/// the file system has no `fallocate`.
-fn reserve(file: &std::fs::File, path: &Path, capacity: u64) -> Result<(), WriteError> {
-    use rustix::fs::{FallocateFlags, fallocate};
-    match fallocate(file, FallocateFlags::empty(), 0, capacity) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::NOSPC) => Err(WriteError::NoSpace {
-            path: path.to_owned(),
-            bytes: capacity,
-        }),
-        Err(rustix::io::Errno::OPNOTSUPP) => reserve_by_writing(file, path, capacity),
-        Err(errno) => Err(WriteError::Io {
-            path: path.to_owned(),
-            source: errno.into(),
-        }),
-    }
-}
-
-fn reserve_by_writing(file: &std::fs::File, path: &Path, capacity: u64) -> Result<(), WriteError> {
-    use std::os::unix::fs::FileExt;
-    let current = file.metadata().map_err(write_io(path))?.len();
-    let zeros = vec![0u8; 1 << 20];
-    let mut position = current;
-    while position < capacity {
-        let len = (capacity - position).min(zeros.len() as u64) as usize;
-        file.write_all_at(&zeros[..len], position)
-            .map_err(|error| {
-                if error.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
-                    WriteError::NoSpace {
-                        path: path.to_owned(),
-                        bytes: capacity,
-                    }
-                } else {
-                    WriteError::Io {
-                        path: path.to_owned(),
-                        source: error,
-                    }
-                }
-            })?;
-        position += len as u64;
-    }
-    Ok(())
 }
 
 fn new_log_id() -> Result<u128, OpenError> {

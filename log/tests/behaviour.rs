@@ -177,11 +177,7 @@ fn retention_deletes_only_whole_segments_below_the_offset() {
     assert!(first <= cut_at, "a segment holding {cut_at} must survive");
     let after = segment_names(dir.path());
     assert_eq!(after.len() + removed.len(), before.len());
-    assert!(
-        after
-            .iter()
-            .all(|(base, _)| *base == first || *base > first)
-    );
+    assert!(after.iter().all(|(base, _)| *base >= first));
     assert!(matches!(
         log.read(first - 1),
         Err(ReadError::OutOfRange { .. })
@@ -208,11 +204,11 @@ fn a_stale_or_damaged_index_is_not_trusted() {
     // Rewrite every index so its entries point at the wrong records, with a valid CRC.
     for (base, name) in segment_names(dir.path()) {
         let index_path = dir.path().join(name.replace(".seg", ".idx"));
-        if let Ok(mut bytes) = std::fs::read(&index_path) {
-            if bytes.len() > 24 + 16 {
-                bytes.swap(24 + 4, 24 + 12);
-                std::fs::write(&index_path, bytes).expect("write");
-            }
+        if let Ok(mut bytes) = std::fs::read(&index_path)
+            && bytes.len() > 24 + 16
+        {
+            bytes.swap(24 + 4, 24 + 12);
+            std::fs::write(&index_path, bytes).expect("write");
         }
         let _ = base;
     }

@@ -62,3 +62,38 @@ fn arbitrary_short_inputs_open_without_panic() {
         open_arbitrary_log(&input);
     }
 }
+
+#[test]
+fn committed_crafted_corpus_opens_without_panic() {
+    // The corpus of the `log_records` target: CRC-valid records at base offsets and with
+    // timestamps near the top of `u64` (issue 10).
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/log_records");
+    let mut count = 0;
+    let mut records = 0;
+    for entry in std::fs::read_dir(&corpus).expect("corpus dir exists") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+        relay_log::fuzzing::open_crafted_log(&bytes, &mut |_| records += 1);
+        count += 1;
+    }
+    assert!(count >= 3, "the seed corpus must be committed");
+    assert!(records > 0, "the seeds must reach valid records");
+}
+
+#[test]
+fn crafted_logs_near_the_last_offset_open_without_panic() {
+    for base in [0, 1, u64::MAX - 16, u64::MAX - 1, u64::MAX] {
+        for timestamp in [0, 253_402_300_800_000_000, u64::MAX] {
+            let mut input = vec![1u8, 1];
+            input.extend_from_slice(&base.saturating_add(3).to_le_bytes());
+            for segment_base in [base, base.saturating_add(2)] {
+                input.extend_from_slice(&segment_base.to_le_bytes());
+                input.extend_from_slice(&[3, 1]);
+                for _ in 0..3 {
+                    input.extend_from_slice(&timestamp.to_le_bytes());
+                    input.extend_from_slice(&[2, 0xab, 0xcd]);
+                }
+            }
+            relay_log::fuzzing::open_crafted_log(&input, &mut |_| {});
+        }
+    }
+}

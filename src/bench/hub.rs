@@ -11,11 +11,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::sync::Mutex;
 
-use crate::client::HubClient;
 use crate::hub::spawn::SpawnOptions;
-use crate::protocol::{
-    ClientKind, MessageText, PeerName, RegisterParams, SendParams, WorkingDirectory,
-};
+use crate::protocol::{MessageText, PeerName, SendParams};
 
 /// Size of each message body, in bytes.
 pub const BENCH_MESSAGE_BYTES: usize = 200;
@@ -158,24 +155,8 @@ async fn load(
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let mut clients = Vec::new();
     for index in 0..sessions {
-        let mut client = HubClient::connect(data_dir, spawn, "relay-bench/1")
-            .await
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
-        let params = RegisterParams {
-            delivery: None,
-            name: Some(PeerName::new(format!(
-                "bench-{sessions}-{}-{index}",
-                paced_rate.is_some()
-            ))?),
-            session_name: None,
-            cwd: WorkingDirectory::new("/bench")?,
-            git_branch: None,
-            client: ClientKind::Cli,
-        };
-        client
-            .call(params)
-            .await
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let name = format!("bench-{sessions}-{}-{index}", paced_rate.is_some());
+        let mut client = super::join(data_dir, spawn, &name).await?;
         let mut pushes = client
             .take_pushes()
             .ok_or_else(|| anyhow::anyhow!("pushes taken"))?;

@@ -11,11 +11,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::client::HubClient;
 use crate::hub::spawn::SpawnOptions;
-use crate::protocol::{
-    ClientKind, MessageText, PeerName, RegisterParams, SendParams, WorkingDirectory,
-};
+use crate::protocol::{MessageText, PeerName, SendParams};
 
 /// Body of each queued message, in bytes.
 pub const MEMORY_MESSAGE_BYTES: usize = 200;
@@ -90,17 +87,17 @@ pub async fn run(config: &MemoryBenchConfig) -> anyhow::Result<MemoryReport> {
         .to_vec(),
         ..SpawnOptions::default()
     };
-    let sender = join(&data_dir, &spawn, "memory-sender").await?;
+    let sender = super::join(&data_dir, &spawn, "memory-sender").await?;
     let pid = hub_pid(&data_dir)?;
     for index in 0..MEMORY_RECIPIENTS {
         // Registered once, then offline: their mail is queued.
-        drop(join(&data_dir, &spawn, &format!("memory-offline-{index}")).await?);
+        drop(super::join(&data_dir, &spawn, &format!("memory-offline-{index}")).await?);
     }
     tokio::time::sleep(SETTLE).await;
     let before_sessions = rss_anon_bytes(pid)?;
     let mut idle = Vec::with_capacity(config.sessions);
     for index in 0..config.sessions {
-        idle.push(join(&data_dir, &spawn, &format!("memory-idle-{index}")).await?);
+        idle.push(super::join(&data_dir, &spawn, &format!("memory-idle-{index}")).await?);
     }
     tokio::time::sleep(SETTLE).await;
     let after_sessions = rss_anon_bytes(pid)?;
@@ -141,25 +138,6 @@ pub async fn run(config: &MemoryBenchConfig) -> anyhow::Result<MemoryReport> {
         message_bytes: after_messages.saturating_sub(after_sessions) as f64
             / config.messages.max(1) as f64,
     })
-}
-
-async fn join(data_dir: &Path, spawn: &SpawnOptions, name: &str) -> anyhow::Result<HubClient> {
-    let client = HubClient::connect(data_dir, spawn, "relay-bench/1")
-        .await
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
-    let params = RegisterParams {
-        delivery: None,
-        name: Some(PeerName::new(name.to_owned())?),
-        session_name: None,
-        cwd: WorkingDirectory::new("/bench")?,
-        git_branch: None,
-        client: ClientKind::Cli,
-    };
-    client
-        .call(params)
-        .await
-        .map_err(|error| anyhow::anyhow!("register {name}: {error}"))?;
-    Ok(client)
 }
 
 /// The pid of the hub holding `data_dir`'s log lock.

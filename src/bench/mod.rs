@@ -10,3 +10,36 @@ pub mod hub;
 pub mod mcp;
 pub mod memory;
 pub mod replay;
+
+use std::path::Path;
+
+use crate::client::HubClient;
+use crate::hub::spawn::SpawnOptions;
+use crate::protocol::{ClientKind, PeerName, RegisterParams, WorkingDirectory};
+
+/// Connects a benchmark session to the hub of `data_dir` and registers it as `name`.
+///
+/// # Errors
+/// The hub cannot be reached, or refuses the name.
+pub(crate) async fn join(
+    data_dir: &Path,
+    spawn: &SpawnOptions,
+    name: &str,
+) -> anyhow::Result<HubClient> {
+    let client = HubClient::connect(data_dir, spawn, "relay-bench/1")
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let params = RegisterParams {
+        delivery: None,
+        name: Some(PeerName::new(name.to_owned())?),
+        session_name: None,
+        cwd: WorkingDirectory::new("/bench")?,
+        git_branch: None,
+        client: ClientKind::Cli,
+    };
+    client
+        .call(params)
+        .await
+        .map_err(|error| anyhow::anyhow!("register {name}: {error}"))?;
+    Ok(client)
+}

@@ -61,7 +61,7 @@ pub fn run(args: InboxArgs) -> anyhow::Result<ExitCode> {
                 super::output::printable(&message.text)
             );
         }
-        if inbox.messages.is_empty() && inbox.remaining == 0 {
+        if inbox.messages.is_empty() && inbox.remaining == 0 && inbox.refused.is_empty() {
             if args.all {
                 println!("no unread messages");
             } else {
@@ -71,6 +71,18 @@ pub fn run(args: InboxArgs) -> anyhow::Result<ExitCode> {
             }
         } else {
             println!("({} more unread)", inbox.remaining);
+        }
+        for refused in &inbox.refused {
+            let count = if refused.at_least {
+                format!("at least {}", refused.count)
+            } else {
+                refused.count.to_string()
+            };
+            let from = refused.from.as_deref().unwrap_or("other senders");
+            println!(
+                "(refused while your mailbox was full: {count} message(s) from {})",
+                super::output::printable(from)
+            );
         }
         Ok(ExitCode::Success)
     })

@@ -88,15 +88,9 @@ pub fn run(args: LogArgs) -> anyhow::Result<ExitCode> {
     if let LogAction::Repair { yes } = args.action {
         return repair(&dir, yes);
     }
-    let reader = match LogReader::open(&dir) {
+    let reader = match open_reader(&dir)? {
         Ok(reader) => reader,
-        Err(OpenError::Corrupt(corruption)) => {
-            eprintln!("relay: damaged record: {corruption}");
-            return Ok(ExitCode::CheckFailed);
-        }
-        Err(error) => {
-            return Err(error).with_context(|| format!("opening the log in {}", dir.display()));
-        }
+        Err(code) => return Ok(code),
     };
     let mut out = Out::new();
     match args.action {
@@ -120,6 +114,38 @@ pub fn run(args: LogArgs) -> anyhow::Result<ExitCode> {
         } => tail(reader, &mut out, count, follow, format),
         LogAction::Repair { .. } => unreachable!("handled above"),
     }
+}
+
+/// Opens the log read-only; damage and foreign payload format flags are reported on stderr
+/// and give [`ExitCode::CheckFailed`].
+///
+/// # Errors
+/// Other failures to open.
+pub(crate) fn open_reader(dir: &std::path::Path) -> anyhow::Result<Result<LogReader, ExitCode>> {
+    let reader = match LogReader::open(dir) {
+        Ok(reader) => reader,
+        Err(OpenError::Corrupt(corruption)) => {
+            eprintln!("relay: damaged record: {corruption}");
+            eprintln!("relay: hint: `relay log repair` says what a repair would cut");
+            return Ok(Err(ExitCode::CheckFailed));
+        }
+        Err(error @ OpenError::FormatFlags { .. }) => {
+            eprintln!("relay: {error}");
+            return Ok(Err(ExitCode::CheckFailed));
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("opening the log in {}", dir.display()));
+        }
+    };
+    if reader.payload_format_flags() != RKYV_FORMAT_FLAGS {
+        eprintln!(
+            "relay: the log in {} was written with payload format flags {:#04x}; this build reads {RKYV_FORMAT_FLAGS:#04x}",
+            dir.display(),
+            reader.payload_format_flags()
+        );
+        return Ok(Err(ExitCode::CheckFailed));
+    }
+    Ok(Ok(reader))
 }
 
 fn info(reader: &LogReader, out: &mut Out, format: Format) -> anyhow::Result<ExitCode> {
@@ -203,13 +229,15 @@ fn info(reader: &LogReader, out: &mut Out, format: Format) -> anyhow::Result<Exi
 fn verify(reader: &LogReader, out: &mut Out, quiet: bool) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(quiet, "verifying");
     let mut records = 0u64;
-    let mut iter = reader.iter_from(reader.first_offset())?;
+    // Thorough: a hole followed by valid records is corruption, not the end of the log.
+    let mut iter = reader.iter_from(reader.first_offset())?.thorough();
     for record in iter.by_ref() {
         let record = match record {
             Ok(record) => record,
             Err(corruption) => {
                 bar.finish_and_clear();
                 eprintln!("relay: damaged record: {corruption}");
+                eprintln!("relay: hint: `relay log repair` says what a repair would cut");
                 return Ok(ExitCode::CheckFailed);
             }
         };
@@ -324,8 +352,21 @@ fn tail(
 fn repair(dir: &std::path::Path, yes: bool) -> anyhow::Result<ExitCode> {
     let mut out = Out::new();
     if !yes {
-        let reader = LogReader::open(dir)
-            .with_context(|| format!("opening the log in {}", dir.display()))?;
+        let reader = match LogReader::open(dir) {
+            Ok(reader) => reader,
+            Err(OpenError::Corrupt(corruption)) => {
+                out.line(format_args!("damage: {corruption}"))?;
+                out.line(format_args!(
+                    "repair --yes would cut every record from offset {} on (in {} and all later segments)",
+                    corruption.offset,
+                    corruption.segment.display()
+                ))?;
+                return Ok(ExitCode::CheckFailed);
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("opening the log in {}", dir.display()));
+            }
+        };
         match reader.verify() {
             Ok(report) => {
                 out.line(format_args!(

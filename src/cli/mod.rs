@@ -8,6 +8,7 @@ pub mod completions;
 pub mod deliver;
 pub mod doctor;
 pub mod exit_code;
+pub mod federation;
 pub mod hook;
 pub mod hub;
 pub mod hub_process;
@@ -83,6 +84,8 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff), or write one per subcommand.
     Man(completions::ManArgs),
+    /// Set up federation with hubs on other machines: init, secret, show.
+    Federation(federation::FederationArgs),
 }
 
 /// The `--data-dir` option every data-dir-using subcommand shares.
@@ -128,6 +131,7 @@ pub fn run(cli: Cli) -> exit_code::ExitCode {
         Command::Deliver(args) => deliver::run(args),
         Command::Completions(args) => completions::run_completions(args),
         Command::Man(args) => completions::run_man(args),
+        Command::Federation(args) => federation::run(args),
     };
     match result {
         Ok(code) => code,

@@ -65,10 +65,19 @@ fn pipe_error(error: std::io::Error) -> anyhow::Error {
 }
 
 /// RFC 3339 with microseconds, UTC, for a record timestamp.
+///
+/// A record's timestamp is whatever its writer put there: one past the end of year 9999
+/// (which RFC 3339 cannot spell) prints raw as `<microseconds>us` instead, never a panic.
 pub fn format_timestamp(timestamp_us: u64) -> String {
+    if timestamp_us > TIMESTAMP_US_MAX_RFC3339 {
+        return format!("{timestamp_us}us");
+    }
     let time = UNIX_EPOCH + Duration::from_micros(timestamp_us);
     humantime::format_rfc3339_micros(time).to_string()
 }
+
+/// The last microsecond of year 9999, the largest timestamp RFC 3339 can spell.
+pub const TIMESTAMP_US_MAX_RFC3339: u64 = 253_402_300_800 * 1_000_000 - 1;
 
 /// Output format of the inspection commands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Args;
-use relay_log::{LogReader, OpenError, Record};
+use relay_log::Record;
 use relay_replay::audit::{EventFilter, StateSummary, summarize};
 use relay_replay::{Event, EventKind, ReplayError, State, Until, replay_into};
 use serde_json::json;
@@ -65,15 +65,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         group: args.group.clone(),
         kinds: parse_kinds(&args.kind)?,
     };
-    let reader = match LogReader::open(&log_dir(&data_dir)) {
+    let reader = match super::log::open_reader(&log_dir(&data_dir))
+        .with_context(|| format!("opening the log of {}", data_dir.display()))?
+    {
         Ok(reader) => reader,
-        Err(OpenError::Corrupt(corruption)) => {
-            eprintln!("relay: damaged record: {corruption}");
-            return Ok(ExitCode::CheckFailed);
-        }
-        Err(error) => {
-            return Err(error).context(format!("opening the log of {}", data_dir.display()));
-        }
+        Err(code) => return Ok(code),
     };
     let print_events = !args.state || args.events;
     let mut out = Out::new();

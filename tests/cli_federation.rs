@@ -1,0 +1,117 @@
+//! `relay federation` as a user runs it: `init` writes a private, valid federation.toml and a
+//! static key; `secret` piped into `init --secret-stdin` on another data dir gives both the same
+//! secret; `init` never overwrites without `--force`; `show` names the bad key of a broken file.
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const RELAY: &str = env!("CARGO_BIN_EXE_relay");
+
+fn relay(data_dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(RELAY)
+        .args(["federation"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("relay runs");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).expect("stdin written");
+    }
+    drop(input);
+    child.wait_with_output().expect("relay ends")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn init_secret_and_show_set_up_two_hubs() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let lab = dir.path().join("lab");
+    let desk = dir.path().join("desk");
+    let init = relay(
+        &lab,
+        &["init", "--hub-id", "lab", "--listen", "127.0.0.1:9700"],
+        None,
+    );
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let file = lab.join("federation.toml");
+    let mode = std::fs::metadata(&file)
+        .expect("written")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let key = std::fs::metadata(lab.join("federation").join("static.key")).expect("a key");
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+
+    let secret = relay(&lab, &["secret"], None);
+    assert!(secret.status.success());
+    let joined = relay(
+        &desk,
+        &["init", "--hub-id", "desk", "--secret-stdin"],
+        Some(&secret.stdout),
+    );
+    assert!(joined.status.success(), "{}", text(&joined.stderr));
+    assert_eq!(relay(&desk, &["secret"], None).stdout, secret.stdout);
+
+    let show = relay(&lab, &["show"], None);
+    let shown = text(&show.stdout);
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    assert!(
+        shown.contains("hub id:  lab") && shown.contains("127.0.0.1:9700"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("does not ship messages"),
+        "says what is not built: {shown}"
+    );
+
+    let again = relay(&lab, &["init", "--hub-id", "lab"], None);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("--force"),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
+#[test]
+fn a_broken_file_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::create_dir(dir.path().join("d")).expect("a data dir");
+    let data_dir = dir.path().join("d");
+    let cases = [
+        ("hub_id = \"Lab\"\nsecret = \"00\"\n", "`hub_id`"),
+        ("hub_id = \"lab\"\nsecret = \"00\"\n", "`secret`"),
+        (
+            "hub_id = \"lab\"\nsecret_file = \"missing\"\n",
+            "`secret_file`",
+        ),
+        ("hub_id = \"lab\"\nport = 1\n", "port"),
+    ];
+    for (file, key) in cases {
+        std::fs::write(data_dir.join("federation.toml"), file).expect("written");
+        let show = relay(&data_dir, &["show"], None);
+        assert!(!show.status.success(), "{file}");
+        assert!(
+            text(&show.stderr).contains(key),
+            "{file}: {}",
+            text(&show.stderr)
+        );
+    }
+    let bad_id = relay(&data_dir, &["init", "--hub-id", "-x", "--force"], None);
+    assert!(
+        text(&bad_id.stderr).contains("--hub-id"),
+        "{}",
+        text(&bad_id.stderr)
+    );
+}
