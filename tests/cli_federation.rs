@@ -115,3 +115,45 @@ fn a_broken_file_is_refused_naming_the_key() {
         text(&bad_id.stderr)
     );
 }
+
+#[test]
+fn the_hub_refuses_a_bad_federation_file_and_says_a_good_one_is_not_linked_yet() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let data_dir = dir.path().join("d");
+    std::fs::create_dir(&data_dir).expect("a data dir");
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).expect("0700");
+    std::fs::write(
+        data_dir.join("federation.toml"),
+        "hub_id = \"a\"\nsecret = \"00\"\n",
+    )
+    .expect("written");
+    let refused = Command::new(RELAY)
+        .args(["hub", "--no-ws", "--idle-exit", "0", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .expect("the hub runs");
+    assert!(!refused.status.success(), "no partial start");
+    assert!(
+        text(&refused.stderr).contains("`secret`"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(!data_dir.join("hub.sock").exists(), "nothing was served");
+
+    let init = relay(&data_dir, &["init", "--hub-id", "a", "--force"], None);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let mut hub = Command::new(RELAY)
+        .args(["hub", "--no-ws", "--idle-exit", "0", "--data-dir"])
+        .arg(&data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hub starts");
+    let mut stderr = std::io::BufReader::new(hub.stderr.take().expect("stderr"));
+    let mut said = String::new();
+    stderr.read_line(&mut said).expect("a line");
+    let _ = hub.kill();
+    let _ = hub.wait();
+    assert!(said.contains("does not link hubs yet"), "{said}");
+}

@@ -77,6 +77,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     check_private(&config.data_dir, true)?;
     check_private(&config.data_dir.join(WS_TOKEN_FILE_NAME), false)?;
+    check_federation(&config.data_dir)?;
     let log_config = LogConfig {
         segment_bytes: config.segment_bytes,
         durability: config.durability,
@@ -248,6 +249,23 @@ fn ws_unavailable(port: u16, error: &std::io::Error) -> String {
     } else {
         format!("{error}")
     }
+}
+
+/// Checks `<data dir>/federation.toml` before anything starts: a bad file stops the hub with
+/// the key named. This build links no hubs yet; a valid file is reported as such, loudly,
+/// rather than silently ignored.
+fn check_federation(data_dir: &Path) -> anyhow::Result<()> {
+    let Some(federation) = crate::federation::config::load(data_dir)? else {
+        return Ok(());
+    };
+    let message = format!(
+        "federation.toml is valid (hub {}, {} peer(s)), but this build does not link hubs yet: nothing is shipped to or accepted from other hubs (docs/federation.md)",
+        federation.hub_id,
+        federation.peers.len()
+    );
+    tracing::warn!("{message}");
+    eprintln!("relay hub: {message}");
+    Ok(())
 }
 
 /// Rebuilds the state from the newest snapshot plus the log tail (or from zero).
