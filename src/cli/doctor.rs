@@ -424,7 +424,7 @@ fn client_checks(data_dir: Option<&Path>) -> Vec<Check> {
             return vec![Check::new(
                 "clients",
                 Status::Warn,
-                format!("cannot look: {error:#}"),
+                format!("cannot look: {}", super::describe(&error)),
             )];
         }
     };

@@ -137,8 +137,40 @@ pub fn run(cli: Cli) -> exit_code::ExitCode {
         Ok(code) => code,
         Err(error) if error.is::<output::ClosedPipe>() => exit_code::ExitCode::Success,
         Err(error) => {
-            eprintln!("relay: {error:#}");
+            eprintln!("relay: {}", describe(&error));
             exit_code::ExitCode::Failed
         }
+    }
+}
+
+/// `error` and its causes, each said once: a cause whose text an outer message already
+/// carries (a `thiserror` message that embeds its source) is not repeated.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        #[derive(Debug, thiserror::Error)]
+        #[error("log: {source}")]
+        struct Open {
+            source: std::io::Error,
+        }
+        let error = anyhow::Error::new(Open { source: io }).context("opening");
+        assert_eq!(super::describe(&error), "opening: log: no such file");
     }
 }

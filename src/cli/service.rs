@@ -162,7 +162,7 @@ fn uninstall(target: &ServiceTarget) -> anyhow::Result<ExitCode> {
     // Stopping may fail for a unit that never started; the file goes all the same.
     for command in &commands[..1] {
         if let Err(error) = run_one(command) {
-            eprintln!("relay: warning: {error:#}");
+            eprintln!("relay: warning: {}", super::describe(&error));
         }
     }
     std::fs::remove_file(&unit.path)
