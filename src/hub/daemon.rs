@@ -56,6 +56,8 @@ pub struct HubConfig {
     pub new_identity_rate: RateConfig,
     /// Segment size of the log.
     pub segment_bytes: u64,
+    /// How much log history to keep (`--retain`); `None` keeps it all.
+    pub retain: Option<super::retention::Retention>,
 }
 
 /// Runs the hub until shutdown. Returns how the core ended.
@@ -105,6 +107,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
         snapshot_dir: crate::snapshots::snapshot_dir(&config.data_dir),
         idle_exit: config.idle_exit,
         hub_id,
+        retention: config.retain,
     };
     let core = Core::start(log, state, core_config, core_sender.clone())
         .map_err(|error| anyhow::anyhow!("starting the core: {error}"))?;
@@ -212,7 +215,13 @@ fn rebuild(data_dir: &Path, log: &LogWriter) -> anyhow::Result<State> {
         .filter(|snapshot| snapshot.next_offset >= log.first_offset());
     let (mut state, from) = match snapshot {
         Some(snapshot) => (snapshot.state, snapshot.next_offset),
-        None => (State::new(), log.first_offset()),
+        None if log.first_offset() == 0 => (State::new(), 0),
+        // Rebuilding from an empty state would silently forget every identity and message.
+        None => anyhow::bail!(
+            "the log starts at offset {} (older history was reclaimed by retention) and no snapshot at or after it decodes in {}; the state cannot be rebuilt",
+            log.first_offset(),
+            snapshot_dir.display()
+        ),
     };
     let records = log
         .iter_from(from.max(log.first_offset()))

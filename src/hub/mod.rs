@@ -9,7 +9,10 @@
 //! - [`preauth`]: the byte budget of a WebSocket connection before it authenticates.
 //! - [`rate`]: token buckets (sends per identity, new identities per local user).
 //! - [`limits`]: named bounds and defaults.
+//! - [`retention`]: which old segments `--retain` lets the core delete.
+//! - [`clock`]: monotonic record timestamps and warnings about wall-clock jumps.
 
+pub mod clock;
 pub mod commands;
 pub mod core;
 pub mod daemon;
@@ -19,5 +22,6 @@ pub mod limits;
 pub mod preauth;
 pub mod queue;
 pub mod rate;
+pub mod retention;
 pub mod session;
 pub mod spawn;

@@ -107,6 +107,8 @@ error_codes! {
         "The name is reserved (relay, user, system, assistant) or contains @ (kept for name@hub).";
     OutcomeUnknown = "outcome_unknown", -32020,
         "The request reached the hub but its answer did not come back; check before resending. Produced by clients.";
+    StorageFull = "storage_full", -32022,
+        "The hub's disk is full: nothing was stored; reads still work, retry once space is freed.";
 }
 
 impl fmt::Display for ErrorCode {

@@ -61,6 +61,7 @@ const ERROR_CODES: &[(&str, i64)] = &[
     ("hub_unreachable", -32018),
     ("name_reserved", -32019),
     ("outcome_unknown", -32020),
+    ("storage_full", -32022),
 ];
 
 /// The documented JSON-RPC number of an error code name.
