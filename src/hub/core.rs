@@ -723,6 +723,17 @@ impl Core {
         }
     }
 
+    /// [`Self::emit`] for the bookkeeping of a read (an inbox moving its cursor): on a full
+    /// disk the read is still answered and the event is left out, so the same messages come
+    /// again on the next read (never fewer).
+    pub(super) fn emit_unless_full(&mut self, event: Event) -> Result<(), RpcError> {
+        match self.emit(event) {
+            Ok(_) => Ok(()),
+            Err(refused) if refused.code == ErrorCode::StorageFull => Ok(()),
+            Err(refused) => Err(refused),
+        }
+    }
+
     /// The answer to a write the log could not make room for: `storage_full` for a full disk
     /// (nothing changed; logged once per episode), otherwise `storage_error` and the core
     /// stops (a failed sync while sealing a segment poisoned the writer).

@@ -25,3 +25,5 @@ pub mod rate;
 pub mod retention;
 pub mod session;
 pub mod spawn;
+#[cfg(test)]
+mod storage_tests;

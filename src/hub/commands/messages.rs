@@ -243,7 +243,7 @@ impl Core {
         if since.is_none() {
             // Everything up to the last returned message has been seen: move the cursor.
             if let Some(up_to_sequence) = last_sequence.filter(|sequence| *sequence > cursor) {
-                self.emit(
+                self.emit_unless_full(
                     MailboxCursorAdvanced {
                         recipient,
                         up_to_sequence,
@@ -255,7 +255,7 @@ impl Core {
             // After `since_id`, earlier messages were not returned: mark only the returned ones
             // read, so the cursor does not pass messages the session never saw.
             for message_id in unread {
-                self.emit(
+                self.emit_unless_full(
                     MessageRead {
                         recipient: recipient.clone(),
                         message_id,
