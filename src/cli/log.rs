@@ -179,6 +179,7 @@ fn info(reader: &LogReader, out: &mut Out, format: Format) -> anyhow::Result<Exi
                 "dir": reader.dir(),
                 "log_id": format!("{:032x}", reader.log_id()),
                 "first_offset": reader.first_offset(),
+                "history_reclaimed": reader.first_offset() > 0,
                 "next_offset": next_offset,
                 "durable_offset": reader.durable_offset(),
                 "segments": segments.iter().zip(&per_segment).map(|(segment, records)| json!({
@@ -197,6 +198,12 @@ fn info(reader: &LogReader, out: &mut Out, format: Format) -> anyhow::Result<Exi
                 next_offset,
                 reader.durable_offset()
             ))?;
+            if reader.first_offset() > 0 {
+                out.line(format_args!(
+                    "history    starts at offset {}; the records before it were reclaimed by retention (`relay hub --retain`)",
+                    reader.first_offset()
+                ))?;
+            }
             out.line(format_args!("segments   {}", segments.len()))?;
             for (segment, records) in segments.iter().zip(&per_segment) {
                 let name = segment

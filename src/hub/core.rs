@@ -33,7 +33,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::clock::RecordClock;
 use super::commands::delivery::{Answer, AwaitingAck, Conversation};
 use super::limits::{
-    BATCH_COMMANDS_MAX, CLOCK_JUMP_WARN, RETENTION_SNAPSHOT_INTERVAL_MIN, SNAPSHOT_INTERVAL_MIN,
+    BATCH_COMMANDS_MAX, CLOCK_JUMP_WARN, RETENTION_AGE_CHECK_INTERVAL,
+    RETENTION_SNAPSHOT_INTERVAL_MIN, RETENTION_SNAPSHOT_POLL, SNAPSHOT_INTERVAL_MIN,
     SNAPSHOT_INTERVAL_RECORDS,
 };
 use super::queue::{QueueBudget, QueueCharge, Queued, queued_bytes};
@@ -196,8 +197,11 @@ pub struct Core {
     /// The thread writing the last periodic snapshot, if any; it returns the snapshot's offset
     /// once the file is durable.
     pub(super) snapshot_writer: Option<std::thread::JoinHandle<Option<u64>>>,
-    /// When retention last looked at the log.
-    pub(super) retention_checked_at: Instant,
+    /// When retention last looked at the log (`None`: not yet), and the log's next offset then.
+    pub(super) retention_checked: Option<(Instant, u64)>,
+    /// Offset of the newest snapshot this hub wrote, synced and read back: the state can be
+    /// rebuilt from it, so the log below it is not needed (0 before the first one).
+    pub(super) snapshot_checked_offset: u64,
     /// True when retention would delete more than the snapshot hold allows: a newer snapshot
     /// is wanted sooner than the periodic one.
     pub(super) retention_waits: bool,
@@ -326,7 +330,8 @@ impl Core {
             snapshot_taken_at: Instant::now(),
             clock: RecordClock::new(last_timestamp_us, CLOCK_JUMP_WARN),
             snapshot_writer: None,
-            retention_checked_at: Instant::now(),
+            retention_checked: None,
+            snapshot_checked_offset: 0,
             retention_waits: false,
             storage_full_since: None,
             buckets: HashMap::new(),
@@ -374,7 +379,10 @@ impl Core {
                 (Some(timeout), Some(since)) => Some(since + timeout),
                 _ => None,
             };
-            let timer_deadline = self.next_timer();
+            let timer_deadline = match (self.next_timer(), self.retention_timer()) {
+                (Some(timer), Some(retention)) => Some(timer.min(retention)),
+                (timer, retention) => timer.or(retention),
+            };
             let first = tokio::select! {
                 input = inputs.recv() => match input {
                     Some(input) => Some(input),
@@ -795,10 +803,18 @@ impl Core {
         let (dir, log_id) = (self.config.snapshot_dir.clone(), self.log.log_id());
         let spawned = std::thread::Builder::new().name("relay-snapshot".to_owned()).spawn(move || {
             match crate::snapshots::write_encoded(&dir, log_id, next_offset, &bytes) {
-                Ok(path) => {
-                    tracing::info!(offset = next_offset, segment = %path.display(), "snapshot written");
-                    Some(next_offset)
-                }
+                // Retention deletes the log below it: it must be known to decode, not only
+                // to be on disk.
+                Ok(path) => match crate::snapshots::check(&path, next_offset) {
+                    Ok(()) => {
+                        tracing::info!(offset = next_offset, segment = %path.display(), "snapshot written");
+                        Some(next_offset)
+                    }
+                    Err(failure) => {
+                        tracing::warn!(offset = next_offset, error = %failure, "a snapshot just written does not decode; retention ignores it");
+                        None
+                    }
+                },
                 Err(failure) => {
                     tracing::warn!(offset = next_offset, error = %failure, "could not write a snapshot");
                     None
@@ -811,7 +827,8 @@ impl Core {
         }
     }
 
-    /// Joins a snapshot writer that finished; true if it made a snapshot durable.
+    /// Joins a snapshot writer that finished; true if it made a snapshot durable (and
+    /// checked), which moves the snapshot hold.
     fn collect_snapshot(&mut self) -> bool {
         if !self
             .snapshot_writer
@@ -820,11 +837,42 @@ impl Core {
         {
             return false;
         }
-        self.snapshot_writer
+        let written = self
+            .snapshot_writer
             .take()
             .and_then(|writer| writer.join().ok())
-            .flatten()
-            .is_some()
+            .flatten();
+        match written {
+            Some(offset) => {
+                self.snapshot_checked_offset = self.snapshot_checked_offset.max(offset);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// When retention needs a batch although no request comes: to collect a snapshot being
+    /// written, to take the snapshot it waits for, or to look at the ages of old segments.
+    fn retention_timer(&self) -> Option<Instant> {
+        let retention = self.config.retention?;
+        if self.snapshot_writer.is_some() {
+            return Some(Instant::now() + RETENTION_SNAPSHOT_POLL);
+        }
+        let Some((checked_at, checked_offset)) = self.retention_checked else {
+            return Some(Instant::now());
+        };
+        if self.retention_waits && self.records_since_snapshot > 0 {
+            let last = self.snapshot_taken_at.max(checked_at);
+            return Some(last + RETENTION_SNAPSHOT_INTERVAL_MIN);
+        }
+        // Records came since the last look: look again, so the last burst is reclaimed too.
+        if self.log.next_offset() != checked_offset {
+            return Some(checked_at + RETENTION_SNAPSHOT_INTERVAL_MIN);
+        }
+        match retention {
+            Retention::Age(_) => Some(checked_at + RETENTION_AGE_CHECK_INTERVAL),
+            Retention::Bytes(_) => None,
+        }
     }
 
     /// The offset below which nothing the hub still needs lies: the smallest of the
@@ -840,14 +888,11 @@ impl Core {
             .unwrap_or(0)
     }
 
-    /// The oldest snapshot kept on disk: start-up falls back to it when the newest does not
-    /// decode, and needs the log from there. No snapshot holds the whole log.
+    /// The newest snapshot this hub wrote and read back: start-up rebuilds from it, so it
+    /// needs the log from there on. Before the first one the whole log is held (a snapshot
+    /// left by an earlier run is not trusted for this: it may be the one that did not decode).
     fn snapshot_hold(&self) -> u64 {
-        crate::snapshots::list(&self.config.snapshot_dir, self.log.log_id())
-            .iter()
-            .map(|(offset, _)| *offset)
-            .min()
-            .unwrap_or(0)
+        self.snapshot_checked_offset
     }
 
     /// Deletes the segments `--retain` lets go below the retention hold (after a snapshot
@@ -857,12 +902,13 @@ impl Core {
         let Some(retention) = self.config.retention else {
             return;
         };
-        if !snapshot_written
-            && self.retention_checked_at.elapsed() < RETENTION_SNAPSHOT_INTERVAL_MIN
-        {
+        let recently = self
+            .retention_checked
+            .is_some_and(|(at, _)| at.elapsed() < RETENTION_SNAPSHOT_INTERVAL_MIN);
+        if !snapshot_written && recently {
             return;
         }
-        self.retention_checked_at = Instant::now();
+        self.retention_checked = Some((Instant::now(), self.log.next_offset()));
         let segments = self.log.segments();
         let target = retention_target(retention, &segments, now_us(), |index| {
             let last = segments.get(index + 1)?.base_offset.checked_sub(1)?;

@@ -162,3 +162,11 @@ pub const RETENTION_SNAPSHOT_INTERVAL_MIN: Duration = Duration::from_secs(1);
 /// segment is never deleted, and the one before it is usually what the snapshot hold keeps.
 /// A smaller size is refused at start.
 pub const RETENTION_SEGMENTS_MIN: u64 = 2;
+
+/// How often an idle hub with `--retain <DURATION>` looks at the ages of its old segments
+/// (with requests coming, it looks at most every [`RETENTION_SNAPSHOT_INTERVAL_MIN`]).
+pub const RETENTION_AGE_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often the core looks whether a snapshot being written has finished, so retention can
+/// use it without waiting for the next request.
+pub const RETENTION_SNAPSHOT_POLL: Duration = Duration::from_millis(100);

@@ -3,10 +3,10 @@
 //!
 //! The rule (also in `docs/operations.md`, "Retention"):
 //!
-//! - The state is rebuilt from a snapshot plus the log after it, so nothing at or above the
-//!   oldest snapshot the hub keeps ([`crate::snapshots::SNAPSHOTS_KEPT`]) may go: if the newest
-//!   snapshot fails to decode, start-up falls back to the one before it and needs the log from
-//!   there. This is the snapshot *hold*.
+//! - The state is rebuilt from the newest snapshot plus the log after it, so nothing at or
+//!   above the newest snapshot this hub has written, synced and read back (it decodes) may go.
+//!   This is the snapshot *hold*. Until the hub's first such snapshot the hold is 0: a snapshot
+//!   left by an earlier run is not trusted for deleting the log below it.
 //! - Mailboxes and group histories hold the message bodies themselves (in the state and so in
 //!   every snapshot), not log offsets, so unread mail pins no segment: the snapshot hold is the
 //!   only one today. Federation acks will add a hold of their own ([`RetentionHold`]); the core
