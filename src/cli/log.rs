@@ -331,17 +331,15 @@ fn tail(
     follow: bool,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let mut end = reader.first_offset();
-    for record in reader.iter_from(end)? {
-        end = record.map_err(anyhow::Error::new)?.offset + 1;
-    }
-    let from = end.saturating_sub(count).max(reader.first_offset());
+    // Seeks near the end instead of walking the whole log (`LogReader::tail_start`).
+    let from = reader.tail_start(count)?;
     let mut next = dump(&reader, out, from, count, format)?;
     out.flush()?;
     if !follow {
         return Ok(ExitCode::Success);
     }
-    // Runs until interrupted: that is what --follow asks for.
+    // Runs until interrupted: that is what --follow asks for. Each pass seeks to `next` with
+    // the index the reader kept across the refresh, so it costs the new records only.
     loop {
         std::thread::sleep(TAIL_POLL_INTERVAL);
         reader.refresh()?;
