@@ -166,6 +166,13 @@ impl LogReader {
     }
 }
 
+impl LogReader {
+    /// The mapped bytes of every segment (for the memcpy baseline of the benchmark).
+    pub(crate) fn mapped_segments(&self) -> impl Iterator<Item = &[u8]> {
+        self.set.segments.iter().map(|segment| segment.map.bytes())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{LogConfig, LogWriter, NewRecord};
@@ -233,12 +240,5 @@ mod tests {
             .map(|record| record.expect("record").offset)
             .collect();
         assert_eq!(offsets, (195..210).collect::<Vec<u64>>());
-    }
-}
-
-impl LogReader {
-    /// The mapped bytes of every segment (for the memcpy baseline of the benchmark).
-    pub(crate) fn mapped_segments(&self) -> impl Iterator<Item = &[u8]> {
-        self.set.segments.iter().map(|segment| segment.map.bytes())
     }
 }
