@@ -198,3 +198,57 @@ fn a_log_that_starts_after_zero_without_a_snapshot_is_refused_by_replay_and_the_
     );
     assert!(stderr.contains("cannot be rebuilt"), "{stderr}");
 }
+
+#[test]
+fn a_duration_bound_reclaims_segments_whose_records_are_older_and_keeps_the_mail() {
+    // Records older than 3 s go; the segments are written in a burst, then time passes, then
+    // one more send makes the hub look (an idle hub looks once a minute).
+    let segment_bytes = SEGMENT_BYTES.to_string();
+    let mut hub = Hub::start_with(&[
+        "--segment-bytes",
+        &segment_bytes,
+        "--retain",
+        "3s",
+        "--send-rate",
+        "100000",
+        "--send-burst",
+        "100000",
+    ]);
+    drop(hub.join(Transport::Unix, "bob"));
+    let mut alice = hub.join(Transport::Unix, "alice");
+    alice.wait_until_offline("bob");
+    let padding = "z".repeat(300);
+    let burst = MESSAGES / 4;
+    for index in 0..burst {
+        alice.call(
+            "send",
+            json!({"to": "bob", "text": format!("{index} {padding}")}),
+        );
+    }
+    assert_eq!(
+        log_info(hub.data_dir())["first_offset"],
+        0,
+        "nothing is old yet"
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    alice.call("send", json!({"to": "bob", "text": "late"}));
+    let deadline = Instant::now() + RECLAIM_WAIT;
+    let info = loop {
+        let info = log_info(hub.data_dir());
+        if info["first_offset"].as_u64() > Some(0) {
+            break info;
+        }
+        assert!(Instant::now() < deadline, "nothing was reclaimed: {info}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let segments = info["segments"].as_array().expect("segments").len();
+    assert!(
+        segments <= 2,
+        "only the segments with recent records stay: {info}"
+    );
+    drop(alice);
+    hub.restart();
+    let mut bob = hub.join(Transport::Unix, "bob");
+    let unread = bob.call("unread", json!({}));
+    assert_eq!(unread["direct"], burst + 1, "{unread}");
+}

@@ -762,6 +762,10 @@ impl Core {
                 ),
             );
         }
+        if let relay_log::WriteError::PayloadTooLarge { .. } = &failure {
+            // Refused before anything changed: this request fails, the hub goes on.
+            return error(ErrorCode::StorageError, failure.to_string());
+        }
         tracing::error!(error = %failure, "could not make room in the log; stopping");
         self.failed = true;
         error(
@@ -918,6 +922,17 @@ impl Core {
         self.retention_waits = target > hold;
         let below = target.min(hold);
         if below <= self.log.first_offset() {
+            return;
+        }
+        // In `os` mode the records below the snapshot may still be only in the page cache; a
+        // power cut could then leave a log shorter than the snapshot, which start-up ignores,
+        // falling back to an older snapshot below the first retained offset. Sync first.
+        if self.log.durability() == relay_log::Durability::Os
+            && below > self.log.durable_offset()
+            && let Err(failure) = self.log.sync()
+        {
+            tracing::error!(error = %failure, "log sync before retention failed; stopping");
+            self.failed = true;
             return;
         }
         match self.log.delete_below(below) {
