@@ -137,17 +137,21 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     let _ = std::fs::remove_file(config.data_dir.join(WS_PORT_FILE_NAME));
     if let Some(port) = config.ws_port {
         match TcpListener::bind(("127.0.0.1", port)).await {
-            Ok(listener) => {
-                let token = ws_token(&config.data_dir)?;
-                let bound = listener.local_addr()?.port();
-                std::fs::write(config.data_dir.join(WS_PORT_FILE_NAME), bound.to_string())?;
-                tracing::info!(port = bound, "listening on the loopback websocket");
-                let ws_context = SessionContext {
-                    token: Some(token),
-                    ..context.clone()
-                };
-                listeners.spawn(accept_ws(listener, ws_context, accept.clone()));
-            }
+            // A full disk must not keep the hub from serving (writes get storage_full): without
+            // a token or port file it serves the Unix socket only.
+            Ok(listener) => match announce_ws(&config.data_dir, &listener) {
+                Err(error) => {
+                    tracing::error!(%error, "could not write the websocket token or port file; continuing without the websocket")
+                }
+                Ok((token, bound)) => {
+                    tracing::info!(port = bound, "listening on the loopback websocket");
+                    let ws_context = SessionContext {
+                        token: Some(token),
+                        ..context.clone()
+                    };
+                    listeners.spawn(accept_ws(listener, ws_context, accept.clone()));
+                }
+            },
             Err(error) => {
                 tracing::warn!(port, %error, "websocket port unavailable; continuing without it")
             }
@@ -281,6 +285,14 @@ fn check_private(path: &Path, is_dir: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The WebSocket token and the bound port, written to `ws.port`.
+fn announce_ws(data_dir: &Path, listener: &TcpListener) -> anyhow::Result<(String, u16)> {
+    let token = ws_token(data_dir)?;
+    let bound = listener.local_addr()?.port();
+    std::fs::write(data_dir.join(WS_PORT_FILE_NAME), bound.to_string())?;
+    Ok((token, bound))
 }
 
 fn ws_token(data_dir: &Path) -> anyhow::Result<String> {
