@@ -150,6 +150,15 @@ fn a_retained_log_stays_near_its_bound_and_unread_mail_survives_a_restart() {
         bob_mailbox["mailbox"]["messages"], MESSAGES,
         "{bob_mailbox}"
     );
+    // A stop before the snapshot replay starts from is history that is gone.
+    let output = relay(hub.data_dir(), &["replay", "--until", "0"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("older history was reclaimed"), "{stderr}");
+    // `relay replay --verify` checks the snapshots after the one it starts from.
+    let output = relay(hub.data_dir(), &["replay", "--verify", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
 }
 
 #[test]
@@ -251,4 +260,30 @@ fn a_duration_bound_reclaims_segments_whose_records_are_older_and_keeps_the_mail
     let mut bob = hub.join(Transport::Unix, "bob");
     let unread = bob.call("unread", json!({}));
     assert_eq!(unread["direct"], burst + 1, "{unread}");
+}
+
+#[test]
+fn a_retention_size_below_two_segments_is_refused_and_a_nonsense_one_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = |retain: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_relay"));
+        command
+            .args([
+                "hub",
+                "--no-ws",
+                "--idle-exit",
+                "1",
+                "--segment-bytes",
+                "4096",
+            ])
+            .args(["--retain", retain, "--data-dir"])
+            .arg(dir.path());
+        run_with_deadline(command)
+    };
+    let small = hub("8191");
+    let stderr = String::from_utf8_lossy(&small.stderr);
+    assert_eq!(small.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("at least 8192 bytes"), "{stderr}");
+    let nonsense = hub("12 parsecs");
+    assert_eq!(nonsense.status.code(), Some(2), "a usage error");
 }
