@@ -12,11 +12,12 @@ use crate::event::{
     AskDeadlineSet, AskExpired, AskSent, Event, EventKind, GroupCreated, GroupCursorAdvanced,
     GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved, GroupMessageAcknowledged,
     GroupMessageSent, IdentityRegistered, IdentityRenamed, Imported, MailboxCursorAdvanced,
-    MessageSent, MessageStatusReported, PeerAcknowledged, ReplySent, RequestCompleted, RoomJoined,
-    RoomLeft,
+    MessageRefused, MessageSent, MessageStatusReported, PeerAcknowledged, ReplySent,
+    RequestCompleted, RoomJoined, RoomLeft,
 };
 use crate::limits::{
-    GROUP_MEMBERS_MAX, GROUPS_MAX, IDEMPOTENCY_KEYS_MAX, IDENTITIES_MAX, PEER_HUBS_MAX,
+    GROUP_MEMBERS_MAX, GROUPS_MAX, IDEMPOTENCY_KEYS_MAX, IDENTITIES_MAX,
+    MAILBOX_REFUSALS_PER_SENDER_MAX, MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX, PEER_HUBS_MAX,
     ROOM_MEMBERS_MAX, ROOMS_MAX,
 };
 use crate::state::{
@@ -74,6 +75,37 @@ pub enum ApplyError {
     DuplicateMessageId {
         /// The repeated id.
         message_id: String,
+    },
+    /// A direct message, ask or reply to a mailbox with no room: it holds
+    /// [`MAILBOX_UNREAD_MAX`] unread messages, or the message's text would take its unread text
+    /// past [`MAILBOX_UNREAD_BYTES_MAX`]. Unread mail is never dropped to make room; the hub
+    /// refuses such a send with `mailbox_full` before appending anything.
+    #[error(
+        "the mailbox of {recipient:?} is full: {unread_count} unread messages, {unread_bytes} bytes of unread text, a message of {body_bytes} bytes (at most {} messages and {} bytes unread)",
+        MAILBOX_UNREAD_MAX,
+        MAILBOX_UNREAD_BYTES_MAX
+    )]
+    MailboxFull {
+        /// The recipient named.
+        recipient: String,
+        /// Unread messages in its mailbox.
+        unread_count: u64,
+        /// Bytes of unread text in its mailbox.
+        unread_bytes: u64,
+        /// Bytes of text of the refused message.
+        body_bytes: u64,
+    },
+    /// A `message_refused` past [`MAILBOX_REFUSALS_PER_SENDER_MAX`] for its sender (or for the
+    /// unnamed senders) since the recipient last read its inbox: the hub answers such refusals
+    /// without logging them.
+    #[error(
+        "{MAILBOX_REFUSALS_PER_SENDER_MAX} refusals from {sender:?} to {recipient:?} are counted already"
+    )]
+    RefusalsCounted {
+        /// The recipient named.
+        recipient: String,
+        /// The sender named.
+        sender: String,
     },
     /// A push for a message that is not kept in the recipient's mailbox.
     #[error("message {message_id:?} is not in the mailbox of {recipient:?}")]
@@ -215,7 +247,7 @@ pub enum ApplyError {
         imported_offset: u64,
     },
     /// An import of a kind that only makes sense on its own hub (`imported`,
-    /// `peer_acknowledged`, `hub_started`).
+    /// `peer_acknowledged`, `hub_started`, `message_refused`).
     #[error("event kind {kind} cannot be imported")]
     NotImportable {
         /// The kind found inside the import.
@@ -313,6 +345,7 @@ fn apply_event(state: &mut State, record: &RecordMeta, event: &Event) -> Result<
         Event::MessageStatusReported(event) => apply_message_status_reported(state, event),
         Event::AskDeadlineSet(event) => apply_ask_deadline_set(state, event),
         Event::AskExpired(event) => apply_ask_expired(state, record, event),
+        Event::MessageRefused(event) => apply_message_refused(state, record, event),
         Event::RequestCompleted(event) => apply_request_completed(state, record, event),
         Event::GroupMessageAcknowledged(event) => apply_group_message_acknowledged(state, event),
         Event::RoomJoined(event) => apply_room_joined(state, record, event),
@@ -427,7 +460,7 @@ fn apply_message_sent(
     record: &RecordMeta,
     event: &MessageSent,
 ) -> Result<(), ApplyError> {
-    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id)?;
+    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id, &event.body)?;
     let delivery = Delivery {
         id: &event.id,
         from_name: &event.from,
@@ -450,7 +483,7 @@ fn apply_ask_sent(
     record: &RecordMeta,
     event: &AskSent,
 ) -> Result<(), ApplyError> {
-    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id)?;
+    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id, &event.body)?;
     if state.asks.pending(&event.ask_id).is_some() {
         return Err(ApplyError::DuplicateAskId {
             ask_id: event.ask_id.clone(),
@@ -496,7 +529,7 @@ fn apply_reply_sent(
     record: &RecordMeta,
     event: &ReplySent,
 ) -> Result<(), ApplyError> {
-    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id)?;
+    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id, &event.body)?;
     let answers_ask = match state.asks.pending(&event.reply_to) {
         Some(ask) if ask.target != from || ask.asker != to => {
             return Err(ApplyError::AskMismatch {
@@ -573,7 +606,10 @@ fn mailbox_step(
     let mailbox = state.mailboxes.get_mut(&id).ok_or_else(not_found)?;
     match step {
         Step::Delivered => mailbox.mark_delivered(sequence),
-        Step::Read => mailbox.mark_read(sequence),
+        Step::Read => {
+            let forgotten = mailbox.mark_read(sequence);
+            forget_messages(state, forgotten);
+        }
         Step::Returned => mailbox.mark_returned(sequence),
         Step::Reported(status) => mailbox.note_reported(sequence, status),
     }
@@ -641,9 +677,43 @@ fn apply_ask_expired(
         late: false,
         timed_out_ask: Some(&event.ask_id),
     };
+    // The ask ends either way; a full mailbox gets no notice (unread mail is never dropped to
+    // make room), but counts it as refused from `relay`, so the asker hears of it on its next
+    // inbox.
+    let has_room = state
+        .mailboxes
+        .get(&asker)
+        .is_some_and(|mailbox| mailbox.check_room(event.body.len()).is_ok());
+    if !has_room {
+        if let Some(mailbox) = state.mailboxes.get_mut(&asker) {
+            mailbox.note_refused("relay", record.timestamp_us);
+        }
+        return Ok(());
+    }
     // The notice is about the target's silence: it stands as the sender, so a reply to it
     // reaches the peer that was asked.
     deliver(state, record, target, asker, &delivery);
+    Ok(())
+}
+
+fn apply_message_refused(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &MessageRefused,
+) -> Result<(), ApplyError> {
+    let from = lookup(state, &event.from)?;
+    let to = lookup(state, &event.to)?;
+    let Some(mailbox) = state.mailboxes.get_mut(&to) else {
+        return Err(unknown_identity(&event.to));
+    };
+    if !mailbox.refusals().counts_one_more(&event.from) {
+        return Err(ApplyError::RefusalsCounted {
+            recipient: event.to.clone(),
+            sender: event.from.clone(),
+        });
+    }
+    mailbox.note_refused(&event.from, record.timestamp_us);
+    touch(state, from, record);
     Ok(())
 }
 
@@ -695,7 +765,8 @@ fn apply_mailbox_cursor_advanced(
         mailbox.last_sequence(),
         event.up_to_sequence,
     )?;
-    mailbox.advance_cursor(event.up_to_sequence);
+    let forgotten = mailbox.advance_cursor(event.up_to_sequence);
+    forget_messages(state, forgotten);
     Ok(())
 }
 
@@ -907,7 +978,10 @@ fn apply_imported(
     let inner = decode(event.kind, event.schema_version, &event.payload)?;
     if matches!(
         inner,
-        Event::Imported(_) | Event::PeerAcknowledged(_) | Event::HubStarted(_)
+        Event::Imported(_)
+            | Event::PeerAcknowledged(_)
+            | Event::HubStarted(_)
+            | Event::MessageRefused(_)
     ) {
         return Err(ApplyError::NotImportable { kind: inner.kind() });
     }
@@ -972,24 +1046,44 @@ fn not_group_member(group: &str, name: &str) -> ApplyError {
     }
 }
 
-/// Checks sender, recipient and message id of a direct message; returns their identities.
+/// Checks sender, recipient, message id and the room in the recipient's mailbox for a direct
+/// message of text `body`; returns their identities.
 fn check_delivery(
     state: &State,
     from: &str,
     to: &str,
     message_id: &str,
+    body: &str,
 ) -> Result<(IdentityId, IdentityId), ApplyError> {
     let from = lookup(state, from)?;
-    let to = lookup(state, to)?;
+    let to_id = lookup(state, to)?;
     if state.message_index.contains_key(message_id) {
         return Err(ApplyError::DuplicateMessageId {
             message_id: message_id.to_owned(),
         });
     }
-    Ok((from, to))
+    if let Some(mailbox) = state.mailboxes.get(&to_id)
+        && let Err(full) = mailbox.check_room(body.len())
+    {
+        return Err(ApplyError::MailboxFull {
+            recipient: to.to_owned(),
+            unread_count: full.unread_count,
+            unread_bytes: full.unread_bytes,
+            body_bytes: full.body_bytes,
+        });
+    }
+    Ok((from, to_id))
 }
 
-/// Stores a checked message in `to`'s mailbox and keeps the message index in step.
+/// Drops forgotten (read, aged-out) messages from the message index.
+fn forget_messages(state: &mut State, message_ids: Vec<String>) {
+    for message_id in message_ids {
+        state.message_index.remove(&message_id);
+    }
+}
+
+/// Stores a checked message (see [`check_delivery`]) in `to`'s mailbox and keeps the message
+/// index in step. Nothing is evicted: unread mail stays until it is read.
 fn deliver(
     state: &mut State,
     record: &RecordMeta,
@@ -1020,9 +1114,7 @@ fn deliver(
         .mailboxes
         .get_mut(&to)
         .expect("invariant: every identity has a mailbox");
-    if let Some(evicted) = mailbox.push(message) {
-        state.message_index.remove(&evicted.id);
-    }
+    mailbox.push(message);
     let sequence = mailbox.last_sequence();
     state.message_index.insert(
         delivery.id.to_owned(),

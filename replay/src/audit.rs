@@ -50,6 +50,7 @@ pub fn names_of(event: &Event) -> Vec<&str> {
         Event::MailboxCursorAdvanced(event) => vec![&event.recipient],
         Event::MessageRead(event) => vec![&event.recipient],
         Event::MessageStatusReported(event) => vec![&event.recipient],
+        Event::MessageRefused(event) => vec![&event.from, &event.to],
         Event::RequestCompleted(event) => vec![&event.caller],
         Event::GroupMessageAcknowledged(event) => vec![&event.member],
         Event::AskDeadlineSet(_) | Event::AskExpired(_) => Vec::new(),

@@ -1,16 +1,58 @@
 //! Every bound the projections keep, in one place.
 //!
-//! Each constant says its unit and what happens at the limit: the oldest entry is dropped (rings,
-//! pending asks, broadcasts) or the event is rejected with an [`ApplyError`](crate::ApplyError)
-//! (identities, groups, members, rooms, peer hubs). The live hub checks the same constants before
+//! Each constant says its unit and what happens at the limit: the oldest entry is dropped (group
+//! rings, read mail, pending asks, broadcasts) or the event is rejected with an
+//! [`ApplyError`](crate::ApplyError) (unread mail, identities, groups, members, rooms, peer hubs). The live hub checks the same constants before
 //! it appends, so a rejection during replay means damage or a bug, never a normal user error.
 //! Relations between constants are checked at compile time at the bottom of this file.
 
-/// Messages kept per mailbox. At the limit the oldest message is dropped (and forgotten by
-/// message-id lookups) when a new one arrives.
-pub const MAILBOX_MESSAGES_MAX: usize = 500;
+/// Unread messages (queued, or delivered but not read) per mailbox. Unread mail is never
+/// dropped: a direct message, ask, reply or broadcast ask to a mailbox holding this many is
+/// refused before anything of it is appended. The hub answers the sender `mailbox_full` (naming
+/// the recipient and this bound) and `apply` rejects such an event with
+/// [`ApplyError::MailboxFull`](crate::ApplyError::MailboxFull). A hub `timeout` notice for a full
+/// mailbox is not stored either; the ask still ends and the refusal is counted for the recipient.
+///
+/// A client that reports a read message `refused` or `expired` makes it unread again even at the
+/// bound, so unread messages may exceed it by at most [`MAILBOX_READ_MAX`]; the messages kept
+/// never exceed `MAILBOX_UNREAD_MAX + MAILBOX_READ_MAX`.
+pub const MAILBOX_UNREAD_MAX: usize = 10_000;
 
-/// Messages kept per group, user and system messages alike. At the limit the oldest is dropped.
+/// Bytes of message text (UTF-8) unread per mailbox. A message whose text would take the unread
+/// text past it is refused like one past [`MAILBOX_UNREAD_MAX`] (`mailbox_full`,
+/// [`ApplyError::MailboxFull`](crate::ApplyError::MailboxFull)). 16 MiB holds 10,000 messages of
+/// 1.6 KiB on average, or 256 of the largest (64 KiB); it bounds one mailbox's unread text,
+/// whatever the senders send, at 16 MiB (worst case with read text and bookkeeping: about
+/// 30 MiB a mailbox). An empty mailbox always admits the largest message.
+pub const MAILBOX_UNREAD_BYTES_MAX: usize = 16 << 20;
+
+/// Read messages kept per mailbox, so `inbox` with `include_pushed`, `status` and replies by
+/// message id still find them. Past it the oldest read message is forgotten (and by message-id
+/// lookups); unread messages never are.
+pub const MAILBOX_READ_MAX: usize = 500;
+
+/// Bytes of text of the read messages kept per mailbox. Past it the oldest read message is
+/// forgotten, like past [`MAILBOX_READ_MAX`].
+pub const MAILBOX_READ_BYTES_MAX: usize = 4 << 20;
+
+/// Senders a mailbox's refusal record names, each with its count of messages refused because
+/// the mailbox was full. Refusals from further senders are counted together, unnamed. The record
+/// is shown by the recipient's next `inbox` and cleared by it.
+pub const MAILBOX_REFUSED_SENDERS_MAX: usize = 64;
+
+/// Refusals logged (`message_refused`) per sender and mailbox until the recipient reads its
+/// inbox; the unnamed senders past [`MAILBOX_REFUSED_SENDERS_MAX`] share one such allowance.
+/// Later refusals are still answered `mailbox_full` but not logged, so the count the recipient
+/// sees is then a lower bound ("at least"). This keeps a hostile sender from growing the log by
+/// sending to a full mailbox: at most `(MAILBOX_REFUSED_SENDERS_MAX + 1) *
+/// MAILBOX_REFUSALS_PER_SENDER_MAX` refusal records per mailbox between two reads. A refusal
+/// past it is rejected by `apply` with
+/// [`ApplyError::RefusalsCounted`](crate::ApplyError::RefusalsCounted).
+pub const MAILBOX_REFUSALS_PER_SENDER_MAX: u32 = 16;
+
+/// Messages kept per group, user and system messages alike. At the limit the oldest is dropped;
+/// each member that had not read it counts it as missed and is told how many it missed by its
+/// next `group_history` (which clears the count).
 pub const GROUP_MESSAGES_MAX: usize = 500;
 
 /// Members per group, the admin included. An invite past it is rejected with
@@ -67,5 +109,9 @@ pub const PAYLOAD_ALIGNMENT_BYTES: usize = 16;
 
 const _: () = assert!(GROUP_MEMBERS_MAX <= IDENTITIES_MAX);
 const _: () = assert!(BROADCAST_REPLIES_MAX <= PENDING_ASKS_MAX);
-const _: () = assert!(MAILBOX_MESSAGES_MAX > 0 && GROUP_MESSAGES_MAX > 0);
+const _: () = assert!(MAILBOX_UNREAD_MAX > 0 && MAILBOX_READ_MAX > 0 && GROUP_MESSAGES_MAX > 0);
+// The largest message (64 KiB, `TEXT_BYTES_MAX` of the protocol) always fits an empty mailbox;
+// the hub checks the same relation against the protocol's constant.
+const _: () = assert!(MAILBOX_UNREAD_BYTES_MAX >= 64 << 10 && MAILBOX_READ_BYTES_MAX >= 64 << 10);
+const _: () = assert!(MAILBOX_REFUSED_SENDERS_MAX > 0 && MAILBOX_REFUSALS_PER_SENDER_MAX > 0);
 const _: () = assert!(PAYLOAD_ALIGNMENT_BYTES.is_power_of_two());

@@ -62,6 +62,18 @@ pub fn run(args: InboxArgs) -> anyhow::Result<ExitCode> {
             );
         }
         println!("({} more unread)", inbox.remaining);
+        for refused in &inbox.refused {
+            let count = if refused.at_least {
+                format!("at least {}", refused.count)
+            } else {
+                refused.count.to_string()
+            };
+            let from = refused.from.as_deref().unwrap_or("other senders");
+            println!(
+                "(refused while your mailbox was full: {count} message(s) from {})",
+                super::output::printable(from)
+            );
+        }
         Ok(ExitCode::Success)
     })
 }

@@ -249,7 +249,9 @@ pub(super) fn apply_error(refused: ApplyError) -> RpcError {
         | ApplyError::RoomsFull { .. }
         | ApplyError::RoomFull { .. }
         | ApplyError::GroupsFull { .. }
-        | ApplyError::GroupFull { .. } => ErrorCode::LimitReached,
+        | ApplyError::GroupFull { .. }
+        | ApplyError::RefusalsCounted { .. } => ErrorCode::LimitReached,
+        ApplyError::MailboxFull { .. } => ErrorCode::MailboxFull,
         ApplyError::AlreadyGroupMember { .. } => ErrorCode::AlreadyMember,
         ApplyError::AskMismatch { .. } => ErrorCode::BadArguments,
         _ => ErrorCode::Unexpected,

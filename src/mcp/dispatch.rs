@@ -184,6 +184,10 @@ async fn inbox(session: &HubSession, spec: &ToolSpec, arguments: Value) -> Resul
     object.insert("ok".to_owned(), Value::Bool(true));
     object.insert("messages".to_owned(), to_value(&messages)?);
     object.insert("remaining".to_owned(), Value::from(page.remaining));
+    if !page.refused.is_empty() {
+        // Mail the hub refused because this mailbox was full: the model should know.
+        object.insert("refused".to_owned(), to_value(&page.refused)?);
+    }
     Ok(Value::Object(object))
 }
 

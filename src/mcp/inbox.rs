@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::protocol::{InboxMessage, MessageKind, MessagePush};
+use crate::protocol::{InboxMessage, MessageKind, MessagePush, RefusedMessages};
 
 use super::limits::UNRETURNED_MESSAGES_MAX;
 
@@ -55,6 +55,9 @@ pub struct InboxPage {
     pub messages: Vec<InboxEntry>,
     /// Messages left for the next call.
     pub remaining: u32,
+    /// Messages the hub refused because this session's mailbox was full, by sender (as the
+    /// hub's `inbox` listed them); empty when none.
+    pub refused: Vec<RefusedMessages>,
 }
 
 /// Messages received by this process and not yet returned by `relay_inbox`, oldest first.
@@ -105,6 +108,7 @@ impl Unreturned {
         InboxPage {
             messages: entries,
             remaining,
+            refused: Vec::new(),
         }
     }
 

@@ -477,7 +477,8 @@ impl HubSession {
     pub async fn unread(&self) -> Option<UnreadResult> {
         self.current()?;
         let counts = self.call(UnreadParams {}).await.ok()?;
-        (counts.total > 0).then_some(counts)
+        let told = counts.refused > 0 || !counts.groups_missed.is_empty();
+        (counts.total > 0 || told).then_some(counts)
     }
 
     /// Calls a hub method on the live connection.
@@ -533,9 +534,12 @@ impl HubSession {
             return Ok(InboxPage {
                 messages: result.messages.into_iter().map(InboxEntry::from).collect(),
                 remaining: result.remaining,
+                refused: result.refused,
             });
         }
-        let page = unreturned.next_page(result.messages, limit.get() as usize, result.remaining);
+        let mut page =
+            unreturned.next_page(result.messages, limit.get() as usize, result.remaining);
+        page.refused = result.refused;
         // The model has these now: no hook or plugin hands them over again.
         lock(&self.pending).forget(page.messages.iter().map(|entry| entry.msg_id.as_str()));
         Ok(page)

@@ -617,6 +617,18 @@ pub struct UnreadResult {
     pub groups: std::collections::BTreeMap<String, u32>,
     /// Everything above, summed.
     pub total: u32,
+    /// Messages refused because the caller's mailbox was full, since it last read its inbox
+    /// (a lower bound when a sender's refusals passed what the hub counts); left out when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused: u32,
+    /// Unread messages that fell out of a group's history before the caller read them, per
+    /// group, since its last `group_history` of that group; groups with none are left out.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub groups_missed: std::collections::BTreeMap<String, u32>,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 /// `send` result.
@@ -646,6 +658,19 @@ pub struct BroadcastResult {
     pub broadcast_id: String,
     /// How many peers were asked.
     pub peer_count: u32,
+    /// Online peers not asked because their mailbox was full (`mailbox_full`); left out when
+    /// none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<BroadcastRefusal>,
+}
+
+/// A peer a broadcast did not ask.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastRefusal {
+    /// The peer.
+    pub to: String,
+    /// Why: `mailbox_full`.
+    pub code: ErrorCode,
 }
 
 /// `reply` result.
@@ -664,6 +689,27 @@ pub struct InboxResult {
     pub messages: Vec<InboxMessage>,
     /// Messages that matched but did not fit (the limit or the frame size).
     pub remaining: u32,
+    /// Messages refused because the caller's mailbox was full since it last read its inbox, by
+    /// sender; left out when none. An inbox read without `since_id` clears the record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedMessages>,
+}
+
+/// Messages from one sender (or from the senders past the named ones) refused because the
+/// recipient's mailbox was full.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedMessages {
+    /// The sender's name (`relay` for ask timeout notices); `null` for the senders past the
+    /// named ones, counted together.
+    pub from: Option<String>,
+    /// Messages refused.
+    pub count: u32,
+    /// `count` is a lower bound: past it the hub refused further messages without counting.
+    pub at_least: bool,
+    /// When the first was refused, in microseconds since the Unix epoch.
+    pub first_ts: u64,
+    /// When the last counted one was refused, in microseconds since the Unix epoch.
+    pub last_ts: u64,
 }
 
 /// One message in an `inbox` result.
@@ -775,6 +821,11 @@ pub struct GroupHistoryResult {
     pub messages: Vec<GroupMessage>,
     /// Unread messages left after this call.
     pub unread_remaining: u32,
+    /// Unread messages that fell out of the history (past its bound) before the caller read
+    /// them, since its last `group_history` of this group (which this call clears); left out
+    /// when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missed: u32,
 }
 
 /// One message in a `group_history` result.
@@ -1196,6 +1247,7 @@ mod tests {
                 pushed: false,
             }],
             unread_remaining: 0,
+            missed: 0,
         };
         let response = Response::success(RequestId::Number(1), &history);
         let result = response.outcome.clone().expect("success");

@@ -61,6 +61,7 @@ const ERROR_CODES: &[(&str, i64)] = &[
     ("hub_unreachable", -32018),
     ("name_reserved", -32019),
     ("outcome_unknown", -32020),
+    ("mailbox_full", -32021),
     ("storage_full", -32022),
 ];
 

@@ -12,8 +12,9 @@ pub use v1::{
     AskDeadlineSet, AskExpired, AskSent, ClientKind, GroupCreated, GroupCursorAdvanced,
     GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved, GroupMessageAcknowledged,
     GroupMessageSent, HubStarted, IdentityLeft, IdentityRegistered, IdentityRenamed, Imported,
-    MailboxCursorAdvanced, MessagePushed, MessageRead, MessageSent, MessageStatusReported,
-    PeerAcknowledged, ReplySent, RequestCompleted, RoomJoined, RoomLeft, RoomMessageSent,
+    MailboxCursorAdvanced, MessagePushed, MessageRead, MessageRefused, MessageSent,
+    MessageStatusReported, PeerAcknowledged, ReplySent, RequestCompleted, RoomJoined, RoomLeft,
+    RoomMessageSent,
 };
 
 /// Declares every event kind once: its variant, stable number and stable name. The enum
@@ -155,6 +156,8 @@ event_kinds! {
     AskDeadlineSet = 17, "ask_deadline_set";
     /// An ask reached its deadline unanswered.
     AskExpired = 18, "ask_expired";
+    /// A message was refused because the recipient's mailbox was full.
+    MessageRefused = 19, "message_refused";
     /// An identity joined a room.
     RoomJoined = 20, "room_joined";
     /// An identity left a room.

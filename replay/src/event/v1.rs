@@ -158,6 +158,25 @@ pub struct ReplySent {
     pub thread: Option<String>,
 }
 
+/// A direct message, ask, reply or broadcast ask was refused because the recipient's mailbox was
+/// full (`mailbox_full`): nothing of the message was stored. Counted in the recipient's refusal
+/// record, which its next inbox read shows and clears. The hub logs at most
+/// `MAILBOX_REFUSALS_PER_SENDER_MAX` of these per sender and recipient between two reads.
+///
+/// # Frozen
+///
+/// Kind `message_refused`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct MessageRefused {
+    /// Sender's current name.
+    pub from: String,
+    /// Recipient's current name (the owner of the full mailbox).
+    pub to: String,
+    /// Bytes of text of the refused message (for audit: which bound it passed).
+    pub body_bytes: u64,
+}
+
 /// The recipient's session acknowledged a pushed message: it took it and wrote it on (delivered).
 /// The inbox offers it once more, marked as pushed, until it is read.
 ///

@@ -7,6 +7,10 @@
 //! number of kept messages after the cursor that it did not write itself and that its session
 //! did not hand to its model (a push acknowledged as read marks one message read ahead of the
 //! cursor).
+//!
+//! When the ring drops its oldest message, every member that could see it and had not read it
+//! counts it as *missed*; the member's next cursor advance (a `group_history` read, which shows
+//! the count) clears it.
 
 use rkyv::{Archive, Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -27,6 +31,9 @@ pub struct Membership {
     /// model has it (read) or only the session took it (delivered). Invariant: every key is
     /// above `cursor` and names a kept message.
     pub acknowledged: BTreeMap<u64, bool>,
+    /// Messages this member could see and had not read that fell out of the ring (past
+    /// [`GROUP_MESSAGES_MAX`]) since its cursor last advanced.
+    pub missed: u64,
 }
 
 impl Membership {
@@ -148,6 +155,14 @@ impl Group {
             .count()
     }
 
+    /// Messages `member` could see and had not read that fell out of the ring since its cursor
+    /// last advanced; 0 for a non-member.
+    pub fn missed_for(&self, member: IdentityId) -> u64 {
+        self.members
+            .get(&member)
+            .map_or(0, |membership| membership.missed)
+    }
+
     /// Kept messages `member` has not read and did not write, oldest first, at most `limit`.
     pub fn unread_messages_for(&self, member: IdentityId, limit: usize) -> Vec<&GroupMessage> {
         let Some(membership) = self.members.get(&member) else {
@@ -203,6 +218,7 @@ impl Group {
             cursor: 0,
             joined_us: timestamp_us,
             acknowledged: BTreeMap::new(),
+            missed: 0,
         };
         Group {
             name,
@@ -220,6 +236,7 @@ impl Group {
             cursor: self.last_sequence,
             joined_us: timestamp_us,
             acknowledged: BTreeMap::new(),
+            missed: 0,
         };
         self.members.insert(member, membership);
     }
@@ -247,7 +264,13 @@ impl Group {
         if self.messages.len() > GROUP_MESSAGES_MAX
             && let Some(evicted) = self.messages.pop_front()
         {
-            for membership in self.members.values_mut() {
+            for (member, membership) in &mut self.members {
+                let was_unread = evicted.sequence > membership.joined_after_sequence
+                    && !membership.is_read(evicted.sequence)
+                    && evicted.author != Some(*member);
+                if was_unread {
+                    membership.missed = membership.missed.saturating_add(1);
+                }
                 membership.acknowledged.remove(&evicted.sequence);
             }
         }
@@ -259,6 +282,7 @@ impl Group {
             membership
                 .acknowledged
                 .retain(|sequence, _| *sequence > up_to_sequence);
+            membership.missed = 0;
         }
     }
 

@@ -1,17 +1,27 @@
-//! A mailbox: the ring of the last [`MAILBOX_MESSAGES_MAX`] direct messages of one identity.
+//! A mailbox: every unread direct message of one identity, and the last read ones.
 //!
 //! Each message has a sequence number (1, 2, 3, … per mailbox, never reused) and a delivery
 //! state: queued (stored), delivered (the recipient's session took it) or read (the model has
 //! it). The read cursor is the highest sequence up to which everything is read; a message after
 //! it may be read already (handed to the model by a push). [`Mailbox::unread`] offers every
 //! message that is not read, delivered ones included (a session that took a message cannot
-//! always know whether its model saw it), and [`Mailbox::all`] returns everything, so anything
-//! pushed can be pulled again.
+//! always know whether its model saw it), and [`Mailbox::all`] returns everything kept, so
+//! anything pushed can be pulled again.
+//!
+//! **Unread mail is never dropped.** A new message is only stored while the mailbox has room
+//! ([`Mailbox::check_room`]: fewer than [`MAILBOX_UNREAD_MAX`] unread messages and their text
+//! within [`MAILBOX_UNREAD_BYTES_MAX`]); otherwise it is refused, and the refusal is counted in
+//! the mailbox's [`Refusals`] until the recipient reads its inbox. Read messages age out: past
+//! [`MAILBOX_READ_MAX`] read messages or [`MAILBOX_READ_BYTES_MAX`] of their text, the oldest
+//! read message is forgotten.
 
 use rkyv::{Archive, Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::limits::MAILBOX_MESSAGES_MAX;
+use crate::limits::{
+    MAILBOX_READ_BYTES_MAX, MAILBOX_READ_MAX, MAILBOX_REFUSALS_PER_SENDER_MAX,
+    MAILBOX_REFUSED_SENDERS_MAX, MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX,
+};
 use crate::state::IdentityId;
 
 /// Where a stored message is in its delivery life.
@@ -78,17 +88,149 @@ pub struct StoredMessage {
     pub reported: Option<String>,
 }
 
+/// How many messages one sender had refused because the mailbox was full, since the
+/// recipient last read its inbox.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
+pub struct RefusalCount {
+    /// Refusals counted. Refusals of a sender's messages are logged (and counted) up to
+    /// [`MAILBOX_REFUSALS_PER_SENDER_MAX`]; at it, more may have been refused uncounted.
+    pub count: u32,
+    /// Record timestamp of the first refusal counted, in microseconds since the Unix epoch.
+    pub first_us: u64,
+    /// Record timestamp of the last refusal counted, in microseconds since the Unix epoch.
+    pub last_us: u64,
+}
+
+impl RefusalCount {
+    /// Whether more refusals than [`RefusalCount::count`] may have happened: the count reached
+    /// [`MAILBOX_REFUSALS_PER_SENDER_MAX`], past which refusals are answered but not logged.
+    pub fn is_lower_bound(&self) -> bool {
+        self.count >= MAILBOX_REFUSALS_PER_SENDER_MAX
+    }
+
+    fn add(&mut self, timestamp_us: u64) {
+        self.count = self.count.saturating_add(1);
+        self.last_us = self.last_us.max(timestamp_us);
+    }
+
+    fn new(timestamp_us: u64) -> RefusalCount {
+        RefusalCount {
+            count: 1,
+            first_us: timestamp_us,
+            last_us: timestamp_us,
+        }
+    }
+}
+
+/// The messages a mailbox refused because it was full, by sender, since the recipient last read
+/// its inbox (a `mailbox_cursor_advanced` event clears it). Hub `timeout` notices that could not
+/// be stored are counted under the sender name `relay`.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Default, serde::Serialize, Archive, Serialize, Deserialize,
+)]
+pub struct Refusals {
+    /// By the sender's name when it was refused. Invariant: at most
+    /// [`MAILBOX_REFUSED_SENDERS_MAX`] senders.
+    senders: BTreeMap<String, RefusalCount>,
+    /// Refusals from senders past the named ones, counted together.
+    others: Option<RefusalCount>,
+}
+
+impl Refusals {
+    /// Named senders with their refusals, by name.
+    pub fn senders(&self) -> impl Iterator<Item = (&str, &RefusalCount)> {
+        self.senders
+            .iter()
+            .map(|(name, count)| (name.as_str(), count))
+    }
+
+    /// Refusals from senders past the [`MAILBOX_REFUSED_SENDERS_MAX`] named ones, together.
+    pub fn others(&self) -> Option<&RefusalCount> {
+        self.others.as_ref()
+    }
+
+    /// Every refusal counted, named senders and others.
+    pub fn total(&self) -> u64 {
+        self.senders
+            .values()
+            .chain(self.others.as_ref())
+            .map(|count| u64::from(count.count))
+            .sum()
+    }
+
+    /// Whether nothing was refused.
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty() && self.others.is_none()
+    }
+
+    /// Whether one more refusal of a message from `sender` would be logged and counted: below
+    /// [`MAILBOX_REFUSALS_PER_SENDER_MAX`] for that sender (or for the unnamed others, once
+    /// [`MAILBOX_REFUSED_SENDERS_MAX`] senders are named). The hub logs a refusal only then.
+    pub fn counts_one_more(&self, sender: &str) -> bool {
+        let counted = match self.senders.get(sender) {
+            Some(count) => Some(count),
+            None if self.senders.len() < MAILBOX_REFUSED_SENDERS_MAX => None,
+            None => self.others.as_ref(),
+        };
+        counted.is_none_or(|count| count.count < MAILBOX_REFUSALS_PER_SENDER_MAX)
+    }
+
+    /// Counts one refusal from `sender` (whatever the per-sender allowance: the caller checks
+    /// [`Refusals::counts_one_more`] for refusals that must stay within it).
+    pub(crate) fn add(&mut self, sender: &str, timestamp_us: u64) {
+        if let Some(count) = self.senders.get_mut(sender) {
+            count.add(timestamp_us);
+        } else if self.senders.len() < MAILBOX_REFUSED_SENDERS_MAX {
+            self.senders
+                .insert(sender.to_owned(), RefusalCount::new(timestamp_us));
+        } else if let Some(count) = &mut self.others {
+            count.add(timestamp_us);
+        } else {
+            self.others = Some(RefusalCount::new(timestamp_us));
+        }
+    }
+}
+
+/// Why a mailbox has no room for a message: how full it is. Both bounds are checked; either
+/// refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailboxFull {
+    /// Unread messages held ([`MAILBOX_UNREAD_MAX`] at most admitted).
+    pub unread_count: u64,
+    /// Bytes of unread text held ([`MAILBOX_UNREAD_BYTES_MAX`] at most admitted).
+    pub unread_bytes: u64,
+    /// Bytes of text of the refused message.
+    pub body_bytes: u64,
+}
+
 /// One identity's mailbox.
 #[derive(
     Clone, Debug, PartialEq, Eq, Default, serde::Serialize, Archive, Serialize, Deserialize,
 )]
 pub struct Mailbox {
-    /// Oldest first, consecutive sequences. Invariant: `messages.len() <= MAILBOX_MESSAGES_MAX`.
+    /// Oldest first, sequences strictly increasing (not consecutive: a read message may age out
+    /// from between unread ones). Invariant: every unread message ever stored is here; at most
+    /// [`MAILBOX_READ_MAX`] read ones, and so `messages.len() <= MAILBOX_UNREAD_MAX +
+    /// MAILBOX_READ_MAX`.
     messages: VecDeque<StoredMessage>,
+    /// Sequences of the kept messages after the cursor that are read (read on their own, out of
+    /// order). Invariant: exactly those. With the messages up to the cursor (all read, and at the
+    /// front) they locate the oldest read message without a scan.
+    read_ahead: BTreeSet<u64>,
+    /// Kept messages in state `Read`. Invariant: their count, at most [`MAILBOX_READ_MAX`].
+    read_count: u64,
+    /// Bytes of text of the kept unread messages. Invariant: the sum over them.
+    unread_bytes: u64,
+    /// Bytes of text of the kept read messages. Invariant: the sum over them, and at most
+    /// [`MAILBOX_READ_BYTES_MAX`].
+    read_bytes: u64,
     /// Sequence of the newest message ever stored (0 before the first).
     last_sequence: u64,
-    /// Highest sequence read. Invariant: `cursor <= last_sequence`.
+    /// Highest sequence read. Invariant: `cursor <= last_sequence`, and every kept message up to
+    /// it is read.
     cursor: u64,
+    /// Messages refused because the mailbox was full, since the recipient last read its inbox.
+    refusals: Refusals,
 }
 
 impl Mailbox {
@@ -102,7 +244,7 @@ impl Mailbox {
         self.last_sequence
     }
 
-    /// Messages kept, oldest first (at most [`MAILBOX_MESSAGES_MAX`]).
+    /// Messages kept, oldest first: every unread one and the newest read ones.
     pub fn messages(&self) -> impl DoubleEndedIterator<Item = &StoredMessage> + ExactSizeIterator {
         self.messages.iter()
     }
@@ -119,17 +261,54 @@ impl Mailbox {
 
     /// Messages that are not read (queued or delivered).
     pub fn unread_count(&self) -> usize {
-        self.messages
-            .iter()
-            .filter(|message| Self::is_new(self.cursor, message))
-            .count()
+        self.messages.len() - self.read_count()
+    }
+
+    /// Bytes of text of the messages that are not read.
+    pub fn unread_bytes(&self) -> u64 {
+        self.unread_bytes
+    }
+
+    /// Number of read messages kept (at most [`MAILBOX_READ_MAX`]).
+    pub fn read_count(&self) -> usize {
+        usize::try_from(self.read_count).unwrap_or(usize::MAX)
+    }
+
+    /// Bytes of text of the read messages kept (at most [`MAILBOX_READ_BYTES_MAX`]).
+    pub fn read_bytes(&self) -> u64 {
+        self.read_bytes
     }
 
     /// Whether any message is new.
     pub fn has_unread(&self) -> bool {
-        self.messages
-            .iter()
-            .any(|message| Self::is_new(self.cursor, message))
+        self.unread_count() > 0
+    }
+
+    /// Messages refused because this mailbox was full, since the recipient last read it.
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
+    }
+
+    /// Whether a new message with `body_bytes` of text may be stored: fewer than
+    /// [`MAILBOX_UNREAD_MAX`] unread messages, and their text with this one within
+    /// [`MAILBOX_UNREAD_BYTES_MAX`].
+    ///
+    /// # Errors
+    ///
+    /// [`MailboxFull`] with how full the mailbox is, when either bound would be passed.
+    pub fn check_room(&self, body_bytes: usize) -> Result<(), MailboxFull> {
+        let body_bytes = body_bytes as u64;
+        let count_fits = self.unread_count() < MAILBOX_UNREAD_MAX;
+        let bytes_fit =
+            self.unread_bytes.saturating_add(body_bytes) <= MAILBOX_UNREAD_BYTES_MAX as u64;
+        if count_fits && bytes_fit {
+            return Ok(());
+        }
+        Err(MailboxFull {
+            unread_count: self.unread_count() as u64,
+            unread_bytes: self.unread_bytes,
+            body_bytes,
+        })
     }
 
     /// Unread messages (after the cursor and not read: queued or delivered), oldest first, at
@@ -137,7 +316,7 @@ impl Mailbox {
     /// the oldest otherwise).
     pub fn unread(&self, since_id: Option<&str>, limit: usize) -> Vec<&StoredMessage> {
         self.after(since_id)
-            .filter(|message| Self::is_new(self.cursor, message))
+            .filter(|message| message.state != DeliveryState::Read)
             .take(limit)
             .collect()
     }
@@ -155,20 +334,22 @@ impl Mailbox {
 
     /// The kept message with this sequence.
     pub fn get_by_sequence(&self, sequence: u64) -> Option<&StoredMessage> {
-        let index = self.index_of(sequence)?;
-        self.messages.get(index)
+        self.messages.get(self.index_of(sequence)?)
     }
 
-    /// Stores `message` with the next sequence and returns the message evicted to make room.
-    pub(crate) fn push(&mut self, mut message: StoredMessage) -> Option<StoredMessage> {
+    /// Stores `message` with the next sequence, unread. The caller checked
+    /// [`Mailbox::check_room`].
+    pub(crate) fn push(&mut self, mut message: StoredMessage) {
         self.last_sequence += 1;
         message.sequence = self.last_sequence;
+        message.state = DeliveryState::Queued;
+        self.unread_bytes += message.body.len() as u64;
         self.messages.push_back(message);
-        if self.messages.len() > MAILBOX_MESSAGES_MAX {
-            self.messages.pop_front()
-        } else {
-            None
-        }
+    }
+
+    /// Counts a message from `sender` refused because the mailbox was full.
+    pub(crate) fn note_refused(&mut self, sender: &str, timestamp_us: u64) {
+        self.refusals.add(sender, timestamp_us);
     }
 
     /// Marks a queued message delivered; a delivered or read one stays as it is (the
@@ -181,22 +362,45 @@ impl Mailbox {
         }
     }
 
-    /// Marks one message read, wherever the cursor is.
-    pub(crate) fn mark_read(&mut self, sequence: u64) {
-        if let Some(message) = self.message_mut(sequence) {
+    /// Marks one message read, wherever the cursor is; returns the ids of the read messages
+    /// forgotten to stay within the read bounds.
+    pub(crate) fn mark_read(&mut self, sequence: u64) -> Vec<String> {
+        let Some(index) = self.index_of(sequence) else {
+            return Vec::new();
+        };
+        let message = &mut self.messages[index];
+        if message.state != DeliveryState::Read {
             message.state = DeliveryState::Read;
+            let bytes = message.body.len() as u64;
+            self.unread_bytes -= bytes;
+            self.read_bytes += bytes;
+            self.read_count += 1;
+            if sequence > self.cursor {
+                self.read_ahead.insert(sequence);
+            }
         }
+        self.forget_oldest_read()
     }
 
     /// Makes a message unread again (its client refused it or let it expire), unless the
-    /// cursor has passed it: a pull read it meanwhile.
+    /// cursor has passed it: a pull read it meanwhile. Allowed at the unread bounds: the message
+    /// was stored within them (see [`MAILBOX_UNREAD_MAX`]).
     pub(crate) fn mark_returned(&mut self, sequence: u64) {
-        let cursor = self.cursor;
-        if let Some(message) = self.message_mut(sequence)
-            && message.sequence > cursor
-        {
-            message.state = DeliveryState::Queued;
+        if sequence <= self.cursor {
+            return;
         }
+        let Some(index) = self.index_of(sequence) else {
+            return;
+        };
+        let message = &mut self.messages[index];
+        if message.state == DeliveryState::Read {
+            let bytes = message.body.len() as u64;
+            self.read_ahead.remove(&sequence);
+            self.read_count -= 1;
+            self.read_bytes -= bytes;
+            self.unread_bytes += bytes;
+        }
+        message.state = DeliveryState::Queued;
     }
 
     /// Records what the recipient's client reported of a message.
@@ -206,34 +410,76 @@ impl Mailbox {
         }
     }
 
-    fn message_mut(&mut self, sequence: u64) -> Option<&mut StoredMessage> {
-        let index = self.index_of(sequence)?;
-        self.messages.get_mut(index)
-    }
-
-    /// Moves the cursor to `up_to_sequence` and marks every message up to it read.
-    pub(crate) fn advance_cursor(&mut self, up_to_sequence: u64) {
+    /// Moves the cursor to `up_to_sequence`, marks every message up to it read and clears the
+    /// refusal record (the recipient read its inbox, which showed it); returns the ids of the
+    /// read messages forgotten to stay within the read bounds.
+    pub(crate) fn advance_cursor(&mut self, up_to_sequence: u64) -> Vec<String> {
         assert!(
             up_to_sequence <= self.last_sequence,
             "invariant: cursor past the newest message"
         );
         // Messages up to the old cursor are read already: start after it.
-        let first_unread = self.messages.front().map_or(0, |first| {
-            usize::try_from((self.cursor + 1).saturating_sub(first.sequence)).unwrap_or(usize::MAX)
-        });
-        self.cursor = up_to_sequence;
-        let start = first_unread.min(self.messages.len());
+        let cursor = self.cursor;
+        let first_unread = self
+            .messages
+            .partition_point(|message| message.sequence <= cursor);
         for message in self
             .messages
-            .range_mut(start..)
-            .take_while(|m| m.sequence <= up_to_sequence)
+            .range_mut(first_unread..)
+            .take_while(|message| message.sequence <= up_to_sequence)
         {
-            message.state = DeliveryState::Read;
+            if message.state != DeliveryState::Read {
+                message.state = DeliveryState::Read;
+                let bytes = message.body.len() as u64;
+                self.unread_bytes -= bytes;
+                self.read_bytes += bytes;
+                self.read_count += 1;
+            }
         }
+        self.cursor = cursor.max(up_to_sequence);
+        // Read ones up to the new cursor are no longer ahead of it.
+        self.read_ahead = self.read_ahead.split_off(&self.cursor.saturating_add(1));
+        self.refusals = Refusals::default();
+        self.forget_oldest_read()
     }
 
-    fn is_new(cursor: u64, message: &StoredMessage) -> bool {
-        message.sequence > cursor && message.state != DeliveryState::Read
+    /// Forgets the oldest read messages while more than [`MAILBOX_READ_MAX`] or more than
+    /// [`MAILBOX_READ_BYTES_MAX`] of their text are kept; returns their ids. The oldest read
+    /// message is the first one when it is read (every message up to the cursor is, and they
+    /// come first), else the first read ahead of the cursor.
+    fn forget_oldest_read(&mut self) -> Vec<String> {
+        let mut forgotten = Vec::new();
+        // Bounded: each pass removes one read message, or stops.
+        while self.read_count > MAILBOX_READ_MAX as u64
+            || self.read_bytes > MAILBOX_READ_BYTES_MAX as u64
+        {
+            let index = match self.messages.front() {
+                Some(front) if front.state == DeliveryState::Read => Some(0),
+                _ => self
+                    .read_ahead
+                    .first()
+                    .and_then(|sequence| self.index_of(*sequence)),
+            };
+            let Some(message) = index.and_then(|index| self.messages.remove(index)) else {
+                break;
+            };
+            self.read_ahead.remove(&message.sequence);
+            self.read_count -= 1;
+            self.read_bytes -= message.body.len() as u64;
+            forgotten.push(message.id);
+        }
+        forgotten
+    }
+
+    fn message_mut(&mut self, sequence: u64) -> Option<&mut StoredMessage> {
+        let index = self.index_of(sequence)?;
+        self.messages.get_mut(index)
+    }
+
+    fn index_of(&self, sequence: u64) -> Option<usize> {
+        self.messages
+            .binary_search_by_key(&sequence, |message| message.sequence)
+            .ok()
     }
 
     fn after(&self, since_id: Option<&str>) -> impl Iterator<Item = &StoredMessage> {
@@ -241,11 +487,5 @@ impl Mailbox {
             .and_then(|id| self.messages.iter().position(|message| message.id == id))
             .map_or(0, |index| index + 1);
         self.messages.iter().skip(start)
-    }
-
-    fn index_of(&self, sequence: u64) -> Option<usize> {
-        let first = self.messages.front()?.sequence;
-        let index = usize::try_from(sequence.checked_sub(first)?).ok()?;
-        (index < self.messages.len()).then_some(index)
     }
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 pub use ask::{Asks, Broadcast, BroadcastReply, PendingAsk};
 pub use group::{Group, GroupMessage, Membership};
 pub use identity::{Identity, IdentityId};
-pub use mailbox::{DeliveryState, Mailbox, StoredMessage};
+pub use mailbox::{DeliveryState, Mailbox, MailboxFull, RefusalCount, Refusals, StoredMessage};
 pub use room::Room;
 
 /// Where a stored direct message lives: whose mailbox, at which sequence.

@@ -1,7 +1,7 @@
 //! One rule of `apply` per test, each with the smallest log that shows it.
 
 use relay_replay::event::*;
-use relay_replay::limits::{GROUP_MESSAGES_MAX, MAILBOX_MESSAGES_MAX, PENDING_ASKS_MAX};
+use relay_replay::limits::{GROUP_MESSAGES_MAX, PENDING_ASKS_MAX};
 use relay_replay::{ApplyError, DeliveryState, Event, RecordMeta, State, apply};
 
 use crate::support::*;
@@ -302,26 +302,6 @@ fn mailbox_cursor_marks_read_and_cannot_move_back_or_past_the_end() {
             requested: 3
         }
     );
-}
-
-#[test]
-fn mailbox_ring_keeps_the_last_500_messages_and_forgets_evicted_ids() {
-    let mut log = log_with(&["alice", "bob"]);
-    let total = MAILBOX_MESSAGES_MAX + 1;
-    for n in 1..=total {
-        log.ok(send(&format!("m-{n}"), "bob", "alice", "x"));
-    }
-    let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
-    assert_eq!(mailbox.len(), MAILBOX_MESSAGES_MAX);
-    assert_eq!(mailbox.messages().next().expect("oldest").id, "m-2");
-    assert!(log.state.message("m-1").is_none());
-    assert!(log.state.message(&format!("m-{total}")).is_some());
-    // The evicted id is free again; a kept one is not.
-    log.ok(send("m-1", "bob", "alice", "again"));
-    assert!(matches!(
-        log.reject(send("m-3", "bob", "alice", "dup")),
-        ApplyError::DuplicateMessageId { .. }
-    ));
 }
 
 #[test]

@@ -28,6 +28,7 @@ fn kind_numbers_and_names_are_stable() {
             (16, "message_status_reported"),
             (17, "ask_deadline_set"),
             (18, "ask_expired"),
+            (19, "message_refused"),
             (20, "room_joined"),
             (21, "room_left"),
             (22, "room_message_sent"),

@@ -518,6 +518,24 @@ pub(crate) fn fixtures() -> Vec<(&'static str, Event)> {
             .into(),
         ),
         (
+            "message_refused_1",
+            MessageRefused {
+                from: "alice".into(),
+                to: "bob".into(),
+                body_bytes: 42,
+            }
+            .into(),
+        ),
+        (
+            "message_refused_2",
+            MessageRefused {
+                from: "ci-bot.7".into(),
+                to: "release@lab".into(),
+                body_bytes: 65_536,
+            }
+            .into(),
+        ),
+        (
             "request_completed_1",
             RequestCompleted {
                 caller: "alice".into(),

@@ -3,6 +3,8 @@
 //! - `apply_rules`: one behaviour of `apply` per test (rename, push, history, admin, rings).
 //! - `codec`: kind names and numbers, round trips, typed decode errors, JSON shape.
 //! - `fuzz_corpus`: the `event_payload` fuzz corpus replayed through its harness.
+//! - `mailbox_bounds`: unread mail never dropped, refusals counted, read mail aging out, group
+//!   members told what they missed.
 //! - `golden`: committed payload bytes per kind that must keep decoding.
 //! - `snapshot`: snapshot round trips, determinism and damage.
 //! - `properties`: random valid command sequences through a model (live == replayed ==
@@ -12,6 +14,7 @@ mod apply_rules;
 mod codec;
 mod fuzz_corpus;
 mod golden;
+mod mailbox_bounds;
 mod properties;
 mod snapshot;
 mod support;

@@ -4,8 +4,9 @@
 //! For every sequence:
 //! - the state built event by event equals the state rebuilt from the encoded events
 //!   (encode → decode → apply), and equals snapshot + tail for any cut point;
-//! - rings never exceed their limits, and the kept messages are the last ones the reference model
-//!   delivered;
+//! - group rings never exceed their limits; a mailbox keeps every message the reference model
+//!   has as unread (a send to a full mailbox is refused instead, as the hub does) and at most
+//!   its bound of read ones;
 //! - unread counts equal the messages after the cursor, per mailbox and per group member;
 //! - no member sees a group message from before it joined;
 //! - an arbitrary (often invalid) event either applies or leaves the state unchanged.
@@ -14,7 +15,9 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use relay_replay::event::*;
-use relay_replay::limits::{GROUP_MESSAGES_MAX, MAILBOX_MESSAGES_MAX};
+use relay_replay::limits::{
+    GROUP_MESSAGES_MAX, MAILBOX_READ_BYTES_MAX, MAILBOX_READ_MAX, MAILBOX_UNREAD_BYTES_MAX,
+};
 use relay_replay::{
     DeliveryState, Event, IdentityId, RecordMeta, State, apply, decode, encode, snapshot_decode,
     snapshot_encode,
@@ -37,6 +40,7 @@ enum Command {
         from: usize,
         to: usize,
         count: usize,
+        body_bytes: usize,
     },
     Ask {
         from: usize,
@@ -48,6 +52,11 @@ enum Command {
         pick: usize,
     },
     Push {
+        session: usize,
+        pick: usize,
+    },
+    /// The client reports a message refused or expired: unread again.
+    Return {
         session: usize,
         pick: usize,
     },
@@ -110,12 +119,13 @@ fn command() -> impl Strategy<Value = Command> {
         3 => s().prop_map(Command::Register),
         1 => s().prop_map(Command::Rename),
         1 => s().prop_map(Command::Leave),
-        4 => (s(), s(), prop_oneof![4 => Just(1usize), 1 => 1..700usize])
-            .prop_map(|(from, to, count)| Command::Send { from, to, count }),
+        4 => (s(), s(), prop_oneof![4 => Just(1usize), 1 => 1..700usize], body_bytes())
+            .prop_map(|(from, to, count, body_bytes)| Command::Send { from, to, count, body_bytes }),
         2 => (s(), s()).prop_map(|(from, to)| Command::Ask { from, to }),
         1 => s().prop_map(Command::Broadcast),
         2 => (s(), any::<usize>()).prop_map(|(session, pick)| Command::Reply { session, pick }),
         2 => (s(), any::<usize>()).prop_map(|(session, pick)| Command::Push { session, pick }),
+        1 => (s(), any::<usize>()).prop_map(|(session, pick)| Command::Return { session, pick }),
         2 => (s(), 1..600usize).prop_map(|(session, limit)| Command::ReadInbox { session, limit }),
         1 => (s(), r()).prop_map(|(session, room)| Command::JoinRoom { session, room }),
         1 => (s(), r()).prop_map(|(session, room)| Command::LeaveRoom { session, room }),
@@ -133,6 +143,12 @@ fn command() -> impl Strategy<Value = Command> {
         1 => (s(), g()).prop_map(|(session, group)| Command::DeleteGroup { session, group }),
         1 => Just(Command::HubRestart),
     ]
+}
+
+/// Text sizes of sent messages: mostly short, sometimes large enough that a few hundred unread
+/// ones reach the mailbox's text budget (and a few hundred read ones its read budget).
+fn body_bytes() -> impl Strategy<Value = usize> {
+    prop_oneof![8 => 1..64usize, 1 => Just(MAILBOX_UNREAD_BYTES_MAX / 1000)]
 }
 
 /// The reference model's view of one group: every message ever written (not only the kept ring),
@@ -153,8 +169,13 @@ struct Driver {
     ids: [Option<IdentityId>; SESSIONS],
     renames: usize,
     next_id: usize,
-    /// Model: message ids each session received, oldest first, never evicted.
+    /// Model: message ids each session received, oldest first, never evicted; the message at
+    /// index `i` has sequence `i + 1` in its mailbox.
     received: [Vec<String>; SESSIONS],
+    /// Model: indices into `received` of the messages read (and not returned since).
+    read: [std::collections::BTreeSet<usize>; SESSIONS],
+    /// Model: the read cursor of each mailbox.
+    cursors: [u64; SESSIONS],
     groups: BTreeMap<&'static str, GroupModel>,
 }
 
@@ -167,6 +188,8 @@ impl Driver {
             renames: 0,
             next_id: 0,
             received: Default::default(),
+            read: Default::default(),
+            cursors: [0; SESSIONS],
             groups: BTreeMap::new(),
         }
     }
@@ -212,9 +235,14 @@ impl Driver {
                 };
                 self.emit(IdentityLeft { name });
             }
-            Command::Send { from, to, count } => {
+            Command::Send {
+                from,
+                to,
+                count,
+                body_bytes,
+            } => {
                 for _ in 0..count {
-                    self.send(from, to);
+                    self.send(from, to, body_bytes);
                 }
             }
             Command::Ask { from, to } => self.ask(from, to, None),
@@ -228,6 +256,7 @@ impl Driver {
             }
             Command::Reply { session, pick } => self.reply(session, pick),
             Command::Push { session, pick } => self.push(session, pick),
+            Command::Return { session, pick } => self.return_message(session, pick),
             Command::ReadInbox { session, limit } => self.read_inbox(session, limit),
             Command::JoinRoom { session, room } => {
                 let Some(name) = self.name(session) else {
@@ -303,16 +332,39 @@ impl Driver {
         self.names[session] = Some(name);
     }
 
-    fn send(&mut self, from: usize, to: usize) {
+    /// Whether `to`'s mailbox has room for `body_bytes` of text; when it has not, logs the
+    /// refusal as the hub does (within the sender's allowance) and says no.
+    fn has_room(&mut self, from_name: &str, to: usize, body_bytes: usize) -> bool {
+        let (Some(to_name), Some(to_id)) = (self.name(to), self.ids[to]) else {
+            return false;
+        };
+        let mailbox = self.log.state.mailbox(to_id).expect("mailbox");
+        if mailbox.check_room(body_bytes).is_ok() {
+            return true;
+        }
+        if mailbox.refusals().counts_one_more(from_name) {
+            self.emit(MessageRefused {
+                from: from_name.to_owned(),
+                to: to_name,
+                body_bytes: body_bytes as u64,
+            });
+        }
+        false
+    }
+
+    fn send(&mut self, from: usize, to: usize, body_bytes: usize) {
         let (Some(from_name), Some(to_name)) = (self.name(from), self.name(to)) else {
             return;
         };
+        if !self.has_room(&from_name, to, body_bytes) {
+            return;
+        }
         let id = self.fresh("m");
         self.emit(MessageSent {
             id: id.clone(),
             from: from_name,
             to: to_name,
-            body: format!("body of {id}"),
+            body: "b".repeat(body_bytes),
             reply_to: None,
             urgent: id.len().is_multiple_of(2),
             thread: None,
@@ -324,6 +376,9 @@ impl Driver {
         let (Some(from_name), Some(to_name)) = (self.name(from), self.name(to)) else {
             return;
         };
+        if !self.has_room(&from_name, to, "status?".len()) {
+            return;
+        }
         let id = self.fresh("m");
         let ask_id = self.fresh("a");
         self.emit(AskSent {
@@ -360,6 +415,9 @@ impl Driver {
         let Some(to) = self.name(to_session) else {
             return;
         };
+        if !self.has_room(&name, to_session, "done".len()) {
+            return;
+        }
         let reply_id = self.fresh("m");
         self.emit(ReplySent {
             id: reply_id.clone(),
@@ -389,16 +447,52 @@ impl Driver {
         let message_id = message.id.clone();
         // Half the acknowledgements say the model has it (a native push), half only that
         // the session took it (a channel notification).
-        if pick % 2 == 0 {
+        if pick.is_multiple_of(2) {
             self.emit(MessagePushed {
                 recipient,
                 message_id,
             });
         } else {
+            let index = self.index_of(session, &message_id);
             self.emit(MessageRead {
                 recipient,
                 message_id,
             });
+            self.read[session].insert(index);
+        }
+    }
+
+    /// The position of a received message in the model.
+    fn index_of(&self, session: usize, message_id: &str) -> usize {
+        self.received[session]
+            .iter()
+            .position(|id| id == message_id)
+            .expect("a kept message was received")
+    }
+
+    fn return_message(&mut self, session: usize, pick: usize) {
+        let (Some(recipient), Some(id)) = (self.name(session), self.ids[session]) else {
+            return;
+        };
+        let messages = self
+            .log
+            .state
+            .mailbox(id)
+            .expect("mailbox")
+            .all(None, usize::MAX);
+        let Some(message) = messages.get(pick % messages.len().max(1)) else {
+            return;
+        };
+        let message_id = message.id.clone();
+        let index = self.index_of(session, &message_id);
+        self.emit(MessageStatusReported {
+            recipient,
+            message_id,
+            status: "expired".into(),
+        });
+        // Unread again unless the cursor passed it.
+        if index as u64 + 1 > self.cursors[session] {
+            self.read[session].remove(&index);
         }
     }
 
@@ -418,6 +512,8 @@ impl Driver {
             recipient,
             up_to_sequence,
         });
+        self.read[session].extend(0..up_to_sequence as usize);
+        self.cursors[session] = up_to_sequence;
     }
 
     fn leave_room(&mut self, session: usize, room: usize) {
@@ -602,11 +698,31 @@ impl Driver {
                 continue;
             };
             let mailbox = state.mailbox(id).expect("mailbox");
-            assert!(mailbox.len() <= MAILBOX_MESSAGES_MAX);
+            // Every message the model has as unread is kept, and nothing else is unread.
             let received = &self.received[session];
-            let expected = &received[received.len().saturating_sub(MAILBOX_MESSAGES_MAX)..];
+            let expected: Vec<&String> = (0..received.len())
+                .filter(|index| !self.read[session].contains(index))
+                .map(|index| &received[index])
+                .collect();
+            let unread: Vec<&String> = mailbox
+                .unread(None, usize::MAX)
+                .iter()
+                .map(|m| &m.id)
+                .collect();
+            assert_eq!(unread, expected, "unread mail is never dropped");
             let kept: Vec<&String> = mailbox.messages().map(|m| &m.id).collect();
-            assert_eq!(kept, expected.iter().collect::<Vec<_>>());
+            assert!(
+                kept.iter().all(|id| received.contains(id)),
+                "only received messages are kept"
+            );
+            assert!(mailbox.read_count() <= MAILBOX_READ_MAX);
+            assert!(mailbox.read_bytes() <= MAILBOX_READ_BYTES_MAX as u64);
+            let unread_bytes: u64 = mailbox
+                .messages()
+                .filter(|m| m.state != DeliveryState::Read)
+                .map(|m| m.body.len() as u64)
+                .sum();
+            assert_eq!(mailbox.unread_bytes(), unread_bytes);
             let after_cursor = mailbox
                 .messages()
                 .filter(|m| m.sequence > mailbox.cursor() && m.state != DeliveryState::Read)

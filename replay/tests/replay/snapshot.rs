@@ -133,3 +133,53 @@ fn large_state_snapshot_round_trips() {
     assert_eq!(next_offset, log.state.next_offset());
     assert_eq!(state, log.state);
 }
+
+#[test]
+fn snapshot_round_trips_refusals_missed_counts_and_aged_out_read_mail() {
+    let mut log = log_with(&["alice", "bob"]);
+    for n in 1..=relay_replay::limits::MAILBOX_READ_MAX + 20 {
+        log.ok(send(&format!("m-{n}"), "alice", "bob", "x"));
+    }
+    log.ok(relay_replay::event::MessageRead {
+        recipient: "bob".into(),
+        message_id: "m-3".into(),
+    });
+    log.ok(read_mailbox("bob", 510));
+    log.ok(relay_replay::event::MessageRefused {
+        from: "alice".into(),
+        to: "bob".into(),
+        body_bytes: 9,
+    });
+    log.ok(create_group("team", "alice"));
+    log.ok(invite("team", "alice", "bob"));
+    for n in 0..=relay_replay::limits::GROUP_MESSAGES_MAX {
+        log.ok(group_send("team", &format!("g-{n}"), "alice", "x"));
+    }
+    let bob = log.id("bob");
+    assert_eq!(log.state.group("team").expect("group").missed_for(bob), 1);
+    assert_eq!(
+        log.state.mailbox(bob).expect("mailbox").refusals().total(),
+        1
+    );
+    let bytes = snapshot_encode(&log.state, log.state.next_offset());
+    assert_eq!(
+        snapshot_decode(&bytes),
+        Ok((log.state.clone(), log.state.next_offset()))
+    );
+}
+
+#[test]
+fn a_snapshot_of_the_previous_format_is_refused_so_the_hub_rebuilds_from_the_log() {
+    // Version 3 held mailboxes as rings that dropped unread mail; its bytes must never be read
+    // as today's state.
+    let mut bytes = snapshot_encode(&log_with(&["alice"]).state, 1);
+    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
+    assert_eq!(SNAPSHOT_FORMAT_VERSION, 4);
+    assert_eq!(
+        snapshot_decode(&bytes),
+        Err(SnapshotError::UnsupportedVersion {
+            found: 3,
+            supported: SNAPSHOT_FORMAT_VERSION
+        })
+    );
+}

@@ -13,13 +13,20 @@
 //! - Asks end: at their deadline the asker gets a stored `timeout` message.
 //! - Two identities cannot message each other forever: [`CONVERSATION_MESSAGES_MAX`] per
 //!   [`CONVERSATION_WINDOW`].
+//! - A full mailbox refuses mail instead of dropping unread mail: the sender gets
+//!   `mailbox_full` at once ([`Core::refuse_if_full`]), the refusal is logged (`message_refused`,
+//!   within the per-sender allowance of `MAILBOX_REFUSALS_PER_SENDER_MAX`, so a hostile sender
+//!   cannot grow the log) and the recipient hears of it on connect, in `unread` and in its next
+//!   `inbox`.
 
 use std::time::{Duration, Instant};
 
 use relay_replay::event::{
     AskDeadlineSet, AskExpired, GroupMessageAcknowledged, MessagePushed, MessageRead,
-    MessageStatusReported, RequestCompleted,
+    MessageRefused, MessageStatusReported, RequestCompleted,
 };
+use relay_replay::limits::{MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX};
+use relay_replay::state::{MailboxFull, Refusals};
 use relay_replay::{DeliveryState, IdentityId};
 use serde_json::Value;
 
@@ -30,6 +37,9 @@ use crate::hub::limits::{
 use crate::protocol::methods::*;
 use crate::protocol::notification::{MessageKind, Receipt, ReceiptStatus};
 use crate::protocol::{ErrorCode, RpcError};
+
+// The largest message always fits an empty mailbox.
+const _: () = assert!(MAILBOX_UNREAD_BYTES_MAX >= crate::protocol::limits::TEXT_BYTES_MAX);
 
 /// What a command answers.
 pub enum Answer {
@@ -287,10 +297,47 @@ impl Core {
             }
             .into(),
         )?;
+        // A full mailbox did not store the notice (it counts as refused from `relay`): there is
+        // nothing to push, and the asker hears of it on its next inbox.
+        if self.state.message(&message_id).is_none() {
+            return Ok(());
+        }
         let mut push = self.message_push(MessageKind::Timeout, "relay", &body, &message_id);
         push.reply_to = Some(ask_id.to_owned());
         self.push(asker, Outbound::Push(push), release);
         Ok(())
+    }
+
+    /// Checks that `to`'s mailbox has room for a message of `body_bytes` from `from` (the
+    /// sender's current name). When it has not, logs the refusal (`message_refused`) while the
+    /// sender's allowance lasts and returns the `mailbox_full` error for the sender: nothing of
+    /// the message may be appended then. `Ok(None)` when the mailbox has room.
+    ///
+    /// # Errors
+    /// `storage_error` when the refusal could not be logged.
+    pub(in crate::hub) fn refuse_if_full(
+        &mut self,
+        from: &str,
+        to: IdentityId,
+        body_bytes: usize,
+    ) -> Result<Option<RpcError>, RpcError> {
+        let Some(mailbox) = self.state.mailbox(to) else {
+            return Ok(None);
+        };
+        let Err(full) = mailbox.check_room(body_bytes) else {
+            return Ok(None);
+        };
+        let counted = mailbox.refusals().counts_one_more(from);
+        let to_name = self.caller_name(to)?;
+        if counted {
+            let refused = MessageRefused {
+                from: from.to_owned(),
+                to: to_name.clone(),
+                body_bytes: body_bytes as u64,
+            };
+            self.emit(refused.into())?;
+        }
+        Ok(Some(mailbox_full_error(&to_name, full)))
     }
 
     /// The loop guard: counts a turn when `from` answers the pair's last message (the
@@ -525,6 +572,15 @@ impl Core {
             }
         }
         counts.total = counts.direct + counts.asks + counts.groups.values().sum::<u32>();
+        if let Some(mailbox) = self.state.mailbox(me) {
+            counts.refused = u32::try_from(mailbox.refusals().total()).unwrap_or(u32::MAX);
+        }
+        for group in self.state.groups_of(me) {
+            let missed = u32::try_from(group.missed_for(me)).unwrap_or(u32::MAX);
+            if missed > 0 {
+                counts.groups_missed.insert(group.name().to_owned(), missed);
+            }
+        }
         counts
     }
 
@@ -536,10 +592,26 @@ impl Core {
     /// The notice a session gets on connect when mail waits for it, through its push path.
     pub(in crate::hub) fn mail_waiting_notice(&self, me: IdentityId, release: &mut Release) {
         let counts = self.unread_counts(me);
-        if counts.total == 0 {
+        if counts.total == 0 && counts.refused == 0 && counts.groups_missed.is_empty() {
             return;
         }
         let mut parts = Vec::new();
+        if let Some(mailbox) = self.state.mailbox(me)
+            && !mailbox.refusals().is_empty()
+        {
+            parts.push(refusals_sentence(mailbox.refusals()));
+        }
+        if !counts.groups_missed.is_empty() {
+            let missed: Vec<String> = counts
+                .groups_missed
+                .iter()
+                .map(|(group, count)| format!("{group} {count}"))
+                .collect();
+            parts.push(format!(
+                "unread group messages that fell out of the history before you read them: {}",
+                missed.join(", ")
+            ));
+        }
         if counts.direct > 0 {
             parts.push(format!("{} unread message(s)", counts.direct));
         }
@@ -557,7 +629,7 @@ impl Core {
         let text = format!(
             "While you were away: {}. Read them with relay_inbox{}.",
             parts.join("; "),
-            if groups.is_empty() {
+            if groups.is_empty() && counts.groups_missed.is_empty() {
                 ""
             } else {
                 " and relay_group_history"
@@ -565,4 +637,46 @@ impl Core {
         );
         self.notice(me, text, None, release);
     }
+}
+
+/// The `mailbox_full` error a sender gets: who, how full, the bounds, and what happens next.
+fn mailbox_full_error(to: &str, full: MailboxFull) -> RpcError {
+    error(
+        ErrorCode::MailboxFull,
+        format!(
+            "{to}'s mailbox is full ({} unread messages, {} KiB of unread text; the bounds are {MAILBOX_UNREAD_MAX} messages and {} MiB): nothing was stored. {to} is told that a message from you was refused when it next reads its inbox; send again once it has read its mail",
+            full.unread_count,
+            full.unread_bytes.div_ceil(1024),
+            MAILBOX_UNREAD_BYTES_MAX >> 20,
+        ),
+    )
+    .with_detail("recipient", Value::from(to))
+    .with_detail("unread_count", Value::from(full.unread_count))
+    .with_detail("unread_max", Value::from(MAILBOX_UNREAD_MAX as u64))
+    .with_detail("unread_bytes", Value::from(full.unread_bytes))
+    .with_detail("unread_bytes_max", Value::from(MAILBOX_UNREAD_BYTES_MAX as u64))
+}
+
+/// One sentence on the messages a full mailbox refused, by sender: "3 message(s) were refused
+/// because your mailbox was full (from alice 2, bob at least 16)".
+pub(in crate::hub) fn refusals_sentence(refusals: &Refusals) -> String {
+    let count = |count: &relay_replay::state::RefusalCount| {
+        if count.is_lower_bound() {
+            format!("at least {}", count.count)
+        } else {
+            count.count.to_string()
+        }
+    };
+    let mut senders: Vec<String> = refusals
+        .senders()
+        .map(|(name, refused)| format!("{name} {}", count(refused)))
+        .collect();
+    if let Some(others) = refusals.others() {
+        senders.push(format!("other senders {}", count(others)));
+    }
+    format!(
+        "{} message(s) were refused because your mailbox was full (from {}); reading your inbox makes room",
+        refusals.total(),
+        senders.join(", ")
+    )
 }

@@ -278,7 +278,7 @@ impl Core {
         let sizes = chosen.iter().map(|message| {
             message.body.len() + message.author_name.as_ref().map_or(0, String::len)
         });
-        chosen.truncate(fitting_in_a_frame(sizes));
+        chosen.truncate(fitting_in_a_frame(0, sizes));
         let messages: Vec<GroupMessage> = chosen
             .iter()
             .map(|message| GroupMessage {
@@ -304,13 +304,17 @@ impl Core {
         let cursor = group
             .membership(me)
             .map_or(0, |membership| membership.cursor);
+        let missed = u32::try_from(group.missed_for(me)).unwrap_or(u32::MAX);
         let last = chosen.last().map(|message| message.sequence);
-        if let Some(up_to_sequence) = last.filter(|sequence| *sequence > cursor) {
+        // The cursor event also clears the missed count this answer shows, so it is logged
+        // even when the cursor stays where it is.
+        let moved = last.filter(|sequence| *sequence > cursor);
+        if moved.is_some() || missed > 0 {
             self.emit(
                 GroupCursorAdvanced {
                     group: name.clone(),
                     member,
-                    up_to_sequence,
+                    up_to_sequence: moved.unwrap_or(cursor),
                 }
                 .into(),
             )?;
@@ -323,6 +327,7 @@ impl Core {
             group: name,
             messages,
             unread_remaining,
+            missed,
         })
     }
 

@@ -1,9 +1,12 @@
 //! Direct messages: `send`, `ask`, `broadcast`, `reply` and the `inbox` pull.
 //!
 //! Each command validates against the state, emits its events, and hands the push to the
-//! delivery layer (`commands/delivery.rs`), which decides what the sender is told.
+//! delivery layer (`commands/delivery.rs`), which decides what the sender is told. A message
+//! for a full mailbox is refused with `mailbox_full` before anything of it is appended (each
+//! recipient of a broadcast on its own); the recipient's next `inbox` lists what was refused.
 
 use relay_replay::event::{AskSent, MailboxCursorAdvanced, MessageRead, MessageSent, ReplySent};
+use relay_replay::state::Refusals;
 use relay_replay::{DeliveryState, IdentityId, StoredMessage};
 use serde_json::Value;
 
@@ -36,6 +39,9 @@ impl Core {
     ) -> Result<Answer, RpcError> {
         let from = self.caller_name(me)?;
         let to = self.identity_named(params.to.as_str())?;
+        if let Some(full) = self.refuse_if_full(&from, to, params.text.as_str().len())? {
+            return Err(full);
+        }
         self.count_conversation(me, to, release)?;
         let msg_id = format!("m-{}", self.log.next_offset());
         let event = MessageSent {
@@ -66,6 +72,9 @@ impl Core {
     ) -> Result<Answer, RpcError> {
         let from = self.caller_name(me)?;
         let to = self.identity_named(params.to.as_str())?;
+        if let Some(full) = self.refuse_if_full(&from, to, params.question.as_str().len())? {
+            return Err(full);
+        }
         self.count_conversation(me, to, release)?;
         let offset = self.log.next_offset();
         let (msg_id, ask_id) = (format!("m-{offset}"), format!("a-{offset}"));
@@ -104,12 +113,25 @@ impl Core {
     ) -> Result<Value, RpcError> {
         let from = self.caller_name(me)?;
         let broadcast_id = format!("b-{}", self.log.next_offset());
-        let targets: Vec<IdentityId> = self
+        let online: Vec<IdentityId> = self
             .online
             .keys()
             .copied()
             .filter(|target| !(params.exclude_self && *target == me))
             .collect();
+        let mut targets = Vec::with_capacity(online.len());
+        let mut refused = Vec::new();
+        for target in online {
+            let body_bytes = params.question.as_str().len();
+            if self.refuse_if_full(&from, target, body_bytes)?.is_some() {
+                refused.push(BroadcastRefusal {
+                    to: self.caller_name(target)?,
+                    code: ErrorCode::MailboxFull,
+                });
+            } else {
+                targets.push(target);
+            }
+        }
         for target in &targets {
             let offset = self.log.next_offset();
             let (msg_id, ask_id) = (format!("m-{offset}"), format!("a-{offset}"));
@@ -136,6 +158,7 @@ impl Core {
         to_value(&BroadcastResult {
             broadcast_id,
             peer_count: targets.len() as u32,
+            refused,
         })
     }
 
@@ -180,6 +203,9 @@ impl Core {
                 }
             },
         };
+        if let Some(full) = self.refuse_if_full(&from, to, params.text.as_str().len())? {
+            return Err(full);
+        }
         self.count_conversation(me, to, release)?;
         let msg_id = format!("m-{}", self.log.next_offset());
         let event = ReplySent {
@@ -223,11 +249,12 @@ impl Core {
             mailbox.unread(since, usize::MAX)
         };
         let matching_count = matching.len();
+        let refused = refused_messages(mailbox.refusals());
         matching.truncate(limit);
         let sizes = matching
             .iter()
             .map(|message| message.body.len() + message.from_name.len());
-        matching.truncate(fitting_in_a_frame(sizes));
+        matching.truncate(fitting_in_a_frame(refused_bytes(&refused), sizes));
         let messages: Vec<InboxMessage> = matching
             .iter()
             .map(|message| inbox_message(message))
@@ -241,12 +268,15 @@ impl Core {
             .collect();
         let last_sequence = matching.last().map(|message| message.sequence);
         if since.is_none() {
-            // Everything up to the last returned message has been seen: move the cursor.
-            if let Some(up_to_sequence) = last_sequence.filter(|sequence| *sequence > cursor) {
+            // Everything up to the last returned message has been seen: move the cursor. The
+            // cursor event also clears the refusal record this answer shows, so it is logged
+            // even when the cursor stays where it is.
+            let moved = last_sequence.filter(|sequence| *sequence > cursor);
+            if moved.is_some() || !refused.is_empty() {
                 self.emit_unless_full(
                     MailboxCursorAdvanced {
                         recipient,
-                        up_to_sequence,
+                        up_to_sequence: moved.unwrap_or(cursor),
                     }
                     .into(),
                 )?;
@@ -267,16 +297,50 @@ impl Core {
         to_value(&InboxResult {
             messages,
             remaining,
+            refused,
         })
     }
 }
 
-/// How many of these messages (their text sizes, in order) fit in one response frame, at
-/// least one: every byte may be escaped six-fold in JSON, plus a fixed envelope per message.
-pub(in crate::hub) fn fitting_in_a_frame(sizes: impl Iterator<Item = usize>) -> usize {
+/// The refusal record of a mailbox as `inbox` lists it: named senders by name, then the others.
+fn refused_messages(refusals: &Refusals) -> Vec<RefusedMessages> {
+    let entry = |from: Option<&str>, count: &relay_replay::state::RefusalCount| RefusedMessages {
+        from: from.map(str::to_owned),
+        count: count.count,
+        at_least: count.is_lower_bound(),
+        first_ts: count.first_us,
+        last_ts: count.last_us,
+    };
+    refusals
+        .senders()
+        .map(|(name, count)| entry(Some(name), count))
+        .chain(refusals.others().map(|count| entry(None, count)))
+        .collect()
+}
+
+/// Worst-case JSON bytes of a refusal list in a response.
+fn refused_bytes(refused: &[RefusedMessages]) -> usize {
+    use crate::protocol::limits::JSON_ESCAPE_EXPANSION_MAX;
+    const REFUSAL_ENVELOPE_BYTES: usize = 128;
+    refused
+        .iter()
+        .map(|entry| {
+            entry.from.as_ref().map_or(0, String::len) * JSON_ESCAPE_EXPANSION_MAX
+                + REFUSAL_ENVELOPE_BYTES
+        })
+        .sum()
+}
+
+/// How many of these messages (their text sizes, in order) fit in one response frame beside
+/// `reserved_bytes` of other members, at least one: every byte may be escaped six-fold in JSON,
+/// plus a fixed envelope per message.
+pub(in crate::hub) fn fitting_in_a_frame(
+    reserved_bytes: usize,
+    sizes: impl Iterator<Item = usize>,
+) -> usize {
     use crate::protocol::limits::{FRAME_BYTES_MAX, JSON_ESCAPE_EXPANSION_MAX};
     const MESSAGE_ENVELOPE_BYTES: usize = 1024;
-    let budget = FRAME_BYTES_MAX - 4 * MESSAGE_ENVELOPE_BYTES;
+    let budget = (FRAME_BYTES_MAX - 4 * MESSAGE_ENVELOPE_BYTES).saturating_sub(reserved_bytes);
     let mut used = 0;
     let mut count = 0;
     for size in sizes {
