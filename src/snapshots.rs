@@ -74,6 +74,42 @@ pub fn load_newest(dir: &Path, log_id: u128, next_offset_max: u64) -> Option<Loa
     None
 }
 
+/// The oldest snapshot of `log_id` that decodes and starts at or after `first_offset`: what a
+/// replay of a log whose older history was reclaimed starts from (the oldest, so that as much
+/// of the retained log as possible is replayed and checked).
+pub fn load_oldest_from(dir: &Path, log_id: u128, first_offset: u64) -> Option<LoadedSnapshot> {
+    let mut found = list(dir, log_id);
+    found.reverse();
+    found
+        .into_iter()
+        .filter(|(offset, _)| *offset >= first_offset)
+        .find_map(|(offset, path)| {
+            let bytes = std::fs::read(&path).ok()?;
+            match snapshot_decode(&bytes) {
+                Ok((state, next_offset)) if next_offset == offset => Some(LoadedSnapshot {
+                    path,
+                    state,
+                    next_offset,
+                }),
+                _ => None,
+            }
+        })
+}
+
+/// Reads the snapshot at `path` back and checks that it decodes and holds the state before
+/// `next_offset` (retention deletes the log below a snapshot only after this).
+///
+/// # Errors
+/// The file cannot be read, does not decode, or is of another offset.
+pub fn check(path: &Path, next_offset: u64) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|error| error.to_string())?;
+    let (_, found) = snapshot_decode(&bytes).map_err(|error| error.to_string())?;
+    if found != next_offset {
+        return Err(format!("holds offset {found}, its name says {next_offset}"));
+    }
+    Ok(())
+}
+
 /// Writes a snapshot of `state` (next offset `next_offset`) and prunes older ones.
 ///
 /// # Errors

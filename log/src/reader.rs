@@ -58,11 +58,53 @@ impl LogReader {
 
     /// Picks up segments and checkpoint changes made by a writer since opening.
     ///
+    /// The index each segment built or loaded so far is kept when the segment is still there
+    /// with the same length, so a reader that follows the log (`relay log tail --follow`)
+    /// seeks from the last index entry it has instead of walking the active segment again:
+    /// an index is only a hint, and an entry that no longer leads to a valid record with its
+    /// offset is ignored (see `docs/log-format.md`, "Sparse index file").
+    ///
     /// # Errors
     /// As [`LogReader::open`].
     pub fn refresh(&mut self) -> Result<(), OpenError> {
-        *self = LogReader::open(&self.set.dir)?;
+        let mut fresh = LogReader::open(&self.set.dir)?;
+        if fresh.log_id == self.log_id {
+            for segment in &mut fresh.set.segments {
+                let kept = self.set.segments.iter_mut().find(|old| {
+                    old.base_offset == segment.base_offset && old.map.len() == segment.map.len()
+                });
+                if let Some(index) = kept.and_then(|old| old.index.take()) {
+                    let _ = segment.index.set(index);
+                }
+            }
+        }
+        *self = fresh;
         Ok(())
+    }
+
+    /// The offset from which the last `count` records of the log start (the first retained
+    /// offset if it holds fewer). Walks only the records from
+    /// `max(durable offset, last segment's base offset) - count` on, not the whole log: at
+    /// most `count` records plus those above the checkpoint or in the last segment, whichever
+    /// are fewer.
+    ///
+    /// # Errors
+    /// [`ReadError::Corrupt`] if the walk meets corruption.
+    pub fn tail_start(&self, count: u64) -> Result<u64, ReadError> {
+        let first = self.first_offset();
+        let last_base = self
+            .set
+            .segments
+            .last()
+            .map_or(first, |segment| segment.base_offset);
+        // The log ends at or past both the checkpoint and the last segment's base offset.
+        let known_end = self.durable_offset.max(last_base);
+        let walk_from = known_end.saturating_sub(count).max(first);
+        let mut iter = self.iter_from(walk_from)?;
+        for record in iter.by_ref() {
+            record?;
+        }
+        Ok(iter.next_offset().saturating_sub(count).max(walk_from))
     }
 
     /// The record at `offset`, fully checked.
@@ -128,5 +170,75 @@ impl LogReader {
     /// The mapped bytes of every segment (for the memcpy baseline of the benchmark).
     pub(crate) fn mapped_segments(&self) -> impl Iterator<Item = &[u8]> {
         self.set.segments.iter().map(|segment| segment.map.bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{LogConfig, LogWriter, NewRecord};
+
+    use super::*;
+
+    fn append(log: &mut LogWriter, count: u64) {
+        for _ in 0..count {
+            let record = NewRecord {
+                timestamp_us: 1,
+                kind: 1,
+                schema_version: 1,
+                origin_hub: 0,
+                payload: &[7; 40],
+            };
+            log.append(&record).expect("append");
+        }
+        log.commit().expect("commit");
+    }
+
+    #[test]
+    fn tail_start_names_the_last_records_across_segments_and_short_logs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes: crate::limits::SEGMENT_BYTES_MIN,
+            ..LogConfig::default()
+        };
+        let mut log = LogWriter::open(dir.path(), config).expect("open");
+        append(&mut log, 3);
+        let reader = LogReader::open(dir.path()).expect("reader");
+        assert_eq!(reader.tail_start(10).expect("tail"), 0, "fewer than asked");
+        append(&mut log, 500);
+        let reader = LogReader::open(dir.path()).expect("reader");
+        assert!(reader.segments().len() > 3, "the log spans segments");
+        for count in [0, 1, 10, 100, 503, 1000] {
+            let expected = 503u64.saturating_sub(count);
+            assert_eq!(
+                reader.tail_start(count).expect("tail"),
+                expected,
+                "count {count}"
+            );
+        }
+    }
+
+    #[test]
+    fn refresh_keeps_the_index_a_segment_built_and_sees_new_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = LogWriter::open(dir.path(), LogConfig::default()).expect("open");
+        append(&mut log, 200);
+        let mut reader = LogReader::open(dir.path()).expect("reader");
+        assert_eq!(reader.iter_from(150).expect("iter").count(), 50);
+        assert!(
+            reader.set.segments[0].index.get().is_some(),
+            "built by the walk"
+        );
+        append(&mut log, 10);
+        reader.refresh().expect("refresh");
+        assert!(
+            reader.set.segments[0].index.get().is_some(),
+            "kept across the refresh"
+        );
+        let offsets: Vec<u64> = reader
+            .iter_from(195)
+            .expect("iter")
+            .map(|record| record.expect("record").offset)
+            .collect();
+        assert_eq!(offsets, (195..210).collect::<Vec<u64>>());
     }
 }

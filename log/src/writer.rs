@@ -316,6 +316,29 @@ impl LogWriter {
         Ok(offset)
     }
 
+    /// Makes sure the next append of a `payload_len`-byte payload takes no new disk space:
+    /// grows an empty active segment or rolls to a new one now if it would not fit. A caller
+    /// that must not change anything else before it knows the append will succeed (the hub
+    /// applies an event to its state before appending it) asks first, so a full disk refuses
+    /// the change instead of leaving the state ahead of the log.
+    ///
+    /// # Errors
+    /// As [`LogWriter::append`]: [`WriteError::NoSpace`] and [`WriteError::PayloadTooLarge`]
+    /// change nothing and leave the writer usable; a failed sync while sealing the active
+    /// segment poisons it.
+    pub fn reserve_append(&mut self, payload_len: usize) -> Result<(), WriteError> {
+        if self.poisoned {
+            return Err(WriteError::Poisoned);
+        }
+        if payload_len > RECORD_PAYLOAD_BYTES_MAX {
+            return Err(WriteError::PayloadTooLarge {
+                len: payload_len,
+                max: RECORD_PAYLOAD_BYTES_MAX,
+            });
+        }
+        self.make_room(record_bytes(payload_len))
+    }
+
     /// Appends records in order; returns their offsets.
     ///
     /// # Errors

@@ -215,3 +215,49 @@ fn a_failed_sync_during_recovery_refuses_the_open_and_a_retry_recovers() {
     assert_eq!(storage.failures(StorageCall::SyncFile), 1);
     assert_reopen_keeps(dir.path(), 6);
 }
+
+#[test]
+fn reserve_append_reports_no_space_before_anything_is_appended_and_the_append_then_fits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, storage) = open_faulty(dir.path());
+    let payload = payload_for(0, 11);
+    // Fill the first segment to the last record that fits without a roll.
+    loop {
+        let segments = log.segments().len();
+        log.reserve_append(payload.len()).expect("room");
+        if log.segments().len() > segments {
+            break;
+        }
+        log.append(&record(&payload)).expect("append");
+    }
+    // That reservation rolled; fill the new segment too, then make the next roll fail.
+    let rolled_at = log.next_offset();
+    storage.fail(StorageCall::Reserve, ENOSPC);
+    let error = loop {
+        match log.reserve_append(payload.len()) {
+            Ok(()) => {
+                log.append(&record(&payload))
+                    .expect("a reserved append fits");
+            }
+            Err(error) => break error,
+        }
+        assert!(
+            log.next_offset() < rolled_at + 1000,
+            "the segment never filled"
+        );
+    };
+    assert!(matches!(error, WriteError::NoSpace { .. }), "got {error}");
+    assert!(!log.is_poisoned());
+    let before = log.next_offset();
+    assert_eq!(log.segments().len(), 2, "no half-made segment is kept");
+    storage.clear();
+    log.reserve_append(payload.len()).expect("space returned");
+    assert_eq!(log.segments().len(), 3, "the reservation rolled");
+    assert_eq!(log.next_offset(), before, "a reservation appends nothing");
+    log.append(&record(&payload)).expect("append");
+    log.commit().expect("commit");
+    assert!(matches!(
+        log.reserve_append(relay_log::limits::RECORD_PAYLOAD_BYTES_MAX + 1),
+        Err(WriteError::PayloadTooLarge { .. })
+    ));
+}

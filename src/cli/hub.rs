@@ -84,6 +84,9 @@ pub struct HubArgs {
     /// Who started this hub (decides the idle-exit default): hand, on-demand, service.
     #[arg(long, value_name = "WHO", default_value = "hand", hide = true)]
     started_by: String,
+    /// Keep this much log history: a size (512MiB, 2GB) or an age (7d, 12h). Older segments are deleted once a snapshot covers them; unread mail lives in the snapshot. Default: keep everything.
+    #[arg(long, value_name = "SIZE|DURATION", value_parser = crate::hub::retention::parse_retention)]
+    retain: Option<crate::hub::retention::Retention>,
     /// Log segment size in bytes.
     #[arg(long, default_value_t = relay_log::limits::SEGMENT_BYTES_DEFAULT, hide = true)]
     segment_bytes: u64,
@@ -154,7 +157,12 @@ pub fn run_hub(args: HubArgs) -> anyhow::Result<ExitCode> {
         segment_bytes: args.segment_bytes,
         started_by,
         settings: settings.listed,
+        retain: args.retain,
     };
+    if let Some(retain) = config.retain {
+        crate::hub::retention::check_retention(retain, config.segment_bytes)
+            .map_err(anyhow::Error::msg)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -179,6 +179,7 @@ fn info(reader: &LogReader, out: &mut Out, format: Format) -> anyhow::Result<Exi
                 "dir": reader.dir(),
                 "log_id": format!("{:032x}", reader.log_id()),
                 "first_offset": reader.first_offset(),
+                "history_reclaimed": reader.first_offset() > 0,
                 "next_offset": next_offset,
                 "durable_offset": reader.durable_offset(),
                 "segments": segments.iter().zip(&per_segment).map(|(segment, records)| json!({
@@ -197,6 +198,12 @@ fn info(reader: &LogReader, out: &mut Out, format: Format) -> anyhow::Result<Exi
                 next_offset,
                 reader.durable_offset()
             ))?;
+            if reader.first_offset() > 0 {
+                out.line(format_args!(
+                    "history    starts at offset {}; the records before it were reclaimed by retention (`relay hub --retain`)",
+                    reader.first_offset()
+                ))?;
+            }
             out.line(format_args!("segments   {}", segments.len()))?;
             for (segment, records) in segments.iter().zip(&per_segment) {
                 let name = segment
@@ -324,17 +331,15 @@ fn tail(
     follow: bool,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let mut end = reader.first_offset();
-    for record in reader.iter_from(end)? {
-        end = record.map_err(anyhow::Error::new)?.offset + 1;
-    }
-    let from = end.saturating_sub(count).max(reader.first_offset());
+    // Seeks near the end instead of walking the whole log (`LogReader::tail_start`).
+    let from = reader.tail_start(count)?;
     let mut next = dump(&reader, out, from, count, format)?;
     out.flush()?;
     if !follow {
         return Ok(ExitCode::Success);
     }
-    // Runs until interrupted: that is what --follow asks for.
+    // Runs until interrupted: that is what --follow asks for. Each pass seeks to `next` with
+    // the index the reader kept across the refresh, so it costs the new records only.
     loop {
         std::thread::sleep(TAIL_POLL_INTERVAL);
         reader.refresh()?;

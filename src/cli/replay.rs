@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Args;
-use relay_log::Record;
+use relay_log::{LogReader, Record};
 use relay_replay::audit::{EventFilter, StateSummary, summarize};
 use relay_replay::{Event, EventKind, ReplayError, State, Until, replay_into};
 use serde_json::json;
@@ -73,11 +73,18 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let print_events = !args.state || args.events;
     let mut out = Out::new();
-    let mut state = State::new();
+    let state = match retained_start(&data_dir, &reader, until) {
+        Ok(state) => state,
+        Err(code) => return Ok(code),
+    };
+    let mut state = state;
+    let replay_from = state.next_offset();
     let mut checkpoints = Vec::new();
     if args.verify {
         let dir = snapshots::snapshot_dir(&data_dir);
         checkpoints = snapshots::list(&dir, reader.log_id());
+        // A snapshot at or below where the replay starts has nothing to be checked against.
+        checkpoints.retain(|(offset, _)| *offset > state.next_offset());
         checkpoints.sort();
     }
     let bar = progress_bar(args.quiet, "replaying");
@@ -142,11 +149,45 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if args.verify {
         eprintln!(
             "relay: verified {} records; {} snapshot(s) match the log",
-            state.next_offset().saturating_sub(reader.first_offset()),
+            state.next_offset().saturating_sub(replay_from),
             checkpoints.len()
         );
     }
     Ok(ExitCode::Success)
+}
+
+/// The state a replay starts from: empty for a log that starts at offset 0; for a log whose
+/// older history retention reclaimed, the oldest snapshot at or after its first offset (said on
+/// stderr). Without such a snapshot, or with `--until` below it, the state cannot be rebuilt:
+/// that is reported and gives [`ExitCode::CheckFailed`].
+fn retained_start(data_dir: &Path, reader: &LogReader, until: Until) -> Result<State, ExitCode> {
+    let first = reader.first_offset();
+    if first == 0 {
+        return Ok(State::new());
+    }
+    let dir = snapshots::snapshot_dir(data_dir);
+    let Some(snapshot) = snapshots::load_oldest_from(&dir, reader.log_id(), first) else {
+        eprintln!(
+            "relay: the log starts at offset {first} (older history was reclaimed by retention) and no snapshot at or after it decodes in {}; the state cannot be rebuilt",
+            dir.display()
+        );
+        return Err(ExitCode::CheckFailed);
+    };
+    if let Until::Offset(offset) = until
+        && offset.saturating_add(1) < snapshot.next_offset
+    {
+        eprintln!(
+            "relay: --until {offset} is before offset {}, where the retained history can be replayed from (the log starts at {first}; older history was reclaimed)",
+            snapshot.next_offset
+        );
+        return Err(ExitCode::CheckFailed);
+    }
+    eprintln!(
+        "relay: note: history below offset {first} was reclaimed by retention; replaying from snapshot {} (offset {}); `relay log dump --from {first}` shows the records before it",
+        snapshot.path.display(),
+        snapshot.next_offset
+    );
+    Ok(snapshot.state)
 }
 
 fn snapshot_matches(state: &State, offset: u64, path: &Path) -> bool {

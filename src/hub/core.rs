@@ -7,6 +7,13 @@
 //! answers every request of the batch with `storage_error` and stops the hub: the state in
 //! memory may hold events that are not durable, and recovery runs on the next start.
 //!
+//! A full disk is not such a failure: before an event is applied, the core asks the log to
+//! make room for its record ([`LogWriter::reserve_append`]); `NoSpace` there refuses the
+//! request with `storage_full`, having changed nothing, while reads go on being served, and
+//! the next write tries again (logged once per episode). After each durable snapshot, and at
+//! most every [`RETENTION_SNAPSHOT_INTERVAL_MIN`] otherwise, the core reclaims old segments
+//! as `--retain` allows ([`super::retention`]).
+//!
 //! Presence (which session is connected as whom) is runtime state kept here, not a
 //! projection; register, rename and leave are still logged as events.
 
@@ -23,10 +30,16 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::clock::RecordClock;
 use super::commands::delivery::{Answer, AwaitingAck, Conversation};
-use super::limits::{BATCH_COMMANDS_MAX, SNAPSHOT_INTERVAL_MIN, SNAPSHOT_INTERVAL_RECORDS};
+use super::limits::{
+    BATCH_COMMANDS_MAX, CLOCK_JUMP_WARN, RETENTION_AGE_CHECK_INTERVAL,
+    RETENTION_SNAPSHOT_INTERVAL_MIN, RETENTION_SNAPSHOT_POLL, SNAPSHOT_INTERVAL_MIN,
+    SNAPSHOT_INTERVAL_RECORDS,
+};
 use super::queue::{QueueBudget, QueueCharge, Queued, queued_bytes};
 use super::rate::{RateConfig, TokenBucket};
+use super::retention::{Retention, RetentionHold, retention_target};
 use crate::protocol::fields::ClientKind;
 use crate::protocol::methods::*;
 use crate::protocol::notification::{MessageKind, MessagePush, Receipt};
@@ -112,6 +125,8 @@ pub struct CoreConfig {
     pub hub_id: u128,
     /// How long a send waits for its recipient's acknowledgement ([`super::limits::DELIVERY_ACK_WAIT`]).
     pub delivery_ack_wait: Duration,
+    /// How much log history to keep (`relay hub --retain`); `None` keeps it all.
+    pub retention: Option<Retention>,
 }
 
 /// Why the core stopped.
@@ -177,10 +192,21 @@ pub struct Core {
     pub(super) probe_sender: mpsc::Sender<CoreInput>,
     /// When the last periodic snapshot was taken.
     pub(super) snapshot_taken_at: Instant,
-    /// Timestamp of the last record appended, in microseconds since the epoch.
-    pub(super) last_timestamp_us: u64,
-    /// The thread writing the last periodic snapshot, if any.
-    pub(super) snapshot_writer: Option<std::thread::JoinHandle<()>>,
+    /// Record timestamps: monotonic, with a warning when the wall clock jumps.
+    pub(super) clock: RecordClock,
+    /// The thread writing the last periodic snapshot, if any; it returns the snapshot's offset
+    /// once the file is durable.
+    pub(super) snapshot_writer: Option<std::thread::JoinHandle<Option<u64>>>,
+    /// When retention last looked at the log (`None`: not yet), and the log's next offset then.
+    pub(super) retention_checked: Option<(Instant, u64)>,
+    /// Offset of the newest snapshot this hub wrote, synced and read back: the state can be
+    /// rebuilt from it, so the log below it is not needed (0 before the first one).
+    pub(super) snapshot_checked_offset: u64,
+    /// True when retention would delete more than the snapshot hold allows: a newer snapshot
+    /// is wanted sooner than the periodic one.
+    pub(super) retention_waits: bool,
+    /// Since when the disk has been full (`storage_full`), if it is.
+    pub(super) storage_full_since: Option<Instant>,
     /// Send rate per identity (not per connection: reconnecting does not refill it).
     pub(super) buckets: HashMap<IdentityId, TokenBucket>,
     /// New identities per local user (peer uid; `None` for the WebSocket).
@@ -291,14 +317,25 @@ impl Core {
             .checked_sub(1)
             .and_then(|last| log.read(last).ok())
             .map_or(0, |record| record.timestamp_us);
+        let behind_us = last_timestamp_us.saturating_sub(now_us());
+        if behind_us > CLOCK_JUMP_WARN.as_micros() as u64 {
+            tracing::warn!(
+                behind_ms = behind_us / 1000,
+                "the wall clock is behind the log's last record; records keep its timestamp until the clock catches up"
+            );
+        }
         let mut core = Core {
             log,
             state,
             config,
             probe_sender,
             snapshot_taken_at: Instant::now(),
-            last_timestamp_us,
+            clock: RecordClock::new(last_timestamp_us, CLOCK_JUMP_WARN),
             snapshot_writer: None,
+            retention_checked: None,
+            snapshot_checked_offset: 0,
+            retention_waits: false,
+            storage_full_since: None,
             buckets: HashMap::new(),
             new_identity_buckets: HashMap::new(),
             queued_total: Arc::new(AtomicUsize::new(0)),
@@ -314,7 +351,12 @@ impl Core {
             hub_id: core.config.hub_id,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        core.emit(started.into())?;
+        match core.emit(started.into()) {
+            // A full disk at start still serves reads; writes are refused until space returns.
+            Err(refused) if refused.code == ErrorCode::StorageFull => {}
+            Err(refused) => return Err(refused),
+            Ok(_) => {}
+        }
         core.commit()
             .map_err(|()| error(ErrorCode::StorageError, "could not commit hub_started"))?;
         Ok(core)
@@ -339,7 +381,10 @@ impl Core {
                 (Some(timeout), Some(since)) => Some(since + timeout),
                 _ => None,
             };
-            let timer_deadline = self.next_timer();
+            let timer_deadline = match (self.next_timer(), self.retention_timer()) {
+                (Some(timer), Some(retention)) => Some(timer.min(retention)),
+                (timer, retention) => timer.or(retention),
+            };
             let first = tokio::select! {
                 input = inputs.recv() => match input {
                     Some(input) => Some(input),
@@ -426,7 +471,9 @@ impl Core {
                     .await;
             });
         }
+        let snapshot_written = self.collect_snapshot();
         self.maybe_snapshot();
+        self.maybe_reclaim(snapshot_written);
     }
 }
 
@@ -636,18 +683,30 @@ impl Core {
                 "the hub's log failed; it is stopping",
             ));
         }
+        let encoded = encode(&event);
+        // Room first: a full disk refuses the change before the state holds it.
+        if let Err(failure) = self.log.reserve_append(encoded.payload.len()) {
+            return Err(self.refuse_write(failure));
+        }
+        if let Some(since) = self.storage_full_since.take() {
+            tracing::info!(
+                elapsed_ms = since.elapsed().as_millis() as u64,
+                "storage space is back; accepting writes again"
+            );
+        }
         let offset = self.log.next_offset();
         // Record timestamps never go backwards, even if the wall clock does: `--until TIME`
         // stops at the first record stamped later.
-        let timestamp_us = now_us().max(self.last_timestamp_us);
-        self.last_timestamp_us = timestamp_us;
+        let (timestamp_us, clock_event) = self.clock.stamp(now_us(), Instant::now());
+        if let Some(clock_event) = clock_event {
+            RecordClock::log(clock_event);
+        }
         let meta = RecordMeta {
             offset,
             timestamp_us,
             origin_hub: self.config.hub_id,
         };
         apply(&mut self.state, meta, &event).map_err(apply_error)?;
-        let encoded = encode(&event);
         let record = NewRecord {
             timestamp_us,
             kind: encoded.kind,
@@ -676,6 +735,49 @@ impl Core {
         }
     }
 
+    /// [`Self::emit`] for the bookkeeping of a read (an inbox moving its cursor): on a full
+    /// disk the read is still answered and the event is left out, so the same messages come
+    /// again on the next read (never fewer).
+    pub(super) fn emit_unless_full(&mut self, event: Event) -> Result<(), RpcError> {
+        match self.emit(event) {
+            Ok(_) => Ok(()),
+            Err(refused) if refused.code == ErrorCode::StorageFull => Ok(()),
+            Err(refused) => Err(refused),
+        }
+    }
+
+    /// The answer to a write the log could not make room for: `storage_full` for a full disk
+    /// (nothing changed; logged once per episode), otherwise `storage_error` and the core
+    /// stops (a failed sync while sealing a segment poisoned the writer).
+    fn refuse_write(&mut self, failure: relay_log::WriteError) -> RpcError {
+        if let relay_log::WriteError::NoSpace { path, bytes } = &failure {
+            if self.storage_full_since.is_none() {
+                tracing::error!(
+                    segment = %path.display(),
+                    bytes,
+                    "the disk is full: refusing writes with storage_full, serving reads; free space and the next write succeeds"
+                );
+                self.storage_full_since = Some(Instant::now());
+            }
+            return error(
+                ErrorCode::StorageFull,
+                format!(
+                    "the hub's disk is full; nothing was stored, retry once space is freed ({failure})"
+                ),
+            );
+        }
+        if let relay_log::WriteError::PayloadTooLarge { .. } = &failure {
+            // Refused before anything changed: this request fails, the hub goes on.
+            return error(ErrorCode::StorageError, failure.to_string());
+        }
+        tracing::error!(error = %failure, "could not make room in the log; stopping");
+        self.failed = true;
+        error(
+            ErrorCode::StorageError,
+            format!("the hub could not store the change: {failure}"),
+        )
+    }
+
     fn commit(&mut self) -> Result<(), ()> {
         self.appended_since_commit = false;
         self.log.commit().map_err(|failure| {
@@ -688,8 +790,13 @@ impl Core {
     /// encodes it; writing and syncing the file happen on a background thread, one at a time,
     /// so a busy hub never stalls on snapshot I/O.
     fn maybe_snapshot(&mut self) {
-        let due = self.records_since_snapshot >= SNAPSHOT_INTERVAL_RECORDS
+        let periodic = self.records_since_snapshot >= SNAPSHOT_INTERVAL_RECORDS
             && self.snapshot_taken_at.elapsed() >= SNAPSHOT_INTERVAL_MIN;
+        // Retention past its bound waits for a newer snapshot to move the hold.
+        let for_retention = self.retention_waits
+            && self.records_since_snapshot > 0
+            && self.snapshot_taken_at.elapsed() >= RETENTION_SNAPSHOT_INTERVAL_MIN;
+        let due = periodic || for_retention;
         let writer_busy = self
             .snapshot_writer
             .as_ref()
@@ -704,13 +811,143 @@ impl Core {
         let (dir, log_id) = (self.config.snapshot_dir.clone(), self.log.log_id());
         let spawned = std::thread::Builder::new().name("relay-snapshot".to_owned()).spawn(move || {
             match crate::snapshots::write_encoded(&dir, log_id, next_offset, &bytes) {
-                Ok(path) => tracing::info!(offset = next_offset, segment = %path.display(), "snapshot written"),
-                Err(failure) => tracing::warn!(offset = next_offset, error = %failure, "could not write a snapshot"),
+                // Retention deletes the log below it: it must be known to decode, not only
+                // to be on disk.
+                Ok(path) => match crate::snapshots::check(&path, next_offset) {
+                    Ok(()) => {
+                        tracing::info!(offset = next_offset, segment = %path.display(), "snapshot written");
+                        Some(next_offset)
+                    }
+                    Err(failure) => {
+                        tracing::warn!(offset = next_offset, error = %failure, "a snapshot just written does not decode; retention ignores it");
+                        None
+                    }
+                },
+                Err(failure) => {
+                    tracing::warn!(offset = next_offset, error = %failure, "could not write a snapshot");
+                    None
+                }
             }
         });
         match spawned {
             Ok(handle) => self.snapshot_writer = Some(handle),
             Err(failure) => tracing::warn!(error = %failure, "could not start the snapshot writer"),
+        }
+    }
+
+    /// Joins a snapshot writer that finished; true if it made a snapshot durable (and
+    /// checked), which moves the snapshot hold.
+    fn collect_snapshot(&mut self) -> bool {
+        if !self
+            .snapshot_writer
+            .as_ref()
+            .is_some_and(|writer| writer.is_finished())
+        {
+            return false;
+        }
+        let written = self
+            .snapshot_writer
+            .take()
+            .and_then(|writer| writer.join().ok())
+            .flatten();
+        match written {
+            Some(offset) => {
+                self.snapshot_checked_offset = self.snapshot_checked_offset.max(offset);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// When retention needs a batch although no request comes: to collect a snapshot being
+    /// written, to take the snapshot it waits for, or to look at the ages of old segments.
+    fn retention_timer(&self) -> Option<Instant> {
+        let retention = self.config.retention?;
+        if self.snapshot_writer.is_some() {
+            return Some(Instant::now() + RETENTION_SNAPSHOT_POLL);
+        }
+        let Some((checked_at, checked_offset)) = self.retention_checked else {
+            return Some(Instant::now());
+        };
+        if self.retention_waits && self.records_since_snapshot > 0 {
+            let last = self.snapshot_taken_at.max(checked_at);
+            return Some(last + RETENTION_SNAPSHOT_INTERVAL_MIN);
+        }
+        // Records came since the last look: look again, so the last burst is reclaimed too.
+        if self.log.next_offset() != checked_offset {
+            return Some(checked_at + RETENTION_SNAPSHOT_INTERVAL_MIN);
+        }
+        match retention {
+            Retention::Age(_) => Some(checked_at + RETENTION_AGE_CHECK_INTERVAL),
+            Retention::Bytes(_) => None,
+        }
+    }
+
+    /// The offset below which nothing the hub still needs lies: the smallest of the
+    /// retention holds. Federation acks will be a second source here.
+    fn retention_hold(&self) -> u64 {
+        let holds = [RetentionHold::Snapshot];
+        holds
+            .iter()
+            .map(|hold| match hold {
+                RetentionHold::Snapshot => self.snapshot_hold(),
+            })
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// The newest snapshot this hub wrote and read back: start-up rebuilds from it, so it
+    /// needs the log from there on. Before the first one the whole log is held (a snapshot
+    /// left by an earlier run is not trusted for this: it may be the one that did not decode).
+    fn snapshot_hold(&self) -> u64 {
+        self.snapshot_checked_offset
+    }
+
+    /// Deletes the segments `--retain` lets go below the retention hold (after a snapshot
+    /// became durable, else at most every [`RETENTION_SNAPSHOT_INTERVAL_MIN`]), and notes
+    /// whether a newer snapshot would let more go.
+    fn maybe_reclaim(&mut self, snapshot_written: bool) {
+        let Some(retention) = self.config.retention else {
+            return;
+        };
+        let recently = self
+            .retention_checked
+            .is_some_and(|(at, _)| at.elapsed() < RETENTION_SNAPSHOT_INTERVAL_MIN);
+        if !snapshot_written && recently {
+            return;
+        }
+        self.retention_checked = Some((Instant::now(), self.log.next_offset()));
+        let segments = self.log.segments();
+        let target = retention_target(retention, &segments, now_us(), |index| {
+            let last = segments.get(index + 1)?.base_offset.checked_sub(1)?;
+            self.log.read(last).ok().map(|record| record.timestamp_us)
+        });
+        let hold = self.retention_hold();
+        self.retention_waits = target > hold;
+        let below = target.min(hold);
+        if below <= self.log.first_offset() {
+            return;
+        }
+        // In `os` mode the records below the snapshot may still be only in the page cache; a
+        // power cut could then leave a log shorter than the snapshot, which start-up ignores,
+        // falling back to an older snapshot below the first retained offset. Sync first.
+        if self.log.durability() == relay_log::Durability::Os
+            && below > self.log.durable_offset()
+            && let Err(failure) = self.log.sync()
+        {
+            tracing::error!(error = %failure, "log sync before retention failed; stopping");
+            self.failed = true;
+            return;
+        }
+        match self.log.delete_below(below) {
+            Ok(deleted) if !deleted.is_empty() => tracing::info!(
+                offset = self.log.first_offset(),
+                segments = deleted.len(),
+                hold,
+                "reclaimed log segments; history starts at offset"
+            ),
+            Ok(_) => {}
+            Err(failure) => tracing::warn!(error = %failure, "could not delete old segments"),
         }
     }
 

@@ -62,6 +62,8 @@ pub struct HubConfig {
     pub started_by: StartedBy,
     /// Every setting in force and where it came from (for `relay status`).
     pub settings: Vec<Setting>,
+    /// How much log history to keep (`--retain`); `None` keeps it all.
+    pub retain: Option<super::retention::Retention>,
 }
 
 /// Runs the hub until shutdown. Returns how the core ended.
@@ -112,6 +114,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
         snapshot_dir: crate::snapshots::snapshot_dir(&config.data_dir),
         idle_exit: config.idle_exit,
         hub_id,
+        retention: config.retain,
     };
     let core = Core::start(log, state, core_config, core_sender.clone())
         .map_err(|error| anyhow::anyhow!("starting the core: {error}"))?;
@@ -143,19 +146,24 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     let ws_error = match config.ws_port {
         None => Some("turned off (no_ws)".to_owned()),
         Some(port) => match TcpListener::bind(("127.0.0.1", port)).await {
-            Ok(listener) => {
-                let token = ws_token(&config.data_dir)?;
-                let bound = listener.local_addr()?.port();
-                std::fs::write(config.data_dir.join(WS_PORT_FILE_NAME), bound.to_string())?;
-                tracing::info!(port = bound, "listening on the loopback websocket");
-                let ws_context = SessionContext {
-                    token: Some(token),
-                    ..context.clone()
-                };
-                listeners.spawn(accept_ws(listener, ws_context, accept.clone()));
-                ws_port = Some(bound);
-                None
-            }
+            // A full disk must not keep the hub from serving (writes get storage_full): without
+            // a token or port file it serves the Unix socket only.
+            Ok(listener) => match announce_ws(&config.data_dir, &listener) {
+                Err(error) => {
+                    tracing::error!(%error, "could not write the websocket token or port file; continuing without the websocket");
+                    Some(format!("could not write its token or port file: {error}"))
+                }
+                Ok((token, bound)) => {
+                    tracing::info!(port = bound, "listening on the loopback websocket");
+                    let ws_context = SessionContext {
+                        token: Some(token),
+                        ..context.clone()
+                    };
+                    listeners.spawn(accept_ws(listener, ws_context, accept.clone()));
+                    ws_port = Some(bound);
+                    None
+                }
+            },
             Err(error) => {
                 tracing::warn!(port, %error, "websocket port unavailable; continuing without it");
                 Some(ws_unavailable(port, &error))
@@ -275,7 +283,13 @@ fn rebuild(data_dir: &Path, log: &LogWriter) -> anyhow::Result<State> {
         .filter(|snapshot| snapshot.next_offset >= log.first_offset());
     let (mut state, from) = match snapshot {
         Some(snapshot) => (snapshot.state, snapshot.next_offset),
-        None => (State::new(), log.first_offset()),
+        None if log.first_offset() == 0 => (State::new(), 0),
+        // Rebuilding from an empty state would silently forget every identity and message.
+        None => anyhow::bail!(
+            "the log starts at offset {} (older history was reclaimed by retention) and no snapshot at or after it decodes in {}; the state cannot be rebuilt",
+            log.first_offset(),
+            snapshot_dir.display()
+        ),
     };
     let records = log
         .iter_from(from.max(log.first_offset()))
@@ -335,6 +349,14 @@ fn check_private(path: &Path, is_dir: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The WebSocket token and the bound port, written to `ws.port`.
+fn announce_ws(data_dir: &Path, listener: &TcpListener) -> anyhow::Result<(String, u16)> {
+    let token = ws_token(data_dir)?;
+    let bound = listener.local_addr()?.port();
+    std::fs::write(data_dir.join(WS_PORT_FILE_NAME), bound.to_string())?;
+    Ok((token, bound))
 }
 
 fn ws_token(data_dir: &Path) -> anyhow::Result<String> {

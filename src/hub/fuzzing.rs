@@ -59,6 +59,7 @@ async fn run(dir: &std::path::Path, data: &[u8]) {
         snapshot_dir: dir.join("snapshots"),
         idle_exit: None,
         hub_id: 1,
+        retention: None,
     };
     let mut core = Core::start(log, State::new(), core_config, sender)
         .expect("invariant: a fresh core starts");

@@ -162,3 +162,27 @@ pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Asks expired in one batch at most; the rest wait for the next pass (bounded work per batch).
 pub const ASK_EXPIRIES_PER_BATCH_MAX: usize = 256;
+
+/// How far the wall clock may be behind the last record's timestamp, or jump forward between
+/// two records beyond the time that passed, before the hub logs a warning (at start, and once
+/// per episode while it runs). Timestamps stay monotonic either way (see [`super::clock`]).
+pub const CLOCK_JUMP_WARN: Duration = Duration::from_secs(5 * 60);
+
+/// Least time between two snapshots taken because retention waits for one (the log is past
+/// its `--retain` bound and the snapshot hold keeps the old segments), and between two
+/// retention passes that no snapshot triggered. Each such snapshot encodes the state on the
+/// core thread, so this also bounds what retention costs a busy hub.
+pub const RETENTION_SNAPSHOT_INTERVAL_MIN: Duration = Duration::from_secs(1);
+
+/// A `--retain` size must hold at least this many segments (`--segment-bytes`): the active
+/// segment is never deleted, and the one before it is usually what the snapshot hold keeps.
+/// A smaller size is refused at start.
+pub const RETENTION_SEGMENTS_MIN: u64 = 2;
+
+/// How often an idle hub with `--retain <DURATION>` looks at the ages of its old segments
+/// (with requests coming, it looks at most every [`RETENTION_SNAPSHOT_INTERVAL_MIN`]).
+pub const RETENTION_AGE_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often the core looks whether a snapshot being written has finished, so retention can
+/// use it without waiting for the next request.
+pub const RETENTION_SNAPSHOT_POLL: Duration = Duration::from_millis(100);

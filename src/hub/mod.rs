@@ -11,7 +11,10 @@
 //! - [`settings`]: `<data dir>/relay.toml`, the flags and the defaults, and where each came from.
 //! - [`log_files`]: the hub's and the sessions' log files, rotated by size.
 //! - [`limits`]: named bounds and defaults.
+//! - [`retention`]: which old segments `--retain` lets the core delete.
+//! - [`clock`]: monotonic record timestamps and warnings about wall-clock jumps.
 
+pub mod clock;
 pub mod commands;
 pub mod core;
 pub mod daemon;
@@ -22,6 +25,9 @@ pub mod log_files;
 pub mod preauth;
 pub mod queue;
 pub mod rate;
+pub mod retention;
 pub mod session;
 pub mod settings;
 pub mod spawn;
+#[cfg(test)]
+mod storage_tests;

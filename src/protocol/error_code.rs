@@ -109,6 +109,8 @@ error_codes! {
         "The request reached the hub but its answer did not come back; check before resending. Produced by clients.";
     MailboxFull = "mailbox_full", -32021,
         "The recipient's mailbox holds its bound of unread mail (MAILBOX_UNREAD_MAX messages or MAILBOX_UNREAD_BYTES_MAX of text); nothing was stored and the recipient will be told.";
+    StorageFull = "storage_full", -32022,
+        "The hub's disk is full: nothing was stored; reads still work, retry once space is freed.";
 }
 
 impl fmt::Display for ErrorCode {

@@ -62,6 +62,7 @@ const ERROR_CODES: &[(&str, i64)] = &[
     ("name_reserved", -32019),
     ("outcome_unknown", -32020),
     ("mailbox_full", -32021),
+    ("storage_full", -32022),
 ];
 
 /// The documented JSON-RPC number of an error code name.

@@ -273,7 +273,7 @@ impl Core {
             // even when the cursor stays where it is.
             let moved = last_sequence.filter(|sequence| *sequence > cursor);
             if moved.is_some() || !refused.is_empty() {
-                self.emit(
+                self.emit_unless_full(
                     MailboxCursorAdvanced {
                         recipient,
                         up_to_sequence: moved.unwrap_or(cursor),
@@ -285,7 +285,7 @@ impl Core {
             // After `since_id`, earlier messages were not returned: mark only the returned ones
             // read, so the cursor does not pass messages the session never saw.
             for message_id in unread {
-                self.emit(
+                self.emit_unless_full(
                     MessageRead {
                         recipient: recipient.clone(),
                         message_id,
