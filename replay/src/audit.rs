@@ -43,6 +43,7 @@ pub fn names_of(event: &Event) -> Vec<&str> {
         Event::IdentityRegistered(event) => vec![&event.name],
         Event::IdentityRenamed(event) => vec![&event.old_name, &event.new_name],
         Event::IdentityLeft(event) => vec![&event.name],
+        Event::IdentityForgotten(event) => vec![&event.name],
         Event::MessageSent(event) => vec![&event.from, &event.to],
         Event::AskSent(event) => vec![&event.from, &event.to],
         Event::ReplySent(event) => vec![&event.from, &event.to],

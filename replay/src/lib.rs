@@ -76,6 +76,6 @@ pub use event::codec::{DecodeError, Encoded, decode, encode};
 pub use event::{ClientKind, Event, EventKind};
 pub use snapshot::{SnapshotError, snapshot_decode, snapshot_encode};
 pub use state::{
-    DeliveryState, Group, GroupMessage, Identity, IdentityId, Mailbox, PendingAsk, Room, State,
-    StoredMessage,
+    DeliveryState, ForgetBlocker, Group, GroupMessage, Identity, IdentityId, Mailbox, PendingAsk,
+    Room, State, StoredMessage,
 };

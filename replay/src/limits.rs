@@ -63,9 +63,12 @@ pub const GROUP_MEMBERS_MAX: usize = 256;
 /// [`ApplyError::GroupsFull`](crate::ApplyError::GroupsFull).
 pub const GROUPS_MAX: usize = 1024;
 
-/// Identities ever registered on a hub (names are kept forever for audit). A registration of a
-/// new name past it is rejected with
-/// [`ApplyError::IdentitiesFull`](crate::ApplyError::IdentitiesFull).
+/// Identities a hub knows at once. A registration of a new name past it is rejected with
+/// [`ApplyError::IdentitiesFull`](crate::ApplyError::IdentitiesFull). Identities leave the table
+/// only by an `identity_forgotten` event, which applies only to one that left and that nothing
+/// waits for (see [`State::forget_blocker`](crate::State::forget_blocker)); the hub forgets
+/// identities that left long ago, and at this bound the one that left longest ago to admit a
+/// new name. The log keeps every name for audit.
 pub const IDENTITIES_MAX: usize = 10_000;
 
 /// Names remembered per identity (its current name and earlier ones). At the limit the oldest

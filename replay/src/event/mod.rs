@@ -11,10 +11,10 @@ pub mod v1;
 pub use v1::{
     AskDeadlineSet, AskExpired, AskSent, ClientKind, GroupCreated, GroupCursorAdvanced,
     GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved, GroupMessageAcknowledged,
-    GroupMessageSent, HubStarted, IdentityLeft, IdentityRegistered, IdentityRenamed, Imported,
-    MailboxCursorAdvanced, MessagePushed, MessageRead, MessageRefused, MessageSent,
-    MessageStatusReported, PeerAcknowledged, ReplySent, RequestCompleted, RoomJoined, RoomLeft,
-    RoomMessageSent,
+    GroupMessageSent, HubStarted, IdentityForgotten, IdentityLeft, IdentityRegistered,
+    IdentityRenamed, Imported, MailboxCursorAdvanced, MessagePushed, MessageRead, MessageRefused,
+    MessageSent, MessageStatusReported, PeerAcknowledged, ReplySent, RequestCompleted, RoomJoined,
+    RoomLeft, RoomMessageSent,
 };
 
 /// Declares every event kind once: its variant, stable number and stable name. The enum
@@ -138,6 +138,8 @@ event_kinds! {
     IdentityRenamed = 2, "identity_renamed";
     /// A session disconnected.
     IdentityLeft = 3, "identity_left";
+    /// An identity that left long ago, with nothing pending, was forgotten.
+    IdentityForgotten = 4, "identity_forgotten";
     /// A direct message was sent.
     MessageSent = 10, "message_sent";
     /// An ask (direct or part of a broadcast) was sent.

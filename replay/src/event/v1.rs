@@ -84,6 +84,25 @@ pub struct IdentityLeft {
     pub name: String,
 }
 
+/// An identity that had left, with no unread mail, no refusals to show, no group membership
+/// and no pending ask, was forgotten: its name, mailbox (read mail only) and idempotency keys
+/// are dropped, and its name is free. The hub forgets an identity that left long ago, or the
+/// one that left longest ago when the identity table is full and a new name registers. A later
+/// registration of the same name creates a new identity (a new id).
+///
+/// # Frozen
+///
+/// Kind `identity_forgotten`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct IdentityForgotten {
+    /// The identity's current name.
+    pub name: String,
+    /// The identity's id (the offset of the record that first registered it), so the event
+    /// cannot forget another identity that later took the name.
+    pub identity_id: u64,
+}
+
 /// A direct message, stored in the recipient's mailbox.
 ///
 /// # Frozen

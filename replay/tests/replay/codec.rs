@@ -19,6 +19,7 @@ fn kind_numbers_and_names_are_stable() {
             (1, "identity_registered"),
             (2, "identity_renamed"),
             (3, "identity_left"),
+            (4, "identity_forgotten"),
             (10, "message_sent"),
             (11, "ask_sent"),
             (12, "reply_sent"),

@@ -84,6 +84,22 @@ pub(crate) fn fixtures() -> Vec<(&'static str, Event)> {
             .into(),
         ),
         (
+            "identity_forgotten_1",
+            IdentityForgotten {
+                name: "alice".into(),
+                identity_id: 0,
+            }
+            .into(),
+        ),
+        (
+            "identity_forgotten_2",
+            IdentityForgotten {
+                name: "ci-runner-17".into(),
+                identity_id: 1_234_567_890_123,
+            }
+            .into(),
+        ),
+        (
             "message_sent_1",
             MessageSent {
                 id: "m-1".into(),

@@ -5,6 +5,7 @@
 //! - `fuzz_corpus`: the `event_payload` fuzz corpus replayed through its harness.
 //! - `mailbox_bounds`: unread mail never dropped, refusals counted, read mail aging out, group
 //!   members told what they missed.
+//! - `identity_lifecycle`: identities forgotten when nothing waits for them; the limit.
 //! - `golden`: committed payload bytes per kind that must keep decoding.
 //! - `snapshot`: snapshot round trips, determinism and damage.
 //! - `properties`: random valid command sequences through a model (live == replayed ==
@@ -14,6 +15,7 @@ mod apply_rules;
 mod codec;
 mod fuzz_corpus;
 mod golden;
+mod identity_lifecycle;
 mod mailbox_bounds;
 mod properties;
 mod snapshot;
