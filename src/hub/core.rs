@@ -580,7 +580,7 @@ impl Core {
                 now(to_value(&EmptyResult {}))
             }
             ClientRequest::Rename(params) => now(self.rename(me, params)),
-            ClientRequest::Peers(_) => now(self.peers(me)),
+            ClientRequest::Peers(params) => now(self.peers(me, params)),
             ClientRequest::Send(params) => {
                 self.take_token(me, 1)?;
                 self.send(me, params, release)
@@ -605,7 +605,7 @@ impl Core {
                 self.take_token(me, 1)?;
                 now(self.room_post(me, params, release))
             }
-            ClientRequest::Rooms(_) => now(self.rooms()),
+            ClientRequest::Rooms(params) => now(self.rooms(params)),
             ClientRequest::GroupCreate(params) => now(self.group_create(me, params, release)),
             ClientRequest::GroupInvite(params) => now(self.group_invite(me, params, release)),
             ClientRequest::GroupRemove(params) => now(self.group_remove(me, params, release)),

@@ -71,7 +71,7 @@ impl Federation {
 pub struct State {
     /// Offset of the last record applied. Invariant: offsets applied strictly increase.
     pub(crate) last_offset: Option<u64>,
-    /// Every identity ever registered.
+    /// Every identity known: registered and not forgotten.
     pub(crate) identities: BTreeMap<IdentityId, Identity>,
     /// Current name to identity. Invariant: a bijection with the identities' current names.
     pub(crate) names: BTreeMap<String, IdentityId>,
@@ -154,7 +154,13 @@ impl State {
         self.identities.get(&id)
     }
 
-    /// Every identity ever registered, by id.
+    /// Identities known now (registered and not forgotten), at most
+    /// [`IDENTITIES_MAX`](crate::limits::IDENTITIES_MAX).
+    pub fn identity_count(&self) -> usize {
+        self.identities.len()
+    }
+
+    /// Every identity known (registered and not forgotten), by id.
     pub fn identities(&self) -> impl Iterator<Item = &Identity> {
         self.identities.values()
     }

@@ -203,6 +203,12 @@ impl Core {
                 }
             },
         };
+        if self.state.identity(to).is_none() {
+            return Err(error(
+                ErrorCode::PeerNotFound,
+                format!("the sender of {answered:?} left long ago and was forgotten"),
+            ));
+        }
         if let Some(full) = self.refuse_if_full(&from, to, params.text.as_str().len())? {
             return Err(full);
         }

@@ -7,6 +7,7 @@
 //!   counts, ask deadlines, idempotency keys, the loop guard.
 //! - [`rooms`]: join, leave, post, list.
 //! - [`groups`]: create, invite, remove, leave, delete, info, send, history, list.
+//! - [`page`]: paged lists (`peers`, `rooms`) that always fit one frame.
 //!
 //! Architecture invariant: commands never touch sockets or the log directly; they go through
 //! the core's `emit` and its release of replies and pushes after the batch is durable.
@@ -15,4 +16,5 @@ pub mod delivery;
 pub mod groups;
 pub mod identity;
 pub mod messages;
+pub mod page;
 pub mod rooms;
