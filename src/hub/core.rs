@@ -698,9 +698,18 @@ impl Core {
         self.records_since_snapshot = 0;
         self.snapshot_taken_at = Instant::now();
         let next_offset = self.log.next_offset();
-        let bytes = relay_replay::snapshot_encode(&self.state, next_offset);
+        let sample = relay_replay::SnapshotSample::of(&self.state, next_offset);
+        let bytes = match relay_replay::snapshot_encode_checked(&self.state, next_offset) {
+            Ok(bytes) => bytes,
+            Err(refused) => {
+                return tracing::warn!(offset = next_offset, error = %refused, "no snapshot; the hub goes on from the log");
+            }
+        };
         let (dir, log_id) = (self.config.snapshot_dir.clone(), self.log.log_id());
         let spawned = std::thread::Builder::new().name("relay-snapshot".to_owned()).spawn(move || {
+            if let Err(poisoned) = relay_replay::snapshot_verify(&bytes, &sample) {
+                return tracing::error!(offset = next_offset, error = %poisoned, "snapshot failed its check; not written");
+            }
             match crate::snapshots::write_encoded(&dir, log_id, next_offset, &bytes) {
                 Ok(path) => tracing::info!(offset = next_offset, segment = %path.display(), "snapshot written"),
                 Err(failure) => tracing::warn!(offset = next_offset, error = %failure, "could not write a snapshot"),
