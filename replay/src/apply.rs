@@ -399,6 +399,8 @@ fn apply_event(state: &mut State, record: &RecordMeta, event: &Event) -> Result<
             state.clear_presence();
             Ok(())
         }
+        // Batch boundaries change no state: the driver holds a batch's records until its end.
+        Event::BatchStarted(_) | Event::BatchEnded(_) => Ok(()),
     }
 }
 
@@ -1038,6 +1040,8 @@ fn apply_imported(
             | Event::HubStarted(_)
             | Event::MessageRefused(_)
             | Event::IdentityForgotten(_)
+            | Event::BatchStarted(_)
+            | Event::BatchEnded(_)
     ) {
         return Err(ApplyError::NotImportable { kind: inner.kind() });
     }

@@ -536,3 +536,31 @@ pub struct GroupMessageAcknowledged {
     /// Whether the model has it (else only the session took it).
     pub read: bool,
 }
+
+/// The first record of a command that writes several events: the records up to the matching
+/// [`BatchEnded`] are one atomic batch. Replay applies a batch only once its end is read; a
+/// batch cut short (a crash, a torn tail) is never applied: at the end of the log it is held
+/// back, and once a later `hub_started` shows the hub restarted without finishing it, it is
+/// discarded. Changes no state by itself.
+///
+/// # Frozen
+///
+/// Kind `batch_started`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct BatchStarted {
+    /// The method whose events follow (`group_create`, `broadcast`, `inbox`), for audit.
+    pub command: String,
+}
+
+/// The last record of an atomic batch (see [`BatchStarted`]).
+///
+/// # Frozen
+///
+/// Kind `batch_ended`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct BatchEnded {
+    /// Records between the `batch_started` and this one; replay checks it.
+    pub event_count: u32,
+}

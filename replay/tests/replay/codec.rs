@@ -45,6 +45,8 @@ fn kind_numbers_and_names_are_stable() {
             (41, "peer_acknowledged"),
             (50, "hub_started"),
             (60, "request_completed"),
+            (70, "batch_started"),
+            (71, "batch_ended"),
         ]
     );
     for kind in EventKind::ALL {

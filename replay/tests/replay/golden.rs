@@ -552,6 +552,28 @@ pub(crate) fn fixtures() -> Vec<(&'static str, Event)> {
             .into(),
         ),
         (
+            "batch_started_1",
+            BatchStarted {
+                command: "group_create".into(),
+            }
+            .into(),
+        ),
+        (
+            "batch_started_2",
+            BatchStarted {
+                command: String::new(),
+            }
+            .into(),
+        ),
+        ("batch_ended_1", BatchEnded { event_count: 3 }.into()),
+        (
+            "batch_ended_2",
+            BatchEnded {
+                event_count: u32::MAX,
+            }
+            .into(),
+        ),
+        (
             "request_completed_1",
             RequestCompleted {
                 caller: "alice".into(),

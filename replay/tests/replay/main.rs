@@ -1,5 +1,6 @@
 //! Integration tests of `relay-replay`, one binary so the crate links once.
 //!
+//! - `batches`: a command's batch of events applies all or none; torn batches.
 //! - `apply_rules`: one behaviour of `apply` per test (rename, push, history, admin, rings).
 //! - `codec`: kind names and numbers, round trips, typed decode errors, JSON shape.
 //! - `fuzz_corpus`: the `event_payload` fuzz corpus replayed through its harness.
@@ -12,6 +13,7 @@
 //!   snapshot + tail, ring and cursor invariants, rejected events change nothing).
 
 mod apply_rules;
+mod batches;
 mod codec;
 mod fuzz_corpus;
 mod golden;

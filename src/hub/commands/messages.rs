@@ -119,6 +119,24 @@ impl Core {
             .copied()
             .filter(|target| !(params.exclude_self && *target == me))
             .collect();
+        // At most two events per peer (a refusal, or an ask and its deadline): one batch.
+        let events_max = online.len().saturating_mul(2);
+        self.atomically("broadcast", events_max, |core| {
+            core.broadcast_to(online, &from, &broadcast_id, &params, release)
+        })
+    }
+
+    /// The events and pushes of one `broadcast` to `online`.
+    fn broadcast_to(
+        &mut self,
+        online: Vec<IdentityId>,
+        from: &str,
+        broadcast_id: &str,
+        params: &BroadcastParams,
+        release: &mut Release,
+    ) -> Result<Value, RpcError> {
+        let from = from.to_owned();
+        let broadcast_id = broadcast_id.to_owned();
         let mut targets = Vec::with_capacity(online.len());
         let mut refused = Vec::new();
         for target in online {
@@ -289,16 +307,19 @@ impl Core {
             }
         } else {
             // After `since_id`, earlier messages were not returned: mark only the returned ones
-            // read, so the cursor does not pass messages the session never saw.
-            for message_id in unread {
-                self.emit(
-                    MessageRead {
-                        recipient: recipient.clone(),
-                        message_id,
-                    }
-                    .into(),
-                )?;
-            }
+            // read, so the cursor does not pass messages the session never saw. One batch.
+            self.atomically("inbox", unread.len(), |core| {
+                for message_id in unread {
+                    core.emit(
+                        MessageRead {
+                            recipient: recipient.clone(),
+                            message_id,
+                        }
+                        .into(),
+                    )?;
+                }
+                Ok(())
+            })?;
         }
         to_value(&InboxResult {
             messages,
