@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use relay_replay::{State, snapshot_decode, snapshot_encode};
+use relay_replay::{State, snapshot_decode, snapshot_encode_checked};
 
 /// Snapshots kept per data dir; older ones are deleted after a new one is written.
 pub const SNAPSHOTS_KEPT: usize = 2;
@@ -113,22 +113,21 @@ pub fn check(path: &Path, next_offset: u64) -> Result<(), String> {
 /// Writes a snapshot of `state` (next offset `next_offset`) and prunes older ones.
 ///
 /// # Errors
-/// File-system failures; the previous snapshots are then untouched.
+/// File-system failures, or a state past the snapshot's bound (`InvalidData`, nothing
+/// written); the previous snapshots are then untouched.
 pub fn write(
     dir: &Path,
     log_id: u128,
     state: &State,
     next_offset: u64,
 ) -> std::io::Result<PathBuf> {
-    write_encoded(
-        dir,
-        log_id,
-        next_offset,
-        &snapshot_encode(state, next_offset),
-    )
+    let bytes = snapshot_encode_checked(state, next_offset).map_err(|refused| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, refused.to_string())
+    })?;
+    write_encoded(dir, log_id, next_offset, &bytes)
 }
 
-/// Writes snapshot bytes made by `snapshot_encode` (so a caller can encode on its own thread
+/// Writes snapshot bytes made by `snapshot_encode_checked` (so a caller can encode on its own thread
 /// and leave the file work to another) and prunes older snapshots.
 ///
 /// # Errors

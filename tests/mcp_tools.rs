@@ -11,10 +11,11 @@ use std::process::{Command, Stdio};
 use mcp_support::{RELAY, Scene};
 use serde_json::{Value, json};
 
-/// Every tool with its required and optional arguments, as the issue names them.
+/// Every tool with its required and optional arguments, as the issue names them (and the
+/// paging of `relay_peers` and `relay_rooms`, issue 10).
 fn expected_tools() -> BTreeMap<&'static str, (Vec<&'static str>, Vec<&'static str>)> {
     BTreeMap::from([
-        ("relay_peers", (vec![], vec![])),
+        ("relay_peers", (vec![], vec!["limit", "cursor"])),
         (
             "relay_send",
             (vec!["to", "text"], vec!["reply_to", "urgent"]),
@@ -33,7 +34,7 @@ fn expected_tools() -> BTreeMap<&'static str, (Vec<&'static str>, Vec<&'static s
         ("relay_join", (vec!["room"], vec![])),
         ("relay_leave", (vec!["room"], vec![])),
         ("relay_room", (vec!["room", "text"], vec![])),
-        ("relay_rooms", (vec![], vec![])),
+        ("relay_rooms", (vec![], vec!["limit", "cursor"])),
         ("relay_group_create", (vec!["name", "members"], vec![])),
         ("relay_group_invite", (vec!["group", "peer"], vec![])),
         (

@@ -11,9 +11,9 @@ use crate::event::codec::{DecodeError, decode};
 use crate::event::{
     AskDeadlineSet, AskExpired, AskSent, Event, EventKind, GroupCreated, GroupCursorAdvanced,
     GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved, GroupMessageAcknowledged,
-    GroupMessageSent, IdentityRegistered, IdentityRenamed, Imported, MailboxCursorAdvanced,
-    MessageRefused, MessageSent, MessageStatusReported, PeerAcknowledged, ReplySent,
-    RequestCompleted, RoomJoined, RoomLeft,
+    GroupMessageSent, IdentityForgotten, IdentityRegistered, IdentityRenamed, Imported,
+    MailboxCursorAdvanced, MessageRefused, MessageSent, MessageStatusReported, PeerAcknowledged,
+    ReplySent, RequestCompleted, RoomJoined, RoomLeft,
 };
 use crate::limits::{
     GROUP_MEMBERS_MAX, GROUPS_MAX, IDEMPOTENCY_KEYS_MAX, IDENTITIES_MAX,
@@ -21,8 +21,8 @@ use crate::limits::{
     ROOM_MEMBERS_MAX, ROOMS_MAX,
 };
 use crate::state::{
-    BroadcastReply, CompletedRequest, DeliveryState, Group, GroupMessage, Identity, IdentityId,
-    MessageLocation, PendingAsk, State, StoredMessage,
+    BroadcastReply, CompletedRequest, DeliveryState, ForgetBlocker, Group, GroupMessage, Identity,
+    IdentityId, MessageLocation, PendingAsk, State, StoredMessage,
 };
 
 /// What the log's record header says about the event being applied.
@@ -69,6 +69,26 @@ pub enum ApplyError {
     IdentitiesFull {
         /// The limit.
         max: usize,
+    },
+    /// An `identity_forgotten` for an identity that cannot be forgotten (it is online, has
+    /// unread mail, is in a group or has a pending ask): the hub only forgets identities
+    /// [`State::forget_blocker`] clears.
+    #[error("{name:?} cannot be forgotten: {reason}")]
+    IdentityNotForgettable {
+        /// The name named.
+        name: String,
+        /// What keeps it.
+        reason: ForgetBlocker,
+    },
+    /// An `identity_forgotten` whose id is not that of the identity holding the name now.
+    #[error("{name:?} is identity {found}, not {identity_id}")]
+    IdentityIdMismatch {
+        /// The name named.
+        name: String,
+        /// The id the event named.
+        identity_id: u64,
+        /// The id of the identity holding the name.
+        found: u64,
     },
     /// A message id already kept in some mailbox.
     #[error("message id {message_id:?} is already used")]
@@ -247,7 +267,8 @@ pub enum ApplyError {
         imported_offset: u64,
     },
     /// An import of a kind that only makes sense on its own hub (`imported`,
-    /// `peer_acknowledged`, `hub_started`, `message_refused`).
+    /// `peer_acknowledged`, `hub_started`, `message_refused`, `identity_forgotten`: ids are
+    /// offsets of the hub's own log).
     #[error("event kind {kind} cannot be imported")]
     NotImportable {
         /// The kind found inside the import.
@@ -332,6 +353,7 @@ fn apply_event(state: &mut State, record: &RecordMeta, event: &Event) -> Result<
             touch(state, id, record);
             Ok(())
         }
+        Event::IdentityForgotten(event) => apply_identity_forgotten(state, event),
         Event::MessageSent(event) => apply_message_sent(state, record, event),
         Event::AskSent(event) => apply_ask_sent(state, record, event),
         Event::ReplySent(event) => apply_reply_sent(state, record, event),
@@ -377,6 +399,8 @@ fn apply_event(state: &mut State, record: &RecordMeta, event: &Event) -> Result<
             state.clear_presence();
             Ok(())
         }
+        // Batch boundaries change no state: the driver holds a batch's records until its end.
+        Event::BatchStarted(_) | Event::BatchEnded(_) => Ok(()),
     }
 }
 
@@ -437,6 +461,39 @@ fn apply_identity_renamed(
         identity.rename(event.new_name.clone());
     }
     touch(state, id, record);
+    Ok(())
+}
+
+/// Forgets an identity nothing waits for: its name, identity, mailbox (read mail only, kept
+/// messages leave the message index) and idempotency keys. Messages it sent stay in their
+/// recipients' mailboxes with the name it had (`from_name`); its id is never reused, since ids
+/// are record offsets.
+fn apply_identity_forgotten(
+    state: &mut State,
+    event: &IdentityForgotten,
+) -> Result<(), ApplyError> {
+    let id = lookup(state, &event.name)?;
+    if id.0 != event.identity_id {
+        return Err(ApplyError::IdentityIdMismatch {
+            name: event.name.clone(),
+            identity_id: event.identity_id,
+            found: id.0,
+        });
+    }
+    if let Some(reason) = state.forget_blocker(id) {
+        return Err(ApplyError::IdentityNotForgettable {
+            name: event.name.clone(),
+            reason,
+        });
+    }
+    state.names.remove(&event.name);
+    state.identities.remove(&id);
+    if let Some(mailbox) = state.mailboxes.remove(&id) {
+        for message in mailbox.messages() {
+            state.message_index.remove(&message.id);
+        }
+    }
+    state.completed.remove(&id);
     Ok(())
 }
 
@@ -982,6 +1039,9 @@ fn apply_imported(
             | Event::PeerAcknowledged(_)
             | Event::HubStarted(_)
             | Event::MessageRefused(_)
+            | Event::IdentityForgotten(_)
+            | Event::BatchStarted(_)
+            | Event::BatchEnded(_)
     ) {
         return Err(ApplyError::NotImportable { kind: inner.kind() });
     }

@@ -43,6 +43,7 @@ pub fn names_of(event: &Event) -> Vec<&str> {
         Event::IdentityRegistered(event) => vec![&event.name],
         Event::IdentityRenamed(event) => vec![&event.old_name, &event.new_name],
         Event::IdentityLeft(event) => vec![&event.name],
+        Event::IdentityForgotten(event) => vec![&event.name],
         Event::MessageSent(event) => vec![&event.from, &event.to],
         Event::AskSent(event) => vec![&event.from, &event.to],
         Event::ReplySent(event) => vec![&event.from, &event.to],
@@ -64,7 +65,11 @@ pub fn names_of(event: &Event) -> Vec<&str> {
         Event::GroupMessageSent(event) => vec![&event.from],
         Event::GroupCursorAdvanced(event) => vec![&event.member],
         Event::GroupDeleted(event) => vec![&event.actor],
-        Event::Imported(_) | Event::PeerAcknowledged(_) | Event::HubStarted(_) => Vec::new(),
+        Event::Imported(_)
+        | Event::PeerAcknowledged(_)
+        | Event::HubStarted(_)
+        | Event::BatchStarted(_)
+        | Event::BatchEnded(_) => Vec::new(),
     }
     .into_iter()
     .map(String::as_str)

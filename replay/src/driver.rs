@@ -3,7 +3,9 @@
 //! Used by the hub at start-up (snapshot + tail) and by `relay replay` / `relay log`. It reads
 //! records through `relay-log`'s iterators (which check CRC and structure), decodes each
 //! payload with validation, and applies it. Damage, an undecodable payload and an event that
-//! does not fit the state are all errors naming the offset; nothing is skipped.
+//! does not fit the state are all errors naming the offset; nothing is skipped but the records
+//! of a batch that a crash cut short (`batch_started` without its `batch_ended`), which apply
+//! all or none (`docs/log-format.md`).
 
 use relay_log::{Corruption, Record};
 
@@ -62,6 +64,16 @@ pub enum ReplayError {
         /// Why it does not apply.
         source: ApplyError,
     },
+    /// Batch markers out of order: a `batch_started` inside a batch, a `batch_ended` outside
+    /// one, or an end whose count is not the batch's. The hub never writes these: damage or
+    /// a bug.
+    #[error("record at offset {offset} breaks a batch: {reason}")]
+    Batch {
+        /// The marker's offset.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl ReplayError {
@@ -69,7 +81,9 @@ impl ReplayError {
     pub fn offset(&self) -> u64 {
         match self {
             ReplayError::Corrupt(corruption) => corruption.offset,
-            ReplayError::Decode { offset, .. } | ReplayError::Apply { offset, .. } => *offset,
+            ReplayError::Decode { offset, .. }
+            | ReplayError::Apply { offset, .. }
+            | ReplayError::Batch { offset, .. } => *offset,
         }
     }
 }
@@ -83,6 +97,13 @@ pub struct ReplayStats {
     pub payload_bytes: u64,
     /// The offset after the last record applied.
     pub next_offset: u64,
+    /// Records of batches a restart cut short (a `hub_started` came before their
+    /// `batch_ended`): never applied.
+    pub records_discarded: u64,
+    /// Records of a batch still open where the replay stopped (the end of the log, or
+    /// `until`): not applied; the next replay from [`ReplayStats::next_offset`] reads them
+    /// again.
+    pub records_held: u64,
 }
 
 /// Decodes one record into its event.
@@ -102,8 +123,14 @@ pub fn decode_record(record: &Record<'_>) -> Result<Event, ReplayError> {
 /// event after it applied. Records below `state.next_offset()` are skipped (they are in the
 /// state already, e.g. from a snapshot).
 ///
+/// Batches (`batch_started` … `batch_ended`, one command's events) apply all or none: their
+/// records are held until the end marker, then applied in order. A batch still open where the
+/// replay stops is not applied ([`ReplayStats::records_held`]); one that a `hub_started`
+/// interrupts was cut short by a crash and is discarded ([`ReplayStats::records_discarded`]).
+///
 /// # Errors
-/// The first damaged record, undecodable payload or event that does not apply.
+/// The first damaged record, undecodable payload, event that does not apply, or batch marker
+/// out of order.
 pub fn replay_into<'a>(
     state: &mut State,
     records: impl Iterator<Item = Result<Record<'a>, Corruption>>,
@@ -114,6 +141,7 @@ pub fn replay_into<'a>(
         next_offset: state.next_offset(),
         ..ReplayStats::default()
     };
+    let mut batch: Option<Vec<(Record<'a>, Event)>> = None;
     for record in records {
         let record = record?;
         if record.offset < state.next_offset() {
@@ -123,20 +151,69 @@ pub fn replay_into<'a>(
             break;
         }
         let event = decode_record(&record)?;
-        let meta = RecordMeta {
-            offset: record.offset,
-            timestamp_us: record.timestamp_us,
-            origin_hub: record.origin_hub,
-        };
-        apply(state, meta, &event).map_err(|source| ReplayError::Apply {
-            offset: record.offset,
-            kind: event.kind().name(),
-            source,
-        })?;
-        stats.records += 1;
-        stats.payload_bytes += record.payload.len() as u64;
-        stats.next_offset = record.offset + 1;
-        observe(&record, &event);
+        match (&event, batch.as_mut()) {
+            (Event::BatchStarted(_), None) => batch = Some(vec![(record, event)]),
+            (Event::BatchStarted(_), Some(_)) => {
+                return Err(batch_error(&record, "a batch_started inside a batch"));
+            }
+            (Event::BatchEnded(ended), Some(held)) => {
+                if held.len() != ended.event_count as usize + 1 {
+                    let reason = format!(
+                        "batch_ended counts {} records, the batch has {}",
+                        ended.event_count,
+                        held.len() - 1
+                    );
+                    return Err(batch_error(&record, &reason));
+                }
+                for (held_record, held_event) in batch.take().into_iter().flatten() {
+                    apply_record(state, &mut stats, &held_record, &held_event, &mut observe)?;
+                }
+                apply_record(state, &mut stats, &record, &event, &mut observe)?;
+            }
+            (Event::BatchEnded(_), None) => {
+                return Err(batch_error(&record, "a batch_ended outside a batch"));
+            }
+            (Event::HubStarted(_), Some(held)) => {
+                stats.records_discarded += held.len() as u64;
+                batch = None;
+                apply_record(state, &mut stats, &record, &event, &mut observe)?;
+            }
+            (_, Some(held)) => held.push((record, event)),
+            (_, None) => apply_record(state, &mut stats, &record, &event, &mut observe)?,
+        }
     }
+    stats.records_held = batch.map_or(0, |held| held.len() as u64);
     Ok(stats)
+}
+
+/// Applies one record's event and counts it.
+fn apply_record<'a>(
+    state: &mut State,
+    stats: &mut ReplayStats,
+    record: &Record<'a>,
+    event: &Event,
+    observe: &mut impl FnMut(&Record<'a>, &Event),
+) -> Result<(), ReplayError> {
+    let meta = RecordMeta {
+        offset: record.offset,
+        timestamp_us: record.timestamp_us,
+        origin_hub: record.origin_hub,
+    };
+    apply(state, meta, event).map_err(|source| ReplayError::Apply {
+        offset: record.offset,
+        kind: event.kind().name(),
+        source,
+    })?;
+    stats.records += 1;
+    stats.payload_bytes += record.payload.len() as u64;
+    stats.next_offset = record.offset + 1;
+    observe(record, event);
+    Ok(())
+}
+
+fn batch_error(record: &Record<'_>, reason: &str) -> ReplayError {
+    ReplayError::Batch {
+        offset: record.offset,
+        reason: reason.to_owned(),
+    }
 }

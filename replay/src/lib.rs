@@ -74,8 +74,11 @@ pub use apply::{ApplyError, RecordMeta, apply};
 pub use driver::{RKYV_FORMAT_FLAGS, ReplayError, ReplayStats, Until, decode_record, replay_into};
 pub use event::codec::{DecodeError, Encoded, decode, encode};
 pub use event::{ClientKind, Event, EventKind};
-pub use snapshot::{SnapshotError, snapshot_decode, snapshot_encode};
+pub use snapshot::{
+    SnapshotEncodeError, SnapshotError, SnapshotSample, SnapshotVerifyError, snapshot_decode,
+    snapshot_encode, snapshot_encode_checked, snapshot_verify,
+};
 pub use state::{
-    DeliveryState, Group, GroupMessage, Identity, IdentityId, Mailbox, PendingAsk, Room, State,
-    StoredMessage,
+    DeliveryState, ForgetBlocker, Group, GroupMessage, Identity, IdentityId, Mailbox, PendingAsk,
+    Room, State, StoredMessage,
 };

@@ -63,9 +63,12 @@ pub const GROUP_MEMBERS_MAX: usize = 256;
 /// [`ApplyError::GroupsFull`](crate::ApplyError::GroupsFull).
 pub const GROUPS_MAX: usize = 1024;
 
-/// Identities ever registered on a hub (names are kept forever for audit). A registration of a
-/// new name past it is rejected with
-/// [`ApplyError::IdentitiesFull`](crate::ApplyError::IdentitiesFull).
+/// Identities a hub knows at once. A registration of a new name past it is rejected with
+/// [`ApplyError::IdentitiesFull`](crate::ApplyError::IdentitiesFull). Identities leave the table
+/// only by an `identity_forgotten` event, which applies only to one that left and that nothing
+/// waits for (see [`State::forget_blocker`](crate::State::forget_blocker)); the hub forgets
+/// identities that left long ago, and at this bound the one that left longest ago to admit a
+/// new name. The log keeps every name for audit.
 pub const IDENTITIES_MAX: usize = 10_000;
 
 /// Names remembered per identity (its current name and earlier ones). At the limit the oldest
@@ -103,6 +106,23 @@ pub const ROOM_MEMBERS_MAX: usize = 1024;
 /// [`ApplyError::PeerHubsFull`](crate::ApplyError::PeerHubsFull).
 pub const PEER_HUBS_MAX: usize = 256;
 
+/// Bytes of a snapshot body (the archived `State`). rkyv's 32-bit relative offsets
+/// (`pointer_width_32`, the log's format flags) address at most 2 GiB, past which rkyv would
+/// panic; the encoder's writer refuses the first write past this bound instead, so
+/// [`snapshot_encode_checked`](crate::snapshot::snapshot_encode_checked) returns
+/// [`SnapshotEncodeError::TooLarge`](crate::snapshot::SnapshotEncodeError::TooLarge): no
+/// snapshot is taken and the hub keeps running on the log (start-up then replays from the last
+/// snapshot that fitted).
+pub const SNAPSHOT_BODY_BYTES_MAX: usize = 1 << 30;
+
+/// Bytes of mailbox text (read and unread) the poisoned-dart check of a snapshot compares
+/// exactly against the live state: mailboxes are sampled in a rotation until this many bytes
+/// (or [`SNAPSHOT_SAMPLE_MAILBOXES_MAX`]) are taken, so the copy the check needs stays small.
+pub const SNAPSHOT_SAMPLE_BYTES_MAX: u64 = 4 << 20;
+
+/// Mailboxes (and as many groups) one snapshot check compares exactly.
+pub const SNAPSHOT_SAMPLE_MAILBOXES_MAX: usize = 64;
+
 /// Alignment of every rkyv payload, in bytes. The log guarantees it; `decode` copies into an
 /// aligned buffer when a caller's slice is not.
 pub const PAYLOAD_ALIGNMENT_BYTES: usize = 16;
@@ -115,3 +135,5 @@ const _: () = assert!(MAILBOX_UNREAD_MAX > 0 && MAILBOX_READ_MAX > 0 && GROUP_ME
 const _: () = assert!(MAILBOX_UNREAD_BYTES_MAX >= 64 << 10 && MAILBOX_READ_BYTES_MAX >= 64 << 10);
 const _: () = assert!(MAILBOX_REFUSED_SENDERS_MAX > 0 && MAILBOX_REFUSALS_PER_SENDER_MAX > 0);
 const _: () = assert!(PAYLOAD_ALIGNMENT_BYTES.is_power_of_two());
+// Offsets inside a body within the bound fit rkyv's signed 32-bit relative pointers.
+const _: () = assert!(SNAPSHOT_BODY_BYTES_MAX <= i32::MAX as usize);

@@ -30,10 +30,31 @@ pub fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
             Ok(connected) => connected,
             Err(error) => return Ok(exit_for(&error)),
         };
-        let peers = match connected.client.call(PeersParams {}).await {
+        let mut peers = match connected.client.call(PeersParams {}).await {
             Ok(peers) => peers,
             Err(error) => return Ok(exit_for(&error)),
         };
+        // Every page: the hub pages the list so each answer fits one frame. Bounded: the hub
+        // knows at most IDENTITIES_MAX peers, at least one per page.
+        let mut cursor = peers.next_cursor.take();
+        let mut pages = 1usize;
+        while let Some(next) = cursor.take() {
+            pages += 1;
+            if pages > relay_replay::limits::IDENTITIES_MAX {
+                break;
+            }
+            let params = crate::protocol::PeersPageParams {
+                limit: crate::protocol::ListLimit::default(),
+                cursor: Some(crate::protocol::ListCursor::new(next)?),
+            };
+            match connected.client.call(params).await {
+                Ok(mut page) => {
+                    cursor = page.next_cursor.take();
+                    peers.peers.append(&mut page.peers);
+                }
+                Err(error) => return Ok(exit_for(&error)),
+            }
+        }
         if args.json {
             println!("{}", serde_json::to_string(&peers)?);
             return Ok(ExitCode::Success);

@@ -628,7 +628,7 @@ impl Core {
                 now(to_value(&EmptyResult {}))
             }
             ClientRequest::Rename(params) => now(self.rename(me, params)),
-            ClientRequest::Peers(_) => now(self.peers(me)),
+            ClientRequest::Peers(params) => now(self.peers(me, params)),
             ClientRequest::Send(params) => {
                 self.take_token(me, 1)?;
                 self.send(me, params, release)
@@ -653,7 +653,7 @@ impl Core {
                 self.take_token(me, 1)?;
                 now(self.room_post(me, params, release))
             }
-            ClientRequest::Rooms(_) => now(self.rooms()),
+            ClientRequest::Rooms(params) => now(self.rooms(params)),
             ClientRequest::GroupCreate(params) => now(self.group_create(me, params, release)),
             ClientRequest::GroupInvite(params) => now(self.group_invite(me, params, release)),
             ClientRequest::GroupRemove(params) => now(self.group_remove(me, params, release)),
@@ -807,9 +807,19 @@ impl Core {
         self.records_since_snapshot = 0;
         self.snapshot_taken_at = Instant::now();
         let next_offset = self.log.next_offset();
-        let bytes = relay_replay::snapshot_encode(&self.state, next_offset);
+        let sample = relay_replay::SnapshotSample::of(&self.state, next_offset);
+        let bytes = match relay_replay::snapshot_encode_checked(&self.state, next_offset) {
+            Ok(bytes) => bytes,
+            Err(refused) => {
+                return tracing::warn!(offset = next_offset, error = %refused, "no snapshot; the hub goes on from the log");
+            }
+        };
         let (dir, log_id) = (self.config.snapshot_dir.clone(), self.log.log_id());
         let spawned = std::thread::Builder::new().name("relay-snapshot".to_owned()).spawn(move || {
+            if let Err(poisoned) = relay_replay::snapshot_verify(&bytes, &sample) {
+                tracing::error!(offset = next_offset, error = %poisoned, "snapshot failed its check; not written");
+                return None;
+            }
             match crate::snapshots::write_encoded(&dir, log_id, next_offset, &bytes) {
                 // Retention deletes the log below it: it must be known to decode, not only
                 // to be on disk.

@@ -84,6 +84,18 @@ pub const QUEUED_BYTES_MAX: usize = 256 << 20;
 /// name costs nothing.
 pub const NEW_IDENTITIES_PER_SECOND: u32 = 2;
 
+/// How long an identity must have been gone (left, nothing unread, in no group, no pending
+/// ask) before the hub forgets it on its own: a registration of a new name first forgets up to
+/// [`IDENTITY_FORGETS_PER_REGISTRATION_MAX`] identities last seen longer ago than this, each
+/// with an `identity_forgotten` record. At `IDENTITIES_MAX` the hub also forgets the eligible
+/// identity last seen longest ago, however recently, to admit the new name; with none eligible
+/// the registration gets `limit_reached`.
+pub const IDENTITY_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Identities forgotten for age by one registration of a new name, so a registration costs
+/// a bounded number of records; older ones go with later registrations.
+pub const IDENTITY_FORGETS_PER_REGISTRATION_MAX: usize = 16;
+
 /// The burst of [`NEW_IDENTITIES_PER_SECOND`]: a fresh start of many sessions at once fits.
 pub const NEW_IDENTITIES_BURST: u32 = 256;
 

@@ -18,7 +18,7 @@ use crate::protocol::{
     AskParams, BroadcastParams, ErrorCode, GroupCreateParams, GroupDeleteParams,
     GroupHistoryParams, GroupInfoParams, GroupInviteParams, GroupLeaveParams, GroupListParams,
     GroupMessageType, GroupRemoveParams, GroupSendParams, InboxParams, MessageKind, MessagePush,
-    MethodParams, PeersParams, RenameParams, ReplyParams, RoomJoinParams, RoomLeaveParams,
+    MethodParams, PeersPageParams, RenameParams, ReplyParams, RoomJoinParams, RoomLeaveParams,
     RoomPostParams, RoomsParams, RpcError, SendParams, StatusParams,
 };
 
@@ -48,7 +48,7 @@ pub async fn call_tool(
     let arguments = tools::check_arguments(spec, arguments)?;
     match spec.tool {
         Tool::Peers => {
-            let mut value = forward::<PeersParams>(session, spec, arguments).await?;
+            let mut value = forward::<PeersPageParams>(session, spec, arguments).await?;
             value["my_delivery"] = Value::from(session.delivery_path().name());
             value["my_delivery_note"] = Value::from(session.delivery_note());
             Ok(value)

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::protocol::limits::{
     ASK_DEADLINE_S_DEFAULT, ASK_DEADLINE_S_MAX, GROUP_CREATE_MEMBERS_MAX,
     GROUP_HISTORY_LIMIT_DEFAULT, GROUP_HISTORY_LIMIT_MAX, ID_BYTES_MAX, INBOX_LIMIT_DEFAULT,
-    INBOX_LIMIT_MAX, NAME_BYTES_MAX, TEXT_BYTES_MAX,
+    INBOX_LIMIT_MAX, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, NAME_BYTES_MAX, TEXT_BYTES_MAX,
 };
 
 /// Arguments clients are known to add to every call on their own, dropped before the check:
@@ -138,13 +138,32 @@ pub enum ArgumentKind {
     },
 }
 
+/// The arguments of a paged list (`relay_peers`, `relay_rooms`).
+const LIST_PAGE_ARGUMENTS: &[ArgumentSpec] = &[
+    argument(
+        "limit",
+        ArgumentKind::Count {
+            max: LIST_LIMIT_MAX,
+            default: LIST_LIMIT_DEFAULT,
+        },
+        false,
+        "Most entries returned (1-1000, default 500); a page may end sooner to fit one frame.",
+    ),
+    argument(
+        "cursor",
+        ArgumentKind::Id,
+        false,
+        "The `next_cursor` of the previous page; leave it out for the first page.",
+    ),
+];
+
 /// Every tool, in the order `tools/list` shows them.
 pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         tool: Tool::Peers,
         name: "relay_peers",
-        description: "List the peers (other AI coding sessions) Relay knows: name, working directory, git branch, client, whether online, last seen (µs since the epoch). `me` is your own name.",
-        arguments: &[],
+        description: "List the peers (other AI coding sessions) Relay knows: name, working directory, git branch, client, whether online, last seen (µs since the epoch), online ones first. `me` is your own name. One page at a time: when the result has `next_cursor`, more peers follow; pass it as `cursor` to see them.",
+        arguments: LIST_PAGE_ARGUMENTS,
     },
     ToolSpec {
         tool: Tool::Send,
@@ -297,8 +316,8 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         tool: Tool::Rooms,
         name: "relay_rooms",
-        description: "List the rooms and their members.",
-        arguments: &[],
+        description: "List the rooms and their members, one page at a time: when the result has `next_cursor`, pass it as `cursor` for the next page.",
+        arguments: LIST_PAGE_ARGUMENTS,
     },
     ToolSpec {
         tool: Tool::GroupCreate,
@@ -591,7 +610,8 @@ mod tests {
         assert_eq!(schema["properties"]["urgent"]["type"], json!("boolean"));
         let peers = input_schema(spec("relay_peers"));
         assert!(peers.get("required").is_none());
-        assert_eq!(peers["properties"], json!({}));
+        assert_eq!(peers["properties"]["limit"]["maximum"], json!(1000));
+        assert_eq!(peers["properties"]["cursor"]["type"], json!("string"));
     }
 
     #[test]

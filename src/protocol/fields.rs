@@ -14,8 +14,8 @@ use thiserror::Error;
 use super::limits::{
     ASK_DEADLINE_S_DEFAULT, ASK_DEADLINE_S_MAX, CLIENT_INFO_BYTES_MAX, CWD_BYTES_MAX,
     GIT_BRANCH_BYTES_MAX, GROUP_HISTORY_LIMIT_DEFAULT, GROUP_HISTORY_LIMIT_MAX, ID_BYTES_MAX,
-    INBOX_LIMIT_DEFAULT, INBOX_LIMIT_MAX, NAME_BYTES_MAX, SESSION_NAME_BYTES_MAX, TEXT_BYTES_MAX,
-    TOKEN_BYTES_MAX,
+    INBOX_LIMIT_DEFAULT, INBOX_LIMIT_MAX, LIST_CURSOR_BYTES_MAX, LIST_LIMIT_DEFAULT,
+    LIST_LIMIT_MAX, NAME_BYTES_MAX, SESSION_NAME_BYTES_MAX, TEXT_BYTES_MAX, TOKEN_BYTES_MAX,
 };
 
 /// A value outside what the protocol accepts. Becomes `bad_args`; the message names the
@@ -209,6 +209,14 @@ validated_string!(
     Token, "token", check_token
 );
 
+validated_string!(
+    /// The `cursor` of `peers` and `rooms`: a `next_cursor` the hub returned, 1 to
+    /// [`LIST_CURSOR_BYTES_MAX`] bytes, no control characters. Opaque: the hub checks its
+    /// shape when it reads it.
+    #[derive(Debug)]
+    ListCursor, "cursor", check_list_cursor
+);
+
 /// A count limit in `1..=MAX`, `DEFAULT` when the param is absent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(try_from = "u32")]
@@ -216,6 +224,9 @@ pub struct Limit<const MAX: u32, const DEFAULT: u32>(u32);
 
 /// The `limit` of `inbox`: `1..=INBOX_LIMIT_MAX`, default [`INBOX_LIMIT_DEFAULT`].
 pub type InboxLimit = Limit<INBOX_LIMIT_MAX, INBOX_LIMIT_DEFAULT>;
+
+/// The `limit` of `peers` and `rooms`: `1..=LIST_LIMIT_MAX`, default [`LIST_LIMIT_DEFAULT`].
+pub type ListLimit = Limit<LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT>;
 
 /// The `limit` of `group_history`: `1..=GROUP_HISTORY_LIMIT_MAX`, default
 /// [`GROUP_HISTORY_LIMIT_DEFAULT`].
@@ -386,6 +397,10 @@ fn check_id(what: &'static str, value: &str) -> Result<(), FieldError> {
 
 fn check_working_directory(what: &'static str, value: &str) -> Result<(), FieldError> {
     check_label(what, value, CWD_BYTES_MAX)
+}
+
+fn check_list_cursor(what: &'static str, value: &str) -> Result<(), FieldError> {
+    check_label(what, value, LIST_CURSOR_BYTES_MAX)
 }
 
 fn check_git_branch(what: &'static str, value: &str) -> Result<(), FieldError> {

@@ -65,6 +65,23 @@ pub const GROUP_HISTORY_LIMIT_MAX: u32 = 500;
 /// Messages a `group_history` call returns when it gives no `limit`.
 pub const GROUP_HISTORY_LIMIT_DEFAULT: u32 = 50;
 
+/// Most entries one `peers` or `rooms` page returns. `limit` outside `1..=LIST_LIMIT_MAX` is
+/// rejected with `bad_args`.
+pub const LIST_LIMIT_MAX: u32 = 1000;
+
+/// Entries a `peers` or `rooms` page returns when it gives no `limit`.
+pub const LIST_LIMIT_DEFAULT: u32 = 500;
+
+/// Bytes of entries, as JSON, one `peers` or `rooms` page carries at most. A page ends before
+/// the entry that would pass it (or at `limit`), and its `next_cursor` says where the next page
+/// starts, so a list of any length is answered in frames that fit [`FRAME_BYTES_MAX`]. One
+/// entry at its worst always fits (checked below, and for rooms by the hub).
+pub const LIST_PAGE_BYTES_MAX: usize = 512 << 10;
+
+/// Largest `cursor` of `peers` or `rooms`, in bytes: a hub-chosen opaque string from
+/// `next_cursor`. A longer one, or one the hub did not make, is rejected with `bad_args`.
+pub const LIST_CURSOR_BYTES_MAX: usize = NAME_BYTES_MAX + 16;
+
 /// Longest `deadline_s` of `ask` and `broadcast`: one day. Longer is rejected with `bad_args`.
 pub const ASK_DEADLINE_S_MAX: u32 = 86_400;
 
@@ -111,4 +128,15 @@ const _: () = assert!(ERROR_MESSAGE_BYTES_MAX < MESSAGE_ENVELOPE_BYTES_MAX);
 const _: () = assert!(INBOX_LIMIT_DEFAULT >= 1 && INBOX_LIMIT_DEFAULT <= INBOX_LIMIT_MAX);
 const _: () = assert!(
     GROUP_HISTORY_LIMIT_DEFAULT >= 1 && GROUP_HISTORY_LIMIT_DEFAULT <= GROUP_HISTORY_LIMIT_MAX
+);
+const _: () = assert!(LIST_LIMIT_DEFAULT >= 1 && LIST_LIMIT_DEFAULT <= LIST_LIMIT_MAX);
+// A page with its envelope fits one frame.
+const _: () = assert!(LIST_PAGE_BYTES_MAX + MESSAGE_ENVELOPE_BYTES_MAX <= FRAME_BYTES_MAX);
+// One `peers` entry with every field at its limit, escaped at worst, fits a page (names need
+// no escaping, but the bound does not rely on it).
+const _: () = assert!(
+    (3 * NAME_BYTES_MAX + CWD_BYTES_MAX + GIT_BRANCH_BYTES_MAX + CLIENT_INFO_BYTES_MAX)
+        * JSON_ESCAPE_EXPANSION_MAX
+        + 1024
+        <= LIST_PAGE_BYTES_MAX
 );

@@ -14,8 +14,8 @@ use serde_json::Value;
 use super::error_code::ErrorCode;
 use super::fields::{
     AskDeadlineSeconds, AskId, ClientInfo, ClientKind, DeliveryName, GitBranch, GroupHistoryLimit,
-    GroupName, IdempotencyKey, InboxLimit, MessageId, MessageText, PeerName, RoomName, SessionName,
-    ThreadId, Token, WorkingDirectory,
+    GroupName, IdempotencyKey, InboxLimit, ListCursor, ListLimit, MessageId, MessageText, PeerName,
+    RoomName, SessionName, ThreadId, Token, WorkingDirectory,
 };
 use super::jsonrpc::{ProtocolError, Request, RequestId, Response, RpcError};
 use super::limits::GROUP_CREATE_MEMBERS_MAX;
@@ -114,7 +114,7 @@ methods! {
     /// Changes the session's name.
     Rename = "rename", RenameParams => RenameResult;
     /// Lists known peers.
-    Peers = "peers", PeersParams => PeersResult;
+    Peers = "peers", PeersPageParams => PeersResult;
     /// Sends a direct message.
     Send = "send", SendParams => SendResult;
     /// Asks one peer a question that expects a reply.
@@ -226,10 +226,35 @@ pub struct RenameParams {
     pub new_name: PeerName,
 }
 
-/// `peers` params (none).
+/// `peers` params: one page of the known peers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeersPageParams {
+    /// Most peers returned, `1..=1000` (default 500); a page also ends before
+    /// `LIST_PAGE_BYTES_MAX` bytes of entries.
+    #[serde(default)]
+    pub limit: ListLimit,
+    /// Where to start: the `next_cursor` of the previous page; absent for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<ListCursor>,
+}
+
+/// `peers` without params: the first page at the default limit (what `relay peers` sends).
+/// The wire form is `{}`; the hub reads it as [`PeersPageParams`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeersParams {}
+
+impl MethodParams for PeersParams {
+    const METHOD: Method = Method::Peers;
+    type Result = PeersResult;
+}
+
+impl From<PeersParams> for ClientRequest {
+    fn from(_: PeersParams) -> Self {
+        ClientRequest::Peers(PeersPageParams::default())
+    }
+}
 
 /// `send` params.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,10 +376,18 @@ pub struct RoomPostParams {
     pub idempotency_key: Option<IdempotencyKey>,
 }
 
-/// `rooms` params (none).
+/// `rooms` params: one page of the rooms.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RoomsParams {}
+pub struct RoomsParams {
+    /// Most rooms returned, `1..=1000` (default 500); a page also ends before
+    /// `LIST_PAGE_BYTES_MAX` bytes of entries.
+    #[serde(default)]
+    pub limit: ListLimit,
+    /// Where to start: the `next_cursor` of the previous page; absent for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<ListCursor>,
+}
 
 /// `group_create` params.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -561,8 +594,13 @@ pub struct RenameResult {
 pub struct PeersResult {
     /// The caller's own name.
     pub me: String,
-    /// Every known peer but the caller, online first, then by name.
+    /// Known peers but the caller, online first, then by name: one page, starting at the
+    /// request's `cursor`.
     pub peers: Vec<PeerInfo>,
+    /// Where the next page starts (pass it as `cursor`); absent on the last page. A peer whose
+    /// presence changed between two pages may be listed twice or missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// One peer in a `peers` result.
@@ -849,8 +887,11 @@ pub struct RoomPostResult {
 /// `rooms` result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomsResult {
-    /// Every room, by name.
+    /// Rooms by name: one page, starting at the request's `cursor`.
     pub rooms: Vec<RoomInfo>,
+    /// Where the next page starts (pass it as `cursor`); absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// One room in a `rooms` result.

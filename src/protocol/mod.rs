@@ -27,8 +27,9 @@ pub mod fuzzing;
 pub use error_code::ErrorCode;
 pub use fields::{
     AskDeadlineSeconds, AskId, ClientInfo, ClientKind, DeliveryName, FieldError, GitBranch,
-    GroupHistoryLimit, GroupName, IdempotencyKey, InboxLimit, Limit, MessageId, MessageText,
-    PeerName, RESERVED_NAMES, RoomName, SessionName, ThreadId, Token, WorkingDirectory,
+    GroupHistoryLimit, GroupName, IdempotencyKey, InboxLimit, Limit, ListCursor, ListLimit,
+    MessageId, MessageText, PeerName, RESERVED_NAMES, RoomName, SessionName, ThreadId, Token,
+    WorkingDirectory,
 };
 pub use frame::{FrameDecoder, FrameError, WireMessage, check_frame_len, encode_frame};
 pub use jsonrpc::{

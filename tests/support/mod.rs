@@ -117,6 +117,18 @@ impl Hub {
         hub
     }
 
+    /// A hub on `dir`, a data dir the test prepared (a log written beforehand, say).
+    #[allow(dead_code, reason = "hub_identities uses it; hub_conformance does not")]
+    pub(crate) fn start_in(dir: tempfile::TempDir, extra_args: &[&str]) -> Hub {
+        let mut hub = Hub {
+            child: None,
+            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            dir,
+        };
+        hub.spawn();
+        hub
+    }
+
     /// The data dir (`--data-dir`).
     pub(crate) fn data_dir(&self) -> &Path {
         self.dir.path()

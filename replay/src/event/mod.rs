@@ -9,12 +9,12 @@ pub mod codec;
 pub mod v1;
 
 pub use v1::{
-    AskDeadlineSet, AskExpired, AskSent, ClientKind, GroupCreated, GroupCursorAdvanced,
-    GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved, GroupMessageAcknowledged,
-    GroupMessageSent, HubStarted, IdentityLeft, IdentityRegistered, IdentityRenamed, Imported,
-    MailboxCursorAdvanced, MessagePushed, MessageRead, MessageRefused, MessageSent,
-    MessageStatusReported, PeerAcknowledged, ReplySent, RequestCompleted, RoomJoined, RoomLeft,
-    RoomMessageSent,
+    AskDeadlineSet, AskExpired, AskSent, BatchEnded, BatchStarted, ClientKind, GroupCreated,
+    GroupCursorAdvanced, GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved,
+    GroupMessageAcknowledged, GroupMessageSent, HubStarted, IdentityForgotten, IdentityLeft,
+    IdentityRegistered, IdentityRenamed, Imported, MailboxCursorAdvanced, MessagePushed,
+    MessageRead, MessageRefused, MessageSent, MessageStatusReported, PeerAcknowledged, ReplySent,
+    RequestCompleted, RoomJoined, RoomLeft, RoomMessageSent,
 };
 
 /// Declares every event kind once: its variant, stable number and stable name. The enum
@@ -138,6 +138,8 @@ event_kinds! {
     IdentityRenamed = 2, "identity_renamed";
     /// A session disconnected.
     IdentityLeft = 3, "identity_left";
+    /// An identity that left long ago, with nothing pending, was forgotten.
+    IdentityForgotten = 4, "identity_forgotten";
     /// A direct message was sent.
     MessageSent = 10, "message_sent";
     /// An ask (direct or part of a broadcast) was sent.
@@ -188,6 +190,10 @@ event_kinds! {
     HubStarted = 50, "hub_started";
     /// A request with an idempotency key completed.
     RequestCompleted = 60, "request_completed";
+    /// The events of one command follow, up to a `batch_ended`: applied all or none.
+    BatchStarted = 70, "batch_started";
+    /// The end of a command's batch of events.
+    BatchEnded = 71, "batch_ended";
 }
 
 impl std::fmt::Display for EventKind {

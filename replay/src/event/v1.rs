@@ -84,6 +84,25 @@ pub struct IdentityLeft {
     pub name: String,
 }
 
+/// An identity that had left, with no unread mail, no refusals to show, no group membership
+/// and no pending ask, was forgotten: its name, mailbox (read mail only) and idempotency keys
+/// are dropped, and its name is free. The hub forgets an identity that left long ago, or the
+/// one that left longest ago when the identity table is full and a new name registers. A later
+/// registration of the same name creates a new identity (a new id).
+///
+/// # Frozen
+///
+/// Kind `identity_forgotten`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct IdentityForgotten {
+    /// The identity's current name.
+    pub name: String,
+    /// The identity's id (the offset of the record that first registered it), so the event
+    /// cannot forget another identity that later took the name.
+    pub identity_id: u64,
+}
+
 /// A direct message, stored in the recipient's mailbox.
 ///
 /// # Frozen
@@ -516,4 +535,32 @@ pub struct GroupMessageAcknowledged {
     pub message_id: String,
     /// Whether the model has it (else only the session took it).
     pub read: bool,
+}
+
+/// The first record of a command that writes several events: the records up to the matching
+/// [`BatchEnded`] are one atomic batch. Replay applies a batch only once its end is read; a
+/// batch cut short (a crash, a torn tail) is never applied: at the end of the log it is held
+/// back, and once a later `hub_started` shows the hub restarted without finishing it, it is
+/// discarded. Changes no state by itself.
+///
+/// # Frozen
+///
+/// Kind `batch_started`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct BatchStarted {
+    /// The method whose events follow (`group_create`, `broadcast`, `inbox`), for audit.
+    pub command: String,
+}
+
+/// The last record of an atomic batch (see [`BatchStarted`]).
+///
+/// # Frozen
+///
+/// Kind `batch_ended`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct BatchEnded {
+    /// Records between the `batch_started` and this one; replay checks it.
+    pub event_count: u32,
 }

@@ -12,7 +12,7 @@ pub mod identity;
 pub mod mailbox;
 pub mod room;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use ask::{Asks, Broadcast, BroadcastReply, PendingAsk};
 pub use group::{Group, GroupMessage, Membership};
@@ -71,7 +71,7 @@ impl Federation {
 pub struct State {
     /// Offset of the last record applied. Invariant: offsets applied strictly increase.
     pub(crate) last_offset: Option<u64>,
-    /// Every identity ever registered.
+    /// Every identity known: registered and not forgotten.
     pub(crate) identities: BTreeMap<IdentityId, Identity>,
     /// Current name to identity. Invariant: a bijection with the identities' current names.
     pub(crate) names: BTreeMap<String, IdentityId>,
@@ -90,6 +90,30 @@ pub struct State {
     /// Results of requests that carried an idempotency key, per caller, oldest first.
     /// Invariant: at most `IDEMPOTENCY_KEYS_MAX` per identity.
     pub(crate) completed: BTreeMap<IdentityId, std::collections::VecDeque<CompletedRequest>>,
+}
+
+/// Why an identity cannot be forgotten now (see [`State::forget_blocker`]): forgetting never
+/// drops anything someone still waits for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ForgetBlocker {
+    /// Its latest registration was not followed by an `identity_left`.
+    #[error("it has not left")]
+    NotLeft,
+    /// Its mailbox holds unread messages, or refusals its next inbox would show.
+    #[error("it has unread mail")]
+    UnreadMail,
+    /// It is a member (or the admin) of a group.
+    #[error("it is a member of group {group:?}")]
+    GroupMember {
+        /// The first such group, by name.
+        group: String,
+    },
+    /// An ask it sent, or one sent to it, is still pending.
+    #[error("ask {ask_id:?} it sent or was sent is pending")]
+    PendingAsk {
+        /// The first such ask, by id.
+        ask_id: String,
+    },
 }
 
 /// A request that carried an idempotency key, and the result it was answered with.
@@ -130,9 +154,71 @@ impl State {
         self.identities.get(&id)
     }
 
-    /// Every identity ever registered, by id.
+    /// Identities known now (registered and not forgotten), at most
+    /// [`IDENTITIES_MAX`](crate::limits::IDENTITIES_MAX).
+    pub fn identity_count(&self) -> usize {
+        self.identities.len()
+    }
+
+    /// Every identity known (registered and not forgotten), by id.
     pub fn identities(&self) -> impl Iterator<Item = &Identity> {
         self.identities.values()
+    }
+
+    /// Why `id` cannot be forgotten now, or `None` when an `identity_forgotten` for it would
+    /// apply (also `None` for an id no identity has). Costs O(groups + pending asks).
+    pub fn forget_blocker(&self, id: IdentityId) -> Option<ForgetBlocker> {
+        let identity = self.identities.get(&id)?;
+        if !identity.has_left {
+            return Some(ForgetBlocker::NotLeft);
+        }
+        if self
+            .mailboxes
+            .get(&id)
+            .is_some_and(|mailbox| mailbox.has_unread() || !mailbox.refusals().is_empty())
+        {
+            return Some(ForgetBlocker::UnreadMail);
+        }
+        if let Some(group) = self.groups.values().find(|group| group.is_member(id)) {
+            return Some(ForgetBlocker::GroupMember {
+                group: group.name().to_owned(),
+            });
+        }
+        self.asks
+            .all_pending()
+            .find(|ask| ask.asker == id || ask.target == id)
+            .map(|ask| ForgetBlocker::PendingAsk {
+                ask_id: ask.ask_id.clone(),
+            })
+    }
+
+    /// Up to `limit` identities that could be forgotten now (no [`ForgetBlocker`]) and were
+    /// last seen before `seen_before_us`, the one last seen longest ago first (ties by id).
+    /// Costs O(identities + group members + pending asks), plus a sort of the candidates.
+    pub fn forgettable_identities(&self, seen_before_us: u64, limit: usize) -> Vec<&Identity> {
+        let mut blocked: BTreeSet<IdentityId> = self
+            .groups
+            .values()
+            .flat_map(|group| group.members())
+            .collect();
+        for ask in self.asks.all_pending() {
+            blocked.insert(ask.asker);
+            blocked.insert(ask.target);
+        }
+        let mut candidates: Vec<&Identity> = self
+            .identities
+            .values()
+            .filter(|identity| identity.has_left && identity.last_seen_us < seen_before_us)
+            .filter(|identity| !blocked.contains(&identity.id))
+            .filter(|identity| {
+                self.mailboxes
+                    .get(&identity.id)
+                    .is_none_or(|mailbox| !mailbox.has_unread() && mailbox.refusals().is_empty())
+            })
+            .collect();
+        candidates.sort_by_key(|identity| (identity.last_seen_us, identity.id));
+        candidates.truncate(limit);
+        candidates
     }
 
     /// The mailbox of `id`.

@@ -19,6 +19,7 @@ fn kind_numbers_and_names_are_stable() {
             (1, "identity_registered"),
             (2, "identity_renamed"),
             (3, "identity_left"),
+            (4, "identity_forgotten"),
             (10, "message_sent"),
             (11, "ask_sent"),
             (12, "reply_sent"),
@@ -44,6 +45,8 @@ fn kind_numbers_and_names_are_stable() {
             (41, "peer_acknowledged"),
             (50, "hub_started"),
             (60, "request_completed"),
+            (70, "batch_started"),
+            (71, "batch_ended"),
         ]
     );
     for kind in EventKind::ALL {

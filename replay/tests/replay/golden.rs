@@ -84,6 +84,22 @@ pub(crate) fn fixtures() -> Vec<(&'static str, Event)> {
             .into(),
         ),
         (
+            "identity_forgotten_1",
+            IdentityForgotten {
+                name: "alice".into(),
+                identity_id: 0,
+            }
+            .into(),
+        ),
+        (
+            "identity_forgotten_2",
+            IdentityForgotten {
+                name: "ci-runner-17".into(),
+                identity_id: 1_234_567_890_123,
+            }
+            .into(),
+        ),
+        (
             "message_sent_1",
             MessageSent {
                 id: "m-1".into(),
@@ -532,6 +548,28 @@ pub(crate) fn fixtures() -> Vec<(&'static str, Event)> {
                 from: "ci-bot.7".into(),
                 to: "release@lab".into(),
                 body_bytes: 65_536,
+            }
+            .into(),
+        ),
+        (
+            "batch_started_1",
+            BatchStarted {
+                command: "group_create".into(),
+            }
+            .into(),
+        ),
+        (
+            "batch_started_2",
+            BatchStarted {
+                command: String::new(),
+            }
+            .into(),
+        ),
+        ("batch_ended_1", BatchEnded { event_count: 3 }.into()),
+        (
+            "batch_ended_2",
+            BatchEnded {
+                event_count: u32::MAX,
             }
             .into(),
         ),

@@ -1,7 +1,13 @@
 //! Snapshots: exact round trips, equal bytes for equal states, and typed errors on damage.
 
-use relay_replay::snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_BYTES};
-use relay_replay::{SnapshotError, State, snapshot_decode, snapshot_encode};
+use relay_replay::limits::SNAPSHOT_BODY_BYTES_MAX;
+use relay_replay::snapshot::{
+    SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_BYTES, snapshot_encode_within,
+};
+use relay_replay::{
+    SnapshotEncodeError, SnapshotError, SnapshotSample, SnapshotVerifyError, State,
+    snapshot_decode, snapshot_encode, snapshot_encode_checked, snapshot_verify,
+};
 
 use crate::support::*;
 
@@ -182,4 +188,118 @@ fn a_snapshot_of_the_previous_format_is_refused_so_the_hub_rebuilds_from_the_log
             supported: SNAPSHOT_FORMAT_VERSION
         })
     );
+}
+
+/// A state with mail, a group and a pending ask, and its snapshot bytes.
+fn mailed_state() -> (TestLog, Vec<u8>) {
+    let mut log = log_with(&["alice", "bob", "carol"]);
+    log.ok(send("m-1", "alice", "bob", "the poisoned dart"));
+    log.ok(ask("m-2", "a-1", "bob", "carol", None));
+    log.ok(create_group("team", "alice"));
+    log.ok(invite("team", "alice", "bob"));
+    log.ok(group_send("team", "g-1", "bob", "standup at ten"));
+    let bytes = snapshot_encode(&log.state, log.state.next_offset());
+    (log, bytes)
+}
+
+/// `bytes` with the CRC recomputed, as damage that a CRC cannot see would leave them.
+fn with_crc_fixed(mut bytes: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&bytes[16..]);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn a_state_past_the_body_bound_is_refused_without_panicking() {
+    let (log, bytes) = mailed_state();
+    let next_offset = log.state.next_offset();
+    let body_bytes = bytes.len() - SNAPSHOT_HEADER_BYTES;
+    // At the bound exactly it fits, with the same bytes as the unbounded encoder.
+    assert_eq!(
+        snapshot_encode_within(&log.state, next_offset, body_bytes),
+        Ok(bytes.clone())
+    );
+    assert_eq!(snapshot_encode_checked(&log.state, next_offset), Ok(bytes));
+    // One byte less is refused, cleanly.
+    for bound in [body_bytes - 1, body_bytes / 2, 16, 0] {
+        assert_eq!(
+            snapshot_encode_within(&log.state, next_offset, bound),
+            Err(SnapshotEncodeError::TooLarge {
+                body_bytes_max: bound
+            })
+        );
+    }
+    // A bound past the real one is clamped to it.
+    assert!(snapshot_encode_within(&log.state, next_offset, usize::MAX).is_ok());
+    let refused = snapshot_encode_within(&log.state, next_offset, 16).expect_err("refused");
+    assert!(
+        refused.to_string().contains("no snapshot is taken"),
+        "{refused}"
+    );
+    const _: () = assert!(SNAPSHOT_BODY_BYTES_MAX < 1 << 31);
+}
+
+#[test]
+fn the_poisoned_dart_check_passes_a_faithful_snapshot() {
+    let (log, bytes) = mailed_state();
+    let sample = SnapshotSample::of(&log.state, 0);
+    assert_eq!(snapshot_verify(&bytes, &sample), Ok(()));
+    // Every rotation checks a faithful snapshot as faithful.
+    for rotation in 1..5 {
+        let sample = SnapshotSample::of(&log.state, rotation);
+        assert_eq!(snapshot_verify(&bytes, &sample), Ok(()));
+    }
+    let (large, large_bytes) = {
+        let log = large_log();
+        let bytes = snapshot_encode(&log.state, log.state.next_offset());
+        (log, bytes)
+    };
+    assert_eq!(
+        snapshot_verify(&large_bytes, &SnapshotSample::of(&large.state, 7)),
+        Ok(())
+    );
+}
+
+#[test]
+fn the_poisoned_dart_check_catches_a_snapshot_of_another_state() {
+    let (mut log, bytes) = mailed_state();
+    // The live state moved on (one more message) but the bytes are the old encoding.
+    log.ok(send("m-3", "carol", "alice", "one more"));
+    let sample = SnapshotSample::of(&log.state, 0);
+    assert!(matches!(
+        snapshot_verify(&bytes, &sample),
+        Err(SnapshotVerifyError::CountDiffers { .. })
+    ));
+}
+
+#[test]
+fn the_poisoned_dart_check_catches_changed_text_that_the_crc_covers_up() {
+    let (log, bytes) = mailed_state();
+    let sample = SnapshotSample::of(&log.state, 0);
+    // Flip one letter of the stored message text and fix the CRC: the snapshot decodes, with
+    // every count equal, but bob's mailbox is not what the state holds.
+    let needle = b"poisoned";
+    let at = bytes
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .expect("the text is in the body");
+    let mut damaged = bytes.clone();
+    damaged[at] = b'P';
+    let damaged = with_crc_fixed(damaged);
+    assert!(snapshot_decode(&damaged).is_ok(), "still a valid snapshot");
+    assert_eq!(
+        snapshot_verify(&damaged, &sample),
+        Err(SnapshotVerifyError::SampleDiffers {
+            what: format!("mailbox of identity {}", log.id("bob").0),
+        })
+    );
+    // A flipped byte the CRC sees is a decode failure.
+    let mut torn = bytes;
+    torn[at] = b'P';
+    assert!(matches!(
+        snapshot_verify(&torn, &sample),
+        Err(SnapshotVerifyError::Decode(
+            SnapshotError::ChecksumMismatch { .. }
+        ))
+    ));
 }

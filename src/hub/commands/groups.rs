@@ -49,30 +49,34 @@ impl Core {
                 invitees.push(identity);
             }
         }
-        self.emit(
-            GroupCreated {
-                group: group.clone(),
-                admin: admin.clone(),
-            }
-            .into(),
-        )?;
-        for invitee in invitees {
-            let member = self.caller_name(invitee)?;
-            self.emit(
-                GroupMemberInvited {
+        // The group and its first members are one batch: after a crash, all or none.
+        self.atomically("group_create", 1 + invitees.len(), |core| {
+            core.emit(
+                GroupCreated {
                     group: group.clone(),
-                    actor: admin.clone(),
-                    member,
+                    admin: admin.clone(),
                 }
                 .into(),
             )?;
-            self.notice(
-                invitee,
-                format!("you were added to group {group} by {admin}"),
-                Some(&group),
-                release,
-            );
-        }
+            for invitee in invitees {
+                let member = core.caller_name(invitee)?;
+                core.emit(
+                    GroupMemberInvited {
+                        group: group.clone(),
+                        actor: admin.clone(),
+                        member,
+                    }
+                    .into(),
+                )?;
+                core.notice(
+                    invitee,
+                    format!("you were added to group {group} by {admin}"),
+                    Some(&group),
+                    release,
+                );
+            }
+            Ok(())
+        })?;
         let members = self.names(self.group_members(&group));
         to_value(&GroupCreateResult { group, members })
     }

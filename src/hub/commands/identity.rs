@@ -5,14 +5,18 @@
 //! here are for audit and for the identities' projection.
 
 use relay_replay::IdentityId;
-use relay_replay::event::{IdentityRegistered, IdentityRenamed};
+use relay_replay::event::{IdentityForgotten, IdentityRegistered, IdentityRenamed};
+use relay_replay::limits::IDENTITIES_MAX;
 use serde_json::Value;
 
+use crate::hub::commands::page::{bad_cursor, take_page};
 use crate::hub::core::{
     Core, Registration, Release, SessionId, client_name, directory_slug, error, event_client_kind,
-    to_value,
+    now_us, to_value,
 };
-use crate::hub::limits::SESSIONS_MAX;
+use crate::hub::limits::{
+    IDENTITY_FORGET_AFTER, IDENTITY_FORGETS_PER_REGISTRATION_MAX, SESSIONS_MAX,
+};
 use crate::protocol::fields::PeerName;
 use crate::protocol::methods::*;
 use crate::protocol::{ErrorCode, RpcError};
@@ -110,6 +114,7 @@ impl Core {
         };
         if self.state.identity_by_name(&name).is_none() {
             self.take_new_identity_token(session)?;
+            self.make_room_for_identity()?;
         }
         let registered = IdentityRegistered {
             name: name.clone(),
@@ -133,6 +138,54 @@ impl Core {
         tracing::debug!(session_id = session.0, "registered");
         self.mail_waiting_notice(identity, release);
         Ok(Registration::Finished(to_value(&RegisterResult { name })))
+    }
+
+    /// Before a new identity: forgets identities gone longer than [`IDENTITY_FORGET_AFTER`]
+    /// (at most [`IDENTITY_FORGETS_PER_REGISTRATION_MAX`]), then, if the table still holds
+    /// [`IDENTITIES_MAX`], the eligible one last seen longest ago. Each is an
+    /// `identity_forgotten` record in the registration's batch.
+    ///
+    /// # Errors
+    /// `limit_reached` when the table is full and no identity may be forgotten.
+    fn make_room_for_identity(&mut self) -> Result<(), RpcError> {
+        let forget_after_us = IDENTITY_FORGET_AFTER.as_micros() as u64;
+        let seen_before_us = now_us()
+            .max(self.clock.last_us())
+            .saturating_sub(forget_after_us);
+        let mut forgotten = self.forgettable(seen_before_us, IDENTITY_FORGETS_PER_REGISTRATION_MAX);
+        if forgotten.is_empty() && self.state.identity_count() >= IDENTITIES_MAX {
+            forgotten = self.forgettable(u64::MAX, 1);
+            if forgotten.is_empty() {
+                return Err(error(
+                    ErrorCode::LimitReached,
+                    format!(
+                        "the hub knows {IDENTITIES_MAX} identities, its limit, and none can be forgotten to make room: each is online, has unread mail, is in a group or has a pending ask; connect under a known name, or have idle sessions read their mail and leave their groups"
+                    ),
+                ));
+            }
+        }
+        for (name, id) in forgotten {
+            tracing::info!(name = %name, "forgetting an identity that left");
+            self.emit(
+                IdentityForgotten {
+                    name,
+                    identity_id: id.0,
+                }
+                .into(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Identities [`State::forgettable_identities`](relay_replay::State::forgettable_identities)
+    /// offers, never one a session holds now.
+    fn forgettable(&self, seen_before_us: u64, limit: usize) -> Vec<(String, IdentityId)> {
+        self.state
+            .forgettable_identities(seen_before_us, limit)
+            .into_iter()
+            .filter(|identity| !self.online.contains_key(&identity.id))
+            .map(|identity| (identity.name().to_owned(), identity.id))
+            .collect()
     }
 
     /// `base`, or `base-2`, `base-3` … : the first that no online session holds.
@@ -174,31 +227,64 @@ impl Core {
         to_value(&RenameResult { name: new_name })
     }
 
-    pub(in crate::hub) fn peers(&self, me: IdentityId) -> Result<Value, RpcError> {
-        let peers = self
+    /// One page of the peers, online first, then by name. The cursor is the next peer's key:
+    /// `on:<name>` or `off:<name>`.
+    pub(in crate::hub) fn peers(
+        &self,
+        me: IdentityId,
+        params: PeersPageParams,
+    ) -> Result<Value, RpcError> {
+        let start = match &params.cursor {
+            Some(cursor) => Some(peer_cursor(cursor.as_str())?),
+            None => None,
+        };
+        let mut keyed: Vec<((bool, &str), &relay_replay::Identity)> = self
             .state
             .identities()
             .filter(|identity| identity.id != me)
-            .map(|identity| PeerInfo {
-                name: identity.name().to_owned(),
+            .map(|identity| {
+                let offline = !self.online.contains_key(&identity.id);
+                ((offline, identity.name()), identity)
+            })
+            .filter(|(key, _)| {
+                start
+                    .as_ref()
+                    .is_none_or(|start| (key.0, key.1) >= (start.0, start.1.as_str()))
+            })
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let entries = keyed.into_iter().map(|((offline, name), identity)| {
+            let key = format!("{}:{name}", if offline { "off" } else { "on" });
+            let peer = PeerInfo {
+                name: name.to_owned(),
                 cwd: identity.cwd.clone(),
                 git_branch: identity.git_branch.clone(),
                 client: client_name(&identity.client),
-                online: self.online.contains_key(&identity.id),
+                online: !offline,
                 last_seen: identity.last_seen_us,
                 delivery: self
                     .online
                     .get(&identity.id)
                     .and_then(|session| self.sessions.get(session))
                     .and_then(|session| session.delivery.clone()),
-            })
-            .collect::<Vec<_>>();
-        let mut peers = peers;
-        peers.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
+            };
+            (key, peer)
+        });
+        let page = take_page(entries, params.limit.get() as usize)?;
         to_value(&PeersResult {
             me: self.caller_name(me)?,
-            peers,
+            peers: page.entries,
+            next_cursor: page.next_cursor,
         })
+    }
+}
+
+/// The key a `peers` cursor names: (offline, name).
+fn peer_cursor(cursor: &str) -> Result<(bool, String), RpcError> {
+    match cursor.split_once(':') {
+        Some(("on", name)) if PeerName::new(name).is_ok() => Ok((false, name.to_owned())),
+        Some(("off", name)) if PeerName::new(name).is_ok() => Ok((true, name.to_owned())),
+        _ => Err(bad_cursor(cursor)),
     }
 }
 

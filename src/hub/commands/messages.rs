@@ -119,6 +119,24 @@ impl Core {
             .copied()
             .filter(|target| !(params.exclude_self && *target == me))
             .collect();
+        // At most two events per peer (a refusal, or an ask and its deadline): one batch.
+        let events_max = online.len().saturating_mul(2);
+        self.atomically("broadcast", events_max, |core| {
+            core.broadcast_to(online, &from, &broadcast_id, &params, release)
+        })
+    }
+
+    /// The events and pushes of one `broadcast` to `online`.
+    fn broadcast_to(
+        &mut self,
+        online: Vec<IdentityId>,
+        from: &str,
+        broadcast_id: &str,
+        params: &BroadcastParams,
+        release: &mut Release,
+    ) -> Result<Value, RpcError> {
+        let from = from.to_owned();
+        let broadcast_id = broadcast_id.to_owned();
         let mut targets = Vec::with_capacity(online.len());
         let mut refused = Vec::new();
         for target in online {
@@ -203,6 +221,12 @@ impl Core {
                 }
             },
         };
+        if self.state.identity(to).is_none() {
+            return Err(error(
+                ErrorCode::PeerNotFound,
+                format!("the sender of {answered:?} left long ago and was forgotten"),
+            ));
+        }
         if let Some(full) = self.refuse_if_full(&from, to, params.text.as_str().len())? {
             return Err(full);
         }
@@ -283,15 +307,23 @@ impl Core {
             }
         } else {
             // After `since_id`, earlier messages were not returned: mark only the returned ones
-            // read, so the cursor does not pass messages the session never saw.
-            for message_id in unread {
-                self.emit_unless_full(
-                    MessageRead {
-                        recipient: recipient.clone(),
-                        message_id,
-                    }
-                    .into(),
-                )?;
+            // read, so the cursor does not pass messages the session never saw. One batch;
+            // on a full disk the read is still answered and the same messages come again.
+            let marked = self.atomically("inbox", unread.len(), |core| {
+                for message_id in unread {
+                    core.emit(
+                        MessageRead {
+                            recipient: recipient.clone(),
+                            message_id,
+                        }
+                        .into(),
+                    )?;
+                }
+                Ok(())
+            });
+            match marked {
+                Err(refused) if refused.code != ErrorCode::StorageFull => return Err(refused),
+                _ => {}
             }
         }
         to_value(&InboxResult {

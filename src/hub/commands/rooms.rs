@@ -4,10 +4,14 @@ use relay_replay::IdentityId;
 use relay_replay::event::{RoomJoined, RoomLeft, RoomMessageSent};
 use serde_json::Value;
 
+use relay_replay::limits::ROOM_MEMBERS_MAX;
+
+use crate::hub::commands::page::{bad_cursor, take_page};
 use crate::hub::core::{Core, Outbound, Release, to_value};
-use crate::protocol::RpcError;
+use crate::protocol::limits::{JSON_ESCAPE_EXPANSION_MAX, LIST_PAGE_BYTES_MAX, NAME_BYTES_MAX};
 use crate::protocol::methods::*;
 use crate::protocol::notification::MessageKind;
+use crate::protocol::{RoomName, RpcError};
 
 /// Rooms: ephemeral, members are connected sessions.
 impl Core {
@@ -91,18 +95,39 @@ impl Core {
         })
     }
 
-    pub(in crate::hub) fn rooms(&self) -> Result<Value, RpcError> {
-        let rooms = self
+    /// One page of the rooms, by name; the cursor is the next room's name.
+    pub(in crate::hub) fn rooms(&self, params: RoomsParams) -> Result<Value, RpcError> {
+        let start = match &params.cursor {
+            Some(cursor) => match RoomName::new(cursor.as_str()) {
+                Ok(_) => Some(cursor.as_str().to_owned()),
+                Err(_) => return Err(bad_cursor(cursor.as_str())),
+            },
+            None => None,
+        };
+        let entries = self
             .state
             .rooms()
-            .map(|(name, room)| RoomInfo {
-                name: name.to_owned(),
-                members: room
-                    .members()
-                    .filter_map(|member| self.name_of(member))
-                    .collect(),
-            })
-            .collect();
-        to_value(&RoomsResult { rooms })
+            .filter(|(name, _)| start.as_deref().is_none_or(|start| *name >= start))
+            .map(|(name, room)| {
+                let info = RoomInfo {
+                    name: name.to_owned(),
+                    members: room
+                        .members()
+                        .filter_map(|member| self.name_of(member))
+                        .collect(),
+                };
+                (name.to_owned(), info)
+            });
+        let page = take_page(entries, params.limit.get() as usize)?;
+        to_value(&RoomsResult {
+            rooms: page.entries,
+            next_cursor: page.next_cursor,
+        })
     }
 }
+
+// The largest room (every member's name at its longest, escaped at worst) fits one page.
+const _: () = assert!(
+    ROOM_MEMBERS_MAX * (NAME_BYTES_MAX * JSON_ESCAPE_EXPANSION_MAX + 3) + 1024
+        <= LIST_PAGE_BYTES_MAX
+);
