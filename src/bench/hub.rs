@@ -66,20 +66,7 @@ pub async fn run(config: &HubBenchConfig) -> anyhow::Result<HubBenchReport> {
     let raw_round_trip_p50 = raw_round_trip()?;
     let (commit_p50, _) = relay_log::bench::commit_latency(&config.dir.join("commit"), 500)?;
     let data_dir = config.dir.join("data");
-    let spawn = SpawnOptions {
-        hub_args: [
-            "--idle-exit",
-            "5",
-            "--no-ws",
-            "--send-rate",
-            "10000000",
-            "--send-burst",
-            "10000000",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..SpawnOptions::default()
-    };
+    let spawn = super::bench_spawn(&[]);
     let mut loads = Vec::new();
     for &sessions in &config.sessions {
         loads.push(load(&data_dir, &spawn, sessions, config.duration, None).await?);
@@ -110,10 +97,8 @@ pub async fn run(config: &HubBenchConfig) -> anyhow::Result<HubBenchReport> {
 /// Stops the benchmark's hub: SIGTERM to the pid its log lock names (it would otherwise
 /// linger until its idle timeout, on a data dir about to be removed).
 pub(crate) fn stop_hub(data_dir: &Path) {
-    let lock = crate::data_dir::log_dir(data_dir).join(relay_log::LOCK_FILE_NAME);
-    let pid = std::fs::read_to_string(lock)
-        .ok()
-        .and_then(|holder| holder.trim().strip_prefix("pid ")?.parse::<i32>().ok())
+    let pid = super::hub_pid(data_dir)
+        .and_then(|pid| i32::try_from(pid).ok())
         .and_then(rustix::process::Pid::from_raw);
     if let Some(pid) = pid {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);

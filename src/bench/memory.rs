@@ -8,10 +8,9 @@
 //! figures measured before this benchmark existed.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::hub::spawn::SpawnOptions;
 use crate::protocol::{MessageText, PeerName, SendParams};
 
 /// Body of each queued message, in bytes.
@@ -67,28 +66,10 @@ pub async fn run(config: &MemoryBenchConfig) -> anyhow::Result<MemoryReport> {
     let _ = std::fs::remove_dir_all(&config.dir);
     std::fs::create_dir_all(&config.dir)?;
     let data_dir = config.dir.join("data");
-    let spawn = SpawnOptions {
-        hub_args: [
-            "--idle-exit",
-            "5",
-            "--no-ws",
-            "--durability",
-            "os",
-            "--send-rate",
-            "10000000",
-            "--send-burst",
-            "10000000",
-            "--new-identity-rate",
-            "1000000",
-            "--new-identity-burst",
-            "1000000",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..SpawnOptions::default()
-    };
+    let spawn = super::bench_spawn(&["--durability", "os"]);
     let sender = super::join(&data_dir, &spawn, "memory-sender").await?;
-    let pid = hub_pid(&data_dir)?;
+    let pid = super::hub_pid(&data_dir)
+        .ok_or_else(|| anyhow::anyhow!("no hub pid in the log lock of {}", data_dir.display()))?;
     for index in 0..MEMORY_RECIPIENTS {
         // Registered once, then offline: their mail is queued.
         drop(super::join(&data_dir, &spawn, &format!("memory-offline-{index}")).await?);
@@ -138,15 +119,6 @@ pub async fn run(config: &MemoryBenchConfig) -> anyhow::Result<MemoryReport> {
         message_bytes: after_messages.saturating_sub(after_sessions) as f64
             / config.messages.max(1) as f64,
     })
-}
-
-/// The pid of the hub holding `data_dir`'s log lock.
-fn hub_pid(data_dir: &Path) -> anyhow::Result<u32> {
-    let lock = crate::data_dir::log_dir(data_dir).join(relay_log::LOCK_FILE_NAME);
-    std::fs::read_to_string(&lock)
-        .ok()
-        .and_then(|holder| holder.trim().strip_prefix("pid ")?.parse::<u32>().ok())
-        .ok_or_else(|| anyhow::anyhow!("no hub pid in {}", lock.display()))
 }
 
 /// `RssAnon` of `pid`, in bytes.

@@ -43,3 +43,37 @@ pub(crate) async fn join(
         .map_err(|error| anyhow::anyhow!("register {name}: {error}"))?;
     Ok(client)
 }
+
+/// How a benchmark spawns its hub: no WebSocket, a short idle exit, and no send or
+/// new-identity rate limit (benchmarks measure the hub, not its guards), plus `extra` flags.
+pub(crate) fn bench_spawn(extra: &[&str]) -> SpawnOptions {
+    let base = [
+        "--idle-exit",
+        "5",
+        "--no-ws",
+        "--send-rate",
+        "10000000",
+        "--send-burst",
+        "10000000",
+        "--new-identity-rate",
+        "1000000",
+        "--new-identity-burst",
+        "1000000",
+    ];
+    SpawnOptions {
+        hub_args: base
+            .iter()
+            .chain(extra)
+            .map(|arg| (*arg).to_owned())
+            .collect(),
+        ..SpawnOptions::default()
+    }
+}
+
+/// The pid of the hub holding `data_dir`'s log lock (`pid N`), if any.
+pub(crate) fn hub_pid(data_dir: &Path) -> Option<u32> {
+    let lock = crate::data_dir::log_dir(data_dir).join(relay_log::LOCK_FILE_NAME);
+    std::fs::read_to_string(lock)
+        .ok()
+        .and_then(|holder| holder.trim().strip_prefix("pid ")?.parse::<u32>().ok())
+}
