@@ -354,19 +354,24 @@ fn tail(
     }
 }
 
+/// What `repair` without `--yes` says about damage: where it is and what a repair would cut.
+fn would_cut(out: &mut Out, corruption: &relay_log::Corruption) -> anyhow::Result<ExitCode> {
+    out.line(format_args!("damage: {corruption}"))?;
+    out.line(format_args!(
+        "repair --yes would cut every record from offset {} on (in {} and all later segments)",
+        corruption.offset,
+        corruption.segment.display()
+    ))?;
+    Ok(ExitCode::CheckFailed)
+}
+
 fn repair(dir: &std::path::Path, yes: bool) -> anyhow::Result<ExitCode> {
     let mut out = Out::new();
     if !yes {
         let reader = match LogReader::open(dir) {
             Ok(reader) => reader,
             Err(OpenError::Corrupt(corruption)) => {
-                out.line(format_args!("damage: {corruption}"))?;
-                out.line(format_args!(
-                    "repair --yes would cut every record from offset {} on (in {} and all later segments)",
-                    corruption.offset,
-                    corruption.segment.display()
-                ))?;
-                return Ok(ExitCode::CheckFailed);
+                return would_cut(&mut out, &corruption);
             }
             Err(error) => {
                 return Err(error).with_context(|| format!("opening the log in {}", dir.display()));
@@ -384,13 +389,7 @@ fn repair(dir: &std::path::Path, yes: bool) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::Success);
             }
             Err(corruption) => {
-                out.line(format_args!("damage: {corruption}"))?;
-                out.line(format_args!(
-                    "repair --yes would cut every record from offset {} on (in {} and all later segments)",
-                    corruption.offset,
-                    corruption.segment.display()
-                ))?;
-                return Ok(ExitCode::CheckFailed);
+                return would_cut(&mut out, &corruption);
             }
         }
     }
