@@ -13,5 +13,6 @@
 //! the relay server and the JetStream transport.
 
 pub mod config;
+pub mod link;
 pub mod noise;
 pub mod wire;
