@@ -12,9 +12,10 @@ use crate::event::{
     AskDeadlineSet, AskExpired, AskSent, Event, EventKind, GroupCreated, GroupCursorAdvanced,
     GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved, GroupMessageAcknowledged,
     GroupMessageSent, IdentityForgotten, IdentityRegistered, IdentityRenamed, Imported,
-    MailboxCursorAdvanced, MessageRefused, MessageSent, MessageStatusReported, PeerAcknowledged,
-    ReplySent, RequestCompleted, RoomJoined, RoomLeft,
+    LinkAcknowledged, LinkImported, MailboxCursorAdvanced, MessageRefused, MessageSent,
+    MessageStatusReported, PeerAcknowledged, ReplySent, RequestCompleted, RoomJoined, RoomLeft,
 };
+use crate::federation::{TranslateError, Translation, is_hub_id, split_qualified, translate};
 use crate::limits::{
     GROUP_MEMBERS_MAX, GROUPS_MAX, IDEMPOTENCY_KEYS_MAX, IDENTITIES_MAX,
     MAILBOX_REFUSALS_PER_SENDER_MAX, MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX, PEER_HUBS_MAX,
@@ -22,7 +23,7 @@ use crate::limits::{
 };
 use crate::state::{
     BroadcastReply, CompletedRequest, DeliveryState, ForgetBlocker, Group, GroupMessage, Identity,
-    IdentityId, MessageLocation, PendingAsk, State, StoredMessage,
+    IdentityId, LinkProgress, MessageLocation, PendingAsk, State, StoredMessage,
 };
 
 /// What the log's record header says about the event being applied.
@@ -304,6 +305,77 @@ pub enum ApplyError {
         /// The limit.
         max: usize,
     },
+    /// A `link_imported` at or below the last record imported from its origin hub.
+    #[error(
+        "duplicate import from hub {origin_hub:?}: offset {origin_offset} <= {imported_offset}"
+    )]
+    DuplicateLinkImport {
+        /// The origin hub's federation id.
+        origin_hub: String,
+        /// The origin offset of the rejected import.
+        origin_offset: u64,
+        /// The last origin offset imported.
+        imported_offset: u64,
+    },
+    /// A `link_imported` from a log other than the one imported from so far: the origin's log
+    /// was re-created or replaced. Imports never restart from zero on their own.
+    #[error("hub {origin_hub:?} now ships log {found:032x}; this hub imported from {known:032x}")]
+    LinkLogChanged {
+        /// The origin hub's federation id.
+        origin_hub: String,
+        /// The log id imported from so far.
+        known: u128,
+        /// The log id of the rejected import.
+        found: u128,
+    },
+    /// A `link_imported` whose origin is this hub, or whose hub ids are malformed.
+    #[error("link import names hub {origin_hub:?} as origin and {local_hub:?} as this hub")]
+    LinkHubsInvalid {
+        /// The origin hub named.
+        origin_hub: String,
+        /// This hub as named.
+        local_hub: String,
+    },
+    /// A peer's event that cannot be read on this hub (see `crate::federation`).
+    #[error("import from hub {origin_hub:?} offset {origin_offset}: {source}")]
+    ImportNotTranslated {
+        /// The origin hub's federation id.
+        origin_hub: String,
+        /// The origin offset.
+        origin_offset: u64,
+        /// What is wrong.
+        #[source]
+        source: TranslateError,
+    },
+    /// A peer's event that was translated but does not fit the state.
+    #[error("import from hub {origin_hub:?} offset {origin_offset} rejected: {source}")]
+    LinkImportRejected {
+        /// The origin hub's federation id.
+        origin_hub: String,
+        /// The origin offset.
+        origin_offset: u64,
+        /// Why the translated event was rejected.
+        #[source]
+        source: Box<ApplyError>,
+    },
+    /// A delivery between two peers of other hubs, neither known here.
+    #[error("neither {from:?} nor {to:?} is known here; one side of a delivery must be")]
+    NoKnownParty {
+        /// The sender named.
+        from: String,
+        /// The recipient named.
+        to: String,
+    },
+    /// A link acknowledgement that moved backwards.
+    #[error("hub {peer_hub:?} acknowledged up to {durable}, below its earlier {acknowledged}")]
+    LinkAcknowledgementBackwards {
+        /// The peer hub's federation id.
+        peer_hub: String,
+        /// The new, lower offset.
+        durable: u64,
+        /// The earlier one.
+        acknowledged: u64,
+    },
     /// A deadline or expiry for an ask that is not pending.
     #[error("ask {ask_id:?} is not pending")]
     AskNotPending {
@@ -395,6 +467,8 @@ fn apply_event(state: &mut State, record: &RecordMeta, event: &Event) -> Result<
         Event::GroupDeleted(event) => apply_group_deleted(state, event),
         Event::Imported(event) => apply_imported(state, record, event),
         Event::PeerAcknowledged(event) => apply_peer_acknowledged(state, event),
+        Event::LinkImported(event) => apply_link_imported(state, record, event),
+        Event::LinkAcknowledged(event) => apply_link_acknowledged(state, event),
         Event::HubStarted(_) => {
             state.clear_presence();
             Ok(())
@@ -517,7 +591,8 @@ fn apply_message_sent(
     record: &RecordMeta,
     event: &MessageSent,
 ) -> Result<(), ApplyError> {
-    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id, &event.body)?;
+    let parties = check_delivery(state, &event.from, &event.to, &event.id, &event.body)?;
+    let (from, to) = parties.materialize(state, record, &event.from, &event.to);
     let delivery = Delivery {
         id: &event.id,
         from_name: &event.from,
@@ -540,7 +615,7 @@ fn apply_ask_sent(
     record: &RecordMeta,
     event: &AskSent,
 ) -> Result<(), ApplyError> {
-    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id, &event.body)?;
+    let parties = check_delivery(state, &event.from, &event.to, &event.id, &event.body)?;
     if state.asks.pending(&event.ask_id).is_some() {
         return Err(ApplyError::DuplicateAskId {
             ask_id: event.ask_id.clone(),
@@ -548,12 +623,13 @@ fn apply_ask_sent(
     }
     if let Some(broadcast_id) = &event.broadcast_id
         && let Some(broadcast) = state.asks.broadcast(broadcast_id)
-        && broadcast.asker != from
+        && Some(broadcast.asker) != parties.from
     {
         return Err(ApplyError::BroadcastAskerMismatch {
             broadcast_id: broadcast_id.clone(),
         });
     }
+    let (from, to) = parties.materialize(state, record, &event.from, &event.to);
     let delivery = Delivery {
         id: &event.id,
         from_name: &event.from,
@@ -586,9 +662,9 @@ fn apply_reply_sent(
     record: &RecordMeta,
     event: &ReplySent,
 ) -> Result<(), ApplyError> {
-    let (from, to) = check_delivery(state, &event.from, &event.to, &event.id, &event.body)?;
+    let parties = check_delivery(state, &event.from, &event.to, &event.id, &event.body)?;
     let answers_ask = match state.asks.pending(&event.reply_to) {
-        Some(ask) if ask.target != from || ask.asker != to => {
+        Some(ask) if Some(ask.target) != parties.from || Some(ask.asker) != parties.to => {
             return Err(ApplyError::AskMismatch {
                 ask_id: event.reply_to.clone(),
             });
@@ -601,7 +677,8 @@ fn apply_reply_sent(
         && state
             .asks
             .expired(&event.reply_to)
-            .is_some_and(|ask| ask.target == from && ask.asker == to);
+            .is_some_and(|ask| Some(ask.target) == parties.from && Some(ask.asker) == parties.to);
+    let (from, to) = parties.materialize(state, record, &event.from, &event.to);
     let delivery = Delivery {
         id: &event.id,
         from_name: &event.from,
@@ -1036,6 +1113,8 @@ fn apply_imported(
     if matches!(
         inner,
         Event::Imported(_)
+            | Event::LinkImported(_)
+            | Event::LinkAcknowledged(_)
             | Event::PeerAcknowledged(_)
             | Event::HubStarted(_)
             | Event::MessageRefused(_)
@@ -1054,6 +1133,105 @@ fn apply_imported(
         .federation
         .imported
         .insert(event.origin_hub, event.origin_offset);
+    Ok(())
+}
+
+fn apply_link_imported(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &LinkImported,
+) -> Result<(), ApplyError> {
+    let hubs_invalid = || ApplyError::LinkHubsInvalid {
+        origin_hub: event.origin_hub.clone(),
+        local_hub: event.local_hub.clone(),
+    };
+    if event.origin_hub == event.local_hub
+        || !is_hub_id(&event.origin_hub)
+        || !is_hub_id(&event.local_hub)
+    {
+        return Err(hubs_invalid());
+    }
+    match state.federation.links.get(&event.origin_hub) {
+        Some(progress) if progress.log_id != event.origin_log_id => {
+            return Err(ApplyError::LinkLogChanged {
+                origin_hub: event.origin_hub.clone(),
+                known: progress.log_id,
+                found: event.origin_log_id,
+            });
+        }
+        Some(progress) if event.origin_offset <= progress.offset => {
+            return Err(ApplyError::DuplicateLinkImport {
+                origin_hub: event.origin_hub.clone(),
+                origin_offset: event.origin_offset,
+                imported_offset: progress.offset,
+            });
+        }
+        None if state.federation.links.len() >= PEER_HUBS_MAX => {
+            return Err(ApplyError::PeerHubsFull { max: PEER_HUBS_MAX });
+        }
+        _ => {}
+    }
+    if event.refused.is_none() {
+        let inner = translated_import(event)?;
+        apply_event(state, record, &inner).map_err(|source| ApplyError::LinkImportRejected {
+            origin_hub: event.origin_hub.clone(),
+            origin_offset: event.origin_offset,
+            source: Box::new(source),
+        })?;
+    }
+    state.federation.links.insert(
+        event.origin_hub.clone(),
+        LinkProgress {
+            log_id: event.origin_log_id,
+            offset: event.origin_offset,
+            crc: event.origin_crc,
+        },
+    );
+    Ok(())
+}
+
+/// The event inside a `link_imported`, decoded with validation and translated to this hub's
+/// names and ids.
+///
+/// # Errors
+/// The payload does not decode, or does not translate ([`crate::federation::translate`]).
+pub fn translated_import(event: &LinkImported) -> Result<Event, ApplyError> {
+    let inner = decode(event.kind, event.schema_version, &event.payload)?;
+    let hubs = Translation {
+        origin: &event.origin_hub,
+        local: &event.local_hub,
+    };
+    translate(hubs, &inner).map_err(|source| ApplyError::ImportNotTranslated {
+        origin_hub: event.origin_hub.clone(),
+        origin_offset: event.origin_offset,
+        source,
+    })
+}
+
+fn apply_link_acknowledged(state: &mut State, event: &LinkAcknowledged) -> Result<(), ApplyError> {
+    match state.federation.link_acks.get(&event.peer_hub) {
+        Some(&acknowledged) if event.durable < acknowledged => {
+            return Err(ApplyError::LinkAcknowledgementBackwards {
+                peer_hub: event.peer_hub.clone(),
+                durable: event.durable,
+                acknowledged,
+            });
+        }
+        None if state.federation.link_acks.len() >= PEER_HUBS_MAX => {
+            return Err(ApplyError::PeerHubsFull { max: PEER_HUBS_MAX });
+        }
+        None if !is_hub_id(&event.peer_hub) => {
+            return Err(ApplyError::LinkHubsInvalid {
+                origin_hub: event.peer_hub.clone(),
+                local_hub: String::new(),
+            });
+        }
+        _ => {}
+    }
+    state
+        .federation
+        .link_acks
+        .insert(event.peer_hub.clone(), event.durable);
     Ok(())
 }
 
@@ -1108,21 +1286,95 @@ fn not_group_member(group: &str, name: &str) -> ApplyError {
 
 /// Checks sender, recipient, message id and the room in the recipient's mailbox for a direct
 /// message of text `body`; returns their identities.
+/// The two identities of a checked delivery: `None` for a peer of another hub seen for the
+/// first time, whose identity [`Parties::materialize`] creates once every check has passed.
+#[derive(Clone, Copy, Debug)]
+struct Parties {
+    from: Option<IdentityId>,
+    to: Option<IdentityId>,
+}
+
+impl Parties {
+    /// The identities of both sides, creating the one of a new remote peer (at most one side is
+    /// new, see [`check_delivery`]): its id is this record's offset, like a registration's.
+    fn materialize(
+        self,
+        state: &mut State,
+        record: &RecordMeta,
+        from: &str,
+        to: &str,
+    ) -> (IdentityId, IdentityId) {
+        let mut known = |party: Option<IdentityId>, name: &str| {
+            party.unwrap_or_else(|| remember_remote(state, record, name))
+        };
+        (known(self.from, from), known(self.to, to))
+    }
+}
+
+/// Whether `name` is a peer of another hub (`name@hub` with a well-formed hub id).
+fn is_remote_name(name: &str) -> bool {
+    split_qualified(name).is_some_and(|(local, hub)| !local.is_empty() && is_hub_id(hub))
+}
+
+/// Creates the identity of a peer of another hub, first named by this record. It has a mailbox
+/// (on the sending hub: the messages on their way to it, with their delivery state) and counts
+/// against [`IDENTITIES_MAX`]; it is never online here, so it is `has_left` and can be
+/// forgotten like any identity that left.
+fn remember_remote(state: &mut State, record: &RecordMeta, name: &str) -> IdentityId {
+    let id = IdentityId(record.offset);
+    let mut identity = Identity::new(
+        id,
+        name.to_owned(),
+        String::new(),
+        None,
+        crate::event::ClientKind::Other("remote".to_owned()),
+        record.timestamp_us,
+    );
+    identity.has_left = true;
+    state.identities.insert(id, identity);
+    state.names.insert(name.to_owned(), id);
+    state.mailboxes.insert(id, Default::default());
+    id
+}
+
+/// The identity `name` has, or `None` for a peer of another hub not known yet (when one more
+/// identity fits).
+fn party(state: &State, name: &str) -> Result<Option<IdentityId>, ApplyError> {
+    match state.names.get(name) {
+        Some(id) => Ok(Some(*id)),
+        None if is_remote_name(name) => {
+            if state.identities.len() >= IDENTITIES_MAX {
+                return Err(ApplyError::IdentitiesFull {
+                    max: IDENTITIES_MAX,
+                });
+            }
+            Ok(None)
+        }
+        None => Err(unknown_identity(name)),
+    }
+}
+
 fn check_delivery(
     state: &State,
     from: &str,
     to: &str,
     message_id: &str,
     body: &str,
-) -> Result<(IdentityId, IdentityId), ApplyError> {
-    let from = lookup(state, from)?;
-    let to_id = lookup(state, to)?;
+) -> Result<Parties, ApplyError> {
+    let from_id = party(state, from)?;
+    let to_id = party(state, to)?;
+    if from_id.is_none() && to_id.is_none() {
+        return Err(ApplyError::NoKnownParty {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        });
+    }
     if state.message_index.contains_key(message_id) {
         return Err(ApplyError::DuplicateMessageId {
             message_id: message_id.to_owned(),
         });
     }
-    if let Some(mailbox) = state.mailboxes.get(&to_id)
+    if let Some(mailbox) = to_id.and_then(|to_id| state.mailboxes.get(&to_id))
         && let Err(full) = mailbox.check_room(body.len())
     {
         return Err(ApplyError::MailboxFull {
@@ -1132,7 +1384,10 @@ fn check_delivery(
             body_bytes: full.body_bytes,
         });
     }
-    Ok((from, to_id))
+    Ok(Parties {
+        from: from_id,
+        to: to_id,
+    })
 }
 
 /// Drops forgotten (read, aged-out) messages from the message index.

@@ -66,6 +66,8 @@ pub fn names_of(event: &Event) -> Vec<&str> {
         Event::GroupCursorAdvanced(event) => vec![&event.member],
         Event::GroupDeleted(event) => vec![&event.actor],
         Event::Imported(_)
+        | Event::LinkImported(_)
+        | Event::LinkAcknowledged(_)
         | Event::PeerAcknowledged(_)
         | Event::HubStarted(_)
         | Event::BatchStarted(_)

@@ -64,6 +64,7 @@ pub mod apply;
 pub mod audit;
 pub mod driver;
 pub mod event;
+pub mod federation;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod limits;

@@ -6,6 +6,27 @@
 //! it appends, so a rejection during replay means damage or a bug, never a normal user error.
 //! Relations between constants are checked at compile time at the bottom of this file.
 
+/// Largest message text, ask question, broadcast question or removal reason, in bytes of UTF-8.
+/// Longer text is rejected with `bad_args` and nothing is stored; an imported event with longer
+/// text is refused by the translation (`crate::federation`).
+pub const TEXT_BYTES_MAX: usize = 64 << 10;
+
+/// Largest local peer, room or group name, in bytes. Names are 1 to this many bytes of
+/// `[A-Za-z0-9._@-]`; anything else is rejected with `bad_args`.
+pub const NAME_BYTES_MAX: usize = 64;
+
+/// Largest federation hub id, in bytes (`[a-z0-9-]`).
+pub const HUB_ID_BYTES_MAX: usize = 32;
+
+/// Largest name of another hub's peer as this hub writes it: `name@hub`.
+pub const QUALIFIED_NAME_BYTES_MAX: usize = NAME_BYTES_MAX + 1 + HUB_ID_BYTES_MAX;
+
+/// Largest message id, ask id or thread id a client may send back, in bytes. Ids are chosen by
+/// the hub (thread ids by the client) and are opaque; a longer one is rejected with `bad_args`.
+/// Ids of another hub's messages may be longer by `@hub` (see
+/// `crate::federation::QUALIFIED_ID_BYTES_MAX`).
+pub const ID_BYTES_MAX: usize = 128 + 1 + HUB_ID_BYTES_MAX;
+
 /// Unread messages (queued, or delivered but not read) per mailbox. Unread mail is never
 /// dropped: a direct message, ask, reply or broadcast ask to a mailbox holding this many is
 /// refused before anything of it is appended. The hub answers the sender `mailbox_full` (naming

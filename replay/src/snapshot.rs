@@ -39,7 +39,7 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RLYSNAP\0";
 /// Snapshot format version written by this build. Bump it whenever `State`'s layout changes.
 /// Version 4: mailboxes keep every unread message (by sequence) and a refusal record, and group
 /// memberships count missed messages.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 4;
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 5;
 
 /// Header length in bytes; the body starts right after, on a 16-byte boundary.
 pub const SNAPSHOT_HEADER_BYTES: usize = 32;

@@ -12,17 +12,12 @@
 /// and the frames after it are unaffected. The hub never sends a bigger frame either.
 pub const FRAME_BYTES_MAX: usize = 1 << 20;
 
-/// Largest message text, ask question, broadcast question or removal reason, in bytes of UTF-8.
-/// Longer text is rejected with `bad_args` and nothing is stored.
-pub const TEXT_BYTES_MAX: usize = 64 << 10;
-
-/// Largest peer, room or group name, in bytes. Names are 1 to this many bytes of
-/// `[A-Za-z0-9._@-]`; anything else is rejected with `bad_args`.
-pub const NAME_BYTES_MAX: usize = 64;
-
-/// Largest message id, ask id or thread id a client may send back, in bytes. Ids are chosen by
-/// the hub (thread ids by the client) and are opaque; a longer one is rejected with `bad_args`.
-pub const ID_BYTES_MAX: usize = 128;
+// The domain limits of names, ids and text live with the events (`relay_replay::limits`), so
+// `apply` enforces them for events imported from other hubs too; the protocol checks the same
+// constants.
+pub use relay_replay::limits::{
+    ID_BYTES_MAX, NAME_BYTES_MAX, QUALIFIED_NAME_BYTES_MAX, TEXT_BYTES_MAX,
+};
 
 /// Largest string request id, in bytes. A longer id makes the frame `bad_msg` (answered with id
 /// `null`), so an error reply never has to echo an unbounded id.

@@ -12,9 +12,10 @@ pub use v1::{
     AskDeadlineSet, AskExpired, AskSent, BatchEnded, BatchStarted, ClientKind, GroupCreated,
     GroupCursorAdvanced, GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved,
     GroupMessageAcknowledged, GroupMessageSent, HubStarted, IdentityForgotten, IdentityLeft,
-    IdentityRegistered, IdentityRenamed, Imported, MailboxCursorAdvanced, MessagePushed,
-    MessageRead, MessageRefused, MessageSent, MessageStatusReported, PeerAcknowledged, ReplySent,
-    RequestCompleted, RoomJoined, RoomLeft, RoomMessageSent,
+    IdentityRegistered, IdentityRenamed, Imported, LinkAcknowledged, LinkImported,
+    MailboxCursorAdvanced, MessagePushed, MessageRead, MessageRefused, MessageSent,
+    MessageStatusReported, PeerAcknowledged, ReplySent, RequestCompleted, RoomJoined, RoomLeft,
+    RoomMessageSent,
 };
 
 /// Declares every event kind once: its variant, stable number and stable name. The enum
@@ -186,6 +187,10 @@ event_kinds! {
     Imported = 40, "imported";
     /// A peer hub acknowledged our log up to an offset.
     PeerAcknowledged = 41, "peer_acknowledged";
+    /// A record received over a federation link (names and ids translated on apply).
+    LinkImported = 42, "link_imported";
+    /// A peer hub committed our log below an offset.
+    LinkAcknowledged = 43, "link_acknowledged";
     /// The hub started; rooms are empty again.
     HubStarted = 50, "hub_started";
     /// A request with an idempotency key completed.

@@ -423,6 +423,58 @@ pub struct PeerAcknowledged {
     pub offset: u64,
 }
 
+/// A record received over a federation link from another hub, kept as the origin's exact
+/// payload. `apply` decodes it (validated access only: untrusted bytes), translates its names
+/// and ids to this hub's view (`alice` of hub `a` becomes `alice@a`, `bob@b` on hub `b` becomes
+/// `bob`; ids likewise) and applies the result. Progress per origin hub is kept by offset, so
+/// an import is applied once: an offset at or below the last imported is rejected.
+///
+/// # Frozen
+///
+/// Kind `link_imported`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct LinkImported {
+    /// The origin hub's federation id (authenticated by the link).
+    pub origin_hub: String,
+    /// This hub's federation id when it imported (names `x@local_hub` are local).
+    pub local_hub: String,
+    /// The origin's log id.
+    #[serde(serialize_with = "crate::event::serialize_hub_id")]
+    pub origin_log_id: u128,
+    /// The record's offset in the origin's log.
+    pub origin_offset: u64,
+    /// The origin's record timestamp, microseconds since the epoch.
+    pub origin_timestamp_us: u64,
+    /// The CRC the origin shipped with the record (the link's resume check).
+    pub origin_crc: u32,
+    /// The original record's event kind number. Named `inner_kind` in JSON.
+    #[serde(rename = "inner_kind")]
+    pub kind: u16,
+    /// The original record's schema version.
+    pub schema_version: u16,
+    /// The original record's exact rkyv payload.
+    pub payload: Vec<u8>,
+    /// Set when this hub could not apply the record (a full mailbox, say): the progress moves
+    /// on, nothing else changes, and the reason stays in the log.
+    pub refused: Option<String>,
+}
+
+/// A peer hub has committed our log below an offset (the link's ack), so retention may drop
+/// what it no longer needs.
+///
+/// # Frozen
+///
+/// Kind `link_acknowledged`, schema version 1.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[rkyv(derive(Debug))]
+pub struct LinkAcknowledged {
+    /// The peer hub's federation id.
+    pub peer_hub: String,
+    /// The first offset of our log the peer has not committed.
+    pub durable: u64,
+}
+
 /// The hub started: presence from before is gone, so every room is empty again.
 ///
 /// # Frozen

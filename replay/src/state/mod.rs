@@ -38,6 +38,24 @@ pub struct Federation {
     pub(crate) imported: BTreeMap<u128, u64>,
     /// Highest offset of our log each peer acknowledged. Invariant: at most `PEER_HUBS_MAX` hubs.
     pub(crate) acknowledged: BTreeMap<u128, u64>,
+    /// What each linked hub's records we imported, by its federation id (`link_imported`).
+    /// Invariant: at most `PEER_HUBS_MAX` hubs.
+    pub(crate) links: BTreeMap<String, LinkProgress>,
+    /// The first offset of our log each linked hub has not committed (`link_acknowledged`).
+    /// Invariant: at most `PEER_HUBS_MAX` hubs.
+    pub(crate) link_acks: BTreeMap<String, u64>,
+}
+
+/// The last record imported from a linked hub: where its link resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
+pub struct LinkProgress {
+    /// The origin's log id.
+    #[serde(serialize_with = "crate::event::serialize_hub_id")]
+    pub log_id: u128,
+    /// The origin offset of the last record imported.
+    pub offset: u64,
+    /// The CRC the origin shipped with it.
+    pub crc: u32,
 }
 
 impl Federation {
@@ -54,6 +72,23 @@ impl Federation {
     /// Every origin hub with its highest imported offset.
     pub fn imported_offsets(&self) -> impl Iterator<Item = (u128, u64)> + '_ {
         self.imported.iter().map(|(hub, offset)| (*hub, *offset))
+    }
+
+    /// What we imported from the linked hub `hub_id` (its federation id).
+    pub fn link_progress(&self, hub_id: &str) -> Option<LinkProgress> {
+        self.links.get(hub_id).copied()
+    }
+
+    /// The first offset of our log `hub_id` has not committed (0: nothing acknowledged).
+    pub fn link_acknowledged(&self, hub_id: &str) -> u64 {
+        self.link_acks.get(hub_id).copied().unwrap_or(0)
+    }
+
+    /// Every linked hub that acknowledged, with the first offset it has not committed.
+    pub fn link_acks(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.link_acks
+            .iter()
+            .map(|(hub, durable)| (hub.as_str(), *durable))
     }
 
     /// Every peer hub with its acknowledged offset.

@@ -43,6 +43,8 @@ fn kind_numbers_and_names_are_stable() {
             (37, "group_message_acknowledged"),
             (40, "imported"),
             (41, "peer_acknowledged"),
+            (42, "link_imported"),
+            (43, "link_acknowledged"),
             (50, "hub_started"),
             (60, "request_completed"),
             (70, "batch_started"),

@@ -398,7 +398,7 @@ pub(crate) fn fixtures() -> Vec<(&'static str, Event)> {
                 origin_offset: 42,
                 kind: inner.kind,
                 schema_version: inner.schema_version,
-                payload: inner.payload,
+                payload: inner.payload.clone(),
             }
             .into(),
         ),
@@ -426,6 +426,54 @@ pub(crate) fn fixtures() -> Vec<(&'static str, Event)> {
             PeerAcknowledged {
                 peer_hub: 1,
                 offset: u64::MAX,
+            }
+            .into(),
+        ),
+        (
+            "link_imported_1",
+            LinkImported {
+                origin_hub: "lab".into(),
+                local_hub: "desk".into(),
+                origin_log_id: 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+                origin_offset: 42,
+                origin_timestamp_us: 1_700_000_000_000_000,
+                origin_crc: 0xdead_beef,
+                kind: inner.kind,
+                schema_version: inner.schema_version,
+                payload: inner.payload.to_vec(),
+                refused: None,
+            }
+            .into(),
+        ),
+        (
+            "link_imported_2",
+            LinkImported {
+                origin_hub: "a".into(),
+                local_hub: "b".into(),
+                origin_log_id: 1,
+                origin_offset: u64::MAX,
+                origin_timestamp_us: 0,
+                origin_crc: 0,
+                kind: 10,
+                schema_version: 1,
+                payload: Vec::new(),
+                refused: Some("mailbox of bob is full".into()),
+            }
+            .into(),
+        ),
+        (
+            "link_acknowledged_1",
+            LinkAcknowledged {
+                peer_hub: "lab".into(),
+                durable: 42,
+            }
+            .into(),
+        ),
+        (
+            "link_acknowledged_2",
+            LinkAcknowledged {
+                peer_hub: "a-very-long-hub-id-of-32-bytes-x".into(),
+                durable: u64::MAX,
             }
             .into(),
         ),

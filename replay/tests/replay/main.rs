@@ -15,6 +15,7 @@
 mod apply_rules;
 mod batches;
 mod codec;
+mod federation;
 mod fuzz_corpus;
 mod golden;
 mod identity_lifecycle;

@@ -1,0 +1,389 @@
+//! How events cross hubs: which peer hub a local event is for, and how a peer's event reads
+//! on this hub.
+//!
+//! Names and ids are local to the hub that made them. A name or id of another hub carries that
+//! hub's federation id after an `@`: `bob@b` is the peer `bob` of hub `b`, `m-42@a` the message
+//! `m-42` of hub `a`. Local names cannot hold `@` (the protocol reserves it), so a peer's
+//! `alice` never resolves to the local `alice`, and a peer's `m-42` never collides with ours.
+//!
+//! An event of hub `a` shipped to hub `b` is translated by [`translate`]: every name or id `a`
+//! made (no `@`) gains `@a`, every one of `b`'s (`…@b`) loses it, and the authenticated origin
+//! may only speak for its own peers: a sender that is not `a`'s is refused. The result is an
+//! ordinary event that `apply` checks like any other, with the domain limits of [`crate::limits`]
+//! (imported bytes are untrusted).
+
+use crate::event::{AskSent, Event, MessagePushed, MessageRead, MessageSent, ReplySent};
+use crate::event::{EventKind, MessageStatusReported};
+use crate::limits::{HUB_ID_BYTES_MAX, ID_BYTES_MAX, QUALIFIED_NAME_BYTES_MAX, TEXT_BYTES_MAX};
+
+/// Separates a name or id from the hub that made it.
+pub const HUB_SEPARATOR: char = '@';
+
+/// The hub part of a qualified name or id (`bob@b` → `b`), or `None` for a local one.
+pub fn hub_of(name_or_id: &str) -> Option<&str> {
+    split_qualified(name_or_id).map(|(_, hub)| hub)
+}
+
+/// `(local part, hub)` of a qualified name or id, both non-empty; `None` for a local one.
+pub fn split_qualified(name_or_id: &str) -> Option<(&str, &str)> {
+    let (local, hub) = name_or_id.rsplit_once(HUB_SEPARATOR)?;
+    (!local.is_empty() && !hub.is_empty()).then_some((local, hub))
+}
+
+/// Whether `hub` is a well-formed federation hub id: 1 to [`HUB_ID_BYTES_MAX`] bytes of
+/// `[a-z0-9-]`.
+pub fn is_hub_id(hub: &str) -> bool {
+    !hub.is_empty()
+        && hub.len() <= HUB_ID_BYTES_MAX
+        && hub
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+}
+
+/// The peer hub a local event is for, if any: a message, ask or reply to `name@hub`, or the
+/// delivery step (pushed, read, reported) of a message imported from `hub`, which goes back to
+/// it as the sender's receipt. Imported events are never shipped on (links are direct).
+pub fn destination(event: &Event) -> Option<&str> {
+    match event {
+        Event::MessageSent(event) => hub_of(&event.to),
+        Event::AskSent(event) => hub_of(&event.to),
+        Event::ReplySent(event) => hub_of(&event.to),
+        Event::MessagePushed(event) => hub_of(&event.message_id),
+        Event::MessageRead(event) => hub_of(&event.message_id),
+        Event::MessageStatusReported(event) => hub_of(&event.message_id),
+        _ => None,
+    }
+}
+
+/// Whether records of `kind` may be for a peer hub (see [`destination`]): a cheap filter
+/// before decoding.
+pub const fn may_ship(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::MessageSent
+            | EventKind::AskSent
+            | EventKind::ReplySent
+            | EventKind::MessagePushed
+            | EventKind::MessageRead
+            | EventKind::MessageStatusReported
+    )
+}
+
+/// Why a peer's event cannot be taken as it is.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// A kind that never crosses hubs.
+    #[error("event kind {0} is not shipped between hubs")]
+    NotShipped(EventKind),
+    /// A field that names the wrong hub: the origin speaks for another hub's peer, or sends
+    /// us something addressed elsewhere.
+    #[error("{field} {value:?} {why}")]
+    Misaddressed {
+        /// The field.
+        field: &'static str,
+        /// Its value as shipped.
+        value: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A field past its domain limit or with characters it may not hold.
+    #[error("{field} is malformed or too long ({bytes} bytes)")]
+    Malformed {
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        bytes: usize,
+    },
+}
+
+/// The hubs of one import: `origin` made the event, `local` is this hub.
+#[derive(Clone, Copy, Debug)]
+pub struct Translation<'a> {
+    /// The authenticated origin hub.
+    pub origin: &'a str,
+    /// This hub.
+    pub local: &'a str,
+}
+
+impl Translation<'_> {
+    /// A name of one of the origin's own peers (no `@`), as this hub writes it.
+    fn theirs(&self, field: &'static str, name: &str) -> Result<String, TranslateError> {
+        if name.contains(HUB_SEPARATOR) {
+            return Err(TranslateError::Misaddressed {
+                field,
+                value: name.to_owned(),
+                why: "is not a peer of the origin hub",
+            });
+        }
+        let qualified = format!("{name}{HUB_SEPARATOR}{}", self.origin);
+        check_name(field, &qualified)?;
+        Ok(qualified)
+    }
+
+    /// A name of one of our peers (`name@local`), as this hub writes it.
+    fn ours(&self, field: &'static str, name: &str) -> Result<String, TranslateError> {
+        match split_qualified(name) {
+            Some((local, hub)) if hub == self.local && !local.contains(HUB_SEPARATOR) => {
+                check_name(field, local)?;
+                Ok(local.to_owned())
+            }
+            _ => Err(TranslateError::Misaddressed {
+                field,
+                value: name.to_owned(),
+                why: "is not a peer of this hub",
+            }),
+        }
+    }
+
+    /// An id the origin made (no `@`), as this hub writes it.
+    fn their_id(&self, field: &'static str, id: &str) -> Result<String, TranslateError> {
+        if id.contains(HUB_SEPARATOR) {
+            return Err(TranslateError::Misaddressed {
+                field,
+                value: id.to_owned(),
+                why: "is not an id of the origin hub",
+            });
+        }
+        let qualified = format!("{id}{HUB_SEPARATOR}{}", self.origin);
+        check_id(field, &qualified)?;
+        Ok(qualified)
+    }
+
+    /// An id this hub made (`id@local`), as this hub writes it.
+    fn our_id(&self, field: &'static str, id: &str) -> Result<String, TranslateError> {
+        match split_qualified(id) {
+            Some((local, hub)) if hub == self.local => {
+                check_id(field, local)?;
+                Ok(local.to_owned())
+            }
+            _ => Err(TranslateError::Misaddressed {
+                field,
+                value: id.to_owned(),
+                why: "is not an id of this hub",
+            }),
+        }
+    }
+
+    /// An id either hub made: ours lose their `@local`, the origin's gain `@origin`, a third
+    /// hub's stay as they are.
+    fn either_id(&self, field: &'static str, id: &str) -> Result<String, TranslateError> {
+        match split_qualified(id) {
+            Some((local, hub)) if hub == self.local => Ok(local.to_owned()),
+            Some(_) => {
+                check_id(field, id)?;
+                Ok(id.to_owned())
+            }
+            None => self.their_id(field, id),
+        }
+    }
+}
+
+/// The longest id after translation: [`ID_BYTES_MAX`] (which has room for an `@hub`).
+pub const QUALIFIED_ID_BYTES_MAX: usize = ID_BYTES_MAX;
+
+fn check_name(field: &'static str, name: &str) -> Result<(), TranslateError> {
+    let well_formed = !name.is_empty()
+        && name.len() <= QUALIFIED_NAME_BYTES_MAX
+        && name
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "._@-".contains(character));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(TranslateError::Malformed {
+            field,
+            bytes: name.len(),
+        })
+    }
+}
+
+fn check_id(field: &'static str, id: &str) -> Result<(), TranslateError> {
+    if !id.is_empty() && id.len() <= QUALIFIED_ID_BYTES_MAX && !id.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(TranslateError::Malformed {
+            field,
+            bytes: id.len(),
+        })
+    }
+}
+
+fn check_text(field: &'static str, text: &str) -> Result<(), TranslateError> {
+    if text.len() <= TEXT_BYTES_MAX {
+        Ok(())
+    } else {
+        Err(TranslateError::Malformed {
+            field,
+            bytes: text.len(),
+        })
+    }
+}
+
+fn thread(thread: Option<&String>) -> Result<Option<String>, TranslateError> {
+    thread
+        .map(|thread| check_id("thread", thread).map(|()| thread.clone()))
+        .transpose()
+}
+
+/// A peer's event as this hub applies it (see the module docs), or why it cannot be.
+///
+/// # Errors
+/// [`TranslateError`]: a kind that is not shipped, a field naming the wrong hub, or a field past
+/// its limit.
+pub fn translate(hubs: Translation<'_>, event: &Event) -> Result<Event, TranslateError> {
+    let translated: Event = match event {
+        Event::MessageSent(event) => {
+            check_text("text", &event.body)?;
+            MessageSent {
+                id: hubs.their_id("id", &event.id)?,
+                from: hubs.theirs("from", &event.from)?,
+                to: hubs.ours("to", &event.to)?,
+                body: event.body.clone(),
+                reply_to: event
+                    .reply_to
+                    .as_deref()
+                    .map(|id| hubs.either_id("reply_to", id))
+                    .transpose()?,
+                urgent: event.urgent,
+                thread: thread(event.thread.as_ref())?,
+            }
+            .into()
+        }
+        Event::AskSent(event) => {
+            check_text("text", &event.body)?;
+            AskSent {
+                id: hubs.their_id("id", &event.id)?,
+                ask_id: hubs.their_id("ask_id", &event.ask_id)?,
+                from: hubs.theirs("from", &event.from)?,
+                to: hubs.ours("to", &event.to)?,
+                body: event.body.clone(),
+                // Broadcasts stay on their hub: a broadcast ask arrives as a plain ask.
+                broadcast_id: None,
+                urgent: event.urgent,
+                thread: thread(event.thread.as_ref())?,
+            }
+            .into()
+        }
+        Event::ReplySent(event) => {
+            check_text("text", &event.body)?;
+            ReplySent {
+                id: hubs.their_id("id", &event.id)?,
+                from: hubs.theirs("from", &event.from)?,
+                to: hubs.ours("to", &event.to)?,
+                body: event.body.clone(),
+                reply_to: hubs.either_id("reply_to", &event.reply_to)?,
+                urgent: event.urgent,
+                thread: thread(event.thread.as_ref())?,
+            }
+            .into()
+        }
+        Event::MessagePushed(event) => MessagePushed {
+            recipient: hubs.theirs("recipient", &event.recipient)?,
+            message_id: hubs.our_id("message_id", &event.message_id)?,
+        }
+        .into(),
+        Event::MessageRead(event) => MessageRead {
+            recipient: hubs.theirs("recipient", &event.recipient)?,
+            message_id: hubs.our_id("message_id", &event.message_id)?,
+        }
+        .into(),
+        Event::MessageStatusReported(event) => MessageStatusReported {
+            recipient: hubs.theirs("recipient", &event.recipient)?,
+            message_id: hubs.our_id("message_id", &event.message_id)?,
+            status: {
+                check_id("status", &event.status)?;
+                event.status.clone()
+            },
+        }
+        .into(),
+        other => return Err(TranslateError::NotShipped(other.kind())),
+    };
+    Ok(translated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HUBS: Translation<'static> = Translation {
+        origin: "a",
+        local: "b",
+    };
+
+    fn sent(from: &str, to: &str, id: &str) -> Event {
+        MessageSent {
+            id: id.into(),
+            from: from.into(),
+            to: to.into(),
+            body: "hi".into(),
+            reply_to: Some("m-7@b".into()),
+            urgent: false,
+            thread: None,
+        }
+        .into()
+    }
+
+    #[test]
+    fn a_message_from_a_reads_on_b_with_qualified_sender_and_local_recipient() {
+        let Event::MessageSent(message) =
+            translate(HUBS, &sent("alice", "bob@b", "m-42")).expect("translates")
+        else {
+            panic!("kind changed");
+        };
+        assert_eq!(message.from, "alice@a");
+        assert_eq!(message.to, "bob");
+        assert_eq!(message.id, "m-42@a");
+        assert_eq!(message.reply_to.as_deref(), Some("m-7"));
+    }
+
+    #[test]
+    fn the_origin_speaks_only_for_its_own_peers_and_only_to_ours() {
+        for (from, to) in [("carol@c", "bob@b"), ("alice", "bob"), ("alice", "bob@c")] {
+            assert!(
+                matches!(
+                    translate(HUBS, &sent(from, to, "m-1")),
+                    Err(TranslateError::Misaddressed { .. })
+                ),
+                "{from} -> {to}"
+            );
+        }
+        assert!(translate(HUBS, &sent("alice", "bob@b", "m-1@b")).is_err());
+    }
+
+    #[test]
+    fn receipts_name_our_message_and_their_recipient() {
+        let pushed: Event = MessagePushed {
+            recipient: "bob".into(),
+            message_id: "m-42@b".into(),
+        }
+        .into();
+        let Event::MessagePushed(pushed) = translate(HUBS, &pushed).expect("translates") else {
+            panic!("kind changed");
+        };
+        assert_eq!(
+            (pushed.recipient.as_str(), pushed.message_id.as_str()),
+            ("bob@a", "m-42")
+        );
+    }
+
+    #[test]
+    fn destination_follows_the_recipient_or_the_message_origin() {
+        assert_eq!(destination(&sent("alice", "bob@b", "m-1")), Some("b"));
+        assert_eq!(destination(&sent("alice", "bob", "m-1")), None);
+        let read: Event = MessageRead {
+            recipient: "bob".into(),
+            message_id: "m-9@c".into(),
+        }
+        .into();
+        assert_eq!(destination(&read), Some("c"));
+    }
+
+    #[test]
+    fn overlong_names_and_texts_are_refused() {
+        let long = "x".repeat(QUALIFIED_NAME_BYTES_MAX);
+        assert!(matches!(
+            translate(HUBS, &sent(&long, "bob@b", "m-1")),
+            Err(TranslateError::Malformed { .. })
+        ));
+    }
+}
