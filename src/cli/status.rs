@@ -200,5 +200,29 @@ fn print_running(out: &mut Out, data_dir: &Path, info: &HubInfoResult) -> anyhow
             out.line("snapshot: none yet (one is written at shutdown and every 500,000 records)")?
         }
     }
+    if let Some(hub_id) = &info.federation_hub_id {
+        out.line(format!(
+            "federation: hub {hub_id}, {} peer{}",
+            info.links.len(),
+            if info.links.len() == 1 { "" } else { "s" }
+        ))?;
+        for link in &info.links {
+            let imported = link
+                .imported
+                .map_or("nothing imported".to_owned(), |offset| {
+                    format!("imported up to its offset {offset}")
+                });
+            out.line(format!(
+                "  link {}: {}{}; acknowledged our log below {} ({} records after it); {imported}",
+                link.hub_id,
+                link.state,
+                link.error
+                    .as_ref()
+                    .map_or(String::new(), |error| format!(" ({error})")),
+                link.acknowledged,
+                link.behind
+            ))?;
+        }
+    }
     Ok(())
 }

@@ -75,6 +75,31 @@ pub enum CoreInput {
         /// The connection.
         session: SessionId,
     },
+    /// Records of a linked hub to import (federation); the answer comes after the commit.
+    LinkImport {
+        /// The linked hub's federation id (authenticated by the link).
+        peer: String,
+        /// Its log id.
+        log_id: u128,
+        /// Its records, in offset order.
+        records: Vec<crate::federation::wire::ShippedRecord>,
+        /// The progress after the import, or why the import is refused.
+        reply: oneshot::Sender<Result<crate::federation::link::LinkProgress, LinkImportError>>,
+    },
+    /// A linked hub has committed our log below `durable`.
+    LinkAcked {
+        /// The linked hub's federation id.
+        peer: String,
+        /// The first offset of our log it has not committed.
+        durable: u64,
+    },
+    /// What we last imported from a linked hub.
+    LinkProgressQuery {
+        /// The linked hub's federation id.
+        peer: String,
+        /// The answer.
+        reply: oneshot::Sender<Option<crate::federation::link::LinkProgress>>,
+    },
     /// A probe of a fixed identity's holder ended: `alive` tells whether it answered.
     ProbeFinished {
         /// The holder probed.
@@ -84,6 +109,24 @@ pub enum CoreInput {
         /// The register request waiting for the outcome.
         waiting: Box<WaitingRegister>,
     },
+}
+
+/// Why records of a linked hub were not imported.
+#[derive(Debug)]
+pub enum LinkImportError {
+    /// The records cannot be imported as shipped (a changed log id, say): the link stops.
+    Refused(String),
+    /// The hub is stopping or its storage failed.
+    Unavailable(String),
+}
+
+/// This hub in a federation: its id and the hubs it may exchange events with.
+#[derive(Clone, Debug, Default)]
+pub struct LocalFederation {
+    /// This hub's federation id.
+    pub hub_id: String,
+    /// The peer hubs of `federation.toml`.
+    pub peers: std::collections::BTreeSet<String>,
 }
 
 /// A register request held while the current holder of its fixed name is probed.
@@ -127,6 +170,8 @@ pub struct CoreConfig {
     pub delivery_ack_wait: Duration,
     /// How much log history to keep (`relay hub --retain`); `None` keeps it all.
     pub retention: Option<Retention>,
+    /// This hub's federation, from `federation.toml` (`None`: not federated).
+    pub federation: Option<LocalFederation>,
 }
 
 /// Why the core stopped.
@@ -176,6 +221,8 @@ pub(super) struct Release {
     pub(super) pushes: Vec<(mpsc::OwnedPermit<Queued>, Queued)>,
     pub(super) closes: Vec<mpsc::Sender<Queued>>,
     pub(super) probes: Vec<(SessionId, mpsc::Sender<Queued>, Box<WaitingRegister>)>,
+    /// Run after the commit, told whether it succeeded (federation import answers).
+    pub(super) after_commit: Vec<Box<dyn FnOnce(bool) + Send>>,
 }
 
 /// The core: state, log, presence.
@@ -217,6 +264,11 @@ pub struct Core {
     pub(super) awaiting: HashMap<String, AwaitingAck>,
     /// The loop guard: messages per pair of identities in the current window.
     pub(super) conversations: HashMap<(IdentityId, IdentityId), Conversation>,
+    /// The first offset not yet committed, for federation links shipping our records.
+    pub(super) committed: tokio::sync::watch::Sender<u64>,
+    /// When each linked hub's acknowledgement was last logged, and the newest one not yet
+    /// logged (see [`super::limits::LINK_ACK_LOG_INTERVAL`]).
+    pub(super) link_acks: HashMap<String, (Instant, Option<u64>)>,
 }
 
 pub(super) fn now_us() -> u64 {
@@ -341,6 +393,8 @@ impl Core {
             queued_total: Arc::new(AtomicUsize::new(0)),
             awaiting: HashMap::new(),
             conversations: HashMap::new(),
+            committed: tokio::sync::watch::Sender::new(0),
+            link_acks: HashMap::new(),
             sessions: HashMap::new(),
             online: BTreeMap::new(),
             records_since_snapshot: 0,
@@ -359,7 +413,13 @@ impl Core {
         }
         core.commit()
             .map_err(|()| error(ErrorCode::StorageError, "could not commit hub_started"))?;
+        core.committed.send_replace(core.log.committed_offset());
         Ok(core)
+    }
+
+    /// Follows the first offset not yet committed (federation links ship below it).
+    pub fn committed_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     /// The state (for tests and the fuzz harness: live state equals replayed state).
@@ -432,7 +492,19 @@ impl Core {
                     "the hub could not make the change durable; it is stopping",
                 )));
             }
+            for after in release.after_commit.drain(..) {
+                after(false);
+            }
             return;
+        }
+        self.committed.send_if_modified(|committed| {
+            let now = self.log.committed_offset();
+            let moved = now != *committed;
+            *committed = now;
+            moved
+        });
+        for after in release.after_commit {
+            after(true);
         }
         for (reply, result) in release.replies {
             let _ = reply.send(result);
@@ -504,6 +576,16 @@ impl Core {
                 );
             }
             CoreInput::Disconnected { session } => self.disconnect(session),
+            CoreInput::LinkImport {
+                peer,
+                log_id,
+                records,
+                reply,
+            } => self.link_import(&peer, log_id, records, reply, release),
+            CoreInput::LinkAcked { peer, durable } => self.link_acked(&peer, durable),
+            CoreInput::LinkProgressQuery { peer, reply } => {
+                let _ = reply.send(self.link_progress(&peer));
+            }
             CoreInput::Request {
                 session,
                 request,
@@ -894,13 +976,14 @@ impl Core {
     }
 
     /// The offset below which nothing the hub still needs lies: the smallest of the
-    /// retention holds. Federation acks will be a second source here.
+    /// retention holds (the newest checked snapshot, and every linked hub's acknowledgement).
     fn retention_hold(&self) -> u64 {
-        let holds = [RetentionHold::Snapshot];
+        let holds = [RetentionHold::Snapshot, RetentionHold::Links];
         holds
             .iter()
             .map(|hold| match hold {
                 RetentionHold::Snapshot => self.snapshot_hold(),
+                RetentionHold::Links => self.links_hold(),
             })
             .min()
             .unwrap_or(0)

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
 
 use super::commands::hub_info::{HubFacts, set_facts};
-use super::core::{Core, CoreConfig, CoreExit, SessionId};
+use super::core::{Core, CoreConfig, CoreExit, LocalFederation, SessionId};
 use super::limits::{
     ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, AUTH_TIMEOUT, CONNECTIONS_MAX, CORE_QUEUE_CAPACITY,
     PROBE_TIMEOUT_DEFAULT, SHUTDOWN_FLUSH_MAX, UNAUTHENTICATED_MAX, WS_MESSAGE_BYTES_MAX,
@@ -79,7 +79,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     check_private(&config.data_dir, true)?;
     check_private(&config.data_dir.join(WS_TOKEN_FILE_NAME), false)?;
-    check_federation(&config.data_dir)?;
+    let federation = load_federation(&config.data_dir)?;
     let log_config = LogConfig {
         segment_bytes: config.segment_bytes,
         durability: config.durability,
@@ -115,6 +115,14 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
         idle_exit: config.idle_exit,
         hub_id,
         retention: config.retain,
+        federation: federation.as_ref().map(|federation| LocalFederation {
+            hub_id: federation.hub_id.as_str().to_owned(),
+            peers: federation
+                .peers
+                .iter()
+                .map(|peer| peer.hub_id.as_str().to_owned())
+                .collect(),
+        }),
     };
     let core = Core::start(log, state, core_config, core_sender.clone())
         .map_err(|error| anyhow::anyhow!("starting the core: {error}"))?;
@@ -259,21 +267,12 @@ fn ws_unavailable(port: u16, error: &std::io::Error) -> String {
     }
 }
 
-/// Checks `<data dir>/federation.toml` before anything starts: a bad file stops the hub with
-/// the key named. This build links no hubs yet; a valid file is reported as such, loudly,
-/// rather than silently ignored.
-fn check_federation(data_dir: &Path) -> anyhow::Result<()> {
-    let Some(federation) = crate::federation::config::load(data_dir)? else {
-        return Ok(());
-    };
-    let message = format!(
-        "federation.toml is valid (hub {}, {} peer(s)), but this build does not link hubs yet: nothing is shipped to or accepted from other hubs (docs/federation.md)",
-        federation.hub_id,
-        federation.peers.len()
-    );
-    tracing::warn!("{message}");
-    eprintln!("relay hub: {message}");
-    Ok(())
+/// Reads `<data dir>/federation.toml` before anything starts: a bad file stops the hub with
+/// the key named; no file means the hub is not federated.
+fn load_federation(
+    data_dir: &Path,
+) -> anyhow::Result<Option<crate::federation::config::FederationConfig>> {
+    Ok(crate::federation::config::load(data_dir)?)
 }
 
 /// Rebuilds the state from the newest snapshot plus the log tail (or from zero).

@@ -60,6 +60,7 @@ async fn run(dir: &std::path::Path, data: &[u8]) {
         idle_exit: None,
         hub_id: 1,
         retention: None,
+        federation: None,
     };
     let mut core = Core::start(log, State::new(), core_config, sender)
         .expect("invariant: a fresh core starts");

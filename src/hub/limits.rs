@@ -198,3 +198,8 @@ pub const RETENTION_AGE_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the core looks whether a snapshot being written has finished, so retention can
 /// use it without waiting for the next request.
 pub const RETENTION_SNAPSHOT_POLL: Duration = Duration::from_millis(100);
+
+/// How often a linked hub's acknowledgement is logged (`link_acknowledged`) at most, per hub.
+/// Acks arrive per batch; logging each would double the log's writes under federation. An ack
+/// not logged yet only means retention holds a little more after a restart.
+pub const LINK_ACK_LOG_INTERVAL: Duration = Duration::from_secs(1);

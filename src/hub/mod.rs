@@ -21,6 +21,7 @@ pub mod daemon;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod limits;
+pub mod link_host;
 pub mod log_files;
 pub mod preauth;
 pub mod queue;

@@ -39,6 +39,9 @@ pub enum Retention {
 pub enum RetentionHold {
     /// The oldest snapshot kept: start-up may rebuild from it.
     Snapshot,
+    /// The lowest acknowledgement of a linked hub: records it has not committed may still
+    /// have to be shipped (a configured peer that never acknowledged holds the whole log).
+    Links,
 }
 
 /// Parses `--retain`: a size (`512MiB`, `2GB`, `1048576` bytes; KiB/MiB/GiB/TiB are powers

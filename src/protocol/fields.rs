@@ -15,7 +15,8 @@ use super::limits::{
     ASK_DEADLINE_S_DEFAULT, ASK_DEADLINE_S_MAX, CLIENT_INFO_BYTES_MAX, CWD_BYTES_MAX,
     GIT_BRANCH_BYTES_MAX, GROUP_HISTORY_LIMIT_DEFAULT, GROUP_HISTORY_LIMIT_MAX, ID_BYTES_MAX,
     INBOX_LIMIT_DEFAULT, INBOX_LIMIT_MAX, LIST_CURSOR_BYTES_MAX, LIST_LIMIT_DEFAULT,
-    LIST_LIMIT_MAX, NAME_BYTES_MAX, SESSION_NAME_BYTES_MAX, TEXT_BYTES_MAX, TOKEN_BYTES_MAX,
+    LIST_LIMIT_MAX, NAME_BYTES_MAX, QUALIFIED_NAME_BYTES_MAX, SESSION_NAME_BYTES_MAX,
+    TEXT_BYTES_MAX, TOKEN_BYTES_MAX,
 };
 
 /// A value outside what the protocol accepts. Becomes `bad_args`; the message names the
@@ -132,9 +133,10 @@ macro_rules! validated_string {
 }
 
 validated_string!(
-    /// A peer's name: 1 to [`NAME_BYTES_MAX`] bytes of `[A-Za-z0-9._@-]`.
+    /// A peer's name: 1 to [`NAME_BYTES_MAX`] bytes of `[A-Za-z0-9._@-]`, or a peer of
+    /// another hub, `name@hub`, of up to [`QUALIFIED_NAME_BYTES_MAX`] bytes.
     #[derive(Debug)]
-    PeerName, "peer name", check_name
+    PeerName, "peer name", check_peer_name
 );
 validated_string!(
     /// A room's name: 1 to [`NAME_BYTES_MAX`] bytes of `[A-Za-z0-9._@-]`.
@@ -378,6 +380,22 @@ pub fn is_name_character(character: char) -> bool {
 
 fn check_name(what: &'static str, value: &str) -> Result<(), FieldError> {
     check_len(what, value, NAME_BYTES_MAX)?;
+    match value
+        .chars()
+        .find(|&character| !is_name_character(character))
+    {
+        Some(character) => Err(FieldError::NameCharacter { what, character }),
+        None => Ok(()),
+    }
+}
+
+fn check_peer_name(what: &'static str, value: &str) -> Result<(), FieldError> {
+    let limit = if value.contains('@') {
+        QUALIFIED_NAME_BYTES_MAX
+    } else {
+        NAME_BYTES_MAX
+    };
+    check_len(what, value, limit)?;
     match value
         .chars()
         .find(|&character| !is_name_character(character))

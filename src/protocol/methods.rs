@@ -633,6 +633,9 @@ pub enum DeliveryStatus {
     /// Stored; the recipient has not taken it (offline, or slower than the wait). Receipts
     /// and `status` tell the later steps.
     Queued,
+    /// For a peer of a linked hub (`name@hub`): durable here and on its way; receipts follow
+    /// as the other hub delivers it.
+    Forwarded,
 }
 
 /// `status` result.
@@ -706,6 +709,33 @@ pub struct HubInfoResult {
     /// The newest snapshot on disk, or `None`.
     #[serde(default)]
     pub snapshot: Option<HubSnapshotInfo>,
+    /// This hub's federation id, or `None` when it is not federated.
+    #[serde(default)]
+    pub federation_hub_id: Option<String>,
+    /// One entry per `[[peer]]` of federation.toml.
+    #[serde(default)]
+    pub links: Vec<HubLinkInfo>,
+}
+
+/// One federation link in `hub_info`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubLinkInfo {
+    /// The peer hub's federation id.
+    pub hub_id: String,
+    /// `connecting`, `up`, `down` or `refused` (`down` too when the link never ran).
+    pub state: String,
+    /// Why it is down or refused, or `None`.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Since when, in microseconds since the epoch (0: never reported).
+    pub since: u64,
+    /// The first offset of our log the peer has not committed (as last logged).
+    pub acknowledged: u64,
+    /// Records of our log not acknowledged by the peer, at most (local records included).
+    pub behind: u64,
+    /// The last offset of the peer's log imported here, or `None`.
+    #[serde(default)]
+    pub imported: Option<u64>,
 }
 
 /// One setting in `hub_info`.

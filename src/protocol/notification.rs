@@ -117,7 +117,7 @@ pub struct MessagePush {
     pub urgent: bool,
     /// When it was stored, in microseconds since the Unix epoch.
     pub ts: u64,
-    /// The hub id (lowercase hex) the message came from when it arrived by federation;
+    /// The federation id of the hub the message came from when it arrived by federation;
     /// `null` for a local message.
     #[serde(default)]
     pub origin_hub: Option<String>,

@@ -508,7 +508,7 @@ impl Core {
     }
 
     /// Tells `sender`, if it is online, the step its message to `recipient` reached.
-    fn send_receipt(
+    pub(in crate::hub) fn send_receipt(
         &self,
         sender: IdentityId,
         msg_id: &str,

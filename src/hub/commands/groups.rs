@@ -44,7 +44,7 @@ impl Core {
         }
         let mut invitees = Vec::new();
         for member in &params.members {
-            let identity = self.identity_named(member.as_str())?;
+            let identity = self.member_named(member.as_str())?;
             if identity != me && !invitees.contains(&identity) {
                 invitees.push(identity);
             }
@@ -89,7 +89,7 @@ impl Core {
     ) -> Result<Value, RpcError> {
         let actor = self.caller_name(me)?;
         let group = params.group.as_str().to_owned();
-        let invitee = self.identity_named(params.peer.as_str())?;
+        let invitee = self.member_named(params.peer.as_str())?;
         self.emit(
             GroupMemberInvited {
                 group: group.clone(),

@@ -12,9 +12,11 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use crate::federation::link::LinkStatus;
 use crate::hub::core::{Core, client_name, to_value};
 use crate::protocol::{
-    HubInfoResult, HubLogInfo, HubSessionInfo, HubSettingInfo, HubSnapshotInfo, RpcError,
+    HubInfoResult, HubLinkInfo, HubLogInfo, HubSessionInfo, HubSettingInfo, HubSnapshotInfo,
+    RpcError,
 };
 
 /// What the daemon decided at start.
@@ -92,6 +94,50 @@ impl Core {
             sessions,
             log,
             snapshot,
+            federation_hub_id: self
+                .config
+                .federation
+                .as_ref()
+                .map(|federation| federation.hub_id.clone()),
+            links: self.link_infos(),
         })
+    }
+
+    /// The state of every configured federation link.
+    fn link_infos(&self) -> Vec<HubLinkInfo> {
+        let Some(federation) = &self.config.federation else {
+            return Vec::new();
+        };
+        let reports = crate::hub::link_host::link_reports();
+        federation
+            .peers
+            .iter()
+            .map(|peer| {
+                let report = reports.get(peer);
+                let (state, error) = match report.map(|report| &report.status) {
+                    Some(LinkStatus::Connecting) => ("connecting", None),
+                    Some(LinkStatus::Up) => ("up", None),
+                    Some(LinkStatus::Down { error }) => ("down", Some(error.clone())),
+                    Some(LinkStatus::Refused { reason }) => ("refused", Some(reason.clone())),
+                    None => ("down", Some("no link has run yet".to_owned())),
+                };
+                let acknowledged = self.state.federation().link_acknowledged(peer);
+                HubLinkInfo {
+                    hub_id: peer.clone(),
+                    state: state.to_owned(),
+                    error,
+                    since: report
+                        .and_then(|report| report.since.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |since| since.as_micros() as u64),
+                    acknowledged,
+                    behind: self.log.next_offset().saturating_sub(acknowledged),
+                    imported: self
+                        .state
+                        .federation()
+                        .link_progress(peer)
+                        .map(|progress| progress.offset),
+                }
+            })
+            .collect()
     }
 }

@@ -11,10 +11,12 @@ use relay_replay::{DeliveryState, IdentityId, StoredMessage};
 use serde_json::Value;
 
 use super::delivery::Answer;
+use super::federation::Recipient;
 use crate::hub::core::{Core, Release, error, to_value};
 use crate::protocol::methods::*;
 use crate::protocol::notification::MessageKind;
 use crate::protocol::{ErrorCode, RpcError};
+use relay_replay::federation::HUB_SEPARATOR;
 
 /// The answer of a direct send: `queued` now, or the wait for the recipient's
 /// acknowledgement when the push went out.
@@ -38,7 +40,12 @@ impl Core {
         release: &mut Release,
     ) -> Result<Answer, RpcError> {
         let from = self.caller_name(me)?;
-        let to = self.identity_named(params.to.as_str())?;
+        let (to, to_name) = match self.recipient_named(params.to.as_str())? {
+            Recipient::Local(to) => (to, self.caller_name(to)?),
+            Recipient::Remote(name, known) => {
+                return self.send_remote(me, &from, name, known, &params, release);
+            }
+        };
         if let Some(full) = self.refuse_if_full(&from, to, params.text.as_str().len())? {
             return Err(full);
         }
@@ -47,7 +54,7 @@ impl Core {
         let event = MessageSent {
             id: msg_id.clone(),
             from: from.clone(),
-            to: params.to.as_str().to_owned(),
+            to: to_name,
             body: params.text.as_str().to_owned(),
             reply_to: params.reply_to.as_ref().map(|id| id.as_str().to_owned()),
             urgent: params.urgent,
@@ -64,6 +71,38 @@ impl Core {
         Ok(send_answer(&msg_id, pushed, result))
     }
 
+    /// A direct message to a peer of a linked hub: stored on its way (in the mailbox this hub
+    /// keeps for `name@hub`) and answered `forwarded` once durable here; the link ships it, and
+    /// receipts follow as the other hub delivers it.
+    fn send_remote(
+        &mut self,
+        me: IdentityId,
+        from: &str,
+        to_name: String,
+        known: Option<IdentityId>,
+        params: &SendParams,
+        release: &mut Release,
+    ) -> Result<Answer, RpcError> {
+        if let Some(to) = known {
+            self.count_conversation(me, to, release)?;
+        }
+        let msg_id = format!("m-{}", self.log.next_offset());
+        let event = MessageSent {
+            id: msg_id.clone(),
+            from: from.to_owned(),
+            to: to_name,
+            body: params.text.as_str().to_owned(),
+            reply_to: params.reply_to.as_ref().map(|id| id.as_str().to_owned()),
+            urgent: params.urgent,
+            thread: None,
+        };
+        self.emit(event.into())?;
+        Ok(Answer::Now(to_value(&SendResult {
+            msg_id,
+            status: DeliveryStatus::Forwarded,
+        })?))
+    }
+
     pub(in crate::hub) fn ask(
         &mut self,
         me: IdentityId,
@@ -71,18 +110,27 @@ impl Core {
         release: &mut Release,
     ) -> Result<Answer, RpcError> {
         let from = self.caller_name(me)?;
-        let to = self.identity_named(params.to.as_str())?;
-        if let Some(full) = self.refuse_if_full(&from, to, params.question.as_str().len())? {
-            return Err(full);
+        let (to, to_name) = match self.recipient_named(params.to.as_str())? {
+            Recipient::Local(to) => (Some(to), self.caller_name(to)?),
+            Recipient::Remote(name, known) => (known, name),
+        };
+        let remote = to_name.contains(HUB_SEPARATOR);
+        if let Some(to) = to {
+            if !remote
+                && let Some(full) =
+                    self.refuse_if_full(&from, to, params.question.as_str().len())?
+            {
+                return Err(full);
+            }
+            self.count_conversation(me, to, release)?;
         }
-        self.count_conversation(me, to, release)?;
         let offset = self.log.next_offset();
         let (msg_id, ask_id) = (format!("m-{offset}"), format!("a-{offset}"));
         let event = AskSent {
             id: msg_id.clone(),
             ask_id: ask_id.clone(),
             from: from.clone(),
-            to: params.to.as_str().to_owned(),
+            to: to_name,
             body: params.question.as_str().to_owned(),
             broadcast_id: None,
             urgent: params.urgent,
@@ -95,12 +143,22 @@ impl Core {
             self.message_push(MessageKind::Ask, &from, params.question.as_str(), &msg_id);
         push.ask_id = Some(ask_id.clone());
         push.urgent = params.urgent;
-        let pushed = self.deliver(to, event.into(), push, release)?;
+        let pushed = match to {
+            Some(to) if !remote => self.deliver(to, event.into(), push, release)?,
+            _ => {
+                self.emit(event.into())?;
+                false
+            }
+        };
         self.set_ask_deadline(&ask_id, params.deadline_s.get())?;
         let result = to_value(&AskResult {
             ask_id,
             msg_id: msg_id.clone(),
-            status: DeliveryStatus::Queued,
+            status: if remote {
+                DeliveryStatus::Forwarded
+            } else {
+                DeliveryStatus::Queued
+            },
         })?;
         Ok(send_answer(&msg_id, pushed, result))
     }
@@ -227,7 +285,9 @@ impl Core {
                 format!("the sender of {answered:?} left long ago and was forgotten"),
             ));
         }
-        if let Some(full) = self.refuse_if_full(&from, to, params.text.as_str().len())? {
+        let to_name = self.caller_name(to)?;
+        let remote = to_name.contains(HUB_SEPARATOR);
+        if !remote && let Some(full) = self.refuse_if_full(&from, to, params.text.as_str().len())? {
             return Err(full);
         }
         self.count_conversation(me, to, release)?;
@@ -235,7 +295,7 @@ impl Core {
         let event = ReplySent {
             id: msg_id.clone(),
             from: from.clone(),
-            to: self.caller_name(to)?,
+            to: to_name,
             body: params.text.as_str().to_owned(),
             reply_to: answered.clone(),
             urgent: params.urgent,
@@ -248,7 +308,11 @@ impl Core {
         let pushed = self.deliver(to, event.into(), push, release)?;
         let result = to_value(&ReplyResult {
             msg_id: msg_id.clone(),
-            status: DeliveryStatus::Queued,
+            status: if remote {
+                DeliveryStatus::Forwarded
+            } else {
+                DeliveryStatus::Queued
+            },
         })?;
         Ok(send_answer(&msg_id, pushed, result))
     }

@@ -16,6 +16,7 @@
 
 pub mod batch;
 pub mod delivery;
+pub mod federation;
 pub mod groups;
 pub mod hub_info;
 pub mod identity;
