@@ -178,8 +178,9 @@ impl Translation<'_> {
     }
 }
 
-/// The longest id after translation: [`ID_BYTES_MAX`] (which has room for an `@hub`).
-pub const QUALIFIED_ID_BYTES_MAX: usize = ID_BYTES_MAX;
+/// The longest id after translation: an id of [`ID_BYTES_MAX`] plus `@hub` (a client's
+/// `reply_to` may be that long; ids the hubs choose are far shorter).
+pub const QUALIFIED_ID_BYTES_MAX: usize = ID_BYTES_MAX + 1 + HUB_ID_BYTES_MAX;
 
 fn check_name(field: &'static str, name: &str) -> Result<(), TranslateError> {
     let well_formed = !name.is_empty()

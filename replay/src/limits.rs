@@ -23,9 +23,9 @@ pub const QUALIFIED_NAME_BYTES_MAX: usize = NAME_BYTES_MAX + 1 + HUB_ID_BYTES_MA
 
 /// Largest message id, ask id or thread id a client may send back, in bytes. Ids are chosen by
 /// the hub (thread ids by the client) and are opaque; a longer one is rejected with `bad_args`.
-/// Ids of another hub's messages may be longer by `@hub` (see
-/// `crate::federation::QUALIFIED_ID_BYTES_MAX`).
-pub const ID_BYTES_MAX: usize = 128 + 1 + HUB_ID_BYTES_MAX;
+/// Hub-chosen ids are far shorter (`m-<offset>`), so an id of another hub, `m-<offset>@hub`,
+/// fits too.
+pub const ID_BYTES_MAX: usize = 128;
 
 /// Unread messages (queued, or delivered but not read) per mailbox. Unread mail is never
 /// dropped: a direct message, ask, reply or broadcast ask to a mailbox holding this many is

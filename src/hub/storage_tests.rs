@@ -58,6 +58,7 @@ impl Harness {
             idle_exit: None,
             hub_id: 1,
             retention: None,
+            federation: None,
         };
         let core = Core::start(log, State::new(), core_config, sender).expect("core starts");
         Harness {
