@@ -8,9 +8,126 @@
 //! over its core and log; tests implement it in memory, so the protocol is tested on its own.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::config::HubId;
+use super::config::{FederationConfig, HubId};
+use super::noise::{LINK_IO_DEADLINE, PinStore, StaticKey};
 use super::wire::ShippedRecord;
+
+mod manager;
+mod session;
+
+pub use manager::{Bound, bind, run};
+
+/// Records shipped on one link and not yet acked, at most: eight full batches keep a link busy
+/// across a slow network while a lost link resends at most this many, and the shipper holds no
+/// more than this in memory (the cursor into the log is the queue).
+pub const LINK_WINDOW_RECORDS: usize = 8192;
+
+/// Payload bytes shipped on one link and not yet acked: a batch is shipped only while fewer
+/// are in flight, so the window passes this by at most one batch's last record
+/// ([`super::wire::SHIPPED_PAYLOAD_BYTES_MAX`]).
+pub const LINK_WINDOW_BYTES: usize = 8 << 20;
+
+/// Payload bytes of one batch, about (at least one record): a quarter of a link frame
+/// ([`super::noise::LINK_FRAME_BYTES_MAX`]), so a batch plus one maximal record always fits.
+pub const LINK_BATCH_BYTES: usize = 1 << 20;
+
+/// A heartbeat is sent after this long without any other frame: a third of
+/// [`LINK_IO_DEADLINE`], so two lost heartbeats do not end a healthy link.
+pub const LINK_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// First retry after a failed dial or link: short, so a brief network blip costs little.
+pub const DIAL_BACKOFF_MIN: Duration = Duration::from_millis(200);
+
+/// Longest wait between dials (doubling from [`DIAL_BACKOFF_MIN`]): a peer down for hours
+/// costs one connection attempt per half minute.
+pub const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Wait after a refused link (log id or CRC mismatch, a pin mismatch): a retry does not fix
+/// those until someone acts, so retries are slow, but a fixed peer links again.
+pub const LINK_REFUSED_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A link that stayed up this long resets the back-off to [`DIAL_BACKOFF_MIN`]; a link that
+/// drops sooner keeps doubling it, so a flapping peer is not redialed at full speed.
+pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// Time to connect TCP to a peer: the handshake has its own ([`super::noise::HANDSHAKE_TIMEOUT`]).
+pub const DIAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handshakes the listener runs at once: more connections are closed at once, so a flood of
+/// strangers costs a bounded amount of memory and CPU (at most [`super::config::PEERS_MAX`]
+/// real peers dial, rarely together).
+pub const HANDSHAKES_IN_FLIGHT_MAX: usize = 32;
+
+/// A failing link is warned about at most once per this long (and on each back-off step), so
+/// a flapping peer does not flood the log.
+pub const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Pause after the listener fails to accept (out of file descriptors): retrying at once would
+/// spin.
+pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// What the link manager runs with.
+#[derive(Clone, Debug)]
+pub struct LinkSetup {
+    /// The checked `federation.toml`.
+    pub config: Arc<FederationConfig>,
+    /// This hub's static key pair.
+    pub key: Arc<StaticKey>,
+    /// Pinned peer keys.
+    pub pins: Arc<PinStore>,
+    /// Heartbeat, idle deadline and back-off ([`LinkTiming::default`] in the hub).
+    pub timing: LinkTiming,
+}
+
+impl LinkSetup {
+    /// A setup with the default timing.
+    pub fn new(config: Arc<FederationConfig>, key: Arc<StaticKey>, pins: Arc<PinStore>) -> Self {
+        LinkSetup {
+            config,
+            key,
+            pins,
+            timing: LinkTiming::default(),
+        }
+    }
+}
+
+/// The link manager's timers; the defaults are the constants, tests shorten them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkTiming {
+    /// [`LINK_HEARTBEAT_INTERVAL`].
+    pub heartbeat: Duration,
+    /// A link ends when nothing arrived for this long ([`LINK_IO_DEADLINE`]).
+    pub idle: Duration,
+    /// [`DIAL_BACKOFF_MIN`].
+    pub backoff_min: Duration,
+    /// [`DIAL_BACKOFF_MAX`].
+    pub backoff_max: Duration,
+    /// [`LINK_REFUSED_BACKOFF`].
+    pub refused_backoff: Duration,
+    /// [`BACKOFF_RESET_AFTER`].
+    pub backoff_reset_after: Duration,
+}
+
+impl Default for LinkTiming {
+    fn default() -> Self {
+        LinkTiming {
+            heartbeat: LINK_HEARTBEAT_INTERVAL,
+            idle: LINK_IO_DEADLINE,
+            backoff_min: DIAL_BACKOFF_MIN,
+            backoff_max: DIAL_BACKOFF_MAX,
+            refused_backoff: LINK_REFUSED_BACKOFF,
+            backoff_reset_after: BACKOFF_RESET_AFTER,
+        }
+    }
+}
+
+const _: () = assert!(
+    LINK_BATCH_BYTES + super::wire::SHIPPED_PAYLOAD_BYTES_MAX < super::noise::LINK_FRAME_BYTES_MAX
+);
+const _: () = assert!(super::wire::BATCH_RECORDS_MAX <= LINK_WINDOW_RECORDS);
 
 /// What this hub last imported from a peer: the link resumes after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,6 +7,9 @@
 //!   byte stream), with pinned static keys, deadlines and bounded frames.
 //! - [`wire`]: the link protocol's frames (resume, batch, ack, heartbeat, refusal) and their
 //!   checked decoder for untrusted bytes.
+//! - [`link`]: the link manager (accept and dial loops, one link per peer, back-off) and the
+//!   link protocol over the [`link::LinkHost`] seam (resume checks, window, acks, heartbeats).
+//!   The hub does not run it yet.
 //!
 //! Not built yet, and refused with a clear error where a user could reach it: shipping and
 //! importing events (which needs events that name their origin hub), `name@hub` addressing,
