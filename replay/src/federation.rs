@@ -12,8 +12,9 @@
 //! ordinary event that `apply` checks like any other, with the domain limits of [`crate::limits`]
 //! (imported bytes are untrusted).
 
+use crate::event::codec::decode;
 use crate::event::{AskSent, Event, MessagePushed, MessageRead, MessageSent, ReplySent};
-use crate::event::{EventKind, MessageStatusReported};
+use crate::event::{EventKind, LinkImported, MessageStatusReported};
 use crate::limits::{HUB_ID_BYTES_MAX, ID_BYTES_MAX, QUALIFIED_NAME_BYTES_MAX, TEXT_BYTES_MAX};
 
 /// Separates a name or id from the hub that made it.
@@ -51,8 +52,23 @@ pub fn destination(event: &Event) -> Option<&str> {
         Event::MessagePushed(event) => hub_of(&event.message_id),
         Event::MessageRead(event) => hub_of(&event.message_id),
         Event::MessageStatusReported(event) => hub_of(&event.message_id),
+        // A delivery of the origin's that this hub could not take goes back as its refusal.
+        Event::LinkImported(event) if event.refused.is_some() && is_delivery(event.kind) => {
+            Some(&event.origin_hub)
+        }
         _ => None,
     }
+}
+
+/// Whether events of kind number `kind` are deliveries (message, ask, reply).
+fn is_delivery(kind: u16) -> bool {
+    [
+        EventKind::MessageSent,
+        EventKind::AskSent,
+        EventKind::ReplySent,
+    ]
+    .iter()
+    .any(|delivery| delivery.number() == kind)
 }
 
 /// Whether records of `kind` may be for a peer hub (see [`destination`]): a cheap filter
@@ -66,6 +82,7 @@ pub const fn may_ship(kind: EventKind) -> bool {
             | EventKind::MessagePushed
             | EventKind::MessageRead
             | EventKind::MessageStatusReported
+            | EventKind::LinkImported
     )
 }
 
@@ -297,10 +314,68 @@ pub fn translate(hubs: Translation<'_>, event: &Event) -> Result<Event, Translat
             },
         }
         .into(),
+        Event::LinkImported(refusal) => refused_delivery(hubs, refusal)?,
         other => return Err(TranslateError::NotShipped(other.kind())),
     };
     Ok(translated)
 }
+
+/// The status of a delivery this hub sent that the other hub refused to take (an unknown
+/// recipient, a full mailbox): the message is reported `refused` to its sender here.
+fn refused_delivery(
+    hubs: Translation<'_>,
+    refusal: &LinkImported,
+) -> Result<Event, TranslateError> {
+    let misaddressed = |field, value: &str, why| TranslateError::Misaddressed {
+        field,
+        value: value.to_owned(),
+        why,
+    };
+    if refusal.refused.is_none() {
+        return Err(TranslateError::NotShipped(EventKind::LinkImported));
+    }
+    if refusal.origin_hub != hubs.local {
+        return Err(misaddressed(
+            "origin_hub",
+            &refusal.origin_hub,
+            "is not this hub",
+        ));
+    }
+    if refusal.local_hub != hubs.origin {
+        return Err(misaddressed(
+            "local_hub",
+            &refusal.local_hub,
+            "is not the refusing hub",
+        ));
+    }
+    let ours = decode(refusal.kind, refusal.schema_version, &refusal.payload).map_err(|_| {
+        TranslateError::Malformed {
+            field: "payload",
+            bytes: refusal.payload.len(),
+        }
+    })?;
+    let (id, to) = match &ours {
+        Event::MessageSent(event) => (&event.id, &event.to),
+        Event::AskSent(event) => (&event.id, &event.to),
+        Event::ReplySent(event) => (&event.id, &event.to),
+        other => return Err(TranslateError::NotShipped(other.kind())),
+    };
+    if hub_of(to) != Some(hubs.origin) {
+        return Err(misaddressed("to", to, "is not a peer of the refusing hub"));
+    }
+    if id.contains(HUB_SEPARATOR) {
+        return Err(misaddressed("id", id, "is not an id of this hub"));
+    }
+    Ok(MessageStatusReported {
+        recipient: to.clone(),
+        message_id: id.clone(),
+        status: REFUSED_BY_HUB.to_owned(),
+    }
+    .into())
+}
+
+/// The status a delivery gets when the other hub refused to take it.
+pub const REFUSED_BY_HUB: &str = "refused";
 
 #[cfg(test)]
 mod tests {

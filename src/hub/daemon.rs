@@ -25,6 +25,7 @@ use super::limits::{
     ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, AUTH_TIMEOUT, CONNECTIONS_MAX, CORE_QUEUE_CAPACITY,
     PROBE_TIMEOUT_DEFAULT, SHUTDOWN_FLUSH_MAX, UNAUTHENTICATED_MAX, WS_MESSAGE_BYTES_MAX,
 };
+use super::link_host::HubLinkHost;
 use super::preauth::PreAuthLimit;
 use super::rate::RateConfig;
 use super::session::{Admission, SessionContext, Transport, serve};
@@ -124,8 +125,25 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
                 .collect(),
         }),
     };
+    let log_id = log.log_id();
     let core = Core::start(log, state, core_config, core_sender.clone())
         .map_err(|error| anyhow::anyhow!("starting the core: {error}"))?;
+    let links = match federation {
+        Some(federation) => Some(
+            bind_links(
+                &config.data_dir,
+                federation,
+                HubLinkHost::new(
+                    log_id,
+                    log_dir(&config.data_dir),
+                    core.committed_watch(),
+                    core_sender.clone(),
+                ),
+            )
+            .await?,
+        ),
+        None => None,
+    };
 
     let socket = socket_path(&config.data_dir);
     let unix = bind_private_socket(&socket)?;
@@ -215,6 +233,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
         },
         config.data_dir.join("logs").join("hub.log").display()
     );
+    let links_task = links.map(|(bound, host)| tokio::spawn(bound.run(host, shutdown.clone())));
     let signals = tokio::spawn(wait_for_signal(shutdown_sender));
     // The core gets a thread of its own: its commits block on the disk, and the connection
     // tasks keep reading and writing sockets on the runtime's workers meanwhile.
@@ -237,6 +256,10 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     let exit = exit_receiver.await.unwrap_or(CoreExit::StorageFailed);
     listeners.abort_all();
     signals.abort();
+    if let Some(links_task) = links_task {
+        links_task.abort();
+        let _ = links_task.await;
+    }
     // The core is gone and so are the session queues: each connection writes what it still
     // holds and ends, dropping its `alive` clone.
     while listeners.join_next().await.is_some() {}
@@ -273,6 +296,39 @@ fn load_federation(
     data_dir: &Path,
 ) -> anyhow::Result<Option<crate::federation::config::FederationConfig>> {
     Ok(crate::federation::config::load(data_dir)?)
+}
+
+/// Binds the federation listener (a taken address stops the hub, naming it) and readies the
+/// link manager for every `[[peer]]`.
+async fn bind_links(
+    data_dir: &Path,
+    federation: crate::federation::config::FederationConfig,
+    host: HubLinkHost,
+) -> anyhow::Result<(crate::federation::link::Bound, HubLinkHost)> {
+    use crate::federation::link::{LinkSetup, bind};
+    use crate::federation::noise::{PinStore, StaticKey};
+    let key_dir = data_dir.join("federation");
+    let key = StaticKey::load_or_create(&key_dir)
+        .with_context(|| format!("the federation static key in {}", key_dir.display()))?;
+    let (hub_id, peers, listen) = (
+        federation.hub_id.clone(),
+        federation.peers.len(),
+        federation.listen,
+    );
+    let setup = LinkSetup::new(
+        Arc::new(federation),
+        Arc::new(key),
+        Arc::new(PinStore::new(&key_dir)),
+    );
+    let bound = bind(setup).await.context("the federation listener")?;
+    let listening = bound
+        .local_addr()
+        .map_or("not listening (dials only)".to_owned(), |address| {
+            format!("links accepted on {address}")
+        });
+    tracing::info!(hub = %hub_id, peers, ?listen, "federation on");
+    eprintln!("relay hub: federation hub {hub_id}, {peers} peer(s), {listening}");
+    Ok((bound, host))
 }
 
 /// Rebuilds the state from the newest snapshot plus the log tail (or from zero).

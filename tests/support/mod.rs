@@ -198,6 +198,14 @@ impl Hub {
         wait_with_deadline(&mut child, "the hub after SIGTERM")
     }
 
+    /// Sends SIGKILL and reaps the hub: no shutdown work runs.
+    #[allow(dead_code, reason = "federation_hubs uses it; other suites do not")]
+    pub(crate) fn kill(&mut self) {
+        let mut child = self.child.take().expect("the hub runs");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Starts the hub again after [`Hub::terminate`], on the same data dir.
     pub(crate) fn start_again(&mut self) {
         self.spawn();

@@ -181,3 +181,36 @@ fn link_acknowledgements_only_move_forward() {
     ));
     assert_eq!(a.state.federation().link_acknowledged("b"), 10);
 }
+
+#[test]
+fn a_delivery_the_other_hub_refused_comes_back_as_refused() {
+    let mut a = log_with(&["alice"]);
+    let mut b = log_with(&["bob"]);
+    let message = send("m-5", "alice", "nobody@b", "hello?");
+    a.ok(message.clone());
+    // b cannot deliver to a peer it does not have: it logs the import refused.
+    let mut refused = imported("a", "b", 5, message);
+    assert!(matches!(
+        b.reject(refused.clone()),
+        ApplyError::LinkImportRejected { .. }
+    ));
+    refused.refused = Some("no identity is named \"nobody\"".into());
+    b.ok(refused.clone());
+    assert_eq!(
+        relay_replay::federation::destination(&refused.clone().into()),
+        Some("a")
+    );
+    // Shipped back, it marks alice's message to nobody@b refused.
+    a.ok(imported("b", "a", 3, refused));
+    let waiting = a
+        .state
+        .mailbox(a.id("nobody@b"))
+        .expect("a mailbox for nobody@b");
+    assert_eq!(
+        waiting
+            .get("m-5")
+            .and_then(|message| message.reported.clone())
+            .as_deref(),
+        Some("refused")
+    );
+}

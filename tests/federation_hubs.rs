@@ -1,0 +1,420 @@
+//! Federation between real hubs: two `relay hub` processes on loopback, linked over TCP through
+//! a proxy the test can cut. Direct messages, asks and replies cross with `name@hub`
+//! addressing, receipts come back, a partition with traffic on both sides heals with every
+//! acknowledged message delivered exactly once, and so does a SIGKILL of either hub
+//! mid-stream. A wrong secret links nothing; groups refuse other hubs' peers, clearly.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Hub, Session, Transport};
+
+/// How long a link may take to come up or catch up before a test fails.
+const LINK_DEADLINE: Duration = Duration::from_secs(60);
+
+const SECRET: &str = "3f9a1c5e7b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7";
+
+/// A loopback TCP port nobody listens on (bound and released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// A TCP forwarder to `target` the test can cut (closing every connection and refusing new
+/// ones) and heal.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy binds");
+        let port = listener.local_addr().expect("bound").port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (cut_flag, open_list) = (cut.clone(), open.clone());
+        thread::spawn(move || {
+            for incoming in listener.incoming() {
+                let Ok(client) = incoming else { continue };
+                if cut_flag.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                for stream in [&client, &server] {
+                    if let Ok(clone) = stream.try_clone() {
+                        open_list.lock().expect("lock").push(clone);
+                    }
+                }
+                pipe(&client, &server);
+                pipe(&server, &client);
+            }
+        });
+        Proxy { port, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for stream in self.open.lock().expect("lock").drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pipe(from: &TcpStream, to: &TcpStream) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    thread::spawn(move || {
+        let mut buffer = [0u8; 16 << 10];
+        loop {
+            match from.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => {
+                    if to.write_all(&buffer[..read]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
+}
+
+/// Writes `federation.toml` for hub `me` into a fresh data dir.
+fn federated_dir(
+    me: &str,
+    listen: Option<u16>,
+    peer: &str,
+    address: Option<u16>,
+) -> tempfile::TempDir {
+    federated_dir_with_secret(me, listen, peer, address, SECRET)
+}
+
+fn federated_dir_with_secret(
+    me: &str,
+    listen: Option<u16>,
+    peer: &str,
+    address: Option<u16>,
+    secret: &str,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a data dir");
+    let mut text = format!("hub_id = \"{me}\"\nsecret = \"{secret}\"\n");
+    if let Some(port) = listen {
+        text.push_str(&format!("listen = \"127.0.0.1:{port}\"\n"));
+    }
+    text.push_str(&format!("[[peer]]\nhub_id = \"{peer}\"\n"));
+    if let Some(port) = address {
+        text.push_str(&format!("address = \"127.0.0.1:{port}\"\n"));
+    }
+    let path = dir.path().join("federation.toml");
+    std::fs::write(&path, text).expect("federation.toml written");
+    set_private(&path);
+    dir
+}
+
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// Hub `a` listening, hub `b` dialing it through a proxy.
+struct Pair {
+    a: Hub,
+    b: Hub,
+    proxy: Proxy,
+}
+
+fn pair() -> Pair {
+    let listen = free_port();
+    let proxy = Proxy::start(listen);
+    let a = Hub::start_in(federated_dir("a", Some(listen), "b", None), &[]);
+    let b = Hub::start_in(federated_dir("b", None, "a", Some(proxy.port)), &[]);
+    Pair { a, b, proxy }
+}
+
+/// `hub_info` of `hub`'s link to `peer`.
+fn link(hub: &Hub, peer: &str) -> Value {
+    let mut probe = hub.greeted(Transport::Unix);
+    let info = probe.call("hub_info", json!({}));
+    info["links"]
+        .as_array()
+        .and_then(|links| links.iter().find(|link| link["hub_id"] == peer).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn wait_for_link_state(hub: &Hub, peer: &str, state: &str) -> Value {
+    let deadline = Instant::now() + LINK_DEADLINE;
+    loop {
+        let link = link(hub, peer);
+        if link["state"] == state {
+            return link;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "link to {peer} not {state} within {LINK_DEADLINE:?}: {link}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every unread message of `session`'s inbox, pulled until `count` distinct ids arrived (or
+/// the deadline); returns (id, text) pairs in arrival order, duplicates included.
+fn pull_until(session: &mut Session, count: usize) -> Vec<(String, String)> {
+    let deadline = Instant::now() + LINK_DEADLINE;
+    let mut seen = Vec::new();
+    loop {
+        let inbox = session.call("inbox", json!({ "limit": 100 }));
+        for message in inbox["messages"].as_array().into_iter().flatten() {
+            seen.push((
+                message["msg_id"].as_str().unwrap_or_default().to_owned(),
+                message["text"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        let distinct: BTreeSet<&String> = seen.iter().map(|(id, _)| id).collect();
+        if distinct.len() >= count {
+            // One more look: nothing doubled may arrive late.
+            thread::sleep(Duration::from_millis(300));
+            let inbox = session.call("inbox", json!({ "limit": 100 }));
+            for message in inbox["messages"].as_array().into_iter().flatten() {
+                seen.push((
+                    message["msg_id"].as_str().unwrap_or_default().to_owned(),
+                    message["text"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {count} messages arrived within {LINK_DEADLINE:?}",
+            distinct.len()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Texts of `seen` must be exactly `expected`, each once.
+fn assert_exactly_once(seen: &[(String, String)], expected: &[String]) {
+    let texts: Vec<&String> = seen.iter().map(|(_, text)| text).collect();
+    let distinct: BTreeSet<&String> = texts.iter().copied().collect();
+    assert_eq!(texts.len(), distinct.len(), "a message arrived twice");
+    let expected: BTreeSet<&String> = expected.iter().collect();
+    assert_eq!(distinct, expected, "lost or unexpected messages");
+}
+
+#[test]
+fn a_message_crosses_with_name_at_hub_and_its_receipts_come_back() {
+    let pair = pair();
+    let mut alice = pair.a.join(Transport::Unix, "alice");
+    let mut bob = pair.b.join(Transport::Unix, "bob");
+    wait_for_link_state(&pair.a, "b", "up");
+    wait_for_link_state(&pair.b, "a", "up");
+
+    let sent = alice.call("send", json!({ "to": "bob@b", "text": "hello from a" }));
+    assert_eq!(sent["status"], "forwarded", "{sent}");
+    let push = bob.push();
+    assert_eq!(push["from"], "alice@a");
+    assert_eq!(push["text"], "hello from a");
+    assert_eq!(push["origin_hub"], "a");
+    let remote_id = push["msg_id"].as_str().expect("an id").to_owned();
+    assert!(remote_id.ends_with("@a"), "{remote_id}");
+    bob.ack(&push, "delivered");
+    let receipt = alice.receipt();
+    assert_eq!(receipt["msg_id"], sent["msg_id"]);
+    assert_eq!(receipt["to"], "bob@b");
+    assert_eq!(receipt["status"], "delivered");
+
+    // Bob answers by id; the answer reaches alice as bob@b.
+    let replied = bob.call("reply", json!({ "ask_id": remote_id, "text": "hi alice" }));
+    assert_eq!(replied["status"], "forwarded", "{replied}");
+    let answer = alice.push();
+    assert_eq!(answer["from"], "bob@b");
+    assert_eq!(answer["kind"], "reply");
+    assert_eq!(answer["reply_to"], sent["msg_id"]);
+
+    // `name@<own hub>` is the local peer.
+    let mut carol = pair.a.join(Transport::Unix, "carol");
+    let local = alice.call("send", json!({ "to": "carol@a", "text": "local" }));
+    assert_ne!(local["status"], "forwarded");
+    assert_eq!(carol.push()["from"], "alice");
+}
+
+#[test]
+fn an_ask_across_hubs_is_answered_and_resolved() {
+    let pair = pair();
+    let mut alice = pair.a.join(Transport::Unix, "alice");
+    let mut bob = pair.b.join(Transport::Unix, "bob");
+    wait_for_link_state(&pair.b, "a", "up");
+    let asked = alice.call("ask", json!({ "to": "bob@b", "question": "ready?" }));
+    assert_eq!(asked["status"], "forwarded", "{asked}");
+    let question = bob.push();
+    assert_eq!(question["kind"], "ask");
+    let ask_id = question["ask_id"].as_str().expect("an ask id").to_owned();
+    assert_eq!(
+        ask_id,
+        format!("{}@a", asked["ask_id"].as_str().expect("ask id"))
+    );
+    bob.call("reply", json!({ "ask_id": ask_id, "text": "yes" }));
+    let answer = alice.push();
+    assert_eq!(answer["text"], "yes");
+    assert_eq!(answer["reply_to"], asked["ask_id"]);
+    // The ask is answered: a second reply is no longer an answer to a pending ask.
+    let pending = alice.call("unread", json!({}));
+    assert!(pending.is_object());
+}
+
+#[test]
+fn a_partition_with_traffic_on_both_sides_heals_exactly_once() {
+    let pair = pair();
+    let mut alice = pair.a.join(Transport::Unix, "alice");
+    let mut bob = pair.b.join(Transport::Unix, "bob");
+    wait_for_link_state(&pair.b, "a", "up");
+    pair.proxy.cut();
+    let to_bob: Vec<String> = (0..60).map(|n| format!("a->b {n}")).collect();
+    let to_alice: Vec<String> = (0..60).map(|n| format!("b->a {n}")).collect();
+    for (ab, ba) in to_bob.iter().zip(&to_alice) {
+        assert_eq!(
+            alice.call("send", json!({ "to": "bob@b", "text": ab }))["status"],
+            "forwarded"
+        );
+        assert_eq!(
+            bob.call("send", json!({ "to": "alice@a", "text": ba }))["status"],
+            "forwarded"
+        );
+    }
+    thread::sleep(Duration::from_millis(500));
+    pair.proxy.heal();
+    assert_exactly_once(&pull_until(&mut bob, to_bob.len()), &to_bob);
+    assert_exactly_once(&pull_until(&mut alice, to_alice.len()), &to_alice);
+    // The link acknowledged what it shipped.
+    let deadline = Instant::now() + LINK_DEADLINE;
+    while link(&pair.a, "b")["imported"].is_null() {
+        assert!(
+            Instant::now() < deadline,
+            "a never recorded an import from b"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigkill_of_the_receiving_and_of_the_sending_hub_loses_and_doubles_nothing() {
+    let mut pair = pair();
+    let mut alice = pair.a.join(Transport::Unix, "alice");
+    // Bob has been here before: his identity and mailbox wait for him while he is away.
+    drop(pair.b.join(Transport::Unix, "bob"));
+    wait_for_link_state(&pair.a, "b", "up");
+    let texts: Vec<String> = (0..400).map(|n| format!("durable {n}")).collect();
+    for (n, text) in texts.iter().enumerate() {
+        let sent = alice.call("send", json!({ "to": "bob@b", "text": text }));
+        assert_eq!(sent["status"], "forwarded", "{sent}");
+        match n {
+            // The receiving hub dies mid-stream and comes back.
+            120 => {
+                pair.b.kill();
+                pair.b.start_again();
+            }
+            // Then the sending one (alice reconnects).
+            260 => {
+                pair.a.kill();
+                pair.a.start_again();
+                alice = pair.a.join(Transport::Unix, "alice");
+            }
+            _ => {}
+        }
+    }
+    let mut bob = pair.b.join(Transport::Unix, "bob");
+    assert_exactly_once(&pull_until(&mut bob, texts.len()), &texts);
+}
+
+#[test]
+fn a_message_for_a_peer_the_other_hub_does_not_have_comes_back_refused() {
+    let pair = pair();
+    let mut alice = pair.a.join(Transport::Unix, "alice");
+    wait_for_link_state(&pair.b, "a", "up");
+    let sent = alice.call("send", json!({ "to": "nobody@b", "text": "anyone?" }));
+    assert_eq!(sent["status"], "forwarded");
+    let receipt = alice.receipt();
+    assert_eq!(receipt["msg_id"], sent["msg_id"]);
+    assert_eq!(receipt["status"], "refused", "{receipt}");
+    let status = alice.call("status", json!({ "msg_id": sent["msg_id"] }));
+    assert_eq!(status["reported"], "refused", "{status}");
+}
+
+#[test]
+fn a_wrong_secret_links_nothing_and_the_message_waits() {
+    let listen = free_port();
+    let a = Hub::start_in(federated_dir("a", Some(listen), "b", None), &[]);
+    let other = "5b7d9f1a3c5e7092b4d6f8a0c2e4a6b8d0f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0";
+    let b = Hub::start_in(
+        federated_dir_with_secret("b", None, "a", Some(listen), other),
+        &[],
+    );
+    let mut bob = b.join(Transport::Unix, "bob");
+    let sent = bob.call("send", json!({ "to": "alice@a", "text": "never linked" }));
+    assert_eq!(sent["status"], "forwarded");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = link(&b, "a");
+        if state["state"] == "down" || state["state"] == "refused" {
+            assert!(state["error"].is_string(), "{state}");
+            break;
+        }
+        assert_ne!(state["state"], "up", "linked with a wrong secret: {state}");
+        assert!(Instant::now() < deadline, "no failure reported: {state}");
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(link(&a, "b")["state"], "up");
+    assert!(link(&a, "b")["imported"].is_null());
+}
+
+#[test]
+fn unknown_hubs_and_groups_across_hubs_are_refused_clearly() {
+    let pair = pair();
+    let mut alice = pair.a.join(Transport::Unix, "alice");
+    let refused = alice.fail(
+        "send",
+        json!({ "to": "bob@zz", "text": "x" }),
+        "peer_not_found",
+    );
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("[[peer]]"),
+        "{refused}"
+    );
+    let group = alice.fail(
+        "group_create",
+        json!({ "name": "team", "members": ["bob@b"] }),
+        "bad_args",
+    );
+    assert!(
+        group["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not built"),
+        "{group}"
+    );
+}
