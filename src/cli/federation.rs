@@ -2,8 +2,8 @@
 //!
 //! `init` writes a config with a fresh secret (or one read from stdin, to join hubs that
 //! have one) and creates the static key; `secret` prints the secret for piping to the other
-//! machine; `show` checks the file and prints what it says. Links are not shipped by the hub
-//! yet: `show` says so.
+//! machine; `show` checks the file and prints what it says. The hub reads the same file at
+//! start and runs the links (`relay status` shows them).
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -160,7 +160,7 @@ fn run_show(data_dir: &Path) -> anyhow::Result<ExitCode> {
         out.line(format_args!("relay:   {}", relay.url))?;
     }
     out.line(format_args!(
-        "status:  the config is valid; this build has the encrypted link (docs/federation.md) but does not ship messages between hubs yet"
+        "status:  the config is valid; the hub links at start (`relay status` shows each link); direct messages, asks and replies cross hubs as name@hub, groups do not yet (docs/federation.md)"
     ))?;
     out.flush()?;
     Ok(ExitCode::Success)

@@ -9,11 +9,11 @@
 //!   checked decoder for untrusted bytes.
 //! - [`link`]: the link manager (accept and dial loops, one link per peer, back-off) and the
 //!   link protocol over the [`link::LinkHost`] seam (resume checks, window, acks, heartbeats).
-//!   The hub does not run it yet.
+//!   The hub runs it (`hub/link_host.rs` is its host); `relay_replay::federation` says which
+//!   records go to which hub and how they read on arrival.
 //!
-//! Not built yet, and refused with a clear error where a user could reach it: shipping and
-//! importing events (which needs events that name their origin hub), `name@hub` addressing,
-//! the relay server and the JetStream transport.
+//! Not built yet, and refused with a clear error where a user could reach it: groups with
+//! members on other hubs and broadcasts to every hub.
 
 pub mod config;
 pub mod link;
