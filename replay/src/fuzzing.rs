@@ -25,3 +25,68 @@ pub fn fuzz_decode_all_kinds(bytes: &[u8]) {
 pub fn fuzz_decode_snapshot(bytes: &[u8]) {
     let _ = crate::snapshot::snapshot_decode(bytes);
 }
+
+/// Imports `bytes` from a linked hub into a small state, as the receiving hub would: the first
+/// byte picks the kind (the shippable ones first, then any), the rest is the payload. Each
+/// import is applied to a clone, and a rejected one must leave the state unchanged. Must never
+/// panic, whatever the bytes.
+pub fn fuzz_link_import(bytes: &[u8]) {
+    use crate::apply::{RecordMeta, apply};
+    use crate::event::{ClientKind, Event, IdentityRegistered, LinkImported};
+    use crate::state::State;
+
+    let Some((&selector, payload)) = bytes.split_first() else {
+        return;
+    };
+    let kinds = [
+        EventKind::MessageSent,
+        EventKind::AskSent,
+        EventKind::ReplySent,
+        EventKind::MessagePushed,
+        EventKind::MessageRead,
+        EventKind::MessageStatusReported,
+        EventKind::LinkImported,
+    ];
+    let kind = kinds
+        .get(usize::from(selector))
+        .copied()
+        .unwrap_or_else(|| EventKind::ALL[usize::from(selector) % EventKind::ALL.len()]);
+    let mut state = State::new();
+    for (offset, name) in ["bob", "carol"].into_iter().enumerate() {
+        let register = Event::from(IdentityRegistered {
+            name: name.to_owned(),
+            cwd: String::new(),
+            git_branch: None,
+            client: ClientKind::Cli,
+        });
+        let meta = RecordMeta {
+            offset: offset as u64,
+            timestamp_us: 0,
+            origin_hub: 1,
+        };
+        if apply(&mut state, meta, &register).is_err() {
+            return;
+        }
+    }
+    let import = Event::from(LinkImported {
+        origin_hub: "a".to_owned(),
+        local_hub: "b".to_owned(),
+        origin_log_id: 7,
+        origin_offset: u64::from(selector),
+        origin_timestamp_us: 0,
+        origin_crc: 0,
+        kind: kind.number(),
+        schema_version: 1,
+        payload: payload.to_vec(),
+        refused: None,
+    });
+    let before = state.clone();
+    let meta = RecordMeta {
+        offset: 10,
+        timestamp_us: 1,
+        origin_hub: 1,
+    };
+    if apply(&mut state, meta, &import).is_err() {
+        assert_eq!(state, before, "a rejected import changed the state");
+    }
+}
