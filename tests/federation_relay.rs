@@ -31,6 +31,8 @@ const STEP: Duration = Duration::from_secs(20);
 struct RelayServerProcess {
     child: Child,
     address: SocketAddr,
+    /// The server's stderr lines after the startup line.
+    stderr: std::sync::mpsc::Receiver<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -69,10 +71,16 @@ impl RelayServerProcess {
             .and_then(|address| address.parse().ok())
             .unwrap_or_else(|| panic!("no address in {first:?}"));
         // Keeps draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let (sender, stderr) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
         RelayServerProcess {
             child,
             address,
+            stderr,
             _dir: dir,
         }
     }
@@ -377,6 +385,20 @@ async fn flip_one_byte(proxy: TcpListener, to: SocketAddr) {
         let _ = tokio::io::copy(&mut out_read, &mut in_write).await;
     };
     tokio::join!(forward, backward);
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut server = RelayServerProcess::start();
+    let pid = rustix::process::Pid::from_raw(
+        i32::try_from(server.child.id()).expect("a pid fits in i32"),
+    )
+    .expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signalled");
+    let stopped = server.stderr.recv_timeout(STEP).expect("a line on stderr");
+    assert!(stopped.contains("stopped"), "{stopped}");
+    let status = server.child.wait().expect("exited");
+    assert!(status.success(), "{status}");
 }
 
 #[test]

@@ -745,15 +745,25 @@ async fn wait_for_partner(
         }
     };
     tracing::info!(from = %arrival.from, to = %arrival.to, why = %ending.why, "relay connection closed unpaired");
+    // A partner that arrived just as this connection gave up: it cannot be served.
+    let mut orphan = offer.try_recv().ok();
     {
         let mut state = shared.state();
         state.release(&arrival.key(), arrival.id);
-        // A partner that arrived just as this connection gave up: it cannot be served.
-        if let Ok(partner) = offer.try_recv() {
+        if let Some(partner) = &orphan {
             state.release(&partner.key(), partner.id);
         }
     }
+    // The lock is released before an orphan is dropped: its hub slot takes the lock to give
+    // itself back.
     close(&mut arrival.socket, &ending).await;
+    if let Some(partner) = &mut orphan {
+        let gone = Ending::new(
+            CloseCode::Away,
+            format!("hub {} left as you arrived; connect again", arrival.from),
+        );
+        close(&mut partner.socket, &gone).await;
+    }
 }
 
 fn replaced(arrival: &Arrival) -> String {
