@@ -45,6 +45,8 @@ pub fn run(args: RelayServerArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // Installed before the startup line, so a SIGTERM right after it stops cleanly.
+        let signals = Signals::install()?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}; is the port in use?"))?;
@@ -54,26 +56,34 @@ pub fn run(args: RelayServerArgs) -> anyhow::Result<ExitCode> {
             config.hubs.len(),
             config_path.display()
         );
-        relay_server::serve(listener, config, wait_for_signal()).await?;
+        relay_server::serve(listener, config, signals.wait()).await?;
         eprintln!("relay relay-server: stopped");
         anyhow::Ok(())
     })?;
     Ok(ExitCode::Success)
 }
 
-/// Completes on SIGTERM or SIGINT (ctrl-c); never, if the handlers cannot be installed.
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; stop the relay server with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+/// SIGTERM and SIGINT (ctrl-c), caught from [`Signals::install`] on.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind| signal(kind).context("cannot install the SIGTERM and SIGINT handlers");
+        Ok(Signals {
+            terminate: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Completes on the first of the two signals.
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }
