@@ -18,6 +18,7 @@ pub mod log;
 pub mod mcp;
 pub mod output;
 pub mod peers;
+pub mod relay_server;
 pub mod replay;
 pub mod send;
 pub mod service;
@@ -86,6 +87,8 @@ pub enum Command {
     Man(completions::ManArgs),
     /// Set up federation with hubs on other machines: init, secret, show.
     Federation(federation::FederationArgs),
+    /// Run a relay server that pairs hubs behind NAT (every connection outbound from the hubs).
+    RelayServer(relay_server::RelayServerArgs),
 }
 
 /// The `--data-dir` option every data-dir-using subcommand shares.
@@ -132,6 +135,7 @@ pub fn run(cli: Cli) -> exit_code::ExitCode {
         Command::Completions(args) => completions::run_completions(args),
         Command::Man(args) => completions::run_man(args),
         Command::Federation(args) => federation::run(args),
+        Command::RelayServer(args) => relay_server::run(args),
     };
     match result {
         Ok(code) => code,

@@ -11,11 +11,16 @@
 //!   link protocol over the [`link::LinkHost`] seam (resume checks, window, acks, heartbeats).
 //!   The hub runs it (`hub/link_host.rs` is its host); `relay_replay::federation` says which
 //!   records go to which hub and how they read on arrival.
+//! - [`relay_server`]: `relay relay-server`, the WebSocket router that pairs hubs behind NAT
+//!   (it carries the Noise link's bytes; it cannot read or alter them undetected).
+//! - [`relay_client`]: the hub side of it: connect out, wait for the peer, get a byte stream.
 //!
 //! Not built yet, and refused with a clear error where a user could reach it: groups with
-//! members on other hubs and broadcasts to every hub.
+//! members on other hubs, broadcasts to every hub, and `wss://` relay URLs.
 
 pub mod config;
 pub mod link;
 pub mod noise;
+pub mod relay_client;
+pub mod relay_server;
 pub mod wire;
