@@ -418,3 +418,145 @@ fn unknown_hubs_and_groups_across_hubs_are_refused_clearly() {
         "{group}"
     );
 }
+
+/// A `relay relay-server` process on 127.0.0.1 for hubs `a`, `b` and `c`; killed on drop.
+struct RelayServer {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+fn relay_token(hub: &str) -> String {
+    format!("{hub}-7d1f3a5c9e2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f1a3c5e7")
+}
+
+impl RelayServer {
+    fn start() -> RelayServer {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("relay-server.toml");
+        let text: String = ["a", "b", "c"]
+            .iter()
+            .map(|hub| {
+                format!(
+                    "[[hub]]\nhub_id = \"{hub}\"\ntoken = \"{}\"\n",
+                    relay_token(hub)
+                )
+            })
+            .collect();
+        std::fs::write(&path, text).expect("config written");
+        set_private(&path);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
+            .args(["relay-server", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("relay relay-server starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let first = lines.next().expect("a startup line").expect("readable");
+        let address = first
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_owned();
+        thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        RelayServer {
+            child,
+            url: format!("ws://{address}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for RelayServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A data dir for hub `me` with `peers` (`(hub, Some(port))` is dialed at that port, `None`
+/// is met through the relay server) and this hub's `[relay]` section.
+fn three_hub_dir(
+    me: &str,
+    listen: Option<u16>,
+    peers: &[(&str, Option<u16>)],
+    relay: &str,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a data dir");
+    let mut text = format!("hub_id = \"{me}\"\nsecret = \"{SECRET}\"\n");
+    if let Some(port) = listen {
+        text.push_str(&format!("listen = \"127.0.0.1:{port}\"\n"));
+    }
+    for (peer, port) in peers {
+        text.push_str(&format!("[[peer]]\nhub_id = \"{peer}\"\n"));
+        if let Some(port) = port {
+            text.push_str(&format!("address = \"127.0.0.1:{port}\"\n"));
+        }
+    }
+    text.push_str(&format!(
+        "[relay]\nurl = \"{relay}\"\ntoken = \"{}\"\n",
+        relay_token(me)
+    ));
+    let path = dir.path().join("federation.toml");
+    std::fs::write(&path, text).expect("federation.toml written");
+    set_private(&path);
+    dir
+}
+
+#[test]
+fn three_hubs_over_tcp_and_the_relay_server_exchange_exactly_once() {
+    let relay = RelayServer::start();
+    let listen = free_port();
+    let proxy = Proxy::start(listen);
+    // a listens (b dials it through the proxy); c meets a and b through the relay server.
+    let a = Hub::start_in(
+        three_hub_dir("a", Some(listen), &[("b", None), ("c", None)], &relay.url),
+        &[],
+    );
+    let b = Hub::start_in(
+        three_hub_dir(
+            "b",
+            None,
+            &[("a", Some(proxy.port)), ("c", None)],
+            &relay.url,
+        ),
+        &[],
+    );
+    let c = Hub::start_in(
+        three_hub_dir("c", None, &[("a", None), ("b", None)], &relay.url),
+        &[],
+    );
+    let mut alice = a.join(Transport::Unix, "alice");
+    let mut bob = b.join(Transport::Unix, "bob");
+    let mut carol = c.join(Transport::Unix, "carol");
+    for (hub, peer) in [(&a, "b"), (&a, "c"), (&b, "c"), (&c, "a"), (&c, "b")] {
+        wait_for_link_state(hub, peer, "up");
+    }
+    let texts = |from: &str, to: &str| -> Vec<String> {
+        (0..20).map(|n| format!("{from}->{to} {n}")).collect()
+    };
+    let (a_to_c, b_to_c, c_to_a) = (texts("a", "c"), texts("b", "c"), texts("c", "a"));
+    // The TCP link is cut for a while: traffic through the relay goes on meanwhile.
+    proxy.cut();
+    for n in 0..20 {
+        alice.call("send", json!({ "to": "carol@c", "text": a_to_c[n] }));
+        bob.call("send", json!({ "to": "carol@c", "text": b_to_c[n] }));
+        carol.call("send", json!({ "to": "alice@a", "text": c_to_a[n] }));
+        alice.call(
+            "send",
+            json!({ "to": "bob@b", "text": format!("a->b {n}") }),
+        );
+    }
+    let mut to_carol = a_to_c.clone();
+    to_carol.extend(b_to_c.iter().cloned());
+    assert_exactly_once(&pull_until(&mut carol, to_carol.len()), &to_carol);
+    assert_exactly_once(&pull_until(&mut alice, c_to_a.len()), &c_to_a);
+    proxy.heal();
+    let a_to_b: Vec<String> = (0..20).map(|n| format!("a->b {n}")).collect();
+    assert_exactly_once(&pull_until(&mut bob, a_to_b.len()), &a_to_b);
+}

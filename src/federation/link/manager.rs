@@ -17,8 +17,38 @@ use super::{
     ACCEPT_ERROR_PAUSE, DIAL_CONNECT_TIMEOUT, FAILURE_LOG_INTERVAL, HANDSHAKES_IN_FLIGHT_MAX,
     LinkHost, LinkSetup, LinkStatus,
 };
-use crate::federation::config::{HubId, Peer};
+use crate::federation::config::{HubId, Peer, RelayServer};
 use crate::federation::noise::{self, Link, LinkAuth, LinkError};
+use crate::federation::relay_client;
+
+/// Any byte stream a link runs over: a TCP connection, or a relay server's pairing.
+pub(super) trait LinkStream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> LinkStream for T {}
+
+/// A link's stream, whichever way it came.
+type Stream = Box<dyn LinkStream>;
+
+/// How a dial loop reaches its peer.
+#[derive(Clone, Debug)]
+enum Route {
+    /// Straight to its address.
+    Direct(SocketAddr),
+    /// Through the relay server, which pairs the two hubs.
+    Relay(RelayServer),
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Route::Direct(address) => write!(formatter, "{address}"),
+            Route::Relay(relay) => write!(formatter, "the relay server {}", relay.url),
+        }
+    }
+}
 
 /// The manager with its listener bound, ready to [`Bound::run`].
 #[derive(Debug)]
@@ -88,11 +118,18 @@ impl Bound {
         // Every task holds a clone of `done`: once all are dropped, everything finished.
         let (done, mut all_done) = mpsc::channel::<()>(1);
         for peer in manager.setup.config.peers.clone() {
-            if let Some(address) = peer.address {
+            // A peer with an address is dialed; one without is met through the relay server,
+            // when there is one (both hubs connect out to it).
+            let route = match (peer.address, &manager.setup.config.relay) {
+                (Some(address), _) => Some(Route::Direct(address)),
+                (None, Some(relay)) => Some(Route::Relay(relay.clone())),
+                (None, None) => None,
+            };
+            if let Some(route) = route {
                 let manager = manager.clone();
                 let done = done.clone();
                 tokio::spawn(async move {
-                    manager.dial_loop(peer, address).await;
+                    manager.dial_loop(peer, route).await;
                     drop(done);
                 });
             }
@@ -205,7 +242,7 @@ impl<H: LinkHost> Manager<H> {
     }
 
     /// Runs `link` as the peer's one link: stops and waits out the link it replaces first.
-    async fn run_link(&self, link: Link<TcpStream>) -> LinkEnd {
+    async fn run_link(&self, link: Link<Stream>) -> LinkEnd {
         let peer = link.peer.clone();
         let Some(state) = self.peers.get(&peer) else {
             // noise::accept and dial only link configured peers.
@@ -290,7 +327,7 @@ impl<H: LinkHost> Manager<H> {
     }
 
     /// Dials `peer` whenever no link to it is up, backing off after failures.
-    async fn dial_loop(&self, peer: Peer, address: SocketAddr) {
+    async fn dial_loop(&self, peer: Peer, route: Route) {
         let Some(state) = self.peers.get(&peer.hub_id) else {
             return;
         };
@@ -311,7 +348,7 @@ impl<H: LinkHost> Manager<H> {
             let dialed = tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|&stopping| stopping) => return,
-                dialed = self.dial(&peer, address) => dialed,
+                dialed = self.dial(&peer, &route) => dialed,
             };
             let wait = match dialed {
                 Ok(link) => {
@@ -352,7 +389,7 @@ impl<H: LinkHost> Manager<H> {
                         (
                             delay,
                             LinkStatus::Down {
-                                error: format!("dialing {address}: {text}"),
+                                error: format!("dialing {route}: {text}"),
                             },
                         )
                     };
@@ -370,12 +407,39 @@ impl<H: LinkHost> Manager<H> {
         }
     }
 
-    async fn dial(&self, peer: &Peer, address: SocketAddr) -> Result<Link<TcpStream>, LinkError> {
-        let stream = tokio::time::timeout(DIAL_CONNECT_TIMEOUT, TcpStream::connect(address))
-            .await
-            .map_err(|_| LinkError::Timeout(DIAL_CONNECT_TIMEOUT))??;
-        stream.set_nodelay(true)?;
-        noise::dial(stream, self.auth(), peer).await
+    async fn dial(&self, peer: &Peer, route: &Route) -> Result<Link<Stream>, LinkError> {
+        match route {
+            Route::Direct(address) => {
+                let stream =
+                    tokio::time::timeout(DIAL_CONNECT_TIMEOUT, TcpStream::connect(address))
+                        .await
+                        .map_err(|_| LinkError::Timeout(DIAL_CONNECT_TIMEOUT))??;
+                stream.set_nodelay(true)?;
+                noise::dial(Box::new(stream) as Stream, self.auth(), peer).await
+            }
+            Route::Relay(relay) => {
+                let me = &self.setup.config.hub_id;
+                // Waits for the peer to connect too: no timeout here (the server bounds it).
+                let stream = relay_client::connect(relay, me, &peer.hub_id)
+                    .await
+                    .map_err(|error| LinkError::Io(std::io::Error::other(error.to_string())))?;
+                let stream = Box::new(stream) as Stream;
+                // Both hubs connected out: the lower id runs the dialing side of the handshake.
+                let link = if relay_client::dials_first(me, &peer.hub_id) {
+                    noise::dial(stream, self.auth(), peer).await?
+                } else {
+                    noise::accept(stream, self.auth(), &self.setup.config).await?
+                };
+                if link.peer != peer.hub_id {
+                    return Err(LinkError::NotAPeer {
+                        from: link.peer.as_str().to_owned(),
+                        to: me.as_str().to_owned(),
+                        why: "the relay server paired this hub with another than the one asked for",
+                    });
+                }
+                Ok(link)
+            }
+        }
     }
 
     /// Accepts connections until shutdown; each handshake runs in its own task, at most
@@ -416,7 +480,11 @@ impl<H: LinkHost> Manager<H> {
                 let accepted = tokio::select! {
                     biased;
                     _ = shutdown.wait_for(|&stopping| stopping) => return,
-                    accepted = noise::accept(stream, manager.auth(), &manager.setup.config) => {
+                    accepted = noise::accept(
+                        Box::new(stream) as Stream,
+                        manager.auth(),
+                        &manager.setup.config,
+                    ) => {
                         accepted
                     }
                 };
