@@ -387,6 +387,14 @@ fn a_wrong_secret_links_nothing_and_the_message_waits() {
     }
     assert_ne!(link(&a, "b")["state"], "up");
     assert!(link(&a, "b")["imported"].is_null());
+    // `relay doctor` names the link and what to look at.
+    let doctor = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["doctor", "--data-dir"])
+        .arg(b.data_dir())
+        .output()
+        .expect("relay doctor runs");
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(said.contains("federation link to a"), "{said}");
 }
 
 #[test]

@@ -99,6 +99,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     checks.push(disk_check(&data_dir));
     let info = super::session::runtime()?.block_on(query(&data_dir));
     checks.extend(hub_checks(&info));
+    checks.extend(link_checks(&info));
     checks.extend(client_checks(args.data_dir.data_dir.as_deref()));
     checks.push(claude_socket_check());
     let ok = checks.iter().all(|check| check.status != Status::Fail);
@@ -415,6 +416,33 @@ fn hub_checks(info: &Result<HubInfoResult, crate::protocol::RpcError>) -> Vec<Ch
         });
     }
     checks
+}
+
+/// One check per federation link the running hub has: up is fine, connecting or down is
+/// worth knowing (messages wait, nothing is lost), refused needs a person.
+fn link_checks(info: &Result<HubInfoResult, crate::protocol::RpcError>) -> Vec<Check> {
+    let Ok(info) = info else {
+        return Vec::new();
+    };
+    info.links
+        .iter()
+        .map(|link| {
+            let check = format!("federation link to {}", link.hub_id);
+            let error = link.error.as_deref().unwrap_or("no reason given");
+            let behind = format!("{} records of this hub's log not acknowledged", link.behind);
+            match link.state.as_str() {
+                "up" => Check::new(check, Status::Ok, format!("up; {behind}")),
+                "refused" => Check::new(check, Status::Fail, format!("refused: {error}"))
+                    .fix("compare federation.toml on both hubs (secret, hub ids, pinned keys); docs/federation.md"),
+                state => Check::new(
+                    check,
+                    Status::Warn,
+                    format!("{state}: {error}; messages for it wait here ({behind})"),
+                )
+                .fix("check that the peer's hub runs and its address (or the relay server) is reachable"),
+            }
+        })
+        .collect()
 }
 
 fn client_checks(data_dir: Option<&Path>) -> Vec<Check> {
