@@ -253,6 +253,24 @@ fn a_message_crosses_with_name_at_hub_and_its_receipts_come_back() {
     assert_eq!(answer["kind"], "reply");
     assert_eq!(answer["reply_to"], sent["msg_id"]);
 
+    // Bob is listed on a as a peer of hub b, online while his session is.
+    let deadline = Instant::now() + LINK_DEADLINE;
+    loop {
+        let peers = alice.call("peers", json!({}));
+        let listed = peers["peers"]
+            .as_array()
+            .and_then(|peers| peers.iter().find(|peer| peer["name"] == "bob@b").cloned());
+        if let Some(bob) = listed.filter(|bob| bob["online"] == true) {
+            assert_eq!(bob["hub"], "b", "{bob}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob@b never listed online: {peers}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+
     // `name@<own hub>` is the local peer.
     let mut carol = pair.a.join(Transport::Unix, "carol");
     let local = alice.call("send", json!({ "to": "carol@a", "text": "local" }));

@@ -38,6 +38,8 @@ struct Inner {
     /// Our log: offset = index; `true` when the record is for the peer.
     own: Vec<(ShippedRecord, bool)>,
     committed: watch::Sender<u64>,
+    /// This host's peers online, as `presence` follows them.
+    presence: watch::Sender<Vec<String>>,
     import_delay: Duration,
     state: Mutex<State>,
 }
@@ -52,6 +54,8 @@ struct State {
     /// The most records for the peer handed out and not acked at any time.
     max_in_flight: usize,
     reports: Vec<LinkStatus>,
+    /// Every `Presence` the peer sent, in order.
+    peer_presence: Vec<Vec<String>>,
 }
 
 impl FakeHost {
@@ -78,6 +82,7 @@ impl FakeHost {
             log_id,
             own,
             committed: watch::channel(committed).0,
+            presence: watch::channel(vec!["local-peer".to_owned()]).0,
             import_delay: Duration::ZERO,
             state: Mutex::new(State::default()),
         }))
@@ -244,6 +249,14 @@ impl LinkHost for FakeHost {
 
     fn report(&self, _peer: &HubId, status: LinkStatus) {
         self.state().reports.push(status);
+    }
+
+    fn presence(&self) -> watch::Receiver<Vec<String>> {
+        self.0.presence.subscribe()
+    }
+
+    fn peer_presence(&self, _peer: &HubId, online: Vec<String>) {
+        self.state().peer_presence.push(online);
     }
 }
 
@@ -425,12 +438,12 @@ async fn send(link: &mut noise::Link<TcpStream>, frame: &LinkFrame) {
         .expect("frame sent");
 }
 
-/// The next frame other than a heartbeat.
+/// The next frame other than a heartbeat or presence.
 async fn next_frame(link: &mut noise::Link<TcpStream>) -> LinkFrame {
     loop {
         let bytes = link.reader.recv().await.expect("a frame");
         match wire::decode(&bytes).expect("a valid frame") {
-            LinkFrame::Heartbeat => continue,
+            LinkFrame::Heartbeat | LinkFrame::Presence { .. } => continue,
             frame => return frame,
         }
     }
@@ -497,8 +510,23 @@ async fn records_cross_both_ways_exactly_once_and_later_commits_follow() {
     assert!(a.reports().contains(&LinkStatus::Up), "{:?}", a.reports());
     assert!(b.reports().contains(&LinkStatus::Up), "{:?}", b.reports());
     assert_eq!(a.downs() + b.downs(), 0, "the link never dropped");
+    // Presence: each side heard the other's peers when the link came up, then each change.
+    eventually("b heard a's presence", || {
+        b.state().peer_presence.first() == Some(&vec!["local-peer".to_owned()])
+    })
+    .await;
+    a.0.presence
+        .send_replace(vec!["alice".to_owned(), "carol".to_owned()]);
+    eventually("b heard a's change", || {
+        b.state().peer_presence.last() == Some(&vec!["alice".to_owned(), "carol".to_owned()])
+    })
+    .await;
     hub_a.stop().await;
     hub_b.stop().await;
+    eventually("b forgot a's presence with the link", || {
+        b.state().peer_presence.last() == Some(&Vec::new())
+    })
+    .await;
 }
 
 #[tokio::test]

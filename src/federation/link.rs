@@ -20,6 +20,10 @@ mod session;
 
 pub use manager::{Bound, bind, run};
 
+/// How often a link sends its hub's presence at most: a burst of sessions coming and going
+/// costs one frame a second per link, however large the burst.
+pub const PRESENCE_INTERVAL_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Records shipped on one link and not yet acked, at most: eight full batches keep a link busy
 /// across a slow network while a lost link resends at most this many, and the shipper holds no
 /// more than this in memory (the cursor into the log is the queue).
@@ -234,4 +238,11 @@ pub trait LinkHost: Clone + Send + Sync + 'static {
 
     /// The link to `peer` changed state.
     fn report(&self, peer: &HubId, status: LinkStatus);
+
+    /// Follows this hub's peers online now (local names, sorted): sent to each linked hub when
+    /// its link comes up and when the set changes.
+    fn presence(&self) -> tokio::sync::watch::Receiver<Vec<String>>;
+
+    /// `peer`'s peers online now, as its last `Presence` said (empty when its link is down).
+    fn peer_presence(&self, peer: &HubId, online: Vec<String>);
 }

@@ -35,6 +35,14 @@ const TAG_BATCH: u8 = 2;
 const TAG_ACK: u8 = 3;
 const TAG_HEARTBEAT: u8 = 4;
 const TAG_REFUSE: u8 = 5;
+const TAG_PRESENCE: u8 = 6;
+
+/// Names in one `Presence` frame, at most: every session a hub can hold
+/// (`hub::limits::SESSIONS_MAX`, 4,096), with room to spare.
+pub const PRESENCE_NAMES_MAX: usize = 8192;
+
+/// Bytes of one name in a `Presence` frame, at most (`NAME_BYTES_MAX`: local names only).
+pub const PRESENCE_NAME_BYTES_MAX: usize = relay_replay::limits::NAME_BYTES_MAX;
 
 /// Bytes of a shipped record before its payload.
 const RECORD_HEAD_BYTES: usize = 8 + 8 + 8 + 2 + 2 + 16 + 4 + 4;
@@ -90,6 +98,12 @@ pub enum LinkFrame {
     Refuse {
         /// Why.
         reason: String,
+    },
+    /// Either way: the sender's peers online now (all of them, sorted; not logged). Sent when
+    /// a link comes up and when the set changes.
+    Presence {
+        /// Local names (no `@`), sorted, each once.
+        online: Vec<String>,
     },
 }
 
@@ -192,6 +206,14 @@ pub fn encode(frame: &LinkFrame) -> Vec<u8> {
             out.extend_from_slice(&(reason.len() as u16).to_le_bytes());
             out.extend_from_slice(reason.as_bytes());
         }
+        LinkFrame::Presence { online } => {
+            out.push(TAG_PRESENCE);
+            out.extend_from_slice(&(online.len() as u32).to_le_bytes());
+            for name in online {
+                out.push(name.len() as u8);
+                out.extend_from_slice(name.as_bytes());
+            }
+        }
     }
     out
 }
@@ -279,6 +301,41 @@ pub fn decode(bytes: &[u8]) -> Result<LinkFrame, WireError> {
                 .map_err(|_| WireError::Malformed("reason (not UTF-8)"))?
                 .to_owned();
             LinkFrame::Refuse { reason }
+        }
+        TAG_PRESENCE => {
+            let count = reader.u32("count")? as usize;
+            if count > PRESENCE_NAMES_MAX {
+                return Err(WireError::TooMany {
+                    what: "names in a presence frame",
+                    found: count,
+                    limit: PRESENCE_NAMES_MAX,
+                });
+            }
+            if reader.bytes.len() / 2 < count {
+                return Err(WireError::Short("presence names"));
+            }
+            let mut online: Vec<String> = Vec::with_capacity(count);
+            for _ in 0..count {
+                let length = usize::from(reader.u8("name length")?);
+                if length == 0 || length > PRESENCE_NAME_BYTES_MAX {
+                    return Err(WireError::Malformed("presence name length"));
+                }
+                let name = reader.take(length, "name")?;
+                if !name
+                    .iter()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(byte))
+                {
+                    return Err(WireError::Malformed("presence name (not a local name)"));
+                }
+                let name = String::from_utf8_lossy(name).into_owned();
+                if online.last().is_some_and(|before| *before >= name) {
+                    return Err(WireError::Malformed(
+                        "presence names (not sorted and unique)",
+                    ));
+                }
+                online.push(name);
+            }
+            LinkFrame::Presence { online }
         }
         other => return Err(WireError::UnknownTag(other)),
     };
@@ -461,6 +518,25 @@ mod tests {
         claims.extend_from_slice(&5u128.to_le_bytes());
         claims.extend_from_slice(&1000u32.to_le_bytes());
         assert_eq!(decode(&claims), Err(WireError::Short("batch records")));
+    }
+
+    #[test]
+    fn presence_round_trips_and_refuses_unsorted_qualified_or_empty_names() {
+        let presence = LinkFrame::Presence {
+            online: vec!["alice".to_owned(), "bob.dev".to_owned()],
+        };
+        assert_eq!(decode(&encode(&presence)), Ok(presence));
+        let empty = LinkFrame::Presence { online: Vec::new() };
+        assert_eq!(decode(&encode(&empty)), Ok(empty));
+        for names in [vec!["bob", "alice"], vec!["a", "a"], vec!["bob@b"], vec![""]] {
+            let frame = LinkFrame::Presence {
+                online: names.iter().map(|name| (*name).to_owned()).collect(),
+            };
+            assert!(decode(&encode(&frame)).is_err(), "{names:?}");
+        }
+        let mut huge = vec![TAG_PRESENCE];
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(decode(&huge), Err(WireError::TooMany { .. })));
     }
 
     proptest! {

@@ -266,6 +266,11 @@ pub struct Core {
     pub(super) conversations: HashMap<(IdentityId, IdentityId), Conversation>,
     /// The first offset not yet committed, for federation links shipping our records.
     pub(super) committed: tokio::sync::watch::Sender<u64>,
+    /// The names of the peers online, sorted, for federation links (published after a batch
+    /// that changed them: `presence_dirty`).
+    pub(super) presence: tokio::sync::watch::Sender<Vec<String>>,
+    /// Someone came, left or was renamed in this batch.
+    pub(super) presence_dirty: bool,
     /// When each linked hub's acknowledgement was last logged, and the newest one not yet
     /// logged (see [`super::limits::LINK_ACK_LOG_INTERVAL`]).
     pub(super) link_acks: HashMap<String, (Instant, Option<u64>)>,
@@ -394,6 +399,8 @@ impl Core {
             awaiting: HashMap::new(),
             conversations: HashMap::new(),
             committed: tokio::sync::watch::Sender::new(0),
+            presence: tokio::sync::watch::Sender::new(Vec::new()),
+            presence_dirty: false,
             link_acks: HashMap::new(),
             sessions: HashMap::new(),
             online: BTreeMap::new(),
@@ -415,6 +422,11 @@ impl Core {
             .map_err(|()| error(ErrorCode::StorageError, "could not commit hub_started"))?;
         core.committed.send_replace(core.log.committed_offset());
         Ok(core)
+    }
+
+    /// Follows the names of the peers online (federation links send them to linked hubs).
+    pub fn presence_watch(&self) -> tokio::sync::watch::Receiver<Vec<String>> {
+        self.presence.subscribe()
     }
 
     /// Follows the first offset not yet committed (federation links ship below it).
@@ -505,6 +517,12 @@ impl Core {
         });
         for after in release.after_commit {
             after(true);
+        }
+        if std::mem::take(&mut self.presence_dirty) && self.config.federation.is_some() {
+            let online: Vec<String> = self.names(self.online.keys().copied());
+            let mut online = online;
+            online.sort();
+            self.presence.send_replace(online);
         }
         for (reply, result) in release.replies {
             let _ = reply.send(result);
@@ -677,6 +695,7 @@ impl Core {
         };
         if self.online.get(&identity) == Some(&session) {
             self.online.remove(&identity);
+            self.presence_dirty = true;
             if let Some(name) = self.name_of(identity)
                 && let Err(refused) = self.emit(IdentityLeft { name }.into())
             {

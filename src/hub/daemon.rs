@@ -137,6 +137,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
                     log_id,
                     log_dir(&config.data_dir),
                     core.committed_watch(),
+                    core.presence_watch(),
                     core_sender.clone(),
                 ),
             )

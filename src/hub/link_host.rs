@@ -37,6 +37,17 @@ pub struct LinkReport {
 /// Every link's latest report, by peer hub id.
 static LINK_REPORTS: Mutex<BTreeMap<String, LinkReport>> = Mutex::new(BTreeMap::new());
 
+/// The peers online at each linked hub, as its link last said (not logged).
+static REMOTE_PRESENCE: Mutex<BTreeMap<String, Vec<String>>> = Mutex::new(BTreeMap::new());
+
+/// The peers online at each linked hub whose link is up: `hub → names` (local to that hub).
+pub fn remote_presence() -> BTreeMap<String, Vec<String>> {
+    REMOTE_PRESENCE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
 /// The latest report of every link.
 pub fn link_reports() -> BTreeMap<String, LinkReport> {
     LINK_REPORTS
@@ -51,22 +62,26 @@ pub struct HubLinkHost {
     log_id: u128,
     log_dir: PathBuf,
     committed: watch::Receiver<u64>,
+    presence: watch::Receiver<Vec<String>>,
     core: mpsc::Sender<CoreInput>,
     reader: Arc<Mutex<Option<LogReader>>>,
 }
 
 impl HubLinkHost {
-    /// A host over the log in `log_dir` (id `log_id`) and the core behind `core`.
+    /// A host over the log in `log_dir` (id `log_id`) and the core behind `core`, with the
+    /// core's commit point and presence.
     pub fn new(
         log_id: u128,
         log_dir: PathBuf,
         committed: watch::Receiver<u64>,
+        presence: watch::Receiver<Vec<String>>,
         core: mpsc::Sender<CoreInput>,
     ) -> HubLinkHost {
         HubLinkHost {
             log_id,
             log_dir,
             committed,
+            presence,
             core,
             reader: Arc::new(Mutex::new(None)),
         }
@@ -269,6 +284,21 @@ impl LinkHost for HubLinkHost {
             peer: peer.as_str().to_owned(),
             durable,
         });
+    }
+
+    fn presence(&self) -> watch::Receiver<Vec<String>> {
+        self.presence.clone()
+    }
+
+    fn peer_presence(&self, peer: &HubId, online: Vec<String>) {
+        let mut presence = REMOTE_PRESENCE
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if online.is_empty() {
+            presence.remove(peer.as_str());
+        } else {
+            presence.insert(peer.as_str().to_owned(), online);
+        }
     }
 
     fn report(&self, peer: &HubId, status: LinkStatus) {

@@ -75,7 +75,7 @@ pub const LIST_PAGE_BYTES_MAX: usize = 512 << 10;
 
 /// Largest `cursor` of `peers` or `rooms`, in bytes: a hub-chosen opaque string from
 /// `next_cursor`. A longer one, or one the hub did not make, is rejected with `bad_args`.
-pub const LIST_CURSOR_BYTES_MAX: usize = NAME_BYTES_MAX + 16;
+pub const LIST_CURSOR_BYTES_MAX: usize = QUALIFIED_NAME_BYTES_MAX + 16;
 
 /// Longest `deadline_s` of `ask` and `broadcast`: one day. Longer is rejected with `bad_args`.
 pub const ASK_DEADLINE_S_MAX: u32 = 86_400;

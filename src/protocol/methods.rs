@@ -622,6 +622,9 @@ pub struct PeerInfo {
     /// For an online peer: how pushes reach its model, as its client said; else `null`.
     #[serde(default)]
     pub delivery: Option<String>,
+    /// For a peer of a linked hub (`name@hub`): that hub's federation id; else `null`.
+    #[serde(default)]
+    pub hub: Option<String>,
 }
 
 /// What happened to a stored message by the time the sender is answered.

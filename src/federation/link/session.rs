@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::{
     HostError, LINK_BATCH_BYTES, LINK_WINDOW_BYTES, LINK_WINDOW_RECORDS, LinkHost, LinkProgress,
-    LinkTiming,
+    LinkTiming, PRESENCE_INTERVAL_MIN,
 };
 use crate::federation::config::HubId;
 use crate::federation::noise::{LINK_FRAME_BYTES_MAX, Link, LinkError, LinkReader, LinkWriter};
@@ -133,6 +133,8 @@ where
         () = receiving => LinkEnd::Failed("the receiving loop stopped".to_owned()),
     };
     writer.close().await;
+    // What the peer said of its sessions no longer holds once the link is gone.
+    host.peer_presence(&peer, Vec::new());
     end
 }
 
@@ -246,8 +248,17 @@ async fn receive<H: LinkHost, S: AsyncRead>(
                 }
             }
             LinkFrame::Heartbeat => {}
+            LinkFrame::Presence { online } => host.peer_presence(peer, online),
             LinkFrame::Refuse { reason } => return Ending::PeerRefused(reason),
         }
+    }
+}
+
+/// Sleeps until `due`, or forever when nothing is due.
+async fn sleep_until_due(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -327,6 +338,14 @@ impl<H: LinkHost> Sender<'_, H> {
         if let Step::End(end) = self.send(writer, &resume).await {
             return end;
         }
+        let mut presence_rx = self.host.presence();
+        let online = presence_rx.borrow_and_update().clone();
+        if let Step::End(end) = self.send(writer, &LinkFrame::Presence { online }).await {
+            return end;
+        }
+        // A change of presence within PRESENCE_INTERVAL_MIN of the last one waits until then.
+        let mut presence_sent = Instant::now();
+        let mut presence_due: Option<Instant> = None;
         let mut committed_rx = self.host.committed();
         // Bounded by the link's life: every pass waits for one event or ships one batch.
         loop {
@@ -373,6 +392,16 @@ impl<H: LinkHost> Sender<'_, H> {
                     Step::Go
                 }
                 Ok(()) = committed_rx.changed() => Step::Go,
+                Ok(()) = presence_rx.changed(), if presence_due.is_none() => {
+                    presence_due = Some(presence_sent + PRESENCE_INTERVAL_MIN);
+                    Step::Go
+                }
+                () = sleep_until_due(presence_due) => {
+                    presence_due = None;
+                    presence_sent = Instant::now();
+                    let online = presence_rx.borrow_and_update().clone();
+                    self.send(writer, &LinkFrame::Presence { online }).await
+                }
                 () = std::future::ready(()), if can_ship => self.ship(writer).await,
                 () = tokio::time::sleep_until(heartbeat_at) => {
                     self.send(writer, &LinkFrame::Heartbeat).await

@@ -6,6 +6,7 @@
 
 use relay_replay::IdentityId;
 use relay_replay::event::{IdentityForgotten, IdentityRegistered, IdentityRenamed};
+use relay_replay::federation::{HUB_SEPARATOR, hub_of};
 use relay_replay::limits::IDENTITIES_MAX;
 use serde_json::Value;
 
@@ -135,6 +136,7 @@ impl Core {
                 .map(|name| name.as_str().to_owned());
         }
         self.online.insert(identity, session);
+        self.presence_dirty = true;
         tracing::debug!(session_id = session.0, "registered");
         self.mail_waiting_notice(identity, release);
         Ok(Registration::Finished(to_value(&RegisterResult { name })))
@@ -216,6 +218,7 @@ impl Core {
         let old_name = self.caller_name(me)?;
         let new_name = params.new_name.as_str().to_owned();
         if new_name != old_name {
+            self.presence_dirty = true;
             self.emit(
                 IdentityRenamed {
                     old_name,
@@ -238,36 +241,74 @@ impl Core {
             Some(cursor) => Some(peer_cursor(cursor.as_str())?),
             None => None,
         };
-        let mut keyed: Vec<((bool, &str), &relay_replay::Identity)> = self
+        // Peers of linked hubs are online when their hub's link says so (not logged).
+        let remote_online: std::collections::BTreeSet<String> =
+            crate::hub::link_host::remote_presence()
+                .into_iter()
+                .filter(|(hub, _)| {
+                    self.config
+                        .federation
+                        .as_ref()
+                        .is_some_and(|federation| federation.peers.contains(hub))
+                })
+                .flat_map(|(hub, names)| {
+                    names
+                        .into_iter()
+                        .map(move |name| format!("{name}{HUB_SEPARATOR}{hub}"))
+                })
+                .collect();
+        let mut keyed: Vec<((bool, String), PeerInfo)> = self
             .state
             .identities()
             .filter(|identity| identity.id != me)
             .map(|identity| {
-                let offline = !self.online.contains_key(&identity.id);
-                ((offline, identity.name()), identity)
-            })
-            .filter(|(key, _)| {
-                start
-                    .as_ref()
-                    .is_none_or(|start| (key.0, key.1) >= (start.0, start.1.as_str()))
+                let name = identity.name().to_owned();
+                let hub = hub_of(&name).map(str::to_owned);
+                let online = match &hub {
+                    Some(_) => remote_online.contains(&name),
+                    None => self.online.contains_key(&identity.id),
+                };
+                let peer = PeerInfo {
+                    name: name.clone(),
+                    cwd: identity.cwd.clone(),
+                    git_branch: identity.git_branch.clone(),
+                    client: client_name(&identity.client),
+                    online,
+                    last_seen: identity.last_seen_us,
+                    delivery: self
+                        .online
+                        .get(&identity.id)
+                        .and_then(|session| self.sessions.get(session))
+                        .and_then(|session| session.delivery.clone()),
+                    hub,
+                };
+                ((!online, name), peer)
             })
             .collect();
+        // Remote peers online that this hub has not exchanged messages with yet.
+        for name in &remote_online {
+            if self.state.identity_by_name(name).is_none() {
+                let peer = PeerInfo {
+                    name: name.clone(),
+                    cwd: String::new(),
+                    git_branch: None,
+                    client: "remote".to_owned(),
+                    online: true,
+                    last_seen: 0,
+                    delivery: None,
+                    hub: hub_of(name).map(str::to_owned),
+                };
+                keyed.push(((false, name.clone()), peer));
+            }
+        }
+        keyed.retain(|(key, _)| {
+            start
+                .as_ref()
+                .is_none_or(|start| (key.0, key.1.as_str()) >= (start.0, start.1.as_str()))
+        });
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        let entries = keyed.into_iter().map(|((offline, name), identity)| {
+        let entries = keyed.into_iter().map(|((offline, name), peer)| {
             let key = format!("{}:{name}", if offline { "off" } else { "on" });
-            let peer = PeerInfo {
-                name: name.to_owned(),
-                cwd: identity.cwd.clone(),
-                git_branch: identity.git_branch.clone(),
-                client: client_name(&identity.client),
-                online: !offline,
-                last_seen: identity.last_seen_us,
-                delivery: self
-                    .online
-                    .get(&identity.id)
-                    .and_then(|session| self.sessions.get(session))
-                    .and_then(|session| session.delivery.clone()),
-            };
             (key, peer)
         });
         let page = take_page(entries, params.limit.get() as usize)?;
