@@ -528,7 +528,12 @@ mod tests {
         assert_eq!(decode(&encode(&presence)), Ok(presence));
         let empty = LinkFrame::Presence { online: Vec::new() };
         assert_eq!(decode(&encode(&empty)), Ok(empty));
-        for names in [vec!["bob", "alice"], vec!["a", "a"], vec!["bob@b"], vec![""]] {
+        for names in [
+            vec!["bob", "alice"],
+            vec!["a", "a"],
+            vec!["bob@b"],
+            vec![""],
+        ] {
             let frame = LinkFrame::Presence {
                 online: names.iter().map(|name| (*name).to_owned()).collect(),
             };

@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 use crate::protocol::limits::{
     ASK_DEADLINE_S_DEFAULT, ASK_DEADLINE_S_MAX, GROUP_CREATE_MEMBERS_MAX,
     GROUP_HISTORY_LIMIT_DEFAULT, GROUP_HISTORY_LIMIT_MAX, ID_BYTES_MAX, INBOX_LIMIT_DEFAULT,
-    INBOX_LIMIT_MAX, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, NAME_BYTES_MAX, TEXT_BYTES_MAX,
+    INBOX_LIMIT_MAX, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, NAME_BYTES_MAX, QUALIFIED_NAME_BYTES_MAX,
+    TEXT_BYTES_MAX,
 };
 
 /// Arguments clients are known to add to every call on their own, dropped before the check:
@@ -115,6 +116,9 @@ pub struct ArgumentSpec {
 pub enum ArgumentKind {
     /// A peer, room or group name: 1 to 64 bytes of `[A-Za-z0-9._@-]`.
     Name,
+    /// A recipient: a local peer name, or `name@hub` for a peer of a linked hub (1 to 97
+    /// bytes of `[A-Za-z0-9._@-]`).
+    Peer,
     /// Message text: 1 to 65 536 bytes of UTF-8.
     Text,
     /// An opaque id (message, ask, broadcast, thread): 1 to 128 bytes.
@@ -169,14 +173,14 @@ pub const TOOLS: &[ToolSpec] = &[
         tool: Tool::Send,
         name: "relay_send",
         description: with_rules!(
-            "Send a direct message to one peer. Status `delivered` means the peer's session took it now; `queued` means it waits in the peer's mailbox (offline or busy peers get it when they read their mail; relay_status tells later). Do not re-send or broadcast because a message was queued. Code `mailbox_full` means the peer's mailbox holds its limit of unread mail: nothing was stored, the peer is told when it reads its mail; do not retry in a loop, tell your user."
+            "Send a direct message to one peer. Status `delivered` means the peer's session took it now; `queued` means it waits in the peer's mailbox (offline or busy peers get it when they read their mail; relay_status tells later); `forwarded` means it is on its way to a peer of another hub (name@hub), and a receipt follows. Do not re-send or broadcast because a message was queued. Code `mailbox_full` means the peer's mailbox holds its limit of unread mail: nothing was stored, the peer is told when it reads its mail; do not retry in a loop, tell your user."
         ),
         arguments: &[
             argument(
                 "to",
-                ArgumentKind::Name,
+                ArgumentKind::Peer,
                 true,
-                "The peer's name (see relay_peers).",
+                "The peer's name (see relay_peers); `name@hub` for a peer of a linked hub.",
             ),
             argument("text", ArgumentKind::Text, true, "The message."),
             argument(
@@ -202,9 +206,9 @@ pub const TOOLS: &[ToolSpec] = &[
         arguments: &[
             argument(
                 "to",
-                ArgumentKind::Name,
+                ArgumentKind::Peer,
                 true,
-                "The peer's name (see relay_peers).",
+                "The peer's name (see relay_peers); `name@hub` for a peer of a linked hub.",
             ),
             argument("question", ArgumentKind::Text, true, "The question."),
             argument(
@@ -529,6 +533,10 @@ fn argument_schema(argument: &ArgumentSpec) -> Value {
         ArgumentKind::Name => json!({
             "type": "string", "minLength": 1, "maxLength": NAME_BYTES_MAX, "pattern": name_pattern,
         }),
+        ArgumentKind::Peer => json!({
+            "type": "string", "minLength": 1, "maxLength": QUALIFIED_NAME_BYTES_MAX,
+            "pattern": name_pattern,
+        }),
         ArgumentKind::Text => {
             json!({"type": "string", "minLength": 1, "maxLength": TEXT_BYTES_MAX})
         }
@@ -549,6 +557,7 @@ fn argument_schema(argument: &ArgumentSpec) -> Value {
     };
     let limit_note = match argument.kind {
         ArgumentKind::Name => " 1-64 bytes of A-Z a-z 0-9 . _ @ -.",
+        ArgumentKind::Peer => " 1-64 bytes of A-Z a-z 0-9 . _ -, or name@hub (up to 97 bytes).",
         ArgumentKind::Text => " At most 65536 bytes of UTF-8.",
         _ => "",
     };
@@ -559,7 +568,9 @@ fn argument_schema(argument: &ArgumentSpec) -> Value {
 /// What the value should have been, when its JSON type is wrong for `kind`.
 fn type_mismatch(kind: ArgumentKind, value: &Value) -> Option<String> {
     let fits = match kind {
-        ArgumentKind::Name | ArgumentKind::Text | ArgumentKind::Id => value.is_string(),
+        ArgumentKind::Name | ArgumentKind::Peer | ArgumentKind::Text | ArgumentKind::Id => {
+            value.is_string()
+        }
         ArgumentKind::Flag { .. } => value.is_boolean(),
         ArgumentKind::Count { .. } => value.is_u64() || value.is_i64(),
         ArgumentKind::Names { .. } => value
@@ -570,7 +581,9 @@ fn type_mismatch(kind: ArgumentKind, value: &Value) -> Option<String> {
         return None;
     }
     Some(match kind {
-        ArgumentKind::Name | ArgumentKind::Text | ArgumentKind::Id => "a string".to_owned(),
+        ArgumentKind::Name | ArgumentKind::Peer | ArgumentKind::Text | ArgumentKind::Id => {
+            "a string".to_owned()
+        }
         ArgumentKind::Flag { .. } => "true or false".to_owned(),
         ArgumentKind::Count { max, .. } => format!("an integer in 1..={max}"),
         ArgumentKind::Names { .. } => "an array of names (strings)".to_owned(),
@@ -606,7 +619,7 @@ mod tests {
         let schema = input_schema(spec("relay_send"));
         assert_eq!(schema["required"], json!(["to", "text"]));
         assert_eq!(schema["additionalProperties"], json!(false));
-        assert_eq!(schema["properties"]["to"]["maxLength"], json!(64));
+        assert_eq!(schema["properties"]["to"]["maxLength"], json!(97));
         assert_eq!(schema["properties"]["urgent"]["type"], json!("boolean"));
         let peers = input_schema(spec("relay_peers"));
         assert!(peers.get("required").is_none());
