@@ -31,6 +31,13 @@ pub enum BenchTarget {
     Mcp(McpBenchArgs),
     /// A real hub's memory: per idle session and per queued 200-byte message.
     Memory(MemoryBenchArgs),
+    /// Two linked hubs on loopback: send -> push across hubs beside local, and catch-up after
+    /// a partition (events shipped and applied per second).
+    ///
+    /// Examples:
+    ///   relay bench federation
+    ///   relay bench federation --backlog 1000000 --round-trips 5000
+    Federation(FederationBenchArgs),
 }
 
 /// Options of `relay bench memory`.
@@ -45,6 +52,20 @@ pub struct MemoryBenchArgs {
     /// 200-byte messages to queue for offline identities.
     #[arg(long, default_value_t = 20_000)]
     pub messages: usize,
+}
+
+/// Options of `relay bench federation`.
+#[derive(Debug, Args)]
+pub struct FederationBenchArgs {
+    /// Scratch directory for both hubs' data dirs (removed afterwards) [default: a temp dir].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Measured round trips on each side (after 20 warm-up ones).
+    #[arg(long, default_value_t = 1000)]
+    pub round_trips: u64,
+    /// Messages stored for the stopped hub, spread over peers of 5,000 each.
+    #[arg(long, default_value_t = 100_000)]
+    pub backlog: u64,
 }
 
 /// Options of `relay bench mcp`.
@@ -116,6 +137,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             println!("relay bench mcp in {}", dir.display());
             let report = crate::bench::mcp::run(&config, &mut std::io::stderr())?;
             print!("{report}");
+            Ok(ExitCode::Success)
+        }
+        BenchTarget::Federation(args) => {
+            let dir = args.dir.unwrap_or_else(|| scratch_dir("federation"));
+            let config = crate::bench::federation::FederationBenchConfig {
+                dir: dir.clone(),
+                round_trips: args.round_trips,
+                backlog: args.backlog,
+            };
+            println!("relay bench federation in {}", dir.display());
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(crate::bench::federation::run(&config));
+            let _ = std::fs::remove_dir_all(&dir);
+            print!("{}", report?);
             Ok(ExitCode::Success)
         }
         BenchTarget::Memory(args) => {

@@ -110,7 +110,8 @@ impl HubLinkHost {
     }
 }
 
-/// Scans `reader` from `from` to below `committed` for records for `peer`.
+/// Scans `reader` from `from` to below `committed` for records for `peer`. The flag says
+/// whether the reader's view ended before `committed` (a segment it does not map yet).
 fn scan(
     reader: &LogReader,
     peer: &str,
@@ -118,13 +119,13 @@ fn scan(
     committed: u64,
     max_records: usize,
     max_bytes: usize,
-) -> Result<Scan, HostError> {
+) -> Result<(Scan, bool), HostError> {
     let mut found = Scan {
         records: Vec::new(),
         next: from,
     };
     if from >= committed {
-        return Ok(found);
+        return Ok((found, false));
     }
     let iter = reader
         .iter_from(from)
@@ -133,7 +134,7 @@ fn scan(
     for (looked, record) in iter.enumerate() {
         let record = record.map_err(|error| HostError::Unavailable(error.to_string()))?;
         if record.offset >= committed || looked >= LINK_SCAN_RECORDS_MAX {
-            break;
+            return Ok((found, false));
         }
         found.next = record.offset + 1;
         let Some(kind) = relay_replay::EventKind::from_number(record.kind) else {
@@ -167,10 +168,11 @@ fn scan(
             payload: record.payload.to_vec(),
         });
         if found.records.len() >= max_records || bytes >= max_bytes {
-            break;
+            return Ok((found, false));
         }
     }
-    Ok(found)
+    let view_ended = found.next < committed;
+    Ok((found, view_ended))
 }
 
 fn gone_or(error: ReadError, from: u64) -> HostError {
@@ -199,17 +201,27 @@ impl LinkHost for HubLinkHost {
         let committed = *self.committed.borrow();
         let peer = peer.as_str().to_owned();
         self.with_reader(move |reader| {
-            let found = scan(reader, &peer, from, committed, max_records, max_bytes)?;
-            let short = found.records.len() < max_records && found.next < committed;
-            if !short {
+            let (found, view_ended) = scan(reader, &peer, from, committed, max_records, max_bytes)?;
+            if !view_ended {
                 return Ok(found);
             }
             // The reader's view ended before the commit point: a new segment, or records the
-            // mapping did not show yet. Look again with a fresh view.
+            // mapping did not show yet. Look again with a fresh view, from where it stopped.
             reader
                 .refresh()
                 .map_err(|error| HostError::Unavailable(format!("refreshing the log: {error}")))?;
-            scan(reader, &peer, from, committed, max_records, max_bytes)
+            let (mut more, _) = scan(
+                reader,
+                &peer,
+                found.next,
+                committed,
+                max_records.saturating_sub(found.records.len()).max(1),
+                max_bytes,
+            )?;
+            let mut found = found;
+            found.records.append(&mut more.records);
+            found.next = more.next;
+            Ok(found)
         })
         .await
     }

@@ -1,0 +1,333 @@
+//! `relay bench federation`: two real hubs on loopback, linked over TCP.
+//!
+//! It measures, in one run:
+//! - send → push latency (p50/p99), one message at a time, to a local peer and to a peer of
+//!   the other hub (`name@hub`), so the cost of the link stands beside the local figure;
+//! - catch-up after a partition: the receiving hub is stopped, the sender stores a backlog
+//!   for it, the receiver starts again, and the time until it has imported the last record
+//!   gives events shipped and applied per second.
+//!
+//! The backlog is spread over several recipients so no mailbox reaches its unread bound
+//! ([`relay_replay::limits::MAILBOX_UNREAD_MAX`]). Nothing here asserts a time.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::{bench_spawn, join};
+use crate::client::HubClient;
+use crate::federation::config::Key32;
+use crate::protocol::notification::HubNotification;
+use crate::protocol::{HubInfoParams, MessageText, PeerName, SendParams};
+
+/// Messages per recipient in the backlog: half a mailbox's unread bound.
+pub const BACKLOG_PER_RECIPIENT: u64 = relay_replay::limits::MAILBOX_UNREAD_MAX as u64 / 2;
+
+/// Senders storing the backlog, one request in flight each.
+const BACKLOG_WINDOW: usize = 64;
+
+/// How long the bench waits for a link or a catch-up before it gives up.
+const WAIT_MAX: Duration = Duration::from_secs(600);
+
+/// Bytes of text per message, as in `relay bench hub`.
+const MESSAGE_BYTES: usize = 200;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct FederationBenchConfig {
+    /// Scratch directory (both data dirs go under it; removed afterwards by the caller).
+    pub dir: PathBuf,
+    /// Measured round trips on each side.
+    pub round_trips: u64,
+    /// Messages stored for the stopped hub.
+    pub backlog: u64,
+}
+
+/// What it measured.
+#[derive(Clone, Debug)]
+pub struct FederationReport {
+    /// Round trips per side.
+    pub round_trips: u64,
+    /// Local send → push, p50 and p99.
+    pub local: (Duration, Duration),
+    /// Cross-hub send → push, p50 and p99.
+    pub cross: (Duration, Duration),
+    /// Messages in the backlog.
+    pub backlog: u64,
+    /// How long storing the backlog took on the sending hub.
+    pub backlog_stored: Duration,
+    /// From the receiver's restart to its last import.
+    pub catch_up: Duration,
+}
+
+impl fmt::Display for FederationReport {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let micros = |duration: Duration| duration.as_secs_f64() * 1e6;
+        writeln!(
+            out,
+            "send -> push, {} round trips each, 200-byte messages:",
+            self.round_trips
+        )?;
+        writeln!(
+            out,
+            "  local (alice -> carol on hub a):   p50 {:8.0} us  p99 {:8.0} us",
+            micros(self.local.0),
+            micros(self.local.1)
+        )?;
+        writeln!(
+            out,
+            "  across (alice -> bob@b over TCP):  p50 {:8.0} us  p99 {:8.0} us  ({:.1}x / {:.1}x local)",
+            micros(self.cross.0),
+            micros(self.cross.1),
+            micros(self.cross.0) / micros(self.local.0).max(1.0),
+            micros(self.cross.1) / micros(self.local.1).max(1.0)
+        )?;
+        let rate = |count: u64, took: Duration| count as f64 / took.as_secs_f64().max(1e-9);
+        writeln!(
+            out,
+            "catch-up after a partition: {} messages stored on hub a in {:.2} s ({:.0}/s)",
+            self.backlog,
+            self.backlog_stored.as_secs_f64(),
+            rate(self.backlog, self.backlog_stored)
+        )?;
+        writeln!(
+            out,
+            "  hub b imported them {:.2} s after it started: {:.0} events/s shipped and applied ({:.2}x the sending hub's store rate)",
+            self.catch_up.as_secs_f64(),
+            rate(self.backlog, self.catch_up),
+            rate(self.backlog, self.catch_up) / rate(self.backlog, self.backlog_stored)
+        )
+    }
+}
+
+/// Runs the benchmark. Both hubs are stopped at the end.
+///
+/// # Errors
+/// A hub cannot start or link, or a request fails.
+pub async fn run(config: &FederationBenchConfig) -> anyhow::Result<FederationReport> {
+    let (a_dir, b_dir) = (config.dir.join("a"), config.dir.join("b"));
+    write_configs(&a_dir, &b_dir)?;
+    let spawn = bench_spawn(&[]);
+    let recipients = config.backlog.div_ceil(BACKLOG_PER_RECIPIENT).max(1);
+    // Every recipient exists on b before the partition (a message for an unknown peer is
+    // refused on arrival).
+    for n in 0..recipients {
+        drop(join(&b_dir, &spawn, &format!("bob-{n}")).await?);
+    }
+    let mut bob = join(&b_dir, &spawn, "bob").await?;
+    let alice = join(&a_dir, &spawn, "alice").await?;
+    let mut carol = join(&a_dir, &spawn, "carol").await?;
+    wait_for_link(&b_dir, "a").await?;
+
+    let local = round_trips(&alice, &mut carol, "carol", config.round_trips).await?;
+    let cross = round_trips(&alice, &mut bob, "bob@b", config.round_trips).await?;
+    drop(bob);
+
+    // The partition: b stops; a stores the backlog for b's peers.
+    super::hub::stop_hub(&b_dir);
+    wait_until_stopped(&b_dir).await?;
+    let started = Instant::now();
+    let last_offset = store_backlog(&a_dir, config.backlog, recipients).await?;
+    let backlog_stored = started.elapsed();
+
+    let restarted = Instant::now();
+    let watcher = join(&b_dir, &spawn, "watcher").await?;
+    let deadline = restarted + WAIT_MAX;
+    loop {
+        let info = watcher.call(HubInfoParams {}).await?;
+        let imported = info
+            .links
+            .iter()
+            .find(|link| link.hub_id == "a")
+            .and_then(|link| link.imported);
+        if imported.is_some_and(|imported| imported >= last_offset) {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "hub b did not catch up within {WAIT_MAX:?} (imported up to {imported:?} of {last_offset})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let catch_up = restarted.elapsed();
+    drop(watcher);
+    drop(alice);
+    drop(carol);
+    super::hub::stop_hub(&a_dir);
+    super::hub::stop_hub(&b_dir);
+    Ok(FederationReport {
+        round_trips: config.round_trips,
+        local,
+        cross,
+        backlog: config.backlog,
+        backlog_stored,
+        catch_up,
+    })
+}
+
+/// Writes `federation.toml` for hub `a` (listening on a free loopback port) and hub `b`
+/// (dialing it), with one fresh secret.
+fn write_configs(a_dir: &Path, b_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let secret = Key32::random()?.to_hex();
+    for (dir, text) in [
+        (
+            a_dir,
+            format!(
+                "hub_id = \"a\"\nsecret = \"{secret}\"\nlisten = \"127.0.0.1:{port}\"\n[[peer]]\nhub_id = \"b\"\n"
+            ),
+        ),
+        (
+            b_dir,
+            format!(
+                "hub_id = \"b\"\nsecret = \"{secret}\"\n[[peer]]\nhub_id = \"a\"\naddress = \"127.0.0.1:{port}\"\n"
+            ),
+        ),
+    ] {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir.join(crate::federation::config::FEDERATION_FILE_NAME))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+async fn wait_for_link(data_dir: &Path, peer: &str) -> anyhow::Result<()> {
+    let client = HubClient::connect_running(data_dir, "relay-bench/1").await?;
+    let deadline = Instant::now() + WAIT_MAX;
+    loop {
+        let info = client.call(HubInfoParams {}).await?;
+        if info
+            .links
+            .iter()
+            .any(|link| link.hub_id == peer && link.state == "up")
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the link to {peer} did not come up within {WAIT_MAX:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_until_stopped(data_dir: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + WAIT_MAX;
+    while super::hub_pid(data_dir).is_some_and(|pid| {
+        i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
+    }) {
+        anyhow::ensure!(Instant::now() < deadline, "the hub did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+fn message_text() -> anyhow::Result<MessageText> {
+    Ok(MessageText::new("x".repeat(MESSAGE_BYTES))?)
+}
+
+/// Send → push one at a time from `sender` to `to` (whose session is `receiver`): p50, p99.
+async fn round_trips(
+    sender: &HubClient,
+    receiver: &mut HubClient,
+    to: &str,
+    count: u64,
+) -> anyhow::Result<(Duration, Duration)> {
+    let mut pushes = receiver
+        .take_pushes()
+        .ok_or_else(|| anyhow::anyhow!("the pushes were taken already"))?;
+    let mut histogram = Histogram::<u64>::new(3)?;
+    let to = PeerName::new(to.to_owned())?;
+    let text = message_text()?;
+    // A few unmeasured ones first: the link and the caches warm up.
+    for round in 0..count + 20 {
+        let started = Instant::now();
+        let send = sender.call(SendParams {
+            to: to.clone(),
+            text: text.clone(),
+            reply_to: None,
+            urgent: false,
+            idempotency_key: None,
+        });
+        // A local send answers once the push is acknowledged: wait for both at once.
+        let receive = async {
+            let push = loop {
+                match tokio::time::timeout(WAIT_MAX, pushes.recv()).await {
+                    Ok(Some(HubNotification::Message(push))) => break push,
+                    Ok(Some(HubNotification::Receipt(_))) => continue,
+                    Ok(None) | Err(_) => anyhow::bail!("no push for {to} within {WAIT_MAX:?}"),
+                }
+            };
+            let took = started.elapsed();
+            // Read, so the recipient's mailbox never fills.
+            receiver
+                .acknowledge(&push, crate::protocol::AckStep::Read)
+                .await?;
+            anyhow::Ok(took)
+        };
+        let (sent, took) = tokio::join!(send, receive);
+        sent?;
+        if round >= 20 {
+            let _ = histogram.record(took?.as_nanos() as u64);
+        }
+    }
+    let quantile = |q: f64| Duration::from_nanos(histogram.value_at_quantile(q));
+    Ok((quantile(0.5), quantile(0.99)))
+}
+
+/// Stores `count` messages for `bob-0@b` … `bob-{recipients-1}@b` from [`BACKLOG_WINDOW`]
+/// senders on hub a, one request in flight each; returns the log offset of the last one (from
+/// its id, `m-<offset>`).
+async fn store_backlog(a_dir: &Path, count: u64, recipients: u64) -> anyhow::Result<u64> {
+    let text = message_text()?;
+    let spawn = bench_spawn(&[]);
+    let mut senders = tokio::task::JoinSet::new();
+    for sender in 0..BACKLOG_WINDOW as u64 {
+        let client = join(a_dir, &spawn, &format!("sender-{sender}")).await?;
+        let text = text.clone();
+        senders.spawn(async move {
+            let mut last = 0u64;
+            let mut n = sender;
+            while n < count {
+                let to = PeerName::new(format!("bob-{}@b", n % recipients))?;
+                let result = client
+                    .call(SendParams {
+                        to,
+                        text: text.clone(),
+                        reply_to: None,
+                        urgent: false,
+                        idempotency_key: None,
+                    })
+                    .await?;
+                let offset = result
+                    .msg_id
+                    .strip_prefix("m-")
+                    .and_then(|offset| offset.parse::<u64>().ok())
+                    .ok_or_else(|| anyhow::anyhow!("an unexpected message id {}", result.msg_id))?;
+                last = last.max(offset);
+                n += BACKLOG_WINDOW as u64;
+            }
+            anyhow::Ok(last)
+        });
+    }
+    let mut last = 0;
+    while let Some(done) = senders.join_next().await {
+        last = last.max(done??);
+    }
+    Ok(last)
+}
