@@ -290,3 +290,78 @@ fn keys_are_hex_of_32_bytes() {
     assert!(Key32::from_hex(SECRET).is_ok());
     assert!(Key32::from_hex("abc").is_err());
 }
+
+/// A proxy that forwards one connection and records what the dialing side sent.
+async fn recording_proxy(
+    listener: TcpListener,
+    to: SocketAddr,
+    recorded: std::sync::Arc<tokio::sync::Mutex<Vec<u8>>>,
+) {
+    let (mut client, _) = listener.accept().await.expect("accept");
+    let mut server = TcpStream::connect(to).await.expect("connect");
+    let (mut client_read, mut client_write) = client.split();
+    let (mut server_read, mut server_write) = server.split();
+    let upstream = async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            let read = client_read.read(&mut buffer).await.unwrap_or(0);
+            if read == 0 {
+                break;
+            }
+            recorded.lock().await.extend_from_slice(&buffer[..read]);
+            if server_write.write_all(&buffer[..read]).await.is_err() {
+                break;
+            }
+        }
+        let _ = server_write.shutdown().await;
+    };
+    let downstream = async {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(upstream, downstream);
+}
+
+#[tokio::test]
+async fn a_replayed_handshake_links_nothing() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let a = Side::new(dir.path(), "a", "b", SECRET);
+    let b = Side::new(dir.path(), "b", "a", SECRET);
+    let recorded = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let tap = recorded.clone();
+    let (dialed, accepted) = handshake_through(
+        &a,
+        &b,
+        Some(move |listener, to| recording_proxy(listener, to, tap)),
+    )
+    .await;
+    let mut at_a = dialed.expect("the real handshake links");
+    drop(accepted.expect("the real handshake links"));
+    at_a.writer.close().await;
+    drop(at_a);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let replay = recorded.lock().await.clone();
+    assert!(!replay.is_empty(), "the proxy saw the dialing side");
+
+    // Someone replays a's side of that handshake, byte for byte, to b.
+    let (listener, address) = listener().await;
+    let accepting = async {
+        let (stream, _) = listener.accept().await.expect("accept");
+        noise::accept(stream, b.auth(), &b.config).await
+    };
+    let replaying = async {
+        let mut stream = TcpStream::connect(address).await.expect("connect");
+        let _ = stream.write_all(&replay).await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            stream.read_to_end(&mut sink),
+        )
+        .await;
+    };
+    let (accepted, ()) = tokio::join!(accepting, replaying);
+    assert!(
+        accepted.is_err(),
+        "a replayed handshake must not link: {accepted:?}"
+    );
+}
