@@ -4,6 +4,7 @@
 //! acknowledged message delivered exactly once, and so does a SIGKILL of either hub
 //! mid-stream. A wrong secret links nothing; groups refuse other hubs' peers, clearly.
 
+#[allow(dead_code, reason = "shared with hub_conformance, which uses the rest")]
 mod support;
 
 use std::collections::BTreeSet;
