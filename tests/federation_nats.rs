@@ -42,12 +42,18 @@ fn hub(id: &str) -> HubId {
     HubId::new(id).expect("a hub id")
 }
 
-/// The permissions of `docs/federation.md` for hub `me`.
+/// The permissions of `docs/federation.md` for hub `me`; hub `mute`'s user lacks the first
+/// (publishing records), to see the transport name the server's refusal.
 fn permissions(me: &str) -> String {
     let stream = format!("RELAY_IN_{me}");
     let consumer = format!("relay-{me}");
+    let records = if me == "mute" {
+        "relay.in.none.none".to_owned()
+    } else {
+        format!("relay.in.*.{me}")
+    };
     let publish = [
-        format!("relay.in.*.{me}"),
+        records,
         format!("relay.ctl.*.{me}"),
         "$JS.API.INFO".to_owned(),
         format!("$JS.API.STREAM.CREATE.{stream}"),
@@ -528,7 +534,7 @@ async fn a_hub_publishing_as_another_is_refused_by_the_server_and_the_receiver()
     if !installed() {
         return;
     }
-    let server = Server::start(&["a", "b", "evil", "stranger"]);
+    let server = Server::start(&["a", "b", "evil", "stranger", "mute"]);
     let mut b = connect(&server, "b", &["a", "evil"]).await;
     let evil = connect(&server, "evil", &["b"]).await;
     let forged = records(log_id("a"), 1);
@@ -561,6 +567,21 @@ async fn a_hub_publishing_as_another_is_refused_by_the_server_and_the_receiver()
         Err(_) => true,
     };
     assert!(refused, "the server stored a publish on {as_a}");
+    // The transport names the refusal, without waiting out the PubAck.
+    let mute = connect(&server, "mute", &["b"]).await;
+    let start = Instant::now();
+    let denied = mute
+        .publish(&hub("b"), log_id("mute"), &records(log_id("mute"), 1)[0])
+        .await;
+    assert!(
+        matches!(denied, Err(NatsError::PermissionDenied { .. })),
+        "{denied:?}"
+    );
+    assert!(
+        start.elapsed() < jetstream::REQUEST_TIMEOUT,
+        "{:?}",
+        start.elapsed()
+    );
 
     // 2. The receiver: on evil's own subject, with headers claiming to be a.
     let own = jetstream::inbox_subject(&hub("b"), &hub("evil"));
@@ -599,4 +620,36 @@ async fn a_hub_publishing_as_another_is_refused_by_the_server_and_the_receiver()
         1,
         "the stranger's record"
     );
+}
+
+/// Loopback figures for `relay bench federation --nats`, only when asked:
+/// `RELAY_NATS_BENCH=1 cargo test --release --test federation_nats bench -- --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_roundtrip_on_loopback_when_asked() {
+    if std::env::var_os("RELAY_NATS_BENCH").is_none() {
+        println!(
+            "not run: RELAY_NATS_BENCH=1 cargo test --release --test federation_nats bench -- --nocapture"
+        );
+        return;
+    }
+    if !installed() {
+        return;
+    }
+    let server = Server::start(&["a", "b"]);
+    // b's inbox must exist before a publishes: connect it once.
+    drop(connect(&server, "b", &["a"]).await);
+    for (records, payload_bytes, batch) in
+        [(20_000, 256, 256), (2_000, 65_536, 64), (1_000, 256, 1)]
+    {
+        let setup = jetstream::BenchSetup {
+            origin: (server.config("a"), hub("a")),
+            dest: (server.config("b"), hub("b")),
+            records,
+            payload_bytes,
+            batch,
+        };
+        let figures = jetstream::bench_roundtrip(&setup).await.expect("bench ran");
+        println!("batch {batch}: {figures}");
+        assert_eq!(figures.records, records);
+    }
 }

@@ -1298,6 +1298,63 @@ pub struct ServerReport {
     pub durable_bucket: bool,
 }
 
+/// How a line of [`ServerReport::lines`] came out (`relay doctor` prints each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// Fine.
+    Ok,
+    /// Works, but worth knowing.
+    Warn,
+    /// The transport cannot work.
+    Fail,
+    /// Not there yet, nothing wrong.
+    Skip,
+}
+
+impl ServerReport {
+    /// The report as lines for `relay doctor`, for hub `me` at `url`.
+    pub fn lines(&self, me: &HubId, url: &str) -> Vec<(Finding, String)> {
+        let mut lines = vec![(
+            if self.jetstream {
+                Finding::Ok
+            } else {
+                Finding::Fail
+            },
+            format!(
+                "nats-server {} at {url}, JetStream {}, max_payload {} bytes",
+                self.version,
+                if self.jetstream { "on" } else { "off" },
+                self.max_payload
+            ),
+        )];
+        for warning in [&self.version_warning, &self.max_payload_warning]
+            .into_iter()
+            .flatten()
+        {
+            lines.push((Finding::Warn, warning.clone()));
+        }
+        lines.push(match (self.inbox_messages, self.consumer_ack_pending) {
+            (Some(messages), Some(unacked)) => (
+                Finding::Ok,
+                format!("inbox of {me}: {messages} messages, {unacked} delivered and unacked"),
+            ),
+            _ => (
+                Finding::Skip,
+                format!(
+                    "no inbox stream or consumer for {me} yet: made when the transport connects"
+                ),
+            ),
+        });
+        if !self.durable_bucket {
+            lines.push((
+                Finding::Skip,
+                format!("no {DURABLE_BUCKET} bucket yet: made when the transport connects"),
+            ));
+        }
+        lines
+    }
+}
+
 fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     let core = text.trim_start_matches('v').split(['-', '+']).next()?;
     let mut parts = core.split('.').map(|part| part.parse::<u64>().ok());
@@ -1353,6 +1410,150 @@ pub async fn check_server(config: &NatsConfig, me: &HubId) -> Result<ServerRepor
         inbox_messages,
         consumer_ack_pending,
         durable_bucket,
+    })
+}
+
+/// What [`bench_roundtrip`] runs.
+#[derive(Clone, Debug)]
+pub struct BenchSetup {
+    /// The publishing hub's server config and id.
+    pub origin: (NatsConfig, HubId),
+    /// The receiving hub's.
+    pub dest: (NatsConfig, HubId),
+    /// Records to ship.
+    pub records: usize,
+    /// Payload bytes of each.
+    pub payload_bytes: usize,
+    /// Records per pipelined publish (and at most per receive).
+    pub batch: usize,
+}
+
+/// What [`bench_roundtrip`] measured: publish to receive, the receiver committing each batch
+/// (durable offset stored, then acked) as a hub would.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchFigures {
+    /// Records shipped.
+    pub records: usize,
+    /// Payload bytes of each.
+    pub payload_bytes: usize,
+    /// From the first publish to the last record received, seconds.
+    pub seconds: f64,
+    /// Records received per second.
+    pub records_per_second: f64,
+    /// Median publish-to-receive latency, microseconds.
+    pub p50_us: u64,
+    /// 99th percentile, microseconds.
+    pub p99_us: u64,
+    /// Slowest, microseconds.
+    pub max_us: u64,
+}
+
+impl std::fmt::Display for BenchFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} records of {} B in {:.2} s: {:.0} records/s, publish to receive p50 {} µs, p99 {} µs, max {} µs",
+            self.records,
+            self.payload_bytes,
+            self.seconds,
+            self.records_per_second,
+            self.p50_us,
+            self.p99_us,
+            self.max_us
+        )
+    }
+}
+
+/// Longest a [`bench_roundtrip`] may wait for the next record before it gives up.
+pub const BENCH_STALL_MAX: Duration = Duration::from_secs(30);
+
+/// Ships `setup.records` records from origin to dest through the server and measures
+/// throughput and publish-to-receive latency (for `relay bench federation --nats`). Offsets
+/// continue from dest's durable offset, so runs against the same server do not collide.
+///
+/// # Errors
+/// A connection, publish or commit failed, or no record arrived for [`BENCH_STALL_MAX`].
+pub async fn bench_roundtrip(setup: &BenchSetup) -> Result<BenchFigures, NatsError> {
+    let (origin_config, origin_id) = &setup.origin;
+    let (dest_config, dest_id) = &setup.dest;
+    let origin =
+        JetStreamTransport::connect(origin_config, origin_id, std::slice::from_ref(dest_id))
+            .await?;
+    let mut dest =
+        JetStreamTransport::connect(dest_config, dest_id, std::slice::from_ref(origin_id)).await?;
+    let start_offset = dest.durable(origin_id, dest_id).await?.unwrap_or(0);
+    let log_id = 0x5245_4c41_5942_454e_4348_u128;
+    let payload = vec![b'x'; setup.payload_bytes];
+    let records: Vec<ShippedRecord> = (0..setup.records as u64)
+        .map(|index| {
+            let offset = start_offset + index;
+            ShippedRecord {
+                offset,
+                previous: offset.checked_sub(1).unwrap_or(NO_PREVIOUS),
+                timestamp_us: offset,
+                kind: 1,
+                schema_version: 1,
+                origin_hub: log_id,
+                crc: wire::record_crc(offset, offset, 1, 1, log_id, &payload),
+                payload: payload.clone(),
+            }
+        })
+        .collect();
+    let batch = setup.batch.max(1);
+    let wanted = setup.records;
+    let dest_hub = dest_id.clone();
+    let origin_hub = origin_id.clone();
+    let receiver = tokio::spawn(async move {
+        let mut arrivals: Vec<(u64, Instant)> = Vec::with_capacity(wanted);
+        while arrivals.len() < wanted {
+            let inbound = dest.next(batch, BENCH_STALL_MAX).await?;
+            if inbound.is_empty() {
+                return Err(NatsError::Refused(format!(
+                    "no record for {BENCH_STALL_MAX:?} after {} of {wanted}",
+                    arrivals.len()
+                )));
+            }
+            let now = Instant::now();
+            let mut last = 0;
+            let mut handles = Vec::with_capacity(inbound.len());
+            for record in inbound {
+                last = record.record.offset;
+                arrivals.push((record.record.offset, now));
+                handles.push(record.handle);
+            }
+            dest.store_durable(&origin_hub, &dest_hub, last + 1).await?;
+            dest.ack(handles).await?;
+        }
+        Ok(arrivals)
+    });
+    let started = Instant::now();
+    let mut sent: Vec<Instant> = Vec::with_capacity(wanted);
+    for chunk in records.chunks(batch) {
+        let now = Instant::now();
+        sent.extend(std::iter::repeat_n(now, chunk.len()));
+        origin.publish_batch(dest_id, log_id, chunk).await?;
+    }
+    let arrivals = receiver
+        .await
+        .map_err(|error| NatsError::Refused(format!("the receiving task failed: {error}")))??;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut histogram = hdrhistogram::Histogram::<u64>::new(3)
+        .map_err(|error| NatsError::Refused(format!("histogram: {error}")))?;
+    for (offset, at) in &arrivals {
+        let index = usize::try_from(offset - start_offset).unwrap_or(usize::MAX);
+        if let Some(sent_at) = sent.get(index) {
+            let micros = at.saturating_duration_since(*sent_at).as_micros();
+            histogram.saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
+        }
+    }
+    Ok(BenchFigures {
+        records: arrivals.len(),
+        payload_bytes: setup.payload_bytes,
+        seconds,
+        records_per_second: arrivals.len() as f64 / seconds.max(f64::MIN_POSITIVE),
+        p50_us: histogram.value_at_quantile(0.5),
+        p99_us: histogram.value_at_quantile(0.99),
+        max_us: histogram.max(),
     })
 }
 
