@@ -1464,6 +1464,9 @@ impl std::fmt::Display for BenchFigures {
     }
 }
 
+/// Latencies [`bench_roundtrip`] tells apart, at most (longer ones count as this), µs.
+pub const BENCH_LATENCY_US_MAX: u64 = 60_000_000;
+
 /// Longest a [`bench_roundtrip`] may wait for the next record before it gives up.
 pub const BENCH_STALL_MAX: Duration = Duration::from_secs(30);
 
@@ -1537,7 +1540,7 @@ pub async fn bench_roundtrip(setup: &BenchSetup) -> Result<BenchFigures, NatsErr
         .await
         .map_err(|error| NatsError::Refused(format!("the receiving task failed: {error}")))??;
     let seconds = started.elapsed().as_secs_f64();
-    let mut histogram = hdrhistogram::Histogram::<u64>::new(3)
+    let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, BENCH_LATENCY_US_MAX, 3)
         .map_err(|error| NatsError::Refused(format!("histogram: {error}")))?;
     for (offset, at) in &arrivals {
         let index = usize::try_from(offset - start_offset).unwrap_or(usize::MAX);
