@@ -5,7 +5,8 @@
 //! others can write), `relay.toml`, free space on the data dir's file system, the hub
 //! (reachable, same version as this binary, its WebSocket, each session's push path), each
 //! installed AI client's config (runs this binary, push path wired; the installers' own
-//! planning decides), and Claude Code's messaging socket when run inside Claude Code.
+//! planning decides), Claude Code's messaging socket when run inside Claude Code, and the
+//! NATS server when `federation.toml` has `[nats]`.
 //! Read-only: it starts no hub and writes nothing. Exit 0 when nothing failed (warnings
 //! allowed), 3 when a check failed.
 
@@ -102,6 +103,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     checks.extend(link_checks(&info));
     checks.extend(client_checks(args.data_dir.data_dir.as_deref()));
     checks.push(claude_socket_check());
+    checks.extend(nats_checks(&data_dir));
     let ok = checks.iter().all(|check| check.status != Status::Fail);
     let mut out = Out::new();
     if args.json {
@@ -506,4 +508,42 @@ fn claude_socket_check() -> Check {
         Err(error) => Check::new(name, Status::Fail, format!("{}: {error}", path.display()))
             .fix("restart Claude Code; messages meanwhile wait for relay_inbox"),
     }
+}
+
+/// The JetStream transport's server, when `federation.toml` has `[nats]`.
+fn nats_checks(data_dir: &Path) -> Vec<Check> {
+    use crate::federation::jetstream::{Finding, check_server};
+    let Ok(Some(federation)) = crate::federation::config::load(data_dir) else {
+        return Vec::new();
+    };
+    let Some(nats) = federation.nats else {
+        return Vec::new();
+    };
+    let report = super::session::runtime()
+        .map_err(|error| error.to_string())
+        .and_then(|runtime| {
+            let report = runtime.block_on(check_server(&nats, &federation.hub_id));
+            report.map_err(|error| error.to_string())
+        });
+    let lines = match report {
+        Ok(report) => report.lines(&federation.hub_id, &nats.url),
+        Err(error) => vec![(Finding::Fail, error)],
+    };
+    let status = |finding| match finding {
+        Finding::Ok => Status::Ok,
+        Finding::Warn => Status::Warn,
+        Finding::Fail => Status::Fail,
+        Finding::Skip => Status::Skip,
+    };
+    let checks = lines
+        .into_iter()
+        .map(|(finding, detail)| Check::new("nats", status(finding), detail));
+    checks
+        .map(|check| match check.status {
+            Status::Fail => {
+                check.fix("start the NATS server, or correct [nats] in federation.toml")
+            }
+            _ => check,
+        })
+        .collect()
 }

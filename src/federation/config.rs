@@ -12,6 +12,9 @@
 //! [relay]                         # optional
 //! url = "wss://relay.example.org:9800"   # ws:// on loopback only
 //! token = "…"
+//! [nats]                          # optional: the JetStream transport
+//! url = "tls://nats.example.org:4222"    # nats:// on loopback only
+//! nkey_seed = "federation/nats.nk"       # or creds = "…" or token = "…"
 //! ```
 //!
 //! Every error names the file and the key, and says what a valid value looks like. The
@@ -158,6 +161,8 @@ pub struct FederationConfig {
     pub peers: Vec<Peer>,
     /// The relay server, if any.
     pub relay: Option<RelayServer>,
+    /// The NATS server of the JetStream transport, if any ([`super::jetstream`]).
+    pub nats: Option<super::jetstream::NatsConfig>,
 }
 
 impl FederationConfig {
@@ -210,6 +215,8 @@ struct RawConfig {
     #[serde(default)]
     peer: Vec<RawPeer>,
     relay: Option<RawRelay>,
+    /// Checked by [`super::jetstream::parse_nats_table`].
+    nats: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -361,12 +368,20 @@ pub fn parse(text: &str, path: &Path, data_dir: &Path) -> Result<FederationConfi
             })
         })
         .transpose()?;
+    let nats = raw
+        .nats
+        .map(|table| {
+            super::jetstream::parse_nats_table(&table, data_dir)
+                .map_err(|error| invalid(&error.key, error.message))
+        })
+        .transpose()?;
     Ok(FederationConfig {
         hub_id,
         listen,
         secret,
         peers,
         relay,
+        nats,
     })
 }
 
@@ -453,9 +468,14 @@ mod tests {
         let config = parsed(&format!(
             "hub_id = \"a\"\nlisten = \"127.0.0.1:9700\"\nsecret = \"{SECRET}\"\n\
              [[peer]]\nhub_id = \"b\"\naddress = \"127.0.0.1:9701\"\n\
-             [relay]\nurl = \"ws://127.0.0.1:9800\"\ntoken = \"t\"\n"
+             [relay]\nurl = \"ws://127.0.0.1:9800\"\ntoken = \"t\"\n\
+             [nats]\nurl = \"nats://127.0.0.1:4222\"\ntoken = \"n\"\n"
         ))
         .expect("valid");
+        assert_eq!(
+            config.nats.as_ref().map(|nats| nats.url.as_str()),
+            Some("nats://127.0.0.1:4222")
+        );
         assert_eq!(config.hub_id.as_str(), "a");
         assert_eq!(config.peers.len(), 1);
         assert!(config.peer("b").is_some());
@@ -491,6 +511,18 @@ mod tests {
                     "hub_id = \"a\"\nsecret = \"{SECRET}\"\n[relay]\nurl = \"ws://relay.example.org:9800\"\ntoken = \"t\""
                 ),
                 "`relay.url`",
+            ),
+            (
+                format!(
+                    "hub_id = \"a\"\nsecret = \"{SECRET}\"\n[nats]\nurl = \"nats://nats.example.org:4222\""
+                ),
+                "`nats.url`",
+            ),
+            (
+                format!(
+                    "hub_id = \"a\"\nsecret = \"{SECRET}\"\n[nats]\nurl = \"tls://n:4222\"\npassword = \"p\""
+                ),
+                "`nats.password`",
             ),
             (
                 format!("hub_id = \"a\"\nsecret = \"{SECRET}\"\ncolour = \"blue\""),
