@@ -230,6 +230,7 @@ fn the_entry_charge_covers_the_structs_it_stands_for() {
         ("GroupMessage", size_of::<GroupMessage>()),
         ("Identity", size_of::<Identity>()),
     ] {
+        println!("{what}: {size} bytes");
         assert!(
             size as u64 <= STATE_ENTRY_BYTES,
             "{what} is {size} bytes, more than STATE_ENTRY_BYTES ({STATE_ENTRY_BYTES})"
