@@ -23,7 +23,9 @@ use crate::limits::{
 };
 use crate::state::{
     BroadcastReply, CompletedRequest, DeliveryState, ForgetBlocker, Group, GroupMessage, Identity,
-    IdentityId, LinkProgress, MessageLocation, PendingAsk, State, StoredMessage,
+    IdentityId, LinkProgress, MEMBER_BYTES, MessageLocation, PendingAsk, State, StoredMessage,
+    completed_bytes, group_bytes, group_entry_bytes, group_message_bytes, identity_bytes,
+    mailbox_bytes, message_bytes, refusal_bytes,
 };
 
 /// What the log's record header says about the event being applied.
@@ -96,6 +98,21 @@ pub enum ApplyError {
     DuplicateMessageId {
         /// The repeated id.
         message_id: String,
+    },
+    /// An event that stores something would take the state's byte count ([`State::bytes`]) past
+    /// its budget ([`STATE_BYTES_MAX`](crate::limits::STATE_BYTES_MAX)). Nothing is stored; the
+    /// hub answers `limit_reached` and appends nothing. Reads, acknowledgements, leaves and
+    /// forgetting are never refused by the budget: they make room.
+    #[error(
+        "the hub's state is full: it holds {bytes} bytes, this needs {needed} more, the budget is {max} bytes; reading, leaving groups and forgetting identities that left make room"
+    )]
+    StateFull {
+        /// Bytes the state holds (its [`State::bytes`]).
+        bytes: u64,
+        /// Bytes the event would add, net of what it would drop.
+        needed: u64,
+        /// The budget ([`State::budget`]).
+        max: u64,
     },
     /// A direct message, ask or reply to a mailbox with no room: it holds
     /// [`MAILBOX_UNREAD_MAX`] unread messages, or the message's text would take its unread text
@@ -485,11 +502,15 @@ fn apply_identity_registered(
 ) -> Result<(), ApplyError> {
     if let Some(id) = state.names.get(&event.name).copied() {
         // The same session returning: it keeps its identity, mailbox and groups.
+        // Never refused by the budget: the session returns to drain its mailbox.
         if let Some(identity) = state.identities.get_mut(&id) {
+            let before = identity_bytes(identity);
             identity.cwd.clone_from(&event.cwd);
             identity.git_branch.clone_from(&event.git_branch);
             identity.client = event.client.clone();
             identity.has_left = false;
+            let after = identity_bytes(identity);
+            recharge(state, before, after);
         }
         touch(state, id, record);
         return Ok(());
@@ -512,9 +533,12 @@ fn apply_identity_registered(
         event.client.clone(),
         record.timestamp_us,
     );
+    let bytes = identity_bytes(&identity);
+    check_budget(state, bytes, 0)?;
     state.identities.insert(id, identity);
     state.names.insert(event.name.clone(), id);
     state.mailboxes.insert(id, Default::default());
+    state.charge(bytes);
     Ok(())
 }
 
@@ -529,11 +553,18 @@ fn apply_identity_renamed(
             name: event.new_name.clone(),
         });
     }
+    let Some(identity) = state.identities.get(&id) else {
+        return Err(unknown_identity(&event.old_name));
+    };
+    let before = identity_bytes(identity);
+    let mut renamed = identity.clone();
+    renamed.rename(event.new_name.clone());
+    let after = identity_bytes(&renamed);
+    check_budget(state, after, before)?;
     state.names.remove(&event.old_name);
     state.names.insert(event.new_name.clone(), id);
-    if let Some(identity) = state.identities.get_mut(&id) {
-        identity.rename(event.new_name.clone());
-    }
+    state.identities.insert(id, renamed);
+    recharge(state, before, after);
     touch(state, id, record);
     Ok(())
 }
@@ -561,13 +592,18 @@ fn apply_identity_forgotten(
         });
     }
     state.names.remove(&event.name);
-    state.identities.remove(&id);
+    if let Some(identity) = state.identities.remove(&id) {
+        state.refund(identity_bytes(&identity));
+    }
     if let Some(mailbox) = state.mailboxes.remove(&id) {
         for message in mailbox.messages() {
             state.message_index.remove(&message.id);
         }
+        state.refund(mailbox_bytes(&mailbox));
     }
-    state.completed.remove(&id);
+    if let Some(completed) = state.completed.remove(&id) {
+        state.refund(completed.iter().map(completed_bytes).sum());
+    }
     Ok(())
 }
 
@@ -592,7 +628,6 @@ fn apply_message_sent(
     event: &MessageSent,
 ) -> Result<(), ApplyError> {
     let parties = check_delivery(state, &event.from, &event.to, &event.id, &event.body)?;
-    let (from, to) = parties.materialize(state, record, &event.from, &event.to);
     let delivery = Delivery {
         id: &event.id,
         from_name: &event.from,
@@ -606,7 +641,11 @@ fn apply_message_sent(
         late: false,
         timed_out_ask: None,
     };
-    deliver(state, record, from, to, &delivery);
+    let message = stored_message(record, &delivery);
+    let adds = message_bytes(&message) + parties.new_bytes(record, &event.from, &event.to);
+    check_budget(state, adds, 0)?;
+    let (from, to) = parties.materialize(state, record, &event.from, &event.to);
+    deliver(state, record, from, to, message);
     Ok(())
 }
 
@@ -629,7 +668,6 @@ fn apply_ask_sent(
             broadcast_id: broadcast_id.clone(),
         });
     }
-    let (from, to) = parties.materialize(state, record, &event.from, &event.to);
     let delivery = Delivery {
         id: &event.id,
         from_name: &event.from,
@@ -643,7 +681,11 @@ fn apply_ask_sent(
         late: false,
         timed_out_ask: None,
     };
-    deliver(state, record, from, to, &delivery);
+    let message = stored_message(record, &delivery);
+    let adds = message_bytes(&message) + parties.new_bytes(record, &event.from, &event.to);
+    check_budget(state, adds, 0)?;
+    let (from, to) = parties.materialize(state, record, &event.from, &event.to);
+    deliver(state, record, from, to, message);
     state.asks.insert(PendingAsk {
         ask_id: event.ask_id.clone(),
         message_id: event.id.clone(),
@@ -678,7 +720,6 @@ fn apply_reply_sent(
             .asks
             .expired(&event.reply_to)
             .is_some_and(|ask| Some(ask.target) == parties.from && Some(ask.asker) == parties.to);
-    let (from, to) = parties.materialize(state, record, &event.from, &event.to);
     let delivery = Delivery {
         id: &event.id,
         from_name: &event.from,
@@ -692,7 +733,11 @@ fn apply_reply_sent(
         late,
         timed_out_ask: None,
     };
-    deliver(state, record, from, to, &delivery);
+    let message = stored_message(record, &delivery);
+    let adds = message_bytes(&message) + parties.new_bytes(record, &event.from, &event.to);
+    check_budget(state, adds, 0)?;
+    let (from, to) = parties.materialize(state, record, &event.from, &event.to);
+    deliver(state, record, from, to, message);
     if late {
         state.asks.forget_expired(&event.reply_to);
     }
@@ -745,7 +790,16 @@ fn mailbox_step(
             forget_messages(state, forgotten);
         }
         Step::Returned => mailbox.mark_returned(sequence),
-        Step::Reported(status) => mailbox.note_reported(sequence, status),
+        // Never refused by the budget; the word is charged with the message.
+        Step::Reported(status) => {
+            let charged = |mailbox: &crate::state::Mailbox| {
+                mailbox.get_by_sequence(sequence).map_or(0, message_bytes)
+            };
+            let before = charged(mailbox);
+            mailbox.note_reported(sequence, status);
+            let after = charged(mailbox);
+            recharge(state, before, after);
+        }
     }
     Ok(())
 }
@@ -798,7 +852,7 @@ fn apply_ask_expired(
     }
     let (asker, target) = (ask.asker, ask.target);
     state.asks.expire(&event.ask_id);
-    let delivery = Delivery {
+    let notice = Delivery {
         id: &event.message_id,
         from_name: "relay",
         body: &event.body,
@@ -811,22 +865,22 @@ fn apply_ask_expired(
         late: false,
         timed_out_ask: Some(&event.ask_id),
     };
-    // The ask ends either way; a full mailbox gets no notice (unread mail is never dropped to
-    // make room), but counts it as refused from `relay`, so the asker hears of it on its next
-    // inbox.
+    // The ask ends either way; a full mailbox (or a full state) gets no notice (unread mail is
+    // never dropped to make room), but counts it as refused from `relay`, so the asker hears of
+    // it on its next inbox.
+    let message = stored_message(record, &notice);
     let has_room = state
         .mailboxes
         .get(&asker)
-        .is_some_and(|mailbox| mailbox.check_room(event.body.len()).is_ok());
+        .is_some_and(|mailbox| mailbox.check_room(event.body.len()).is_ok())
+        && check_budget(state, message_bytes(&message), 0).is_ok();
     if !has_room {
-        if let Some(mailbox) = state.mailboxes.get_mut(&asker) {
-            mailbox.note_refused("relay", record.timestamp_us);
-        }
+        note_refused(state, asker, "relay", record.timestamp_us);
         return Ok(());
     }
     // The notice is about the target's silence: it stands as the sender, so a reply to it
     // reaches the peer that was asked.
-    deliver(state, record, target, asker, &delivery);
+    deliver(state, record, target, asker, message);
     Ok(())
 }
 
@@ -846,7 +900,7 @@ fn apply_message_refused(
             sender: event.from.clone(),
         });
     }
-    mailbox.note_refused(&event.from, record.timestamp_us);
+    note_refused(state, to, &event.from, record.timestamp_us);
     touch(state, from, record);
     Ok(())
 }
@@ -857,15 +911,27 @@ fn apply_request_completed(
     event: &RequestCompleted,
 ) -> Result<(), ApplyError> {
     let caller = lookup(state, &event.caller)?;
-    let completed = state.completed.entry(caller).or_default();
-    completed.push_back(CompletedRequest {
+    let request = CompletedRequest {
         key: event.key.clone(),
         result: event.result.clone(),
         timestamp_us: record.timestamp_us,
-    });
+    };
+    let adds = completed_bytes(&request);
+    let frees = state
+        .completed
+        .get(&caller)
+        .filter(|completed| completed.len() >= IDEMPOTENCY_KEYS_MAX)
+        .and_then(|completed| completed.front())
+        .map_or(0, completed_bytes);
+    check_budget(state, adds, frees)?;
+    let completed = state.completed.entry(caller).or_default();
+    completed.push_back(request);
+    let mut dropped = 0;
     while completed.len() > IDEMPOTENCY_KEYS_MAX {
-        completed.pop_front();
+        dropped += completed.pop_front().as_ref().map_or(0, completed_bytes);
     }
+    state.charge(adds);
+    state.refund(dropped);
     Ok(())
 }
 
@@ -899,7 +965,14 @@ fn apply_mailbox_cursor_advanced(
         mailbox.last_sequence(),
         event.up_to_sequence,
     )?;
+    // The refusal record is cleared with the read.
+    let refusals: u64 = mailbox
+        .refusals()
+        .senders()
+        .map(|(sender, _)| refusal_bytes(sender))
+        .sum();
     let forgotten = mailbox.advance_cursor(event.up_to_sequence);
+    state.refund(refusals);
     forget_messages(state, forgotten);
     Ok(())
 }
@@ -965,8 +1038,11 @@ fn apply_group_created(
     if state.groups.len() >= GROUPS_MAX {
         return Err(ApplyError::GroupsFull { max: GROUPS_MAX });
     }
+    let bytes = group_entry_bytes(&event.group) + MEMBER_BYTES;
+    check_budget(state, bytes, 0)?;
     let group = Group::new(event.group.clone(), admin, record.timestamp_us);
     state.groups.insert(event.group.clone(), group);
+    state.charge(bytes);
     touch(state, admin, record);
     Ok(())
 }
@@ -992,7 +1068,11 @@ fn apply_group_member_invited(
             max: GROUP_MEMBERS_MAX,
         });
     }
-    group.add_member(member, record.timestamp_us);
+    check_budget(state, MEMBER_BYTES, 0)?;
+    if let Some(group) = state.groups.get_mut(&event.group) {
+        group.add_member(member, record.timestamp_us);
+    }
+    state.charge(MEMBER_BYTES);
     touch(state, actor, record);
     Ok(())
 }
@@ -1013,9 +1093,22 @@ fn apply_group_member_removed(
     if !group.is_member(member) {
         return Err(not_group_member(&event.group, &event.member));
     }
-    group.remove_member(member);
+    // The removal notice stores the reason: checked against the budget, net of the member and
+    // the message the ring drops.
     let body = format!("{} was removed: {}", event.member, event.reason);
-    group.push(system_message(body, record));
+    let mut notice = system_message(body, record);
+    notice.ack_slots = (group.member_count() as u64).saturating_sub(1);
+    let adds = group_message_bytes(&notice);
+    let frees = MEMBER_BYTES + ring_drop_bytes(group);
+    check_budget(state, adds, frees)?;
+    let Some(group) = state.groups.get_mut(&event.group) else {
+        return Err(ApplyError::GroupNotFound {
+            group: event.group.clone(),
+        });
+    };
+    group.remove_member(member);
+    state.refund(MEMBER_BYTES);
+    push_group_message(state, &event.group, notice);
     touch(state, actor, record);
     Ok(())
 }
@@ -1025,23 +1118,29 @@ fn apply_group_left(
     record: &RecordMeta,
     event: &GroupLeft,
 ) -> Result<(), ApplyError> {
+    // Never refused by the budget: leaving makes room (the departure notices it stores are a
+    // few bytes, and the ring drops one message for each once it is full).
     let member = lookup(state, &event.member)?;
     let group = group_of_member(state, &event.group, member, &event.member)?;
     let successor = group.remove_member(member);
-    if group.member_count() == 0 {
+    let emptied = group.member_count() == 0;
+    state.refund(MEMBER_BYTES);
+    if emptied {
         // Nobody is left to read or administer it: the group goes, like a deletion.
-        state.groups.remove(&event.group);
+        if let Some(group) = state.groups.remove(&event.group) {
+            state.refund(group_bytes(&group));
+        }
     } else {
-        group.push(system_message(format!("{} left", event.member), record));
+        let notice = system_message(format!("{} left", event.member), record);
+        push_group_message(state, &event.group, notice);
         if let Some(successor) = successor {
             let name = state
                 .identities
                 .get(&successor)
                 .map_or("", Identity::name)
                 .to_owned();
-            if let Some(group) = state.groups.get_mut(&event.group) {
-                group.push(system_message(format!("{name} is now the admin"), record));
-            }
+            let notice = system_message(format!("{name} is now the admin"), record);
+            push_group_message(state, &event.group, notice);
         }
     }
     touch(state, member, record);
@@ -1055,7 +1154,7 @@ fn apply_group_message_sent(
 ) -> Result<(), ApplyError> {
     let from = lookup(state, &event.from)?;
     let group = group_of_member(state, &event.group, from, &event.from)?;
-    group.push(GroupMessage {
+    let message = GroupMessage {
         sequence: 0,
         id: Some(event.id.clone()),
         author: Some(from),
@@ -1065,7 +1164,12 @@ fn apply_group_message_sent(
         urgent: event.urgent,
         timestamp_us: record.timestamp_us,
         offset: record.offset,
-    });
+        ack_slots: group.member_count() as u64,
+    };
+    let adds = group_message_bytes(&message);
+    let frees = ring_drop_bytes(group);
+    check_budget(state, adds, frees)?;
+    push_group_message(state, &event.group, message);
     touch(state, from, record);
     Ok(())
 }
@@ -1087,7 +1191,9 @@ fn apply_group_cursor_advanced(
 fn apply_group_deleted(state: &mut State, event: &GroupDeleted) -> Result<(), ApplyError> {
     let actor = lookup(state, &event.actor)?;
     group_by_admin(state, &event.group, actor, &event.actor)?;
-    state.groups.remove(&event.group);
+    if let Some(group) = state.groups.remove(&event.group) {
+        state.refund(group_bytes(&group));
+    }
     Ok(())
 }
 
@@ -1309,6 +1415,14 @@ impl Parties {
         };
         (known(self.from, from), known(self.to, to))
     }
+
+    /// Bytes [`Parties::materialize`] would charge for a new remote peer.
+    fn new_bytes(self, record: &RecordMeta, from: &str, to: &str) -> u64 {
+        let new = |party: Option<IdentityId>, name: &str| {
+            party.map_or_else(|| identity_bytes(&remote_identity(record, name)), |_| 0)
+        };
+        new(self.from, from) + new(self.to, to)
+    }
 }
 
 /// Whether `name` is a peer of another hub (`name@hub` with a well-formed hub id).
@@ -1321,9 +1435,19 @@ fn is_remote_name(name: &str) -> bool {
 /// against [`IDENTITIES_MAX`]; it is never online here, so it is `has_left` and can be
 /// forgotten like any identity that left.
 fn remember_remote(state: &mut State, record: &RecordMeta, name: &str) -> IdentityId {
-    let id = IdentityId(record.offset);
+    let identity = remote_identity(record, name);
+    let id = identity.id;
+    state.charge(identity_bytes(&identity));
+    state.identities.insert(id, identity);
+    state.names.insert(name.to_owned(), id);
+    state.mailboxes.insert(id, Default::default());
+    id
+}
+
+/// The identity [`remember_remote`] creates for `name`.
+fn remote_identity(record: &RecordMeta, name: &str) -> Identity {
     let mut identity = Identity::new(
-        id,
+        IdentityId(record.offset),
         name.to_owned(),
         String::new(),
         None,
@@ -1331,10 +1455,7 @@ fn remember_remote(state: &mut State, record: &RecordMeta, name: &str) -> Identi
         record.timestamp_us,
     );
     identity.has_left = true;
-    state.identities.insert(id, identity);
-    state.names.insert(name.to_owned(), id);
-    state.mailboxes.insert(id, Default::default());
-    id
+    identity
 }
 
 /// The identity `name` has, or `None` for a peer of another hub not known yet (when one more
@@ -1390,26 +1511,20 @@ fn check_delivery(
     })
 }
 
-/// Drops forgotten (read, aged-out) messages from the message index.
-fn forget_messages(state: &mut State, message_ids: Vec<String>) {
-    for message_id in message_ids {
-        state.message_index.remove(&message_id);
+/// Drops forgotten (read, aged-out) messages from the message index and refunds them.
+fn forget_messages(state: &mut State, messages: Vec<StoredMessage>) {
+    for message in messages {
+        state.message_index.remove(&message.id);
+        state.refund(message_bytes(&message));
     }
 }
 
-/// Stores a checked message (see [`check_delivery`]) in `to`'s mailbox and keeps the message
-/// index in step. Nothing is evicted: unread mail stays until it is read.
-fn deliver(
-    state: &mut State,
-    record: &RecordMeta,
-    from: IdentityId,
-    to: IdentityId,
-    delivery: &Delivery<'_>,
-) {
-    let message = StoredMessage {
+/// The message `delivery` stores, its sender still to be set by [`deliver`].
+fn stored_message(record: &RecordMeta, delivery: &Delivery<'_>) -> StoredMessage {
+    StoredMessage {
         sequence: 0,
         id: delivery.id.to_owned(),
-        from,
+        from: IdentityId(0),
         from_name: delivery.from_name.to_owned(),
         body: delivery.body.to_owned(),
         reply_to: delivery.reply_to.map(str::to_owned),
@@ -1424,7 +1539,22 @@ fn deliver(
         late: delivery.late,
         timed_out_ask: delivery.timed_out_ask.map(str::to_owned),
         reported: None,
-    };
+    }
+}
+
+/// Stores a checked message (see [`check_delivery`], and [`check_budget`] for its
+/// [`message_bytes`]) from `from` in `to`'s mailbox, keeps the message index in step and charges
+/// it. Nothing is evicted: unread mail stays until it is read.
+fn deliver(
+    state: &mut State,
+    record: &RecordMeta,
+    from: IdentityId,
+    to: IdentityId,
+    mut message: StoredMessage,
+) {
+    message.from = from;
+    let bytes = message_bytes(&message);
+    let id = message.id.clone();
     let mailbox = state
         .mailboxes
         .get_mut(&to)
@@ -1432,12 +1562,13 @@ fn deliver(
     mailbox.push(message);
     let sequence = mailbox.last_sequence();
     state.message_index.insert(
-        delivery.id.to_owned(),
+        id,
         MessageLocation {
             recipient: to,
             sequence,
         },
     );
+    state.charge(bytes);
     touch(state, from, record);
 }
 
@@ -1507,6 +1638,74 @@ fn system_message(body: String, record: &RecordMeta) -> GroupMessage {
         urgent: false,
         timestamp_us: record.timestamp_us,
         offset: record.offset,
+        ack_slots: 0,
+    }
+}
+
+/// Bytes the next push to `group` frees: the oldest message, when the ring is full.
+fn ring_drop_bytes(group: &Group) -> u64 {
+    if group.ring_full() {
+        group.messages().next().map_or(0, group_message_bytes)
+    } else {
+        0
+    }
+}
+
+/// Pushes `message` to the group named `group` (its acknowledgement slots set to the members
+/// now), charging it and refunding the message the ring drops.
+fn push_group_message(state: &mut State, group: &str, message: GroupMessage) {
+    let Some(group) = state.groups.get_mut(group) else {
+        return;
+    };
+    let evicted = group.push(message);
+    let charged = group.messages().next_back().map_or(0, group_message_bytes);
+    state.charge(charged);
+    if let Some(evicted) = evicted {
+        state.refund(group_message_bytes(&evicted));
+    }
+}
+
+/// Refuses an event that stores `adds` bytes and drops `frees` when the net growth would take
+/// the state past its budget. An event that does not grow the state always passes.
+fn check_budget(state: &State, adds: u64, frees: u64) -> Result<(), ApplyError> {
+    let needed = adds.saturating_sub(frees);
+    if needed > 0 && state.bytes().saturating_add(needed) > state.budget() {
+        return Err(ApplyError::StateFull {
+            bytes: state.bytes(),
+            needed,
+            max: state.budget(),
+        });
+    }
+    Ok(())
+}
+
+/// Moves the byte count by an entry's change from `before` to `after` bytes.
+fn recharge(state: &mut State, before: u64, after: u64) {
+    if after >= before {
+        state.charge(after - before);
+    } else {
+        state.refund(before - after);
+    }
+}
+
+/// Counts a message from `sender` refused because `recipient`'s mailbox (or the state) was
+/// full, charging the refusal record's new name. Never refused by the budget: the record is
+/// bounded by [`MAILBOX_REFUSED_SENDERS_MAX`](crate::limits::MAILBOX_REFUSED_SENDERS_MAX) names
+/// and cleared by the recipient's next read.
+fn note_refused(state: &mut State, recipient: IdentityId, sender: &str, timestamp_us: u64) {
+    let Some(mailbox) = state.mailboxes.get_mut(&recipient) else {
+        return;
+    };
+    let named = |mailbox: &crate::state::Mailbox| {
+        mailbox
+            .refusals()
+            .senders()
+            .any(|(named, _)| named == sender)
+    };
+    let was_named = named(mailbox);
+    mailbox.note_refused(sender, timestamp_us);
+    if !was_named && named(mailbox) {
+        state.charge(refusal_bytes(sender));
     }
 }
 

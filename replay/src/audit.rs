@@ -104,6 +104,10 @@ pub struct StateSummary {
     pub pending_asks: Vec<AskSummary>,
     /// Rooms with members.
     pub rooms: Vec<RoomSummary>,
+    /// Bytes the state holds by its budget's count ([`State::bytes`]).
+    pub state_bytes: u64,
+    /// The budget `apply` holds them to ([`STATE_BYTES_MAX`](crate::limits::STATE_BYTES_MAX)).
+    pub state_budget: u64,
 }
 
 /// One identity and its mailbox.
@@ -228,5 +232,7 @@ pub fn summarize(state: &State) -> StateSummary {
         groups,
         pending_asks,
         rooms,
+        state_bytes: state.bytes(),
+        state_budget: state.budget(),
     }
 }

@@ -127,6 +127,52 @@ pub const ROOM_MEMBERS_MAX: usize = 1024;
 /// [`ApplyError::PeerHubsFull`](crate::ApplyError::PeerHubsFull).
 pub const PEER_HUBS_MAX: usize = 256;
 
+/// Bytes the state may hold, as counted by [`State::bytes`](crate::State::bytes): the text of
+/// everything stored from input (mailbox messages with their ids and names, group messages,
+/// idempotency results, identities' names and working directories, refusal records) plus
+/// [`STATE_ENTRY_BYTES`] per stored entry and [`STATE_ACK_BYTES`] per group acknowledgement a
+/// group message may collect. The count limits multiply far past any machine: without this
+/// budget the worst cases would be, roughly (entry charges included),
+///
+/// | what | count limits | worst case |
+/// |---|---|---|
+/// | mailboxes | `IDENTITIES_MAX` × (`MAILBOX_UNREAD_BYTES_MAX` + `MAILBOX_READ_BYTES_MAX` + (`MAILBOX_UNREAD_MAX` + `MAILBOX_READ_MAX`) × (`STATE_ENTRY_BYTES` + ids and names)) | ≈ 10,000 × (20 MiB of text + 10,500 × 1.6 KiB) ≈ 360 GiB |
+/// | group rings | `GROUPS_MAX` × `GROUP_MESSAGES_MAX` × (`TEXT_BYTES_MAX` + `GROUP_MEMBERS_MAX` × `STATE_ACK_BYTES`) | ≈ 1,024 × 500 × 68 KiB ≈ 34 GiB |
+/// | idempotency results | `IDENTITIES_MAX` × `IDEMPOTENCY_KEYS_MAX` × (key + result + `STATE_ENTRY_BYTES`) | ≈ 10,000 × 1,024 × 1 KiB ≈ 10 GiB |
+/// | group members | `GROUPS_MAX` × `GROUP_MEMBERS_MAX` × `STATE_ENTRY_BYTES` | 128 MiB |
+/// | identities | `IDENTITIES_MAX` × (`IDENTITY_NAMES_MAX` × `NAME_BYTES_MAX` + working directory) | ≈ 50 MiB |
+///
+/// The budget bounds their sum at 4 GiB, which a hub's machine holds (the state lives in memory,
+/// and a snapshot of it is at most [`SNAPSHOT_BODY_BYTES_MAX`]; a state past that is still
+/// served from the log). An event that stores something (a message, ask, reply, group message,
+/// removal notice, group, member, identity, name, idempotency result) and would take the count
+/// past the budget is rejected by `apply` with
+/// [`ApplyError::StateFull`](crate::ApplyError::StateFull), the state unchanged; the hub answers
+/// `limit_reached` and appends nothing, and an import from a linked hub is logged refused. Events
+/// that drain the state or must go through are never refused by it: reads, cursor moves, pushes
+/// and acknowledgements, status reports, leaves, deletions, forgetting, refusal counts, a
+/// returning session's registration and an ask's expiry (whose notice is then not stored, like
+/// at a full mailbox). The little some of them store (a departure notice, a status word, a
+/// refusal record) may take the count past the budget; storing is refused until it is back
+/// under. Rooms (presence only, no history: `ROOMS_MAX` × `ROOM_MEMBERS_MAX` ids, ≈ 8 MiB),
+/// pending, expired and broadcast asks (fixed global counts, ≈ 100 MiB) and federation progress
+/// (`PEER_HUBS_MAX` hubs) are bounded by their counts alone and not charged.
+pub const STATE_BYTES_MAX: u64 = 4 << 30;
+
+/// Bytes charged for each stored entry on top of its text (a mailbox message, a group message,
+/// an idempotency result, an identity with its mailbox, a group, a group member, a named refusal
+/// record): about what the entry's fixed fields, allocations and index entries take in memory,
+/// so a flood of empty messages is bounded like a flood of long ones. A mailbox message's
+/// fields are 256 bytes; `relay bench memory` measures 702 bytes of heap per queued message of
+/// 200 bytes, about 500 beyond its text. A test checks the structs fit it.
+pub const STATE_ENTRY_BYTES: u64 = 512;
+
+/// Bytes charged per member a group message may be acknowledged by (the members when it was
+/// sent: a member that joins later never sees it), reserved when the message is stored and
+/// refunded when it leaves the ring, so acknowledgements, which are never refused, stay within
+/// the budget. About one entry of a member's acknowledgement map.
+pub const STATE_ACK_BYTES: u64 = 16;
+
 /// Bytes of a snapshot body (the archived `State`). rkyv's 32-bit relative offsets
 /// (`pointer_width_32`, the log's format flags) address at most 2 GiB, past which rkyv would
 /// panic; the encoder's writer refuses the first write past this bound instead, so
@@ -158,3 +204,13 @@ const _: () = assert!(MAILBOX_REFUSED_SENDERS_MAX > 0 && MAILBOX_REFUSALS_PER_SE
 const _: () = assert!(PAYLOAD_ALIGNMENT_BYTES.is_power_of_two());
 // Offsets inside a body within the bound fit rkyv's signed 32-bit relative pointers.
 const _: () = assert!(SNAPSHOT_BODY_BYTES_MAX <= i32::MAX as usize);
+// The budget holds the largest message many times over.
+const _: () = assert!(STATE_BYTES_MAX >= 1 << 30);
+const _: () = assert!(STATE_ENTRY_BYTES > 0 && STATE_ACK_BYTES > 0);
+// The budget is far below what the count limits multiply to, so it is the bound that holds:
+// the mailboxes alone could hold `IDENTITIES_MAX * MAILBOX_UNREAD_BYTES_MAX` of unread text.
+const _: () =
+    assert!(STATE_BYTES_MAX < (IDENTITIES_MAX as u64) * (MAILBOX_UNREAD_BYTES_MAX as u64));
+const _: () = assert!(
+    STATE_BYTES_MAX < (GROUPS_MAX as u64) * (GROUP_MESSAGES_MAX as u64) * (TEXT_BYTES_MAX as u64)
+);

@@ -38,8 +38,9 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RLYSNAP\0";
 
 /// Snapshot format version written by this build. Bump it whenever `State`'s layout changes.
 /// Version 4: mailboxes keep every unread message (by sequence) and a refusal record, and group
-/// memberships count missed messages.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 5;
+/// memberships count missed messages. Version 6: the state keeps its byte count
+/// ([`State::bytes`]) and each group message the acknowledgements it reserved.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 6;
 
 /// Header length in bytes; the body starts right after, on a 16-byte boundary.
 pub const SNAPSHOT_HEADER_BYTES: usize = 32;
@@ -353,6 +354,7 @@ fn state_counts(state: &State) -> Vec<(&'static str, u64)> {
         ("mailbox text bytes", text_bytes),
         ("group message count", group_messages),
         ("group member count", group_members),
+        ("state bytes", state.bytes()),
     ]);
     counts
 }
@@ -457,6 +459,17 @@ pub fn snapshot_decode(bytes: &[u8]) -> Result<(State, u64), SnapshotError> {
     let archived =
         rkyv::access::<rkyv::Archived<State>, rkyv::rancor::Error>(body).map_err(invalid)?;
     let state = rkyv::deserialize::<State, rkyv::rancor::Error>(archived).map_err(invalid)?;
+    // The byte count is kept, not trusted: a body whose count is not its recount (O(state),
+    // like the deserialize) is refused, so a restored hub enforces its budget on true figures.
+    let recount = state.recount_bytes();
+    if state.bytes() != recount {
+        return Err(SnapshotError::InvalidBody {
+            reason: format!(
+                "the state's byte count is {}, its recount {recount}",
+                state.bytes()
+            ),
+        });
+    }
     Ok((state, next_offset))
 }
 

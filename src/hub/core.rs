@@ -307,7 +307,8 @@ pub(super) fn apply_error(refused: ApplyError) -> RpcError {
         | ApplyError::RoomFull { .. }
         | ApplyError::GroupsFull { .. }
         | ApplyError::GroupFull { .. }
-        | ApplyError::RefusalsCounted { .. } => ErrorCode::LimitReached,
+        | ApplyError::RefusalsCounted { .. }
+        | ApplyError::StateFull { .. } => ErrorCode::LimitReached,
         ApplyError::MailboxFull { .. } => ErrorCode::MailboxFull,
         ApplyError::AlreadyGroupMember { .. } => ErrorCode::AlreadyMember,
         ApplyError::AskMismatch { .. } => ErrorCode::BadArguments,

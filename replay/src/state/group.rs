@@ -70,9 +70,18 @@ pub struct GroupMessage {
     pub timestamp_us: u64,
     /// Offset of the record that stored it.
     pub offset: u64,
+    /// Members when it was stored: the most acknowledgements it can collect (a member that
+    /// joins later never sees it), reserved in the state's byte budget until it leaves the ring.
+    #[serde(skip)]
+    pub(crate) ack_slots: u64,
 }
 
 impl GroupMessage {
+    /// Members when it was stored, who alone may acknowledge it.
+    pub fn ack_slots(&self) -> u64 {
+        self.ack_slots
+    }
+
     /// Whether the hub wrote it (a removal, a departure, an admin hand-over).
     pub fn is_system(&self) -> bool {
         self.author.is_none()
@@ -257,9 +266,12 @@ impl Group {
         Some(successor)
     }
 
-    pub(crate) fn push(&mut self, mut message: GroupMessage) {
+    /// Stores `message` with the next sequence, its acknowledgement slots set to the members
+    /// now; returns the message the ring dropped to stay within [`GROUP_MESSAGES_MAX`].
+    pub(crate) fn push(&mut self, mut message: GroupMessage) -> Option<GroupMessage> {
         self.last_sequence += 1;
         message.sequence = self.last_sequence;
+        message.ack_slots = self.members.len() as u64;
         self.messages.push_back(message);
         if self.messages.len() > GROUP_MESSAGES_MAX
             && let Some(evicted) = self.messages.pop_front()
@@ -273,7 +285,14 @@ impl Group {
                 }
                 membership.acknowledged.remove(&evicted.sequence);
             }
+            return Some(evicted);
         }
+        None
+    }
+
+    /// Whether the ring is full: the next [`Group::push`] drops the oldest message.
+    pub(crate) fn ring_full(&self) -> bool {
+        self.messages.len() >= GROUP_MESSAGES_MAX
     }
 
     pub(crate) fn set_cursor(&mut self, member: IdentityId, up_to_sequence: u64) {

@@ -362,9 +362,9 @@ impl Mailbox {
         }
     }
 
-    /// Marks one message read, wherever the cursor is; returns the ids of the read messages
-    /// forgotten to stay within the read bounds.
-    pub(crate) fn mark_read(&mut self, sequence: u64) -> Vec<String> {
+    /// Marks one message read, wherever the cursor is; returns the read messages forgotten to
+    /// stay within the read bounds.
+    pub(crate) fn mark_read(&mut self, sequence: u64) -> Vec<StoredMessage> {
         let Some(index) = self.index_of(sequence) else {
             return Vec::new();
         };
@@ -411,9 +411,9 @@ impl Mailbox {
     }
 
     /// Moves the cursor to `up_to_sequence`, marks every message up to it read and clears the
-    /// refusal record (the recipient read its inbox, which showed it); returns the ids of the
-    /// read messages forgotten to stay within the read bounds.
-    pub(crate) fn advance_cursor(&mut self, up_to_sequence: u64) -> Vec<String> {
+    /// refusal record (the recipient read its inbox, which showed it); returns the read
+    /// messages forgotten to stay within the read bounds.
+    pub(crate) fn advance_cursor(&mut self, up_to_sequence: u64) -> Vec<StoredMessage> {
         assert!(
             up_to_sequence <= self.last_sequence,
             "invariant: cursor past the newest message"
@@ -444,10 +444,10 @@ impl Mailbox {
     }
 
     /// Forgets the oldest read messages while more than [`MAILBOX_READ_MAX`] or more than
-    /// [`MAILBOX_READ_BYTES_MAX`] of their text are kept; returns their ids. The oldest read
+    /// [`MAILBOX_READ_BYTES_MAX`] of their text are kept; returns them. The oldest read
     /// message is the first one when it is read (every message up to the cursor is, and they
     /// come first), else the first read ahead of the cursor.
-    fn forget_oldest_read(&mut self) -> Vec<String> {
+    fn forget_oldest_read(&mut self) -> Vec<StoredMessage> {
         let mut forgotten = Vec::new();
         // Bounded: each pass removes one read message, or stops.
         while self.read_count > MAILBOX_READ_MAX as u64
@@ -466,7 +466,7 @@ impl Mailbox {
             self.read_ahead.remove(&message.sequence);
             self.read_count -= 1;
             self.read_bytes -= message.body.len() as u64;
-            forgotten.push(message.id);
+            forgotten.push(message);
         }
         forgotten
     }

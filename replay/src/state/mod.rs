@@ -7,6 +7,7 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 pub mod ask;
+mod budget;
 pub mod group;
 pub mod identity;
 pub mod mailbox;
@@ -19,6 +20,11 @@ pub use group::{Group, GroupMessage, Membership};
 pub use identity::{Identity, IdentityId};
 pub use mailbox::{DeliveryState, Mailbox, MailboxFull, RefusalCount, Refusals, StoredMessage};
 pub use room::Room;
+
+pub(crate) use budget::{
+    MEMBER_BYTES, completed_bytes, group_bytes, group_entry_bytes, group_message_bytes,
+    identity_bytes, mailbox_bytes, message_bytes, refusal_bytes,
+};
 
 /// Where a stored direct message lives: whose mailbox, at which sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
@@ -125,6 +131,14 @@ pub struct State {
     /// Results of requests that carried an idempotency key, per caller, oldest first.
     /// Invariant: at most `IDEMPOTENCY_KEYS_MAX` per identity.
     pub(crate) completed: BTreeMap<IdentityId, std::collections::VecDeque<CompletedRequest>>,
+    /// Bytes held by the budget's count ([`State::bytes`]). Invariant: equals
+    /// [`State::recount_bytes`].
+    #[serde(skip)]
+    pub(crate) bytes: u64,
+    /// The budget `apply` holds `bytes` to; not archived (a decoded state gets the default).
+    #[serde(skip)]
+    #[rkyv(with = rkyv::with::Skip)]
+    pub(crate) budget: budget::Budget,
 }
 
 /// Why an identity cannot be forgotten now (see [`State::forget_blocker`]): forgetting never

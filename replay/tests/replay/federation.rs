@@ -7,7 +7,7 @@ use relay_replay::{ApplyError, Event, encode};
 use crate::support::*;
 
 /// The `link_imported` record hub `local` writes for `event` at `origin_offset` of `origin`'s log.
-fn imported(
+pub(crate) fn imported(
     origin: &str,
     local: &str,
     origin_offset: u64,

@@ -9,6 +9,7 @@
 //! - `identity_lifecycle`: identities forgotten when nothing waits for them; the limit.
 //! - `golden`: committed payload bytes per kind that must keep decoding.
 //! - `snapshot`: snapshot round trips, determinism and damage.
+//! - `state_budget`: the state byte budget filled to its limit, refused, drained and refilled.
 //! - `properties`: random valid command sequences through a model (live == replayed ==
 //!   snapshot + tail, ring and cursor invariants, rejected events change nothing).
 
@@ -22,4 +23,5 @@ mod identity_lifecycle;
 mod mailbox_bounds;
 mod properties;
 mod snapshot;
+mod state_budget;
 mod support;

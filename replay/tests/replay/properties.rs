@@ -693,6 +693,11 @@ impl Driver {
     /// Checks the state against the reference model and the ring and cursor invariants.
     fn check_invariants(&self) {
         let state = &self.log.state;
+        assert_eq!(
+            state.bytes(),
+            state.recount_bytes(),
+            "byte count equals its recount"
+        );
         for session in 0..SESSIONS {
             let Some(id) = self.ids[session] else {
                 continue;
@@ -919,6 +924,7 @@ proptest! {
                 Ok(()) => offset += 1,
                 Err(_) => prop_assert_eq!(&state, &before),
             }
+            prop_assert_eq!(state.bytes(), state.recount_bytes());
         }
     }
 }

@@ -18,8 +18,13 @@ pub(crate) struct TestLog {
 
 impl TestLog {
     pub(crate) fn new() -> TestLog {
+        TestLog::with_state(State::new())
+    }
+
+    /// A log folding into `state` (e.g. one with a small byte budget).
+    pub(crate) fn with_state(state: State) -> TestLog {
         TestLog {
-            state: State::new(),
+            state,
             records: Vec::new(),
             next_offset: 0,
         }
@@ -41,6 +46,16 @@ impl TestLog {
         apply(&mut self.state, meta, &event)?;
         self.records.push((meta, event));
         self.next_offset += 1;
+        // The recount is O(state): after every step while the log is short, then every 1,000th
+        // (the bound tests fill mailboxes with 10,000 messages).
+        let step = self.records.len();
+        if step < 2_000 || step.is_multiple_of(1_000) {
+            assert_eq!(
+                self.state.bytes(),
+                self.state.recount_bytes(),
+                "the byte count drifted from its recount after {step} records"
+            );
+        }
         Ok(meta)
     }
 
