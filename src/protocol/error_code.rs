@@ -96,7 +96,7 @@ error_codes! {
     GroupExists = "group_exists", -32014,
         "A group with that name already exists.";
     LimitReached = "limit_reached", -32015,
-        "A hub capacity limit was reached (groups, members, rooms, identities); nothing was stored.";
+        "A hub capacity limit was reached (groups, members, rooms, identities, the state byte budget); nothing was stored.";
     RateLimited = "rate_limited", -32016,
         "The session sent too many requests; retry later.";
     StorageError = "storage_error", -32017,
