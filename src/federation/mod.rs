@@ -22,6 +22,7 @@
 
 pub mod config;
 pub mod jetstream;
+pub mod jetstream_link;
 pub mod link;
 pub mod noise;
 pub mod relay_client;

@@ -234,7 +234,18 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
         },
         config.data_dir.join("logs").join("hub.log").display()
     );
-    let links_task = links.map(|(bound, host)| tokio::spawn(bound.run(host, shutdown.clone())));
+    let links_task = links.map(|(bound, host, federation)| {
+        let nats = federation.nats.clone().map(|nats| {
+            tokio::spawn(crate::federation::jetstream_link::run(
+                federation.clone(),
+                nats,
+                host.clone(),
+                shutdown.clone(),
+            ))
+        });
+        let direct = tokio::spawn(bound.run(host, shutdown.clone()));
+        (direct, nats)
+    });
     let signals = tokio::spawn(wait_for_signal(shutdown_sender));
     // The core gets a thread of its own: its commits block on the disk, and the connection
     // tasks keep reading and writing sockets on the runtime's workers meanwhile.
@@ -257,9 +268,13 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     let exit = exit_receiver.await.unwrap_or(CoreExit::StorageFailed);
     listeners.abort_all();
     signals.abort();
-    if let Some(links_task) = links_task {
-        links_task.abort();
-        let _ = links_task.await;
+    if let Some((direct, nats)) = links_task {
+        direct.abort();
+        let _ = direct.await;
+        if let Some(nats) = nats {
+            nats.abort();
+            let _ = nats.await;
+        }
     }
     // The core is gone and so are the session queues: each connection writes what it still
     // holds and ends, dropping its `alive` clone.
@@ -305,7 +320,11 @@ async fn bind_links(
     data_dir: &Path,
     federation: crate::federation::config::FederationConfig,
     host: HubLinkHost,
-) -> anyhow::Result<(crate::federation::link::Bound, HubLinkHost)> {
+) -> anyhow::Result<(
+    crate::federation::link::Bound,
+    HubLinkHost,
+    Arc<crate::federation::config::FederationConfig>,
+)> {
     use crate::federation::link::{LinkSetup, bind};
     use crate::federation::noise::{PinStore, StaticKey};
     let key_dir = data_dir.join("federation");
@@ -316,8 +335,12 @@ async fn bind_links(
         federation.peers.len(),
         federation.listen,
     );
+    let nats = federation.nats.as_ref().map_or(String::new(), |nats| {
+        format!(", records also through NATS {}", nats.url)
+    });
+    let config = Arc::new(federation);
     let setup = LinkSetup::new(
-        Arc::new(federation),
+        config.clone(),
         Arc::new(key),
         Arc::new(PinStore::new(&key_dir)),
     );
@@ -328,8 +351,8 @@ async fn bind_links(
             format!("links accepted on {address}")
         });
     tracing::info!(hub = %hub_id, peers, ?listen, "federation on");
-    eprintln!("relay hub: federation hub {hub_id}, {peers} peer(s), {listening}");
-    Ok((bound, host))
+    eprintln!("relay hub: federation hub {hub_id}, {peers} peer(s), {listening}{nats}");
+    Ok((bound, host, config))
 }
 
 /// Rebuilds the state from the newest snapshot plus the log tail (or from zero).

@@ -199,7 +199,10 @@ impl Hub {
     }
 
     /// Sends SIGKILL and reaps the hub: no shutdown work runs.
-    #[allow(dead_code, reason = "federation_hubs uses it; hub_conformance does not")]
+    #[allow(
+        dead_code,
+        reason = "federation_hubs uses it; hub_conformance does not"
+    )]
     pub(crate) fn kill(&mut self) {
         let mut child = self.child.take().expect("the hub runs");
         let _ = child.kill();
