@@ -4,7 +4,8 @@
 //! Built so far:
 //! - [`config`]: `<data dir>/federation.toml`, checked whole (every error names its key).
 //! - [`jetstream`]: the JetStream transport (records through a NATS server: inbox streams,
-//!   durable pull consumers, durable offsets in a KV bucket); the hub does not use it yet.
+//!   durable pull consumers, durable offsets in a KV bucket), and [`jetstream_link`], the hub's
+//!   links over it.
 //! - [`noise`]: the authenticated, encrypted link between two hubs (Noise `XXpsk3` over any
 //!   byte stream), with pinned static keys, deadlines and bounded frames.
 //! - [`wire`]: the link protocol's frames (resume, batch, ack, heartbeat, refusal) and their
