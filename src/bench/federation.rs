@@ -43,11 +43,28 @@ pub struct FederationBenchConfig {
     pub round_trips: u64,
     /// Messages stored for the stopped hub.
     pub backlog: u64,
+    /// Also measure the same through a NATS JetStream server (`nats-server` on `PATH`, started
+    /// on a loopback port with a temp store), beside the direct link.
+    pub nats: bool,
 }
 
-/// What it measured.
+/// How the two hubs are linked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A direct TCP link (b dials a).
+    Direct,
+    /// Only a NATS JetStream server on `port`.
+    Nats {
+        /// Its loopback port.
+        port: u16,
+    },
+}
+
+/// What it measured, per route.
 #[derive(Clone, Debug)]
 pub struct FederationReport {
+    /// `direct` or `nats`.
+    pub route: &'static str,
     /// Round trips per side.
     pub round_trips: u64,
     /// Local send → push, p50 and p99.
@@ -67,8 +84,8 @@ impl fmt::Display for FederationReport {
         let micros = |duration: Duration| duration.as_secs_f64() * 1e6;
         writeln!(
             out,
-            "send -> push, {} round trips each, 200-byte messages:",
-            self.round_trips
+            "[{}] send -> push, {} round trips each, 200-byte messages:",
+            self.route, self.round_trips
         )?;
         writeln!(
             out,
@@ -78,7 +95,7 @@ impl fmt::Display for FederationReport {
         )?;
         writeln!(
             out,
-            "  across (alice -> bob@b over TCP):  p50 {:8.0} us  p99 {:8.0} us  ({:.1}x / {:.1}x local)",
+            "  across (alice -> bob@b):           p50 {:8.0} us  p99 {:8.0} us  ({:.1}x / {:.1}x local)",
             micros(self.cross.0),
             micros(self.cross.1),
             micros(self.cross.0) / micros(self.local.0).max(1.0),
@@ -102,13 +119,50 @@ impl fmt::Display for FederationReport {
     }
 }
 
-/// Runs the benchmark. Both hubs are stopped at the end.
+/// Runs the benchmark over a direct link, then (with `nats`) through a NATS server. Every
+/// hub and server it started is stopped at the end.
 ///
 /// # Errors
-/// A hub cannot start or link, or a request fails.
-pub async fn run(config: &FederationBenchConfig) -> anyhow::Result<FederationReport> {
-    let (a_dir, b_dir) = (config.dir.join("a"), config.dir.join("b"));
-    write_configs(&a_dir, &b_dir)?;
+/// A hub or nats-server cannot start or link, or a request fails.
+pub async fn run(config: &FederationBenchConfig) -> anyhow::Result<Vec<FederationReport>> {
+    let mut reports = vec![run_route(config, &config.dir.join("direct"), Route::Direct).await?];
+    if config.nats {
+        let store = config.dir.join("nats-store");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut server = std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(&store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|error| {
+                anyhow::anyhow!("starting nats-server (apt-get install nats-server): {error}")
+            })?;
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = server.kill();
+                anyhow::bail!("nats-server did not listen on 127.0.0.1:{port}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let measured = run_route(config, &config.dir.join("nats"), Route::Nats { port }).await;
+        let _ = server.kill();
+        let _ = server.wait();
+        reports.push(measured?);
+    }
+    Ok(reports)
+}
+
+async fn run_route(
+    config: &FederationBenchConfig,
+    dir: &Path,
+    route: Route,
+) -> anyhow::Result<FederationReport> {
+    let (a_dir, b_dir) = (dir.join("a"), dir.join("b"));
+    write_configs(&a_dir, &b_dir, route)?;
     let spawn = bench_spawn(&[]);
     let recipients = config.backlog.div_ceil(BACKLOG_PER_RECIPIENT).max(1);
     // Every recipient exists on b before the partition (a message for an unknown peer is
@@ -158,6 +212,10 @@ pub async fn run(config: &FederationBenchConfig) -> anyhow::Result<FederationRep
     super::hub::stop_hub(&a_dir);
     super::hub::stop_hub(&b_dir);
     Ok(FederationReport {
+        route: match route {
+            Route::Direct => "direct",
+            Route::Nats { .. } => "nats",
+        },
         round_trips: config.round_trips,
         local,
         cross,
@@ -167,28 +225,32 @@ pub async fn run(config: &FederationBenchConfig) -> anyhow::Result<FederationRep
     })
 }
 
-/// Writes `federation.toml` for hub `a` (listening on a free loopback port) and hub `b`
-/// (dialing it), with one fresh secret.
-fn write_configs(a_dir: &Path, b_dir: &Path) -> anyhow::Result<()> {
+/// Writes `federation.toml` for hubs `a` and `b` with one fresh secret: `a` listening on a
+/// free loopback port and `b` dialing it, or both on the NATS server only.
+fn write_configs(a_dir: &Path, b_dir: &Path, route: Route) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let secret = Key32::random()?.to_hex();
-    for (dir, text) in [
-        (
-            a_dir,
+    let (a_text, b_text) = match route {
+        Route::Direct => (
             format!(
                 "hub_id = \"a\"\nsecret = \"{secret}\"\nlisten = \"127.0.0.1:{port}\"\n[[peer]]\nhub_id = \"b\"\n"
             ),
-        ),
-        (
-            b_dir,
             format!(
                 "hub_id = \"b\"\nsecret = \"{secret}\"\n[[peer]]\nhub_id = \"a\"\naddress = \"127.0.0.1:{port}\"\n"
             ),
         ),
-    ] {
+        Route::Nats { port } => {
+            let nats = format!("[nats]\nurl = \"nats://127.0.0.1:{port}\"\n");
+            (
+                format!("hub_id = \"a\"\nsecret = \"{secret}\"\n[[peer]]\nhub_id = \"b\"\n{nats}"),
+                format!("hub_id = \"b\"\nsecret = \"{secret}\"\n[[peer]]\nhub_id = \"a\"\n{nats}"),
+            )
+        }
+    };
+    for (dir, text) in [(a_dir, a_text), (b_dir, b_text)] {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

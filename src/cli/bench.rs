@@ -37,6 +37,7 @@ pub enum BenchTarget {
     /// Examples:
     ///   relay bench federation
     ///   relay bench federation --backlog 1000000 --round-trips 5000
+    ///   relay bench federation --nats
     Federation(FederationBenchArgs),
 }
 
@@ -66,6 +67,10 @@ pub struct FederationBenchArgs {
     /// Messages stored for the stopped hub, spread over peers of 5,000 each.
     #[arg(long, default_value_t = 100_000)]
     pub backlog: u64,
+    /// Also run it through a NATS JetStream server (nats-server on PATH; started on a loopback
+    /// port with a temp store), beside the direct link.
+    #[arg(long)]
+    pub nats: bool,
 }
 
 /// Options of `relay bench mcp`.
@@ -145,15 +150,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 dir: dir.clone(),
                 round_trips: args.round_trips,
                 backlog: args.backlog,
+                nats: args.nats,
             };
             println!("relay bench federation in {}", dir.display());
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            let report = runtime.block_on(crate::bench::federation::run(&config));
+            let reports = runtime.block_on(crate::bench::federation::run(&config));
             let _ = std::fs::remove_dir_all(&dir);
-            print!("{}", report?);
+            for report in reports? {
+                print!("{report}");
+            }
             Ok(ExitCode::Success)
         }
         BenchTarget::Memory(args) => {
