@@ -33,10 +33,13 @@ use super::core::{CoreInput, Outbound, SessionId};
 use super::limits::{AUTH_TIMEOUT, REQUESTS_IN_FLIGHT_MAX, SESSION_QUEUE_CAPACITY, WRITE_DEADLINE};
 use super::preauth::PreAuthLimit;
 use super::queue::{QueueCharge, Queued};
+use crate::protocol::frame::encode_frame_into;
+use crate::protocol::jsonrpc::TypedNotification;
 use crate::protocol::{
-    ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, HubNotification, Incoming,
-    Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response, RpcError,
-    check_frame_len, encode_frame, negotiate, parse_incoming,
+    ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, Incoming,
+    MESSAGE_NOTIFICATION, Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, RECEIPT_NOTIFICATION,
+    Request, RequestId, Response, RpcError, WireMessage, check_frame_len, encode_frame, negotiate,
+    parse_incoming,
 };
 
 /// What every connection needs to know.
@@ -149,15 +152,13 @@ impl Transport {
         }
     }
 
-    /// Writes encoded frames (each ends in a newline).
-    async fn send(&mut self, frames: &[Vec<u8>]) -> std::io::Result<()> {
+    /// Writes encoded frames (each ends in a newline): on the Unix socket in one write of the
+    /// buffer they were encoded into, on the WebSocket one text frame each.
+    async fn send(&mut self, frames: &Frames) -> std::io::Result<()> {
         match self {
-            Transport::Unix { stream, .. } => {
-                let joined: Vec<u8> = frames.concat();
-                stream.write_all(&joined).await
-            }
+            Transport::Unix { stream, .. } => stream.write_all(&frames.bytes).await,
             Transport::WebSocket(socket) => {
-                for frame in frames {
+                for frame in frames.iter() {
                     let text = String::from_utf8_lossy(frame.strip_suffix(b"\n").unwrap_or(frame))
                         .into_owned();
                     socket
@@ -201,10 +202,43 @@ pub struct Admission {
     pub unauthenticated: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
+/// Encoded frames, back to back in one buffer (each ends in a newline), and where each ends.
+#[derive(Default)]
+struct Frames {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Frames {
+    /// Appends a frame encoded elsewhere.
+    fn push(&mut self, frame: &[u8]) {
+        self.bytes.extend_from_slice(frame);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Encodes `message` as the next frame, straight into the buffer.
+    fn encode<M: WireMessage + ?Sized>(&mut self, message: &M) {
+        encode_frame_into(&mut self.bytes, message);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The frames, in order.
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| &self.bytes[start..end])
+    }
+}
+
 /// Frames about to be written, and the queue charges they hold until they are.
 #[derive(Default)]
 struct Outgoing {
-    frames: Vec<Vec<u8>>,
+    frames: Frames,
     charges: Vec<QueueCharge>,
 }
 
@@ -316,10 +350,10 @@ pub async fn serve(
                     },
                 };
                 let Some(reply) = reply else { continue };
-                out.frames.push(reply);
+                out.frames.push(&reply);
             }
             Some(response) = in_flight.next(), if !in_flight.is_empty() => {
-                out.frames.push(response);
+                out.frames.push(&response);
             }
             queued = pushes.recv(), if !core_done => {
                 let Some(queued) = queued else {
@@ -336,14 +370,14 @@ pub async fn serve(
                     break;
                 }
                 let (id, frame) = liveness.next_ping();
-                out.frames.push(frame);
+                out.frames.push(&frame);
                 liveness.ping_sent = Some((id, Instant::now() + context.ping_timeout));
             }
         }
         let open = drain_pushes(&mut pushes, &mut out, &mut liveness);
         // Every response already answered goes out in the same write, in request order.
         while let Some(Some(response)) = in_flight.next().now_or_never() {
-            out.frames.push(response);
+            out.frames.push(&response);
         }
         if !out.frames.is_empty()
             && send_within(&mut transport, &out.frames, session)
@@ -368,7 +402,7 @@ pub async fn serve(
 /// evicted (the error ends the connection; what it never acknowledged stays unread).
 async fn send_within(
     transport: &mut Transport,
-    frames: &[Vec<u8>],
+    frames: &Frames,
     session: SessionId,
 ) -> std::io::Result<()> {
     match tokio::time::timeout(WRITE_DEADLINE, transport.send(frames)).await {
@@ -416,16 +450,19 @@ fn accept_outbound(queued: Queued, out: &mut Outgoing, liveness: &mut Liveness) 
     let Queued { outbound, charge } = queued;
     out.charges.extend(charge);
     match outbound {
+        // Encoded from the typed push, without a `serde_json::Value` in between.
         Outbound::Push(push) => {
-            out.frames.push(encode_frame(
-                &HubNotification::Message(push).to_notification(),
-            ));
+            out.frames.encode(&TypedNotification {
+                method: MESSAGE_NOTIFICATION,
+                params: &push,
+            });
             true
         }
         Outbound::Receipt(receipt) => {
-            out.frames.push(encode_frame(
-                &HubNotification::Receipt(receipt).to_notification(),
-            ));
+            out.frames.encode(&TypedNotification {
+                method: RECEIPT_NOTIFICATION,
+                params: &receipt,
+            });
             true
         }
         Outbound::Probe(answer) => {
@@ -436,7 +473,7 @@ fn accept_outbound(queued: Queued, out: &mut Outgoing, liveness: &mut Liveness) 
                 Some((_, deadline)) => *deadline = (*deadline).min(answer_by),
                 None => {
                     let (id, frame) = liveness.next_ping();
-                    out.frames.push(frame);
+                    out.frames.push(&frame);
                     liveness.ping_sent = Some((id, answer_by));
                 }
             }
@@ -480,7 +517,9 @@ async fn authenticate_first(transport: &mut Transport, token: &str, session: Ses
                 false,
             ),
         };
-        let written = send_within(transport, &[reply], session).await.is_ok();
+        let mut frames = Frames::default();
+        frames.push(&reply);
+        let written = send_within(transport, &frames, session).await.is_ok();
         return ok && written;
     }
 }
