@@ -303,6 +303,11 @@ pub async fn serve(
     // Set when the core dropped this session's queue (the hub stops, or replaced it): the loop
     // then writes what is in flight and ends.
     let mut core_done = false;
+    // One timer for the connection's life. It is moved sooner when the deadline comes sooner
+    // (a probe) and, when the deadline moved later (a frame was heard), only once it fires:
+    // arming a new timer on every pass took the runtime's timer lock twice per frame.
+    let timer = tokio::time::sleep_until(last_heard + context.ping_interval);
+    tokio::pin!(timer);
     // Runs until the connection ends: every pass handles one frame, push or timer.
     loop {
         if (reading_done || core_done) && in_flight.is_empty() {
@@ -312,6 +317,9 @@ pub async fn serve(
             Some((_, answer_by)) => *answer_by,
             None => last_heard + context.ping_interval,
         };
+        if deadline < timer.deadline() {
+            timer.as_mut().reset(deadline);
+        }
         let mut out = Outgoing::default();
         tokio::select! {
             frame = transport.next_frame(), if !reading_done && !core_done && in_flight.len() < REQUESTS_IN_FLIGHT_MAX => {
@@ -364,7 +372,12 @@ pub async fn serve(
                     break;
                 }
             }
-            () = tokio::time::sleep_until(deadline) => {
+            () = &mut timer => {
+                if Instant::now() < deadline {
+                    // Early: the deadline moved later since the timer was set.
+                    timer.as_mut().reset(deadline);
+                    continue;
+                }
                 if liveness.ping_sent.is_some() {
                     tracing::info!(session_id = session.0, "evicted a session that did not answer a ping");
                     break;
