@@ -33,12 +33,11 @@ use super::core::{CoreInput, Outbound, SessionId};
 use super::limits::{AUTH_TIMEOUT, REQUESTS_IN_FLIGHT_MAX, SESSION_QUEUE_CAPACITY, WRITE_DEADLINE};
 use super::preauth::PreAuthLimit;
 use super::queue::{QueueCharge, Queued};
-use crate::protocol::frame::encode_frame_into;
 use crate::protocol::jsonrpc::TypedNotification;
 use crate::protocol::{
     ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, Incoming,
     MESSAGE_NOTIFICATION, Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, RECEIPT_NOTIFICATION,
-    Request, RequestId, Response, RpcError, WireMessage, check_frame_len, encode_frame, negotiate,
+    Request, RequestId, Response, RpcError, check_frame_len, encode_frame, negotiate,
     parse_incoming,
 };
 
@@ -152,13 +151,15 @@ impl Transport {
         }
     }
 
-    /// Writes encoded frames (each ends in a newline): on the Unix socket in one write of the
-    /// buffer they were encoded into, on the WebSocket one text frame each.
-    async fn send(&mut self, frames: &Frames) -> std::io::Result<()> {
+    /// Writes encoded frames (each ends in a newline).
+    async fn send(&mut self, frames: &[Vec<u8>]) -> std::io::Result<()> {
         match self {
-            Transport::Unix { stream, .. } => stream.write_all(&frames.bytes).await,
+            Transport::Unix { stream, .. } => {
+                let joined: Vec<u8> = frames.concat();
+                stream.write_all(&joined).await
+            }
             Transport::WebSocket(socket) => {
-                for frame in frames.iter() {
+                for frame in frames {
                     let text = String::from_utf8_lossy(frame.strip_suffix(b"\n").unwrap_or(frame))
                         .into_owned();
                     socket
@@ -202,43 +203,10 @@ pub struct Admission {
     pub unauthenticated: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-/// Encoded frames, back to back in one buffer (each ends in a newline), and where each ends.
-#[derive(Default)]
-struct Frames {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl Frames {
-    /// Appends a frame encoded elsewhere.
-    fn push(&mut self, frame: &[u8]) {
-        self.bytes.extend_from_slice(frame);
-        self.ends.push(self.bytes.len());
-    }
-
-    /// Encodes `message` as the next frame, straight into the buffer.
-    fn encode<M: WireMessage + ?Sized>(&mut self, message: &M) {
-        encode_frame_into(&mut self.bytes, message);
-        self.ends.push(self.bytes.len());
-    }
-
-    fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// The frames, in order.
-    fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(self.ends.iter().copied())
-            .map(|(start, end)| &self.bytes[start..end])
-    }
-}
-
 /// Frames about to be written, and the queue charges they hold until they are.
 #[derive(Default)]
 struct Outgoing {
-    frames: Frames,
+    frames: Vec<Vec<u8>>,
     charges: Vec<QueueCharge>,
 }
 
@@ -303,11 +271,6 @@ pub async fn serve(
     // Set when the core dropped this session's queue (the hub stops, or replaced it): the loop
     // then writes what is in flight and ends.
     let mut core_done = false;
-    // One timer for the connection's life. It is moved sooner when the deadline comes sooner
-    // (a probe) and, when the deadline moved later (a frame was heard), only once it fires:
-    // arming a new timer on every pass took the runtime's timer lock twice per frame.
-    let timer = tokio::time::sleep_until(last_heard + context.ping_interval);
-    tokio::pin!(timer);
     // Runs until the connection ends: every pass handles one frame, push or timer.
     loop {
         if (reading_done || core_done) && in_flight.is_empty() {
@@ -317,9 +280,6 @@ pub async fn serve(
             Some((_, answer_by)) => *answer_by,
             None => last_heard + context.ping_interval,
         };
-        if deadline < timer.deadline() {
-            timer.as_mut().reset(deadline);
-        }
         let mut out = Outgoing::default();
         tokio::select! {
             frame = transport.next_frame(), if !reading_done && !core_done && in_flight.len() < REQUESTS_IN_FLIGHT_MAX => {
@@ -358,10 +318,10 @@ pub async fn serve(
                     },
                 };
                 let Some(reply) = reply else { continue };
-                out.frames.push(&reply);
+                out.frames.push(reply);
             }
             Some(response) = in_flight.next(), if !in_flight.is_empty() => {
-                out.frames.push(&response);
+                out.frames.push(response);
             }
             queued = pushes.recv(), if !core_done => {
                 let Some(queued) = queued else {
@@ -372,25 +332,20 @@ pub async fn serve(
                     break;
                 }
             }
-            () = &mut timer => {
-                if Instant::now() < deadline {
-                    // Early: the deadline moved later since the timer was set.
-                    timer.as_mut().reset(deadline);
-                    continue;
-                }
+            () = tokio::time::sleep_until(deadline) => {
                 if liveness.ping_sent.is_some() {
                     tracing::info!(session_id = session.0, "evicted a session that did not answer a ping");
                     break;
                 }
                 let (id, frame) = liveness.next_ping();
-                out.frames.push(&frame);
+                out.frames.push(frame);
                 liveness.ping_sent = Some((id, Instant::now() + context.ping_timeout));
             }
         }
         let open = drain_pushes(&mut pushes, &mut out, &mut liveness);
         // Every response already answered goes out in the same write, in request order.
         while let Some(Some(response)) = in_flight.next().now_or_never() {
-            out.frames.push(&response);
+            out.frames.push(response);
         }
         if !out.frames.is_empty()
             && send_within(&mut transport, &out.frames, session)
@@ -415,7 +370,7 @@ pub async fn serve(
 /// evicted (the error ends the connection; what it never acknowledged stays unread).
 async fn send_within(
     transport: &mut Transport,
-    frames: &Frames,
+    frames: &[Vec<u8>],
     session: SessionId,
 ) -> std::io::Result<()> {
     match tokio::time::timeout(WRITE_DEADLINE, transport.send(frames)).await {
@@ -465,17 +420,17 @@ fn accept_outbound(queued: Queued, out: &mut Outgoing, liveness: &mut Liveness) 
     match outbound {
         // Encoded from the typed push, without a `serde_json::Value` in between.
         Outbound::Push(push) => {
-            out.frames.encode(&TypedNotification {
+            out.frames.push(encode_frame(&TypedNotification {
                 method: MESSAGE_NOTIFICATION,
                 params: &push,
-            });
+            }));
             true
         }
         Outbound::Receipt(receipt) => {
-            out.frames.encode(&TypedNotification {
+            out.frames.push(encode_frame(&TypedNotification {
                 method: RECEIPT_NOTIFICATION,
                 params: &receipt,
-            });
+            }));
             true
         }
         Outbound::Probe(answer) => {
@@ -486,7 +441,7 @@ fn accept_outbound(queued: Queued, out: &mut Outgoing, liveness: &mut Liveness) 
                 Some((_, deadline)) => *deadline = (*deadline).min(answer_by),
                 None => {
                     let (id, frame) = liveness.next_ping();
-                    out.frames.push(&frame);
+                    out.frames.push(frame);
                     liveness.ping_sent = Some((id, answer_by));
                 }
             }
@@ -530,9 +485,7 @@ async fn authenticate_first(transport: &mut Transport, token: &str, session: Ses
                 false,
             ),
         };
-        let mut frames = Frames::default();
-        frames.push(&reply);
-        let written = send_within(transport, &frames, session).await.is_ok();
+        let written = send_within(transport, &[reply], session).await.is_ok();
         return ok && written;
     }
 }

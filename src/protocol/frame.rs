@@ -66,17 +66,10 @@ struct Discarding {
 /// Encodes one message as a frame: compact JSON followed by `\n`. The same bytes are a valid
 /// WebSocket text frame payload (the trailing newline is allowed there).
 pub fn encode_frame<M: WireMessage + ?Sized>(message: &M) -> Vec<u8> {
-    let mut frame = Vec::new();
-    encode_frame_into(&mut frame, message);
-    frame
-}
-
-/// Appends one message as a frame to `buffer`, as [`encode_frame`] encodes it: frames bound
-/// for one write share a buffer instead of each taking its own and being copied again.
-pub fn encode_frame_into<M: WireMessage + ?Sized>(buffer: &mut Vec<u8>, message: &M) {
-    serde_json::to_writer(&mut *buffer, message)
+    let mut frame = serde_json::to_vec(message)
         .expect("invariant: wire messages have string keys only, so serialization cannot fail");
-    buffer.push(b'\n');
+    frame.push(b'\n');
+    frame
 }
 
 /// Checks the length of a frame that arrived whole (a WebSocket text frame) against
