@@ -193,14 +193,28 @@ pub async fn run(config: &HubBenchConfig) -> anyhow::Result<HubBenchReport> {
     })
 }
 
+/// How long [`stop_hub`] waits for the hub to exit.
+pub const BENCH_HUB_EXIT_WAIT: Duration = Duration::from_secs(10);
+
 /// Stops the benchmark's hub: SIGTERM to the pid its log lock names (it would otherwise
-/// linger until its idle timeout, on a data dir about to be removed).
+/// linger until its idle timeout, on a data dir about to be removed), then waits up to
+/// [`BENCH_HUB_EXIT_WAIT`] for it to exit, so its shutdown snapshot does not recreate a data
+/// dir the benchmark removes next.
 pub(crate) fn stop_hub(data_dir: &Path) {
-    let pid = super::hub_pid(data_dir)
-        .and_then(|pid| i32::try_from(pid).ok())
+    let Some(raw) = super::hub_pid(data_dir) else {
+        return;
+    };
+    let pid = i32::try_from(raw)
+        .ok()
         .and_then(rustix::process::Pid::from_raw);
     if let Some(pid) = pid {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let proc_dir = PathBuf::from(format!("/proc/{raw}"));
+    let deadline = Instant::now() + BENCH_HUB_EXIT_WAIT;
+    // Bounded by the deadline.
+    while proc_dir.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
