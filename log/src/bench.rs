@@ -194,6 +194,17 @@ pub fn commit_latency(dir: &Path, commits: u64) -> io::Result<(Duration, Duratio
     Ok((p50, p99))
 }
 
+/// Median and 99th percentile of one plain `write()` of one benchmark record plus
+/// `fdatasync` in `dir`: the machine's limit for one durable commit, without the log.
+///
+/// # Errors
+/// Any file-system failure.
+pub fn fdatasync_latency(dir: &Path, syncs: u64) -> io::Result<(Duration, Duration)> {
+    std::fs::create_dir_all(dir)?;
+    let (_, p50, p99) = strict_raw(dir, 1, syncs)?;
+    Ok((p50, p99))
+}
+
 /// Appends [`BENCH_RECOVERY_RECORDS`] records without a checkpoint, "crashes" (drops the
 /// writer), optionally damages the last record, and times the next open.
 fn recovery(dir: &Path, damage_last: bool) -> io::Result<Duration> {

@@ -1,7 +1,17 @@
-//! `relay bench hub`: a real hub process with `strict` durability and N sessions on its Unix
-//! socket sending 200-byte direct messages to each other; throughput and send→push latency
-//! (hdrhistogram), beside a raw Unix-socket ping-pong and one log commit measured in the
-//! same run, then the latency at half the peak rate.
+//! `relay bench hub`: a real hub process and N sessions on its Unix socket sending 200-byte
+//! direct messages to each other, each session keeping `--window` sends in flight; for each
+//! durability asked for: throughput, send→push latency (hdrhistogram), the hub's CPU time and
+//! read/write system calls per message. Beside them, measured in the same run: a raw
+//! Unix-socket round trip between two threads, one plain `write` + `fdatasync`, and one
+//! `strict` log commit; then an unloaded `strict` latency (one message in flight) and the
+//! `strict` latency at half the peak rate. Each goal of the performance issue is printed as a
+//! ratio beside the machine limit it is measured against.
+//!
+//! Every load runs `--repeat` times and each figure is the median of its runs.
+//!
+//! Hub CPU is the sum of the run time of the hub's threads (`/proc/<pid>/task/*/schedstat`,
+//! nanoseconds); system calls are `syscr + syscw` of `/proc/<pid>/io`, which counts the
+//! read- and write-family calls only (not `epoll_wait`, `futex`, `msync`, `fdatasync`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,11 +21,56 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::sync::Mutex;
 
+use crate::hub::limits::REQUESTS_IN_FLIGHT_MAX;
 use crate::hub::spawn::SpawnOptions;
 use crate::protocol::{MessageText, PeerName, SendParams};
 
 /// Size of each message body, in bytes.
 pub const BENCH_MESSAGE_BYTES: usize = 200;
+
+/// Largest `--window`: a session's sends and the acks it owes for its own pushes share its
+/// [`REQUESTS_IN_FLIGHT_MAX`] slots, so sends take at most half of them (a session whose slots
+/// were all sends waiting for acks could not send the acks its peers' sends wait for).
+pub const BENCH_WINDOW_MAX: usize = REQUESTS_IN_FLIGHT_MAX / 2;
+
+/// Total rate of the unloaded measurement (two sessions, one send in flight each), per second.
+pub const BENCH_UNLOADED_RATE: f64 = 200.0;
+
+/// Raw round trips timed for the Unix-socket baseline.
+const RAW_ROUND_TRIPS: u32 = 20_000;
+
+/// Plain `fdatasync`s and `strict` log commits timed for the disk baselines.
+const DISK_SYNCS: u64 = 500;
+
+/// Goal: strict throughput at least this fraction of os throughput (10 and 100 sessions).
+const GOAL_STRICT_OVER_OS: f64 = 0.9;
+/// Goal: strict throughput at 2 sessions at least this multiple of one sync per message.
+const GOAL_TWO_SESSIONS_OVER_SYNC_RATE: f64 = 4.0;
+/// Goal: unloaded strict p50 at most this multiple of (UDS round trip + one fdatasync).
+const GOAL_UNLOADED_P50_OVER_LIMIT: f64 = 1.2;
+/// Goal: strict p99 at half the peak rate, at most.
+const GOAL_HALF_LOAD_P99: Duration = Duration::from_millis(2);
+/// Goal: hub CPU per message (os, 100 sessions), at most.
+const GOAL_CPU_PER_MESSAGE: Duration = Duration::from_micros(5);
+
+/// A durability the hub is measured with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchDurability {
+    /// `relay hub --durability strict`.
+    Strict,
+    /// `relay hub --durability os`.
+    Os,
+}
+
+impl BenchDurability {
+    /// The name `relay hub --durability` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchDurability::Strict => "strict",
+            BenchDurability::Os => "os",
+        }
+    }
+}
 
 /// Options of the hub benchmark.
 #[derive(Clone, Debug)]
@@ -24,15 +79,25 @@ pub struct HubBenchConfig {
     pub dir: PathBuf,
     /// Session counts to measure.
     pub sessions: Vec<usize>,
+    /// Sends each session keeps in flight (1..=[`BENCH_WINDOW_MAX`]).
+    pub window: usize,
+    /// Durabilities to measure, each with its own hub.
+    pub durabilities: Vec<BenchDurability>,
     /// Time each measurement runs.
     pub duration: Duration,
+    /// Runs of each load; every figure is the median of them.
+    pub repeat: usize,
 }
 
-/// One measured load.
+/// One measured load (medians over the runs).
 #[derive(Clone, Debug)]
 pub struct LoadFigures {
+    /// The hub's durability.
+    pub durability: BenchDurability,
     /// Sessions sending.
     pub sessions: usize,
+    /// Sends in flight per session.
+    pub window: usize,
     /// Acknowledged sends per second.
     pub messages_per_second: f64,
     /// Send→push latency median.
@@ -41,67 +106,115 @@ pub struct LoadFigures {
     pub p99: Duration,
     /// Target rate when paced (`None`: closed loop, as fast as possible).
     pub paced_rate: Option<f64>,
+    /// Hub CPU time (all threads) per acknowledged send, if `/proc` could be read.
+    pub cpu_per_message: Option<Duration>,
+    /// Hub read+write system calls per acknowledged send, if `/proc` could be read.
+    pub syscalls_per_message: Option<f64>,
+    /// Runs the medians are taken over.
+    pub runs: usize,
 }
 
 /// What `relay bench hub` measured.
 #[derive(Clone, Debug)]
 pub struct HubBenchReport {
-    /// Raw Unix-socket round trip of 200 bytes, median.
+    /// Raw Unix-socket round trip of 200 bytes between two threads, median.
     pub raw_round_trip_p50: Duration,
-    /// One `strict` commit of one record, median.
-    pub commit_p50: Duration,
-    /// Closed-loop loads.
+    /// One plain `write` + `fdatasync`, median and 99th percentile.
+    pub fdatasync: (Duration, Duration),
+    /// One `strict` log commit of one record, median and 99th percentile.
+    pub commit: (Duration, Duration),
+    /// Closed-loop loads, by durability then session count.
     pub loads: Vec<LoadFigures>,
-    /// The largest session count at half its peak rate.
+    /// Strict, two sessions, one send in flight each, paced at [`BENCH_UNLOADED_RATE`].
+    pub unloaded: Option<LoadFigures>,
+    /// Strict, the largest session count at half its closed-loop rate.
     pub half_peak: Option<LoadFigures>,
 }
 
 /// Runs the benchmark.
 ///
 /// # Errors
-/// The hub or the sessions failed.
+/// The hub or the sessions failed, or the window is out of range.
 pub async fn run(config: &HubBenchConfig) -> anyhow::Result<HubBenchReport> {
+    anyhow::ensure!(
+        (1..=BENCH_WINDOW_MAX).contains(&config.window),
+        "--window must be between 1 and {BENCH_WINDOW_MAX}"
+    );
     let _ = std::fs::remove_dir_all(&config.dir);
     std::fs::create_dir_all(&config.dir)?;
     let raw_round_trip_p50 = raw_round_trip()?;
-    let (commit_p50, _) = relay_log::bench::commit_latency(&config.dir.join("commit"), 500)?;
-    let data_dir = config.dir.join("data");
-    let spawn = super::bench_spawn(&[]);
+    let fdatasync = relay_log::bench::fdatasync_latency(&config.dir.join("fdatasync"), DISK_SYNCS)?;
+    let commit = relay_log::bench::commit_latency(&config.dir.join("commit"), DISK_SYNCS)?;
     let mut loads = Vec::new();
-    for &sessions in &config.sessions {
-        loads.push(load(&data_dir, &spawn, sessions, config.duration, None).await?);
+    let mut unloaded = None;
+    let mut half_peak = None;
+    let repeat = config.repeat.max(1);
+    for &durability in &config.durabilities {
+        let data_dir = config.dir.join(format!("data-{}", durability.name()));
+        let spawn = super::bench_spawn(&["--durability", durability.name()]);
+        let measure = |sessions, window, paced_rate| Load {
+            data_dir: &data_dir,
+            spawn: &spawn,
+            durability,
+            sessions,
+            window,
+            duration: config.duration,
+            paced_rate,
+        };
+        let mut peak = None;
+        for &sessions in &config.sessions {
+            let figures = measure(sessions, config.window, None)
+                .median(repeat)
+                .await?;
+            peak = Some((sessions, figures.messages_per_second));
+            loads.push(figures);
+        }
+        if durability == BenchDurability::Strict {
+            unloaded = Some(
+                measure(2, 1, Some(BENCH_UNLOADED_RATE))
+                    .median(repeat)
+                    .await?,
+            );
+            if let Some((sessions, rate)) = peak {
+                let paced = measure(sessions, config.window, Some(rate / 2.0));
+                half_peak = Some(paced.median(repeat).await?);
+            }
+        }
+        stop_hub(&data_dir);
     }
-    let half_peak = match loads.last() {
-        Some(peak) => Some(
-            load(
-                &data_dir,
-                &spawn,
-                peak.sessions,
-                config.duration,
-                Some(peak.messages_per_second / 2.0),
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    stop_hub(&data_dir);
     let _ = std::fs::remove_dir_all(&config.dir);
     Ok(HubBenchReport {
         raw_round_trip_p50,
-        commit_p50,
+        fdatasync,
+        commit,
         loads,
+        unloaded,
         half_peak,
     })
 }
 
+/// How long [`stop_hub`] waits for the hub to exit.
+pub const BENCH_HUB_EXIT_WAIT: Duration = Duration::from_secs(10);
+
 /// Stops the benchmark's hub: SIGTERM to the pid its log lock names (it would otherwise
-/// linger until its idle timeout, on a data dir about to be removed).
+/// linger until its idle timeout, on a data dir about to be removed), then waits up to
+/// [`BENCH_HUB_EXIT_WAIT`] for it to exit, so its shutdown snapshot does not recreate a data
+/// dir the benchmark removes next.
 pub(crate) fn stop_hub(data_dir: &Path) {
-    let pid = super::hub_pid(data_dir)
-        .and_then(|pid| i32::try_from(pid).ok())
+    let Some(raw) = super::hub_pid(data_dir) else {
+        return;
+    };
+    let pid = i32::try_from(raw)
+        .ok()
         .and_then(rustix::process::Pid::from_raw);
     if let Some(pid) = pid {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let proc_dir = PathBuf::from(format!("/proc/{raw}"));
+    let deadline = Instant::now() + BENCH_HUB_EXIT_WAIT;
+    // Bounded by the deadline.
+    while proc_dir.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -118,7 +231,7 @@ fn raw_round_trip() -> std::io::Result<Duration> {
     });
     let mut histogram = Histogram::<u64>::new(3).map_err(std::io::Error::other)?;
     let mut buffer = [7u8; BENCH_MESSAGE_BYTES];
-    for _ in 0..20_000 {
+    for _ in 0..RAW_ROUND_TRIPS {
         let start = Instant::now();
         left.write_all(&buffer)?;
         left.read_exact(&mut buffer)?;
@@ -129,147 +242,386 @@ fn raw_round_trip() -> std::io::Result<Duration> {
     Ok(Duration::from_nanos(histogram.value_at_quantile(0.5)))
 }
 
-async fn load(
-    data_dir: &Path,
-    spawn: &SpawnOptions,
+/// What the hub process has used so far.
+#[derive(Clone, Copy, Debug)]
+struct HubCounters {
+    /// Run time of all its threads, in nanoseconds.
+    cpu_ns: u64,
+    /// Read- and write-family system calls.
+    syscalls: u64,
+}
+
+impl HubCounters {
+    /// The counters of `pid`, or `None` when `/proc` cannot be read.
+    fn read(pid: u32) -> Option<HubCounters> {
+        let mut cpu_ns = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let Ok(task) = task else { continue };
+            // A thread may end between the listing and the read; it is then left out.
+            let Ok(schedstat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+                continue;
+            };
+            cpu_ns += schedstat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+        let field = |name: &str| {
+            io.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+        };
+        Some(HubCounters {
+            cpu_ns,
+            syscalls: field("syscr:")? + field("syscw:")?,
+        })
+    }
+}
+
+/// One load to measure.
+struct Load<'a> {
+    data_dir: &'a Path,
+    spawn: &'a SpawnOptions,
+    durability: BenchDurability,
     sessions: usize,
+    window: usize,
     duration: Duration,
     paced_rate: Option<f64>,
-) -> anyhow::Result<LoadFigures> {
-    let epoch = Instant::now();
-    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
-    let mut clients = Vec::new();
-    for index in 0..sessions {
-        let name = format!("bench-{sessions}-{}-{index}", paced_rate.is_some());
-        let mut client = super::join(data_dir, spawn, &name).await?;
-        let mut pushes = client
-            .take_pushes()
-            .ok_or_else(|| anyhow::anyhow!("pushes taken"))?;
-        let histogram = histogram.clone();
-        let client = Arc::new(client);
-        let acknowledging = client.clone();
-        tokio::spawn(async move {
-            while let Some(notification) = pushes.recv().await {
-                let crate::protocol::HubNotification::Message(push) = notification else {
-                    continue;
-                };
-                // As a session's client does: its sender's answer waits for this.
-                let _ = acknowledging
-                    .acknowledge(&push, crate::protocol::AckStep::Read)
-                    .await;
-                if let Some(sent) = push
-                    .text
-                    .split(' ')
-                    .next()
-                    .and_then(|stamp| stamp.parse::<u64>().ok())
-                {
-                    let latency = (epoch.elapsed().as_nanos() as u64).saturating_sub(sent);
-                    let _ = histogram.lock().await.record(latency.max(1));
-                }
+}
+
+/// The median of `values` (0 for none).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+impl Load<'_> {
+    /// Runs the load `runs` times; every figure is the median of its runs.
+    async fn median(&self, runs: usize) -> anyhow::Result<LoadFigures> {
+        let mut all = Vec::with_capacity(runs);
+        for run in 0..runs {
+            all.push(self.once(run).await?);
+        }
+        let pick = |figure: &dyn Fn(&LoadFigures) -> f64| median(all.iter().map(figure).collect());
+        let optional = |figure: &dyn Fn(&LoadFigures) -> Option<f64>| {
+            let values: Option<Vec<f64>> = all.iter().map(figure).collect();
+            values.map(median)
+        };
+        let seconds = Duration::from_secs_f64;
+        Ok(LoadFigures {
+            durability: self.durability,
+            sessions: self.sessions,
+            window: self.window,
+            messages_per_second: pick(&|load| load.messages_per_second),
+            p50: seconds(pick(&|load| load.p50.as_secs_f64())),
+            p99: seconds(pick(&|load| load.p99.as_secs_f64())),
+            paced_rate: self.paced_rate,
+            cpu_per_message: optional(&|load| load.cpu_per_message.map(|cpu| cpu.as_secs_f64()))
+                .map(seconds),
+            syscalls_per_message: optional(&|load| load.syscalls_per_message),
+            runs,
+        })
+    }
+
+    async fn once(&self, run: usize) -> anyhow::Result<LoadFigures> {
+        let Load {
+            data_dir,
+            spawn,
+            durability,
+            sessions,
+            window,
+            duration,
+            paced_rate,
+        } = *self;
+        let tag = format!(
+            "bench-{}-{sessions}-{window}-{}-{run}",
+            durability.name(),
+            if paced_rate.is_some() {
+                "paced"
+            } else {
+                "free"
             }
-        });
-        clients.push(client);
-    }
-    let started = Instant::now();
-    let interval = paced_rate.map(|rate| Duration::from_secs_f64(sessions as f64 / rate.max(1.0)));
-    let mut senders = tokio::task::JoinSet::new();
-    for (index, client) in clients.iter().enumerate() {
-        let client = client.clone();
-        let to = PeerName::new(format!(
-            "bench-{sessions}-{}-{}",
-            paced_rate.is_some(),
-            (index + 1) % sessions
-        ))?;
-        senders.spawn(async move {
-            let mut sent = 0u64;
-            let mut next = Instant::now();
-            while started.elapsed() < duration {
-                let stamp = epoch.elapsed().as_nanos() as u64;
-                let mut text = format!("{stamp} ");
-                text.extend(std::iter::repeat_n(
-                    'x',
-                    BENCH_MESSAGE_BYTES.saturating_sub(text.len()),
-                ));
-                let Ok(text) = MessageText::new(text) else {
-                    break;
-                };
-                if client
-                    .call(SendParams {
-                        idempotency_key: None,
-                        to: to.clone(),
-                        text,
-                        reply_to: None,
-                        urgent: false,
-                    })
-                    .await
-                    .is_err()
-                {
-                    break;
+        );
+        let epoch = Instant::now();
+        let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+        let mut clients = Vec::new();
+        for index in 0..sessions {
+            let mut client = super::join(data_dir, spawn, &format!("{tag}-{index}")).await?;
+            let mut pushes = client
+                .take_pushes()
+                .ok_or_else(|| anyhow::anyhow!("pushes taken"))?;
+            let histogram = histogram.clone();
+            let client = Arc::new(client);
+            let acknowledging = client.clone();
+            tokio::spawn(async move {
+                while let Some(notification) = pushes.recv().await {
+                    let crate::protocol::HubNotification::Message(push) = notification else {
+                        continue;
+                    };
+                    if let Some(sent) = push
+                        .text
+                        .split(' ')
+                        .next()
+                        .and_then(|stamp| stamp.parse::<u64>().ok())
+                    {
+                        let latency = (epoch.elapsed().as_nanos() as u64).saturating_sub(sent);
+                        let _ = histogram.lock().await.record(latency.max(1));
+                    }
+                    // As a session's client does: its sender's answer waits for this. Each ack
+                    // is its own task: responses come in request order, so an ack's answer can
+                    // sit behind this session's own sends, and the next push must not wait.
+                    let acknowledging = acknowledging.clone();
+                    tokio::spawn(async move {
+                        let _ = acknowledging
+                            .acknowledge(&push, crate::protocol::AckStep::Read)
+                            .await;
+                    });
                 }
-                sent += 1;
-                if let Some(interval) = interval {
-                    next += interval;
-                    tokio::time::sleep_until(next.into()).await;
-                }
+            });
+            clients.push(client);
+        }
+        let pid = super::hub_pid(data_dir);
+        let before = pid.and_then(HubCounters::read);
+        let started = Instant::now();
+        // Each sender task keeps one send in flight, paced to its share of the rate.
+        let interval = paced_rate
+            .map(|rate| Duration::from_secs_f64((sessions * window) as f64 / rate.max(1.0)));
+        let mut senders = tokio::task::JoinSet::new();
+        for (index, client) in clients.iter().enumerate() {
+            let to = PeerName::new(format!("{tag}-{}", (index + 1) % sessions))?;
+            for _ in 0..window {
+                let client = client.clone();
+                let to = to.clone();
+                senders.spawn(async move {
+                    let mut sent = 0u64;
+                    let mut next = Instant::now();
+                    while started.elapsed() < duration {
+                        let stamp = epoch.elapsed().as_nanos() as u64;
+                        let mut text = format!("{stamp} ");
+                        text.extend(std::iter::repeat_n(
+                            'x',
+                            BENCH_MESSAGE_BYTES.saturating_sub(text.len()),
+                        ));
+                        let Ok(text) = MessageText::new(text) else {
+                            break;
+                        };
+                        let params = SendParams {
+                            idempotency_key: None,
+                            to: to.clone(),
+                            text,
+                            reply_to: None,
+                            urgent: false,
+                        };
+                        if client.call(params).await.is_err() {
+                            break;
+                        }
+                        sent += 1;
+                        if let Some(interval) = interval {
+                            next += interval;
+                            tokio::time::sleep_until(next.into()).await;
+                        }
+                    }
+                    sent
+                });
             }
-            sent
-        });
+        }
+        let mut total = 0u64;
+        while let Some(sent) = senders.join_next().await {
+            total += sent.unwrap_or(0);
+        }
+        let elapsed = started.elapsed();
+        let after = pid.and_then(HubCounters::read);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(clients);
+        let histogram = histogram.lock().await;
+        let messages = total.max(1);
+        let used = before.zip(after);
+        Ok(LoadFigures {
+            durability,
+            sessions,
+            window,
+            messages_per_second: total as f64 / elapsed.as_secs_f64(),
+            p50: Duration::from_nanos(histogram.value_at_quantile(0.5)),
+            p99: Duration::from_nanos(histogram.value_at_quantile(0.99)),
+            paced_rate,
+            cpu_per_message: used.map(|(before, after)| {
+                Duration::from_nanos(after.cpu_ns.saturating_sub(before.cpu_ns) / messages)
+            }),
+            syscalls_per_message: used.map(|(before, after)| {
+                after.syscalls.saturating_sub(before.syscalls) as f64 / messages as f64
+            }),
+            runs: 1,
+        })
     }
-    let mut total = 0u64;
-    while let Some(sent) = senders.join_next().await {
-        total += sent.unwrap_or(0);
-    }
-    let elapsed = started.elapsed();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    drop(clients);
-    let histogram = histogram.lock().await;
-    Ok(LoadFigures {
-        sessions,
-        messages_per_second: total as f64 / elapsed.as_secs_f64(),
-        p50: Duration::from_nanos(histogram.value_at_quantile(0.5)),
-        p99: Duration::from_nanos(histogram.value_at_quantile(0.99)),
-        paced_rate,
-    })
 }
 
 fn micros(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e6
 }
 
+impl HubBenchReport {
+    /// The closed-loop figures of `durability` at `sessions`.
+    fn load(&self, durability: BenchDurability, sessions: usize) -> Option<&LoadFigures> {
+        self.loads
+            .iter()
+            .find(|load| load.durability == durability && load.sessions == sessions)
+    }
+
+    /// `figure / limit` beside the goal, or why it is missing.
+    fn goal_line(
+        out: &mut fmt::Formatter<'_>,
+        name: &str,
+        measured: Option<(String, f64)>,
+        goal: &str,
+    ) -> fmt::Result {
+        match measured {
+            Some((figures, ratio)) => {
+                writeln!(out, "  {name:<44} {ratio:>7.2}  ({figures}; goal {goal})")
+            }
+            None => writeln!(
+                out,
+                "  {name:<44}     n/a  (not measured in this run; goal {goal})"
+            ),
+        }
+    }
+}
+
 impl fmt::Display for HubBenchReport {
     fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rt = micros(self.raw_round_trip_p50);
+        let (sync_p50, sync_p99) = (micros(self.fdatasync.0), micros(self.fdatasync.1));
+        writeln!(out, "machine limits (this run):")?;
         writeln!(
             out,
-            "raw unix-socket round trip (200 B): p50 {:.1} us",
-            micros(self.raw_round_trip_p50)
+            "  unix-socket round trip, two threads (200 B)  p50 {rt:>8.1} us"
         )?;
         writeln!(
             out,
-            "one strict log commit:              p50 {:.1} us",
-            micros(self.commit_p50)
+            "  write + fdatasync (one record)               p50 {sync_p50:>8.1} us   p99 {sync_p99:>8.1} us   ({:.0} syncs/s)",
+            1e6 / sync_p50.max(1e-3)
         )?;
-        let bound = 3.0 * micros(self.raw_round_trip_p50) + micros(self.commit_p50);
         writeln!(
             out,
-            "direct messages, strict durability, send->push latency:"
+            "  strict log commit (one record)               p50 {:>8.1} us   p99 {:>8.1} us",
+            micros(self.commit.0),
+            micros(self.commit.1)
         )?;
-        for load in self.loads.iter().chain(&self.half_peak) {
+        let runs = self.loads.first().map_or(1, |load| load.runs);
+        writeln!(
+            out,
+            "direct messages of {BENCH_MESSAGE_BYTES} B, send->push latency; medians of {runs} runs; cpu = hub threads' run time (schedstat), syscalls = syscr+syscw of /proc/<pid>/io (read/write family only), both per message:"
+        )?;
+        for load in self
+            .loads
+            .iter()
+            .chain(&self.unloaded)
+            .chain(&self.half_peak)
+        {
             let pace = load.paced_rate.map_or_else(
                 || "closed loop".to_owned(),
-                |rate| format!("paced at {rate:.0}/s"),
+                |rate| format!("paced {rate:.0}/s"),
             );
+            let cpu = load
+                .cpu_per_message
+                .map_or_else(|| "n/a".to_owned(), |cpu| format!("{:.1}", micros(cpu)));
+            let syscalls = load
+                .syscalls_per_message
+                .map_or_else(|| "n/a".to_owned(), |calls| format!("{calls:.2}"));
             writeln!(
                 out,
-                "  {:>4} sessions ({pace:<18}) {:>10.0} msg/s   p50 {:>8.1} us   p99 {:>8.1} us",
+                "  {:<6} {:>4} sessions x{:<2} ({pace:<14}) {:>9.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu {cpu:>6} us  syscalls {syscalls:>6}",
+                load.durability.name(),
                 load.sessions,
+                load.window,
                 load.messages_per_second,
                 micros(load.p50),
-                micros(load.p99)
+                micros(load.p99),
             )?;
         }
         writeln!(
             out,
-            "targets: >= 100000 msg/s with 100 sessions; p50 < 3 x round trip + commit = {bound:.1} us; p99 < 2000 us at half the peak rate"
+            "goals (ratio of the figure to its limit, both from this run):"
+        )?;
+        for sessions in [10, 100] {
+            let ratio = self
+                .load(BenchDurability::Strict, sessions)
+                .zip(self.load(BenchDurability::Os, sessions))
+                .map(|(strict, os)| {
+                    (
+                        format!(
+                            "strict {:.0} / os {:.0} msg/s",
+                            strict.messages_per_second, os.messages_per_second
+                        ),
+                        strict.messages_per_second / os.messages_per_second.max(1e-9),
+                    )
+                });
+            Self::goal_line(
+                out,
+                &format!("strict / os throughput, {sessions} sessions"),
+                ratio,
+                &format!(">= {GOAL_STRICT_OVER_OS:.2}"),
+            )?;
+        }
+        let sync_rate = 1e6 / sync_p50.max(1e-3);
+        let two = self.load(BenchDurability::Strict, 2).map(|strict| {
+            (
+                format!(
+                    "{:.0} msg/s / {sync_rate:.0} fdatasyncs/s",
+                    strict.messages_per_second
+                ),
+                strict.messages_per_second / sync_rate,
+            )
+        });
+        Self::goal_line(
+            out,
+            "strict 2 sessions / one-sync-per-message rate",
+            two,
+            &format!(">= {GOAL_TWO_SESSIONS_OVER_SYNC_RATE:.1}"),
+        )?;
+        let limit = rt + sync_p50;
+        let unloaded = self.unloaded.as_ref().map(|load| {
+            (
+                format!(
+                    "p50 {:.1} us / (round trip + fdatasync = {limit:.1} us)",
+                    micros(load.p50)
+                ),
+                micros(load.p50) / limit.max(1e-3),
+            )
+        });
+        Self::goal_line(
+            out,
+            "unloaded strict p50 / (round trip + fdatasync)",
+            unloaded,
+            &format!("<= {GOAL_UNLOADED_P50_OVER_LIMIT:.1}"),
+        )?;
+        let half = self.half_peak.as_ref().map(|load| {
+            (
+                format!(
+                    "p99 {:.1} us at {:.0} msg/s, {} sessions",
+                    micros(load.p99),
+                    load.messages_per_second,
+                    load.sessions
+                ),
+                load.p99.as_secs_f64() / GOAL_HALF_LOAD_P99.as_secs_f64(),
+            )
+        });
+        Self::goal_line(out, "strict p99 at half load / 2 ms", half, "<= 1.0")?;
+        let cpu = self
+            .load(BenchDurability::Os, 100)
+            .and_then(|load| load.cpu_per_message)
+            .map(|cpu| {
+                (
+                    format!("{:.2} us per message", micros(cpu)),
+                    cpu.as_secs_f64() / GOAL_CPU_PER_MESSAGE.as_secs_f64(),
+                )
+            });
+        Self::goal_line(
+            out,
+            "hub CPU per message, os, 100 sessions / 5 us",
+            cpu,
+            "<= 1.0",
         )
     }
 }

@@ -10,7 +10,7 @@ use super::exit_code::ExitCode;
 /// Measure Relay's building blocks on this machine; prints figures, asserts nothing.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  relay bench log\n  relay bench mcp --round-trips 5000\n  relay bench log --replay-mib 256 --dir /mnt/disk/relay-bench"
+    after_help = "Examples:\n  relay bench log\n  relay bench hub --sessions 2,10,100 --window 4 --durability strict,os\n  relay bench mcp --round-trips 5000\n  relay bench log --replay-mib 256 --dir /mnt/disk/relay-bench"
 )]
 pub struct BenchArgs {
     /// Which benchmark.
@@ -96,6 +96,24 @@ pub struct HubBenchArgs {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 3)]
     pub seconds: u64,
+    /// Sends each session keeps in flight (at most half the hub's requests in flight per session).
+    #[arg(long, default_value_t = 4)]
+    pub window: usize,
+    /// Durabilities to measure, each with its own hub (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "strict,os")]
+    pub durability: Vec<HubBenchDurability>,
+    /// Runs of each load; every figure printed is the median of them.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+}
+
+/// `relay bench hub --durability` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum HubBenchDurability {
+    /// Synced to disk before any reply.
+    Strict,
+    /// Page cache only.
+    Os,
 }
 
 /// Options of `relay bench replay`.
@@ -185,7 +203,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let config = crate::bench::hub::HubBenchConfig {
                 dir: dir.clone(),
                 sessions: args.sessions,
+                window: args.window,
+                durabilities: args
+                    .durability
+                    .iter()
+                    .map(|durability| match durability {
+                        HubBenchDurability::Strict => crate::bench::hub::BenchDurability::Strict,
+                        HubBenchDurability::Os => crate::bench::hub::BenchDurability::Os,
+                    })
+                    .collect(),
                 duration: std::time::Duration::from_secs(args.seconds.max(1)),
+                repeat: args.repeat,
             };
             println!("relay bench hub in {}", dir.display());
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -33,10 +33,12 @@ use super::core::{CoreInput, Outbound, SessionId};
 use super::limits::{AUTH_TIMEOUT, REQUESTS_IN_FLIGHT_MAX, SESSION_QUEUE_CAPACITY, WRITE_DEADLINE};
 use super::preauth::PreAuthLimit;
 use super::queue::{QueueCharge, Queued};
+use crate::protocol::jsonrpc::TypedNotification;
 use crate::protocol::{
-    ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, HubNotification, Incoming,
-    Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response, RpcError,
-    check_frame_len, encode_frame, negotiate, parse_incoming,
+    ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, Incoming,
+    MESSAGE_NOTIFICATION, Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, RECEIPT_NOTIFICATION,
+    Request, RequestId, Response, RpcError, check_frame_len, encode_frame, negotiate,
+    parse_incoming,
 };
 
 /// What every connection needs to know.
@@ -416,16 +418,19 @@ fn accept_outbound(queued: Queued, out: &mut Outgoing, liveness: &mut Liveness) 
     let Queued { outbound, charge } = queued;
     out.charges.extend(charge);
     match outbound {
+        // Encoded from the typed push, without a `serde_json::Value` in between.
         Outbound::Push(push) => {
-            out.frames.push(encode_frame(
-                &HubNotification::Message(push).to_notification(),
-            ));
+            out.frames.push(encode_frame(&TypedNotification {
+                method: MESSAGE_NOTIFICATION,
+                params: &push,
+            }));
             true
         }
         Outbound::Receipt(receipt) => {
-            out.frames.push(encode_frame(
-                &HubNotification::Receipt(receipt).to_notification(),
-            ));
+            out.frames.push(encode_frame(&TypedNotification {
+                method: RECEIPT_NOTIFICATION,
+                params: &receipt,
+            }));
             true
         }
         Outbound::Probe(answer) => {

@@ -311,6 +311,27 @@ impl Serialize for Notification {
     }
 }
 
+/// A notification encoded straight from its typed params (`P`), without first building the
+/// [`Value`] a [`Notification`] holds: the hub's `message` and `receipt` pushes, one or more per
+/// message sent. The same JSON as the [`Notification`] of `serde_json::to_value(params)`.
+#[derive(Clone, Copy, Debug)]
+pub struct TypedNotification<'a, P> {
+    /// The notification name.
+    pub method: &'a str,
+    /// The params.
+    pub params: &'a P,
+}
+
+impl<P: Serialize> Serialize for TypedNotification<'_, P> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("jsonrpc", JSONRPC_VERSION)?;
+        map.serialize_entry("method", self.method)?;
+        map.serialize_entry("params", self.params)?;
+        map.end()
+    }
+}
+
 impl Serialize for Response {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(3))?;
@@ -372,6 +393,12 @@ impl WireMessage for Request {}
 impl WireMessage for Notification {}
 impl WireMessage for Response {}
 impl WireMessage for Incoming {}
+// Pushes and receipts are structs of strings, numbers, booleans and options: their
+// serialization cannot fail, so they may be a typed notification's params.
+impl sealed::Sealed for super::notification::MessagePush {}
+impl sealed::Sealed for super::notification::Receipt {}
+impl<P: Serialize + sealed::Sealed> sealed::Sealed for TypedNotification<'_, P> {}
+impl<P: Serialize + sealed::Sealed> WireMessage for TypedNotification<'_, P> {}
 
 /// The `id` member of an incoming message, as far as it could be read.
 enum IdMember {
@@ -728,6 +755,59 @@ mod tests {
         assert_eq!(
             failure.into_result::<Named>().map_err(|error| error.code),
             Err(ErrorCode::NameTaken)
+        );
+    }
+
+    #[test]
+    fn a_typed_notification_is_the_same_json_as_its_value_notification() {
+        use crate::protocol::notification::{
+            HubNotification, MessageKind, MessagePush, Receipt, ReceiptStatus,
+        };
+        use crate::protocol::{MESSAGE_NOTIFICATION, RECEIPT_NOTIFICATION};
+        let push = MessagePush {
+            kind: MessageKind::Direct,
+            from: "alice".into(),
+            text: "line one\nline \"two\" \u{e9}".into(),
+            msg_id: "m-1".into(),
+            ask_id: None,
+            reply_to: Some("m-0".into()),
+            room: None,
+            group: Some("team".into()),
+            urgent: true,
+            ts: 1_700_000_000_000_000,
+            origin_hub: None,
+            late: false,
+        };
+        let receipt = Receipt {
+            msg_id: "m-1".into(),
+            to: "bob".into(),
+            status: ReceiptStatus::Read,
+            ts: 7,
+        };
+        let typed = |method, params: &dyn Fn() -> Vec<u8>| {
+            let bytes = params();
+            assert_eq!(bytes.last(), Some(&b'\n'), "{method}: one frame");
+            serde_json::from_slice::<Value>(&bytes).expect("a typed frame is JSON")
+        };
+        let push_frame = typed(MESSAGE_NOTIFICATION, &|| {
+            crate::protocol::encode_frame(&TypedNotification {
+                method: MESSAGE_NOTIFICATION,
+                params: &push,
+            })
+        });
+        let receipt_frame = typed(RECEIPT_NOTIFICATION, &|| {
+            crate::protocol::encode_frame(&TypedNotification {
+                method: RECEIPT_NOTIFICATION,
+                params: &receipt,
+            })
+        });
+        assert_eq!(
+            push_frame,
+            wire(&HubNotification::Message(push).to_notification())
+        );
+        assert_eq!(
+            receipt_frame,
+            wire(&HubNotification::Receipt(receipt).to_notification())
         );
     }
 }
