@@ -5,16 +5,19 @@
 //! (an ack past what was shipped, a gap, garbage) is refused, heartbeats keep an idle link up,
 //! and a second link from a peer replaces the first.
 
+#[path = "support/federation_host.rs"]
+mod federation_host;
+
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use relay::federation::config::{self, FederationConfig, HubId};
+use federation_host::FakeHost;
+use relay::federation::config::{self, FederationConfig};
 use relay::federation::link::{
-    self, HostError, LINK_WINDOW_RECORDS, LinkHost, LinkProgress, LinkSetup, LinkStatus,
-    LinkTiming, Scan,
+    self, LINK_WINDOW_RECORDS, LinkProgress, LinkSetup, LinkStatus, LinkTiming,
 };
 use relay::federation::noise::{self, LinkAuth, PinStore, StaticKey};
 use relay::federation::wire::{self, LinkFrame, NO_PREVIOUS, ShippedRecord};
@@ -26,239 +29,6 @@ const SECRET: &str = "8f3a1c5e7b9d2f4a6c8e0b1d3f5a7c9e1b3d5f7a9c0e2b4d6f8a0c2e4b
 
 /// How long a test waits for something that should happen.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-// ---------------------------------------------------------------------------------------------
-// The in-memory host.
-
-#[derive(Clone)]
-struct FakeHost(Arc<Inner>);
-
-struct Inner {
-    log_id: u128,
-    /// Our log: offset = index; `true` when the record is for the peer.
-    own: Vec<(ShippedRecord, bool)>,
-    committed: watch::Sender<u64>,
-    /// This host's peers online, as `presence` follows them.
-    presence: watch::Sender<Vec<String>>,
-    import_delay: Duration,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    imported: Vec<ShippedRecord>,
-    progress: Option<LinkProgress>,
-    acked: u64,
-    /// The highest offset `records_for` handed out.
-    handed_out: Option<u64>,
-    /// The most records for the peer handed out and not acked at any time.
-    max_in_flight: usize,
-    reports: Vec<LinkStatus>,
-    /// Every `Presence` the peer sent, in order.
-    peer_presence: Vec<Vec<String>>,
-}
-
-impl FakeHost {
-    /// A host whose log has `count` records, those with `offset % skip == skip - 1` not for
-    /// the peer (`skip` 0: all for it), the first `committed` committed.
-    fn new(name: &str, log_id: u128, count: u64, skip: u64, committed: u64) -> FakeHost {
-        let own = (0..count)
-            .map(|offset| {
-                let payload = format!("{name}-{offset}").into_bytes();
-                let record = ShippedRecord {
-                    offset,
-                    previous: NO_PREVIOUS,
-                    timestamp_us: 1_000 + offset,
-                    kind: 1,
-                    schema_version: 1,
-                    origin_hub: log_id,
-                    crc: wire::record_crc(offset, 1_000 + offset, 1, 1, log_id, &payload),
-                    payload,
-                };
-                (record, skip == 0 || offset % skip != skip - 1)
-            })
-            .collect();
-        FakeHost(Arc::new(Inner {
-            log_id,
-            own,
-            committed: watch::channel(committed).0,
-            presence: watch::channel(vec!["local-peer".to_owned()]).0,
-            import_delay: Duration::ZERO,
-            state: Mutex::new(State::default()),
-        }))
-    }
-
-    fn with_import_delay(self, delay: Duration) -> FakeHost {
-        let inner = Arc::into_inner(self.0).expect("not shared yet");
-        FakeHost(Arc::new(Inner {
-            import_delay: delay,
-            ..inner
-        }))
-    }
-
-    fn with_progress(self, progress: LinkProgress) -> FakeHost {
-        self.state().progress = Some(progress);
-        self
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.state.lock().expect("state")
-    }
-
-    fn commit(&self, committed: u64) {
-        self.0.committed.send_replace(committed);
-    }
-
-    /// Our records for the peer below `committed`, as the peer should import them.
-    fn expected_below(&self, committed: u64) -> Vec<(u64, Vec<u8>)> {
-        self.0
-            .own
-            .iter()
-            .filter(|(record, for_peer)| *for_peer && record.offset < committed)
-            .map(|(record, _)| (record.offset, record.payload.clone()))
-            .collect()
-    }
-
-    fn imported(&self) -> Vec<(u64, Vec<u8>)> {
-        self.state()
-            .imported
-            .iter()
-            .map(|record| (record.offset, record.payload.clone()))
-            .collect()
-    }
-
-    fn reports(&self) -> Vec<LinkStatus> {
-        self.state().reports.clone()
-    }
-
-    fn refused(&self) -> Option<String> {
-        self.reports().into_iter().find_map(|status| match status {
-            LinkStatus::Refused { reason } => Some(reason),
-            _ => None,
-        })
-    }
-
-    fn downs(&self) -> usize {
-        self.reports()
-            .iter()
-            .filter(|status| matches!(status, LinkStatus::Down { .. }))
-            .count()
-    }
-}
-
-impl LinkHost for FakeHost {
-    fn log_id(&self) -> u128 {
-        self.0.log_id
-    }
-
-    fn committed(&self) -> watch::Receiver<u64> {
-        self.0.committed.subscribe()
-    }
-
-    async fn records_for(
-        &self,
-        _peer: &HubId,
-        from: u64,
-        max_records: usize,
-        max_bytes: usize,
-    ) -> Result<Scan, HostError> {
-        let end = (*self.0.committed.borrow()).min(self.0.own.len() as u64);
-        let mut records: Vec<ShippedRecord> = Vec::new();
-        let mut bytes = 0;
-        let mut offset = from;
-        // Looks at 4,096 records at most per call, so a scan advances past records that are
-        // not for the peer without returning any.
-        while offset < end && offset < from + 4096 {
-            let (record, for_peer) = &self.0.own[offset as usize];
-            if *for_peer {
-                if !records.is_empty()
-                    && (records.len() >= max_records || bytes + record.payload.len() > max_bytes)
-                {
-                    break;
-                }
-                bytes += record.payload.len();
-                records.push(record.clone());
-            }
-            offset += 1;
-        }
-        let mut state = self.state();
-        if let Some(last) = records.last() {
-            state.handed_out = Some(last.offset);
-            let acked = state.acked;
-            let in_flight = self.0.own[acked as usize..=last.offset as usize]
-                .iter()
-                .filter(|(_, for_peer)| *for_peer)
-                .count();
-            state.max_in_flight = state.max_in_flight.max(in_flight);
-        }
-        Ok(Scan {
-            records,
-            next: offset,
-        })
-    }
-
-    async fn record_crc(&self, offset: u64) -> Result<u32, HostError> {
-        self.0
-            .own
-            .get(offset as usize)
-            .map(|(record, _)| record.crc)
-            .ok_or(HostError::Gone {
-                from: offset,
-                first: 0,
-            })
-    }
-
-    async fn progress(&self, _peer: &HubId) -> Result<Option<LinkProgress>, HostError> {
-        Ok(self.state().progress)
-    }
-
-    async fn import(
-        &self,
-        _peer: &HubId,
-        log_id: u128,
-        records: Vec<ShippedRecord>,
-    ) -> Result<LinkProgress, HostError> {
-        if !self.0.import_delay.is_zero() {
-            tokio::time::sleep(self.0.import_delay).await;
-        }
-        let mut state = self.state();
-        for record in records {
-            if state
-                .progress
-                .is_some_and(|progress| record.offset <= progress.offset)
-            {
-                continue;
-            }
-            state.progress = Some(LinkProgress {
-                log_id,
-                offset: record.offset,
-                crc: record.crc,
-            });
-            state.imported.push(record);
-        }
-        state
-            .progress
-            .ok_or_else(|| HostError::Refused("nothing imported".to_owned()))
-    }
-
-    fn acknowledged(&self, _peer: &HubId, durable: u64) {
-        let mut state = self.state();
-        assert!(durable >= state.acked, "acks only grow");
-        state.acked = durable;
-    }
-
-    fn report(&self, _peer: &HubId, status: LinkStatus) {
-        self.state().reports.push(status);
-    }
-
-    fn presence(&self) -> watch::Receiver<Vec<String>> {
-        self.0.presence.subscribe()
-    }
-
-    fn peer_presence(&self, _peer: &HubId, online: Vec<String>) {
-        self.state().peer_presence.push(online);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Hubs, managers and a proxy.

@@ -11,14 +11,38 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
 use super::config::{FederationConfig, HubId};
-use super::noise::{LINK_IO_DEADLINE, PinStore, StaticKey};
+use super::noise::{self, LINK_IO_DEADLINE, PinStore, StaticKey};
 use super::wire::ShippedRecord;
 
 mod manager;
 mod session;
 
 pub use manager::{Bound, bind, run};
+pub use session::LinkEnd;
+
+/// Runs the link protocol on one authenticated `link` (from [`noise::dial`] or
+/// [`noise::accept`] over any byte stream) until it ends or `stop` flips; says how it ended.
+///
+/// This is the manager's per-link session without the manager around it: no dialing, no
+/// back-off, no one-link-per-peer rule and no [`LinkHost::report`] (the caller knows whether
+/// the link is up). Tests drive it over in-memory streams.
+pub async fn run_one<H, S>(
+    host: &H,
+    link: noise::Link<S>,
+    timing: &LinkTiming,
+    stop: watch::Receiver<bool>,
+) -> LinkEnd
+where
+    H: LinkHost,
+    S: AsyncRead + AsyncWrite + Send,
+{
+    let shutdown = stop.clone();
+    session::run(host, link, timing, stop, shutdown).await
+}
 
 /// How often a link sends its hub's presence at most: a burst of sessions coming and going
 /// costs one frame a second per link, however large the burst.

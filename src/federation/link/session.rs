@@ -33,7 +33,7 @@ const RECORD_HEAD_BYTES: usize = 8 + 8 + 8 + 2 + 2 + 16 + 4 + 4;
 
 /// How a link ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum LinkEnd {
+pub enum LinkEnd {
     /// Replaced by a newer link to the same peer, or the hub is stopping.
     Stopped,
     /// The link failed (i/o, deadline, the host unavailable): a retry may fix it.
