@@ -150,8 +150,10 @@ struct Pair {
 fn pair() -> Pair {
     let listen = free_port();
     let proxy = Proxy::start(listen);
-    let a = Hub::start_in(federated_dir("a", Some(listen), "b", None), &[]);
-    let b = Hub::start_in(federated_dir("b", None, "a", Some(proxy.port)), &[]);
+    // Tests send hundreds of messages as fast as they can: the send rate is not under test.
+    let fast = ["--send-rate", "100000", "--send-burst", "100000"];
+    let a = Hub::start_in(federated_dir("a", Some(listen), "b", None), &fast);
+    let b = Hub::start_in(federated_dir("b", None, "a", Some(proxy.port)), &fast);
     Pair { a, b, proxy }
 }
 

@@ -147,8 +147,9 @@ fn hubs_without_a_direct_link_exchange_through_jetstream_exactly_once_across_sig
         return;
     }
     let mut nats = Nats::start();
-    let a = Hub::start_in(nats_dir("a", "b", nats.port), &[]);
-    let mut b = Hub::start_in(nats_dir("b", "a", nats.port), &[]);
+    let fast = ["--send-rate", "100000", "--send-burst", "100000"];
+    let a = Hub::start_in(nats_dir("a", "b", nats.port), &fast);
+    let mut b = Hub::start_in(nats_dir("b", "a", nats.port), &fast);
     let mut alice = a.join(Transport::Unix, "alice");
     drop(b.join(Transport::Unix, "bob"));
     let texts: Vec<String> = (0..150).map(|n| format!("through nats {n}")).collect();

@@ -603,7 +603,14 @@ impl Core {
             } => self.link_import(&peer, log_id, records, reply, release),
             CoreInput::LinkAcked { peer, durable } => self.link_acked(&peer, durable),
             CoreInput::LinkProgressQuery { peer, reply } => {
-                let _ = reply.send(self.link_progress(&peer));
+                // Imports appended earlier in this batch are not durable yet: the progress is
+                // answered after the commit, so a link never resumes past what a crash keeps.
+                let progress = self.link_progress(&peer);
+                release.after_commit.push(Box::new(move |committed| {
+                    if committed {
+                        let _ = reply.send(progress);
+                    }
+                }));
             }
             CoreInput::Request {
                 session,

@@ -498,6 +498,11 @@ impl<H: LinkHost> Sender<'_, H> {
             }
         }
         self.shipped_end.store(resume.from, Ordering::Release);
+        // The peer holds everything below `from` (its progress is answered after its commit):
+        // that is an ack, so one lost with the last link does not hold retention back.
+        if resume.from > 0 {
+            self.host.acknowledged(self.peer, resume.from);
+        }
         self.shipping = Some(Shipping {
             cursor: resume.from,
             previous: resume.from.checked_sub(1).unwrap_or(NO_PREVIOUS),
