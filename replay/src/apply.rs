@@ -19,7 +19,7 @@ use crate::federation::{TranslateError, Translation, is_hub_id, split_qualified,
 use crate::limits::{
     GROUP_MEMBERS_MAX, GROUPS_MAX, IDEMPOTENCY_KEYS_MAX, IDENTITIES_MAX,
     MAILBOX_REFUSALS_PER_SENDER_MAX, MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX, PEER_HUBS_MAX,
-    ROOM_MEMBERS_MAX, ROOMS_MAX,
+    REMOTE_IDENTITIES_PER_HUB_MAX, ROOM_MEMBERS_MAX, ROOMS_MAX,
 };
 use crate::state::{
     BroadcastReply, CompletedRequest, DeliveryState, ForgetBlocker, Group, GroupMessage, Identity,
@@ -375,6 +375,14 @@ pub enum ApplyError {
         #[source]
         source: Box<ApplyError>,
     },
+    /// One more identity of another hub's peers past [`REMOTE_IDENTITIES_PER_HUB_MAX`].
+    #[error("this hub keeps {max} peers of hub {hub:?} at most; forget some first")]
+    RemoteIdentitiesFull {
+        /// The other hub.
+        hub: String,
+        /// The limit.
+        max: u32,
+    },
     /// A delivery between two peers of other hubs, neither known here.
     #[error("neither {from:?} nor {to:?} is known here; one side of a delivery must be")]
     NoKnownParty {
@@ -592,6 +600,14 @@ fn apply_identity_forgotten(
         });
     }
     state.names.remove(&event.name);
+    if let Some((_, hub)) = split_qualified(&event.name)
+        && let Some(count) = state.federation.remote_identities.get_mut(hub)
+    {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            state.federation.remote_identities.remove(hub);
+        }
+    }
     if let Some(identity) = state.identities.remove(&id) {
         state.refund(identity_bytes(&identity));
     }
@@ -1437,6 +1453,13 @@ fn is_remote_name(name: &str) -> bool {
 fn remember_remote(state: &mut State, record: &RecordMeta, name: &str) -> IdentityId {
     let identity = remote_identity(record, name);
     let id = identity.id;
+    if let Some((_, hub)) = split_qualified(name) {
+        *state
+            .federation
+            .remote_identities
+            .entry(hub.to_owned())
+            .or_default() += 1;
+    }
     state.charge(identity_bytes(&identity));
     state.identities.insert(id, identity);
     state.names.insert(name.to_owned(), id);
@@ -1467,6 +1490,18 @@ fn party(state: &State, name: &str) -> Result<Option<IdentityId>, ApplyError> {
             if state.identities.len() >= IDENTITIES_MAX {
                 return Err(ApplyError::IdentitiesFull {
                     max: IDENTITIES_MAX,
+                });
+            }
+            if let Some((_, hub)) = split_qualified(name)
+                && state
+                    .federation
+                    .remote_identities
+                    .get(hub)
+                    .is_some_and(|count| *count >= REMOTE_IDENTITIES_PER_HUB_MAX)
+            {
+                return Err(ApplyError::RemoteIdentitiesFull {
+                    hub: hub.to_owned(),
+                    max: REMOTE_IDENTITIES_PER_HUB_MAX,
                 });
             }
             Ok(None)

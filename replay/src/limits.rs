@@ -27,6 +27,14 @@ pub const QUALIFIED_NAME_BYTES_MAX: usize = NAME_BYTES_MAX + 1 + HUB_ID_BYTES_MA
 /// fits too.
 pub const ID_BYTES_MAX: usize = 128;
 
+/// Identities of one other hub's peers this hub keeps (created when a delivery first names
+/// `name@hub`, forgotten like any identity that left). A fifth of [`IDENTITIES_MAX`]: a linked
+/// hub that names ever new peers cannot crowd out this hub's own sessions. A delivery that would
+/// create one more is rejected with
+/// [`ApplyError::RemoteIdentitiesFull`](crate::ApplyError::RemoteIdentitiesFull) (an import is
+/// then logged refused, a local send answered `limit_reached`).
+pub const REMOTE_IDENTITIES_PER_HUB_MAX: u32 = (IDENTITIES_MAX / 5) as u32;
+
 /// Unread messages (queued, or delivered but not read) per mailbox. Unread mail is never
 /// dropped: a direct message, ask, reply or broadcast ask to a mailbox holding this many is
 /// refused before anything of it is appended. The hub answers the sender `mailbox_full` (naming

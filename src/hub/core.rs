@@ -303,6 +303,7 @@ pub(super) fn apply_error(refused: ApplyError) -> RpcError {
         ApplyError::AdminCannotBeRemoved { .. } => ErrorCode::BadArguments,
         ApplyError::NotGroupAdmin { .. } => ErrorCode::NotAdmin,
         ApplyError::IdentitiesFull { .. }
+        | ApplyError::RemoteIdentitiesFull { .. }
         | ApplyError::RoomsFull { .. }
         | ApplyError::RoomFull { .. }
         | ApplyError::GroupsFull { .. }

@@ -50,6 +50,9 @@ pub struct Federation {
     /// The first offset of our log each linked hub has not committed (`link_acknowledged`).
     /// Invariant: at most `PEER_HUBS_MAX` hubs.
     pub(crate) link_acks: BTreeMap<String, u64>,
+    /// Identities of other hubs' peers, by hub. Invariant: each count is the number of
+    /// identities named `…@hub`, at most `REMOTE_IDENTITIES_PER_HUB_MAX`; no zero entries.
+    pub(crate) remote_identities: BTreeMap<String, u32>,
 }
 
 /// The last record imported from a linked hub: where its link resumes.

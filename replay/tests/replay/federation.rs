@@ -214,3 +214,40 @@ fn a_delivery_the_other_hub_refused_comes_back_as_refused() {
         Some("refused")
     );
 }
+
+#[test]
+fn a_linked_hub_cannot_crowd_out_this_hubs_identities() {
+    use relay_replay::limits::REMOTE_IDENTITIES_PER_HUB_MAX;
+    let mut b = log_with(&["bob"]);
+    for n in 0..REMOTE_IDENTITIES_PER_HUB_MAX as u64 {
+        b.ok(imported(
+            "a",
+            "b",
+            n,
+            send(&format!("m-{n}"), &format!("p{n}"), "bob@b", "hi"),
+        ));
+    }
+    let next = REMOTE_IDENTITIES_PER_HUB_MAX as u64;
+    let refused = b.reject(imported(
+        "a",
+        "b",
+        next,
+        send("m-x", "one-more", "bob@b", "hi"),
+    ));
+    assert!(
+        matches!(
+            &refused,
+            ApplyError::LinkImportRejected { source, .. }
+                if matches!(**source, ApplyError::RemoteIdentitiesFull { .. })
+        ),
+        "{refused:?}"
+    );
+    // Another hub still has its own allowance, and known peers of a still deliver.
+    b.ok(imported("c", "b", 0, send("m-1", "carol", "bob@b", "hi")));
+    b.ok(imported(
+        "a",
+        "b",
+        next,
+        send("m-y", "p0", "bob@b", "again"),
+    ));
+}

@@ -176,15 +176,15 @@ fn snapshot_round_trips_refusals_missed_counts_and_aged_out_read_mail() {
 
 #[test]
 fn a_snapshot_of_the_previous_format_is_refused_so_the_hub_rebuilds_from_the_log() {
-    // Version 5 had no byte count and no reserved group acknowledgements; its bytes must
-    // never be read as today's state.
+    // Version 6 did not count the identities of each other hub's peers; its bytes must never
+    // be read as today's state.
     let mut bytes = snapshot_encode(&log_with(&["alice"]).state, 1);
-    bytes[8..10].copy_from_slice(&5u16.to_le_bytes());
-    assert_eq!(SNAPSHOT_FORMAT_VERSION, 6);
+    bytes[8..10].copy_from_slice(&6u16.to_le_bytes());
+    assert_eq!(SNAPSHOT_FORMAT_VERSION, 7);
     assert_eq!(
         snapshot_decode(&bytes),
         Err(SnapshotError::UnsupportedVersion {
-            found: 5,
+            found: 6,
             supported: SNAPSHOT_FORMAT_VERSION
         })
     );
