@@ -179,3 +179,55 @@ fn hubs_without_a_direct_link_exchange_through_jetstream_exactly_once_across_sig
     }
     assert_exactly_once(&mut alice, &back);
 }
+
+/// A data dir for hub `me` whose peers are `peers`, all reached through the NATS server.
+fn nats_dir_with_peers(me: &str, peers: &[String], port: u16) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a data dir");
+    let mut text = format!("hub_id = \"{me}\"\nsecret = \"{SECRET}\"\n");
+    for peer in peers.iter().filter(|peer| peer.as_str() != me) {
+        text.push_str(&format!("[[peer]]\nhub_id = \"{peer}\"\n"));
+    }
+    text.push_str(&format!("[nats]\nurl = \"nats://127.0.0.1:{port}\"\n"));
+    let path = dir.path().join("federation.toml");
+    std::fs::write(&path, text).expect("federation.toml written");
+    set_private(&path);
+    dir
+}
+
+#[test]
+fn ten_hubs_with_no_direct_links_exchange_exactly_once() {
+    if !installed() {
+        return;
+    }
+    let nats = Nats::start();
+    let ids: Vec<String> = (0..10).map(|n| format!("h{n}")).collect();
+    let fast = ["--send-rate", "100000", "--send-burst", "100000"];
+    let hubs: Vec<Hub> = ids
+        .iter()
+        .map(|id| Hub::start_in(nats_dir_with_peers(id, &ids, nats.port), &fast))
+        .collect();
+    let mut users: Vec<Session> = hubs
+        .iter()
+        .zip(&ids)
+        .map(|(hub, id)| hub.join(Transport::Unix, &format!("u-{id}")))
+        .collect();
+    for (from, sender) in users.iter_mut().enumerate() {
+        for (to, id) in ids.iter().enumerate().filter(|(to, _)| *to != from) {
+            for n in 0..3 {
+                let text = format!("{} -> {to} #{n}", ids[from]);
+                let sent = sender.call(
+                    "send",
+                    json!({ "to": format!("u-{id}@{id}"), "text": text }),
+                );
+                assert_eq!(sent["status"], "forwarded", "{sent}");
+            }
+        }
+    }
+    for (to, user) in users.iter_mut().enumerate() {
+        let expected: Vec<String> = (0..10)
+            .filter(|from| *from != to)
+            .flat_map(|from| (0..3).map(move |n| format!("h{from} -> {to} #{n}")))
+            .collect();
+        assert_exactly_once(user, &expected);
+    }
+}
