@@ -46,6 +46,31 @@ pub struct FederationBenchConfig {
     /// Also measure the same through a NATS JetStream server (`nats-server` on `PATH`, started
     /// on a loopback port with a temp store), beside the direct link.
     pub nats: bool,
+    /// With `nats`: origin hubs of the drain measurement.
+    pub drain_hubs: usize,
+    /// With `nats`: messages in the drain measurement's backlog.
+    pub drain_backlog: u64,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug)]
+pub struct FederationBenchResults {
+    /// Per route: direct, then NATS.
+    pub routes: Vec<FederationReport>,
+    /// The drain of a backlog from many hubs through NATS.
+    pub drain: Option<DrainReport>,
+}
+
+impl fmt::Display for FederationBenchResults {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for route in &self.routes {
+            write!(out, "{route}")?;
+        }
+        if let Some(drain) = &self.drain {
+            write!(out, "{drain}")?;
+        }
+        Ok(())
+    }
 }
 
 /// How the two hubs are linked.
@@ -124,8 +149,9 @@ impl fmt::Display for FederationReport {
 ///
 /// # Errors
 /// A hub or nats-server cannot start or link, or a request fails.
-pub async fn run(config: &FederationBenchConfig) -> anyhow::Result<Vec<FederationReport>> {
+pub async fn run(config: &FederationBenchConfig) -> anyhow::Result<FederationBenchResults> {
     let mut reports = vec![run_route(config, &config.dir.join("direct"), Route::Direct).await?];
+    let mut drained = None;
     if config.nats {
         let store = config.dir.join("nats-store");
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -149,11 +175,27 @@ pub async fn run(config: &FederationBenchConfig) -> anyhow::Result<Vec<Federatio
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let measured = run_route(config, &config.dir.join("nats"), Route::Nats { port }).await;
+        let drain_measured = match &measured {
+            Ok(_) => Some(
+                drain(
+                    &config.dir.join("drain"),
+                    port,
+                    config.drain_hubs,
+                    config.drain_backlog,
+                )
+                .await,
+            ),
+            Err(_) => None,
+        };
         let _ = server.kill();
         let _ = server.wait();
         reports.push(measured?);
+        drained = drain_measured.transpose()?;
     }
-    Ok(reports)
+    Ok(FederationBenchResults {
+        routes: reports,
+        drain: drained,
+    })
 }
 
 async fn run_route(
@@ -392,4 +434,183 @@ async fn store_backlog(a_dir: &Path, count: u64, recipients: u64) -> anyhow::Res
         last = last.max(done??);
     }
     Ok(last)
+}
+
+/// Hubs publishing the backlog in the drain measurement ([`drain`]).
+pub const DRAIN_HUBS_DEFAULT: usize = 100;
+
+/// What [`drain`] measured.
+#[derive(Clone, Debug)]
+pub struct DrainReport {
+    /// Origin hubs.
+    pub hubs: usize,
+    /// Records in the backlog, all of them.
+    pub backlog: u64,
+    /// How long publishing it to the stopped hub's inbox took.
+    pub published: Duration,
+    /// From the receiving hub's start to its last import.
+    pub drained: Duration,
+}
+
+impl fmt::Display for DrainReport {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rate = |took: Duration| self.backlog as f64 / took.as_secs_f64().max(1e-9);
+        writeln!(
+            out,
+            "[nats] drain: {} messages from {} hubs published to a stopped hub's inbox in {:.2} s ({:.0}/s)",
+            self.backlog,
+            self.hubs,
+            self.published.as_secs_f64(),
+            rate(self.published)
+        )?;
+        writeln!(
+            out,
+            "  the hub started and imported all of them in {:.2} s ({:.0} events/s)",
+            self.drained.as_secs_f64(),
+            rate(self.drained)
+        )
+    }
+}
+
+/// A backlog of `backlog` messages from `hubs` origin hubs (JetStream publishers standing for
+/// hubs, each shipping records of its own log) waits in the inbox of a stopped hub `b`; the hub
+/// starts and the time until it imported the last record of every origin is measured.
+///
+/// # Errors
+/// The hub or the NATS server cannot be used.
+pub async fn drain(
+    dir: &Path,
+    port: u16,
+    hubs: usize,
+    backlog: u64,
+) -> anyhow::Result<DrainReport> {
+    use crate::federation::config::HubId;
+    use crate::federation::jetstream::{JetStreamTransport, NatsAuth, NatsConfig};
+    use crate::federation::wire::{NO_PREVIOUS, ShippedRecord, record_crc};
+    use relay_replay::event::MessageSent;
+
+    let hubs = hubs.max(1);
+    let per_hub = backlog.div_ceil(hubs as u64);
+    let recipients = backlog.div_ceil(BACKLOG_PER_RECIPIENT).max(1);
+    let origins: Vec<HubId> = (0..hubs)
+        .map(|n| HubId::new(&format!("o{n}")))
+        .collect::<Result<_, _>>()
+        .map_err(|error| anyhow::anyhow!(error))?;
+    let b = HubId::new("b").map_err(|error| anyhow::anyhow!(error))?;
+    let b_dir = dir.join("b");
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&b_dir)?;
+        let mut text = format!(
+            "hub_id = \"b\"\nsecret = \"{}\"\n",
+            Key32::random()?.to_hex()
+        );
+        for origin in &origins {
+            text.push_str(&format!("[[peer]]\nhub_id = \"{origin}\"\n"));
+        }
+        text.push_str(&format!("[nats]\nurl = \"nats://127.0.0.1:{port}\"\n"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(b_dir.join(crate::federation::config::FEDERATION_FILE_NAME))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+    }
+    let spawn = bench_spawn(&[]);
+    // The recipients exist, and b's inbox stream and consumer, before b stops.
+    for n in 0..recipients {
+        drop(join(&b_dir, &spawn, &format!("bob-{n}")).await?);
+    }
+    wait_for_link(&b_dir, "o0").await?;
+    super::hub::stop_hub(&b_dir);
+    wait_until_stopped(&b_dir).await?;
+
+    let nats = NatsConfig {
+        url: format!("nats://127.0.0.1:{port}"),
+        auth: NatsAuth::None,
+    };
+    let started = Instant::now();
+    let mut publishers = tokio::task::JoinSet::new();
+    for (index, origin) in origins.iter().enumerate() {
+        let (nats, origin, b) = (nats.clone(), origin.clone(), b.clone());
+        publishers.spawn(async move {
+            let transport =
+                JetStreamTransport::connect(&nats, &origin, std::slice::from_ref(&b)).await?;
+            let log_id = 0x5000 + index as u128;
+            let mut records = Vec::new();
+            let mut previous = NO_PREVIOUS;
+            for offset in 0..per_hub {
+                let event = relay_replay::Event::from(MessageSent {
+                    id: format!("m-{offset}"),
+                    from: "sender".to_owned(),
+                    to: format!("bob-{}@b", (offset + index as u64) % recipients),
+                    body: "x".repeat(MESSAGE_BYTES),
+                    reply_to: None,
+                    urgent: false,
+                    thread: None,
+                });
+                let encoded = relay_replay::encode(&event);
+                let timestamp_us = 1;
+                records.push(ShippedRecord {
+                    offset,
+                    previous,
+                    timestamp_us,
+                    kind: encoded.kind,
+                    schema_version: encoded.schema_version,
+                    origin_hub: log_id,
+                    crc: record_crc(
+                        offset,
+                        timestamp_us,
+                        encoded.kind,
+                        encoded.schema_version,
+                        log_id,
+                        &encoded.payload,
+                    ),
+                    payload: encoded.payload.to_vec(),
+                });
+                previous = offset;
+            }
+            for chunk in records.chunks(256) {
+                transport.publish_batch(&b, log_id, chunk).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = publishers.join_next().await {
+        done??;
+    }
+    let published = started.elapsed();
+
+    let restarted = Instant::now();
+    let watcher = join(&b_dir, &spawn, "watcher").await?;
+    let last = per_hub - 1;
+    let deadline = restarted + WAIT_MAX;
+    loop {
+        let info = watcher.call(HubInfoParams {}).await?;
+        let done = info
+            .links
+            .iter()
+            .filter(|link| link.imported.is_some_and(|imported| imported >= last))
+            .count();
+        if done >= hubs {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "hub b drained {done} of {hubs} origins within {WAIT_MAX:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained = restarted.elapsed();
+    drop(watcher);
+    super::hub::stop_hub(&b_dir);
+    Ok(DrainReport {
+        hubs,
+        backlog: per_hub * hubs as u64,
+        published,
+        drained,
+    })
 }

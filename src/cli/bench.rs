@@ -71,6 +71,12 @@ pub struct FederationBenchArgs {
     /// port with a temp store), beside the direct link.
     #[arg(long)]
     pub nats: bool,
+    /// With --nats: origin hubs whose backlog a stopped hub drains when it starts.
+    #[arg(long, default_value_t = crate::bench::federation::DRAIN_HUBS_DEFAULT)]
+    pub drain_hubs: usize,
+    /// With --nats: messages in that backlog, all hubs together.
+    #[arg(long, default_value_t = 100_000)]
+    pub drain_backlog: u64,
 }
 
 /// Options of `relay bench mcp`.
@@ -169,6 +175,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 round_trips: args.round_trips,
                 backlog: args.backlog,
                 nats: args.nats,
+                drain_hubs: args.drain_hubs,
+                drain_backlog: args.drain_backlog,
             };
             println!("relay bench federation in {}", dir.display());
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -177,9 +185,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 .build()?;
             let reports = runtime.block_on(crate::bench::federation::run(&config));
             let _ = std::fs::remove_dir_all(&dir);
-            for report in reports? {
-                print!("{report}");
-            }
+            print!("{}", reports?);
             Ok(ExitCode::Success)
         }
         BenchTarget::Memory(args) => {
