@@ -136,12 +136,14 @@ class FakeChat:
         if not self.log_path.exists():
             return []
         out = []
-        for line in self.log_path.read_text().splitlines():
-            if not line.strip():
-                continue
-            entry = json.loads(line)
-            if entry["path"].endswith("/chat/completions") and kind in ("any", entry.get("kind")):
-                out.append(entry)
+        # Only whole lines: the fake API may be writing the last one right now.
+        with open(self.log_path, encoding="utf-8") as log:
+            for line in log:
+                if not line.endswith("\n") or not line.strip():
+                    continue
+                entry = json.loads(line)
+                if entry["path"].endswith("/chat/completions") and kind in ("any", entry.get("kind")):
+                    out.append(entry)
         return out
 
     def last_n(self) -> int:
