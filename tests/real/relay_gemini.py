@@ -151,11 +151,13 @@ class FakeGemini:
         if not self.log_path.exists():
             return []
         out = []
-        for line in self.log_path.read_text().splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                if entry.get("kind") == "main":
-                    out.append(entry)
+        # Only whole lines: the fake API may be writing the last one right now.
+        with open(self.log_path, encoding="utf-8") as log:
+            for line in log:
+                if line.endswith("\n") and line.strip():
+                    entry = json.loads(line)
+                    if entry.get("kind") == "main":
+                        out.append(entry)
         return out
 
     def last_n(self) -> int:
