@@ -277,7 +277,8 @@ pub fn parse(text: &str, path: &Path, data_dir: &Path) -> Result<FederationConfi
             } else {
                 file
             };
-            check_private_file(&file).map_err(|message| invalid("secret_file", message))?;
+            check_private_file(&file, "secret")
+                .map_err(|message| invalid("secret_file", message))?;
             std::fs::read_to_string(&file).map_err(|error| {
                 invalid(
                     "secret_file",
@@ -392,16 +393,25 @@ fn parse_address(text: &str) -> Result<SocketAddr, String> {
 
 /// `ws://` only to a loopback host; otherwise `wss://`.
 fn check_relay_url(url: &str) -> Result<(), String> {
-    if let Some(rest) = url.strip_prefix("wss://") {
+    check_url_scheme(url, "wss://", "ws://")
+}
+
+/// `<secure>HOST:PORT`, or `<plain>HOST:PORT` to a loopback host only (what travels would be
+/// in the clear elsewhere).
+///
+/// # Errors
+/// Says which scheme to use.
+pub(crate) fn check_url_scheme(url: &str, secure: &str, plain: &str) -> Result<(), String> {
+    if let Some(rest) = url.strip_prefix(secure) {
         return if rest.is_empty() {
             Err("no host".to_owned())
         } else {
             Ok(())
         };
     }
-    let Some(rest) = url.strip_prefix("ws://") else {
+    let Some(rest) = url.strip_prefix(plain) else {
         return Err(format!(
-            "{url:?}: use wss://HOST:PORT (ws:// on loopback only)"
+            "{url:?}: use {secure}HOST:PORT ({plain} on loopback only)"
         ));
     };
     let host_port = rest.split('/').next().unwrap_or_default();
@@ -413,18 +423,22 @@ fn check_relay_url(url: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{url:?}: plain ws:// is allowed to a loopback address only; use wss://"
+            "{url:?}: plain {plain} is allowed to a loopback address only; use {secure}"
         ))
     }
 }
 
-fn check_private_file(path: &Path) -> Result<(), String> {
+/// A file that holds `what` (a secret, credentials) must be readable by its owner only.
+///
+/// # Errors
+/// It cannot be read, or its mode lets others read it (with the `chmod` that fixes it).
+pub(crate) fn check_private_file(path: &Path, what: &str) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let metadata = std::fs::metadata(path)
         .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     if metadata.mode() & 0o077 != 0 {
         return Err(format!(
-            "{} has mode {:03o}: others could read the secret; `chmod 600 {}`",
+            "{} has mode {:03o}: others could read the {what}; `chmod 600 {}`",
             path.display(),
             metadata.mode() & 0o777,
             path.display()

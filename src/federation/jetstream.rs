@@ -188,7 +188,8 @@ pub fn parse_nats_table(value: &toml::Value, data_dir: &Path) -> Result<NatsConf
         } else {
             path.to_owned()
         };
-        check_private_file(&path).map_err(|message| invalid(key, message))?;
+        super::config::check_private_file(&path, "credentials")
+            .map_err(|message| invalid(key, message))?;
         Ok(path)
     };
     let given: Vec<&str> = ["token", "creds", "nkey_seed"]
@@ -231,45 +232,7 @@ pub fn parse_nats_table(value: &toml::Value, data_dir: &Path) -> Result<NatsConf
 /// `tls://HOST:PORT`, or `nats://HOST:PORT` to a loopback host only (credentials would travel
 /// in the clear).
 fn check_nats_url(url: &str) -> Result<(), String> {
-    if let Some(rest) = url.strip_prefix("tls://") {
-        return if rest.is_empty() {
-            Err("no host".to_owned())
-        } else {
-            Ok(())
-        };
-    }
-    let Some(rest) = url.strip_prefix("nats://") else {
-        return Err(format!(
-            "{url:?}: use tls://HOST:PORT (nats:// on loopback only)"
-        ));
-    };
-    let host_port = rest.split('/').next().unwrap_or_default();
-    let loopback = host_port
-        .parse::<std::net::SocketAddr>()
-        .is_ok_and(|address| address.ip().is_loopback())
-        || host_port.starts_with("localhost:");
-    if loopback {
-        Ok(())
-    } else {
-        Err(format!(
-            "{url:?}: plain nats:// is allowed to a loopback address only; use tls://"
-        ))
-    }
-}
-
-fn check_private_file(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let metadata = std::fs::metadata(path)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    if metadata.mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} has mode {:03o}: others could read the credentials; `chmod 600 {}`",
-            path.display(),
-            metadata.mode() & 0o777,
-            path.display()
-        ));
-    }
-    Ok(())
+    super::config::check_url_scheme(url, "tls://", "nats://")
 }
 
 /// The inbox stream of `hub`.
