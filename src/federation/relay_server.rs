@@ -14,17 +14,17 @@
 //! upgrade, message size, the wait for a partner, silence on a pair, and buffering (one message
 //! in flight per direction: a side is read only as fast as the other side takes its bytes).
 
+use crate::hub::preauth::PreAuthLimit;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, ready};
+
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
 use tokio_tungstenite::WebSocketStream;
@@ -303,7 +303,7 @@ fn same_token(a: &str, b: &str) -> bool {
 }
 
 /// A connection as tungstenite sees it: TCP with the pre-upgrade byte budget.
-type Socket = WebSocketStream<UpgradeLimit<TcpStream>>;
+type Socket = WebSocketStream<PreAuthLimit<TcpStream>>;
 
 /// Runs the server on `listener` until `shutdown` completes; then closes every connection.
 ///
@@ -613,7 +613,7 @@ async fn connection_task(
         Ok(response)
     };
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(
-        UpgradeLimit::new(stream),
+        PreAuthLimit::with_budget(stream, UPGRADE_BYTES_MAX, "the upgrade"),
         callback,
         Some(ws_config()),
     );
@@ -894,71 +894,6 @@ where
                 );
             }
         }
-    }
-}
-
-/// A TCP stream that refuses to read past [`UPGRADE_BYTES_MAX`] until [`UpgradeLimit::lift`].
-struct UpgradeLimit<S> {
-    inner: S,
-    /// Bytes that may still be read; `None` once lifted.
-    remaining: Option<usize>,
-}
-
-impl<S> UpgradeLimit<S> {
-    fn new(inner: S) -> Self {
-        UpgradeLimit {
-            inner,
-            remaining: Some(UPGRADE_BYTES_MAX),
-        }
-    }
-
-    /// Removes the budget (the upgrade completed).
-    fn lift(&mut self) {
-        self.remaining = None;
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for UpgradeLimit<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let Some(remaining) = this.remaining else {
-            return Pin::new(&mut this.inner).poll_read(context, buf);
-        };
-        if remaining == 0 {
-            return Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("more than {UPGRADE_BYTES_MAX} bytes before the upgrade"),
-            )));
-        }
-        let want = remaining.min(buf.remaining());
-        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(want));
-        ready!(Pin::new(&mut this.inner).poll_read(context, &mut limited))?;
-        let read = limited.filled().len();
-        buf.advance(read);
-        this.remaining = Some(remaining - read);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for UpgradeLimit<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(context, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(context)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(context)
     }
 }
 

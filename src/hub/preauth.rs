@@ -20,14 +20,23 @@ pub struct PreAuthLimit<S> {
     inner: S,
     /// Bytes that may still be read; `None` once lifted.
     remaining: Option<usize>,
+    /// What the budget is for, as its error says (`authentication`, `the upgrade`).
+    until: &'static str,
 }
 
 impl<S> PreAuthLimit<S> {
     /// Wraps `inner` with the budget [`PRE_AUTH_BYTES_MAX`].
     pub fn new(inner: S) -> Self {
+        PreAuthLimit::with_budget(inner, PRE_AUTH_BYTES_MAX, "authentication")
+    }
+
+    /// Wraps `inner` with a budget of `bytes` until `until` (the relay server bounds what a
+    /// hub sends before its WebSocket upgrade with it).
+    pub fn with_budget(inner: S, bytes: usize, until: &'static str) -> Self {
         PreAuthLimit {
             inner,
-            remaining: Some(PRE_AUTH_BYTES_MAX),
+            remaining: Some(bytes),
+            until,
         }
     }
 
@@ -50,7 +59,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for PreAuthLimit<S> {
         if remaining == 0 {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("more than {PRE_AUTH_BYTES_MAX} bytes before authentication"),
+                format!("the read budget ran out before {}", this.until),
             )));
         }
         let want = remaining.min(buf.remaining());
