@@ -419,7 +419,7 @@ fn a_wrong_secret_links_nothing_and_the_message_waits() {
 }
 
 #[test]
-fn unknown_hubs_and_groups_across_hubs_are_refused_clearly() {
+fn unknown_hubs_are_refused_clearly() {
     let pair = pair();
     let mut alice = pair.a.join(Transport::Unix, "alice");
     let refused = alice.fail(
@@ -436,16 +436,158 @@ fn unknown_hubs_and_groups_across_hubs_are_refused_clearly() {
     );
     let group = alice.fail(
         "group_create",
+        json!({ "name": "team", "members": ["bob@zz"] }),
+        "peer_not_found",
+    );
+    assert!(group["message"].as_str().is_some(), "{group}");
+}
+
+/// The next push of `session` that is not a presence or receipt notice, with its kind.
+fn next_push_of_kind(session: &mut Session, kind: &str) -> Value {
+    let deadline = Instant::now() + LINK_DEADLINE;
+    loop {
+        let push = session.push();
+        if push["kind"] == kind {
+            return push;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} push within {LINK_DEADLINE:?}; last {push}"
+        );
+    }
+}
+
+/// `group_history` of `group` for `session` until `count` messages (system ones included) are
+/// visible; returns their (from, text).
+fn history_until(session: &mut Session, group: &str, count: usize) -> Vec<(String, String)> {
+    let deadline = Instant::now() + LINK_DEADLINE;
+    let mut seen: Vec<(String, String)> = Vec::new();
+    loop {
+        let history = session.call("group_history", json!({ "group": group, "limit": 100 }));
+        for message in history["messages"].as_array().into_iter().flatten() {
+            let entry = (
+                message["from"].as_str().unwrap_or_default().to_owned(),
+                message["text"].as_str().unwrap_or_default().to_owned(),
+            );
+            if !seen.contains(&entry) {
+                seen.push(entry);
+            }
+        }
+        if seen.len() >= count {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {seen:?} of {count} group messages within {LINK_DEADLINE:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_group_homed_on_one_hub_has_members_on_another() {
+    let pair = pair();
+    let mut alice = pair.a.join(Transport::Unix, "alice");
+    let mut bob = pair.b.join(Transport::Unix, "bob");
+    let mut dan = pair.b.join(Transport::Unix, "dan");
+    wait_for_link_state(&pair.a, "b", "up");
+    wait_for_link_state(&pair.b, "a", "up");
+
+    // The group lives on a; bob of hub b is a member from the start.
+    let created = alice.call(
+        "group_create",
         json!({ "name": "team", "members": ["bob@b"] }),
+    );
+    assert_eq!(created["members"], json!(["alice", "bob@b"]), "{created}");
+    let added = next_push_of_kind(&mut bob, "system");
+    assert!(
+        added["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("added to group team@a by alice@a"),
+        "{added}"
+    );
+
+    // A post on the home reaches the member hub, under the group's qualified name.
+    alice.call("group_send", json!({ "group": "team", "text": "hello team" }));
+    let post = next_push_of_kind(&mut bob, "group");
+    assert_eq!(
+        (&post["group"], &post["from"], &post["text"]),
+        (&json!("team@a"), &json!("alice@a"), &json!("hello team")),
+        "{post}"
+    );
+
+    // A member hub's post goes home first, which orders it and ships it back.
+    let sent = bob.call("group_send", json!({ "group": "team@a", "text": "hi from b" }));
+    assert_eq!(sent["home"], "a", "{sent}");
+    let forwarded = next_push_of_kind(&mut alice, "group");
+    assert_eq!(
+        (&forwarded["group"], &forwarded["from"], &forwarded["text"]),
+        (&json!("team"), &json!("bob@b"), &json!("hi from b")),
+        "{forwarded}"
+    );
+    let on_b = history_until(&mut bob, "team@a", 2);
+    assert_eq!(
+        on_b,
+        [
+            ("alice@a".to_owned(), "hello team".to_owned()),
+            ("bob".to_owned(), "hi from b".to_owned()),
+        ],
+        "the member hub sees the home's order"
+    );
+
+    // A second member on b; both get the next post, once each.
+    alice.call("group_invite", json!({ "group": "team", "peer": "dan@b" }));
+    next_push_of_kind(&mut dan, "system");
+    alice.call("group_send", json!({ "group": "team", "text": "welcome dan" }));
+    assert_eq!(next_push_of_kind(&mut bob, "group")["text"], "welcome dan");
+    assert_eq!(next_push_of_kind(&mut dan, "group")["text"], "welcome dan");
+    let info = dan.call("group_info", json!({ "group": "team@a" }));
+    assert_eq!(info["admin"], "alice@a", "{info}");
+
+    // Only the home changes members.
+    let refused = bob.fail(
+        "group_invite",
+        json!({ "group": "team@a", "peer": "dan" }),
         "bad_args",
     );
     assert!(
-        group["message"]
+        refused["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("not built"),
-        "{group}"
+            .contains("homed on hub"),
+        "{refused}"
     );
+    bob.fail(
+        "group_create",
+        json!({ "name": "x@a", "members": [] }),
+        "bad_args",
+    );
+
+    // Bob leaves on b; the home hears it and tells the group.
+    bob.call("group_leave", json!({ "group": "team@a" }));
+    let home_history = history_until(&mut alice, "team", 4);
+    assert!(
+        home_history
+            .iter()
+            .any(|(_, text)| text == "bob@b left"),
+        "{home_history:?}"
+    );
+    let groups = bob.call("group_list", json!({}));
+    assert_eq!(groups["groups"], json!([]), "{groups}");
+
+    // The home deletes it; dan hears it and the copy is gone.
+    alice.call("group_delete", json!({ "group": "team" }));
+    let deleted = next_push_of_kind(&mut dan, "system");
+    assert!(
+        deleted["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("group team@a was deleted"),
+        "{deleted}"
+    );
+    let groups = dan.call("group_list", json!({}));
+    assert_eq!(groups["groups"], json!([]), "{groups}");
 }
 
 /// A `relay relay-server` process on 127.0.0.1 for hubs `a`, `b` and `c`; killed on drop.

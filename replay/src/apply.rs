@@ -7,6 +7,8 @@
 //! The live hub validates commands against the state before appending, so for our own log an
 //! error means damage or a bug, which the replay tool reports with the offset.
 
+mod replica;
+
 use crate::event::codec::{DecodeError, decode};
 use crate::event::{
     AskDeadlineSet, AskExpired, AskSent, Event, EventKind, GroupCreated, GroupCursorAdvanced,
@@ -15,7 +17,10 @@ use crate::event::{
     LinkAcknowledged, LinkImported, MailboxCursorAdvanced, MessageRefused, MessageSent,
     MessageStatusReported, PeerAcknowledged, ReplySent, RequestCompleted, RoomJoined, RoomLeft,
 };
-use crate::federation::{TranslateError, Translation, is_hub_id, split_qualified, translate};
+use crate::federation::{
+    TranslateError, Translation, is_group_submission, is_hub_id, is_replica_update,
+    split_qualified, translate,
+};
 use crate::limits::{
     GROUP_MEMBERS_MAX, GROUPS_MAX, IDEMPOTENCY_KEYS_MAX, IDENTITIES_MAX,
     MAILBOX_REFUSALS_PER_SENDER_MAX, MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX, PEER_HUBS_MAX,
@@ -221,6 +226,15 @@ pub enum ApplyError {
     GroupExists {
         /// The group name.
         group: String,
+    },
+    /// A change only the group's home hub may make (create, invite, remove, delete), asked of
+    /// this hub's copy of it.
+    #[error("group {group:?} is homed on hub {home:?}: only its home changes its members")]
+    GroupHomedElsewhere {
+        /// The group name, `name@home`.
+        group: String,
+        /// The home hub.
+        home: String,
     },
     /// A group that does not exist.
     #[error("group {group:?} does not exist")]
@@ -483,13 +497,28 @@ fn apply_event(state: &mut State, record: &RecordMeta, event: &Event) -> Result<
             touch(state, from, record);
             Ok(())
         }
+        // Our peers' changes to a copy of another hub's group: only posts and departures.
+        Event::GroupCreated(GroupCreated { group, .. })
+        | Event::GroupMemberInvited(GroupMemberInvited { group, .. })
+        | Event::GroupMemberRemoved(GroupMemberRemoved { group, .. })
+        | Event::GroupDeleted(GroupDeleted { group, .. })
+            if replica::is_copy(group) =>
+        {
+            Err(replica::homed_elsewhere(group))
+        }
+        Event::GroupMessageSent(event) if replica::is_copy(&event.group) => {
+            replica::post_submitted(state, record, event)
+        }
+        Event::GroupLeft(event) if replica::is_copy(&event.group) => {
+            replica::left_copy(state, record, event)
+        }
         Event::GroupCreated(event) => apply_group_created(state, record, event),
         Event::GroupMemberInvited(event) => apply_group_member_invited(state, record, event),
         Event::GroupMemberRemoved(event) => apply_group_member_removed(state, record, event),
         Event::GroupLeft(event) => apply_group_left(state, record, event),
         Event::GroupMessageSent(event) => apply_group_message_sent(state, record, event),
         Event::GroupCursorAdvanced(event) => apply_group_cursor_advanced(state, event),
-        Event::GroupDeleted(event) => apply_group_deleted(state, event),
+        Event::GroupDeleted(event) => apply_group_deleted(state, record, event),
         Event::Imported(event) => apply_imported(state, record, event),
         Event::PeerAcknowledged(event) => apply_peer_acknowledged(state, event),
         Event::LinkImported(event) => apply_link_imported(state, record, event),
@@ -1059,6 +1088,7 @@ fn apply_group_created(
     let group = Group::new(event.group.clone(), admin, record.timestamp_us);
     state.groups.insert(event.group.clone(), group);
     state.charge(bytes);
+    replica::route_created(state, &event.group);
     touch(state, admin, record);
     Ok(())
 }
@@ -1069,9 +1099,10 @@ fn apply_group_member_invited(
     event: &GroupMemberInvited,
 ) -> Result<(), ApplyError> {
     let actor = lookup(state, &event.actor)?;
-    let member = lookup(state, &event.member)?;
+    // A peer of another hub joins as `name@hub`, its identity created on first mention.
+    let member = party(state, &event.member)?;
     let group = group_by_admin(state, &event.group, actor, &event.actor)?;
-    if group.is_member(member) {
+    if member.is_some_and(|member| group.is_member(member)) {
         let name = event.member.clone();
         return Err(ApplyError::AlreadyGroupMember {
             group: event.group.clone(),
@@ -1084,11 +1115,18 @@ fn apply_group_member_invited(
             max: GROUP_MEMBERS_MAX,
         });
     }
-    check_budget(state, MEMBER_BYTES, 0)?;
+    let new_identity = member.map_or_else(
+        || identity_bytes(&remote_identity(record, &event.member)),
+        |_| 0,
+    );
+    let route = replica::route_growth(state, &event.group, &event.member);
+    check_budget(state, MEMBER_BYTES + new_identity + route, 0)?;
+    let member = member.unwrap_or_else(|| remember_remote(state, record, &event.member));
     if let Some(group) = state.groups.get_mut(&event.group) {
         group.add_member(member, record.timestamp_us);
     }
     state.charge(MEMBER_BYTES);
+    replica::route_member(state, &event.group, &event.member);
     touch(state, actor, record);
     Ok(())
 }
@@ -1122,7 +1160,7 @@ fn apply_group_member_removed(
             group: event.group.clone(),
         });
     };
-    group.remove_member(member);
+    group.remove_member(member, |_| true);
     state.refund(MEMBER_BYTES);
     push_group_message(state, &event.group, notice);
     touch(state, actor, record);
@@ -1137,8 +1175,21 @@ fn apply_group_left(
     // Never refused by the budget: leaving makes room (the departure notices it stores are a
     // few bytes, and the ring drops one message for each once it is full).
     let member = lookup(state, &event.member)?;
-    let group = group_of_member(state, &event.group, member, &event.member)?;
-    let successor = group.remove_member(member);
+    group_of_member(state, &event.group, member, &event.member)?;
+    let (groups, identities) = (&mut state.groups, &state.identities);
+    let group = groups
+        .get_mut(&event.group)
+        .ok_or_else(|| ApplyError::GroupNotFound {
+            group: event.group.clone(),
+        })?;
+    // The admin's role passes to a peer of this hub when one is left: admin commands run on
+    // the group's home.
+    let local = |candidate: IdentityId| {
+        identities
+            .get(&candidate)
+            .is_some_and(|identity| !is_remote_name(identity.name()))
+    };
+    let successor = group.remove_member(member, local);
     let emptied = group.member_count() == 0;
     state.refund(MEMBER_BYTES);
     if emptied {
@@ -1146,6 +1197,7 @@ fn apply_group_left(
         if let Some(group) = state.groups.remove(&event.group) {
             state.refund(group_bytes(&group));
         }
+        replica::route_deleted(state, record, &event.group);
     } else {
         let notice = system_message(format!("{} left", event.member), record);
         push_group_message(state, &event.group, notice);
@@ -1204,12 +1256,17 @@ fn apply_group_cursor_advanced(
     Ok(())
 }
 
-fn apply_group_deleted(state: &mut State, event: &GroupDeleted) -> Result<(), ApplyError> {
+fn apply_group_deleted(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &GroupDeleted,
+) -> Result<(), ApplyError> {
     let actor = lookup(state, &event.actor)?;
     group_by_admin(state, &event.group, actor, &event.actor)?;
     if let Some(group) = state.groups.remove(&event.group) {
         state.refund(group_bytes(&group));
     }
+    replica::route_deleted(state, record, &event.group);
     Ok(())
 }
 
@@ -1295,7 +1352,16 @@ fn apply_link_imported(
     }
     if event.refused.is_none() {
         let inner = translated_import(event)?;
-        apply_event(state, record, &inner).map_err(|source| ApplyError::LinkImportRejected {
+        let applied = if is_group_submission(&inner) {
+            // A post to or departure from a group homed here: the hub logs it as its own in
+            // the same batch (ordered, and shipped to every member hub); the import is progress.
+            Ok(())
+        } else if is_replica_update(&inner) {
+            replica::apply_update(state, record, &inner)
+        } else {
+            apply_event(state, record, &inner)
+        };
+        applied.map_err(|source| ApplyError::LinkImportRejected {
             origin_hub: event.origin_hub.clone(),
             origin_offset: event.origin_offset,
             source: Box::new(source),
@@ -1354,6 +1420,7 @@ fn apply_link_acknowledged(state: &mut State, event: &LinkAcknowledged) -> Resul
         .federation
         .link_acks
         .insert(event.peer_hub.clone(), event.durable);
+    replica::prune_routes(state);
     Ok(())
 }
 

@@ -15,6 +15,9 @@
 use crate::event::codec::decode;
 use crate::event::{AskSent, Event, MessagePushed, MessageRead, MessageSent, ReplySent};
 use crate::event::{EventKind, LinkImported, MessageStatusReported};
+use crate::event::{
+    GroupDeleted, GroupLeft, GroupMemberInvited, GroupMemberRemoved, GroupMessageSent,
+};
 use crate::limits::{HUB_ID_BYTES_MAX, ID_BYTES_MAX, QUALIFIED_NAME_BYTES_MAX, TEXT_BYTES_MAX};
 
 /// Separates a name or id from the hub that made it.
@@ -43,7 +46,8 @@ pub fn is_hub_id(hub: &str) -> bool {
 
 /// The peer hub a local event is for, if any: a message, ask or reply to `name@hub`, or the
 /// delivery step (pushed, read, reported) of a message imported from `hub`, which goes back to
-/// it as the sender's receipt. Imported events are never shipped on (links are direct).
+/// it as the sender's receipt. Imported events are never shipped on (links are direct). Group
+/// events go to several hubs: see [`ships_to`].
 pub fn destination(event: &Event) -> Option<&str> {
     match event {
         Event::MessageSent(event) => hub_of(&event.to),
@@ -56,8 +60,34 @@ pub fn destination(event: &Event) -> Option<&str> {
         Event::LinkImported(event) if event.refused.is_some() && is_delivery(event.kind) => {
             Some(&event.origin_hub)
         }
+        // A post to, or a departure from, a group another hub homes goes to that hub, which
+        // orders it and ships it to every member hub.
+        Event::GroupMessageSent(event) => hub_of(&event.group),
+        Event::GroupLeft(event) => hub_of(&event.group),
         _ => None,
     }
+}
+
+/// Whether a local event ships to `peer`: its [`destination`] is `peer`, or it is an event of
+/// a group homed here that `peer` has had a member in (`routed` says so of a group: the groups
+/// [`crate::state::Federation::groups_routed_to`] names; asked only of group events), or that
+/// names a member of `peer`.
+pub fn ships_to(event: &Event, peer: &str, mut routed: impl FnMut(&str) -> bool) -> bool {
+    if destination(event) == Some(peer) {
+        return true;
+    }
+    let (group, member) = match event {
+        Event::GroupMemberInvited(event) => (&event.group, Some(&event.member)),
+        Event::GroupMemberRemoved(event) => (&event.group, Some(&event.member)),
+        Event::GroupLeft(event) => (&event.group, Some(&event.member)),
+        Event::GroupMessageSent(event) => (&event.group, None),
+        Event::GroupDeleted(event) => (&event.group, None),
+        _ => return false,
+    };
+    if group.contains(HUB_SEPARATOR) {
+        return false;
+    }
+    member.is_some_and(|member| hub_of(member) == Some(peer)) || routed(group)
 }
 
 /// Whether events of kind number `kind` are deliveries (message, ask, reply).
@@ -71,7 +101,7 @@ fn is_delivery(kind: u16) -> bool {
     .any(|delivery| delivery.number() == kind)
 }
 
-/// Whether records of `kind` may be for a peer hub (see [`destination`]): a cheap filter
+/// Whether records of `kind` may be for a peer hub (see [`ships_to`]): a cheap filter
 /// before decoding.
 pub const fn may_ship(kind: EventKind) -> bool {
     matches!(
@@ -83,6 +113,11 @@ pub const fn may_ship(kind: EventKind) -> bool {
             | EventKind::MessageRead
             | EventKind::MessageStatusReported
             | EventKind::LinkImported
+            | EventKind::GroupMemberInvited
+            | EventKind::GroupMemberRemoved
+            | EventKind::GroupLeft
+            | EventKind::GroupMessageSent
+            | EventKind::GroupDeleted
     )
 }
 
@@ -152,6 +187,47 @@ impl Translation<'_> {
         }
     }
 
+    /// A name in a group the origin homes: the origin's peers gain `@origin`, ours lose
+    /// `@local`, a third hub's stay as they are (the home hub speaks for its group's members).
+    fn member(&self, field: &'static str, name: &str) -> Result<String, TranslateError> {
+        match split_qualified(name) {
+            None => self.theirs(field, name),
+            Some(_) if hub_of(name) == Some(self.local) => self.ours(field, name),
+            Some((local, hub)) if is_hub_id(hub) && !local.contains(HUB_SEPARATOR) => {
+                check_name(field, name)?;
+                Ok(name.to_owned())
+            }
+            Some(_) => Err(TranslateError::Malformed {
+                field,
+                bytes: name.len(),
+            }),
+        }
+    }
+
+    /// A group's name: one the origin homes (no `@`) gains `@origin` (`Home::Origin`: the event
+    /// updates our copy); one of ours (`name@local`) loses it (`Home::Local`: one of the
+    /// origin's members posts to or leaves our group).
+    fn group(&self, name: &str) -> Result<(String, Home), TranslateError> {
+        if name.contains(HUB_SEPARATOR) {
+            let local = self.ours("group", name)?;
+            Ok((local, Home::Local))
+        } else {
+            Ok((self.theirs("group", name)?, Home::Origin))
+        }
+    }
+
+    /// The name of a group the origin homes (no `@`): only its home changes its members.
+    fn origin_group(&self, name: &str) -> Result<String, TranslateError> {
+        match self.group(name)? {
+            (group, Home::Origin) => Ok(group),
+            (_, Home::Local) => Err(TranslateError::Misaddressed {
+                field: "group",
+                value: name.to_owned(),
+                why: "is homed on this hub: only its home hub changes its members",
+            }),
+        }
+    }
+
     /// An id the origin made (no `@`), as this hub writes it.
     fn their_id(&self, field: &'static str, id: &str) -> Result<String, TranslateError> {
         if id.contains(HUB_SEPARATOR) {
@@ -193,6 +269,15 @@ impl Translation<'_> {
             None => self.their_id(field, id),
         }
     }
+}
+
+/// Which hub homes the group of a shipped group event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Home {
+    /// The origin: the event changes our copy of its group.
+    Origin,
+    /// This hub: the origin forwards one of its members' posts or departures.
+    Local,
 }
 
 /// The longest id after translation: an id of [`ID_BYTES_MAX`] plus `@hub` (a client's
@@ -315,9 +400,86 @@ pub fn translate(hubs: Translation<'_>, event: &Event) -> Result<Event, Translat
         }
         .into(),
         Event::LinkImported(refusal) => refused_delivery(hubs, refusal)?,
+        Event::GroupMessageSent(event) => {
+            check_text("text", &event.body)?;
+            let (group, home) = hubs.group(&event.group)?;
+            let from = match home {
+                Home::Origin => hubs.member("from", &event.from)?,
+                Home::Local => hubs.theirs("from", &event.from)?,
+            };
+            GroupMessageSent {
+                group,
+                id: hubs.their_id("id", &event.id)?,
+                from,
+                body: event.body.clone(),
+                reply_to: event
+                    .reply_to
+                    .as_deref()
+                    .map(|id| hubs.either_id("reply_to", id))
+                    .transpose()?,
+                urgent: event.urgent,
+            }
+            .into()
+        }
+        Event::GroupLeft(event) => {
+            let (group, home) = hubs.group(&event.group)?;
+            let member = match home {
+                Home::Origin => hubs.member("member", &event.member)?,
+                Home::Local => hubs.theirs("member", &event.member)?,
+            };
+            GroupLeft { group, member }.into()
+        }
+        Event::GroupMemberInvited(event) => GroupMemberInvited {
+            group: hubs.origin_group(&event.group)?,
+            actor: hubs.member("actor", &event.actor)?,
+            member: hubs.member("member", &event.member)?,
+        }
+        .into(),
+        Event::GroupMemberRemoved(event) => {
+            check_text("reason", &event.reason)?;
+            GroupMemberRemoved {
+                group: hubs.origin_group(&event.group)?,
+                actor: hubs.member("actor", &event.actor)?,
+                member: hubs.member("member", &event.member)?,
+                reason: event.reason.clone(),
+            }
+            .into()
+        }
+        Event::GroupDeleted(event) => GroupDeleted {
+            group: hubs.origin_group(&event.group)?,
+            actor: hubs.member("actor", &event.actor)?,
+        }
+        .into(),
         other => return Err(TranslateError::NotShipped(other.kind())),
     };
     Ok(translated)
+}
+
+/// Whether a translated event changes this hub's copy of a group another hub homes (its group
+/// name carries that hub's `@`). A translated group event without one is a post or departure
+/// the origin forwards to a group homed here, which this hub orders and ships on itself.
+pub fn is_replica_update(translated: &Event) -> bool {
+    group_of(translated).is_some_and(|group| group.contains(HUB_SEPARATOR))
+}
+
+/// Whether a translated event is an origin's member posting to or leaving a group homed here.
+pub fn is_group_submission(translated: &Event) -> bool {
+    group_of(translated).is_some_and(|group| !group.contains(HUB_SEPARATOR))
+}
+
+/// The group a group event names.
+pub fn group_of(event: &Event) -> Option<&str> {
+    match event {
+        Event::GroupCreated(event) => Some(&event.group),
+        Event::GroupMemberInvited(event) => Some(&event.group),
+        Event::GroupMemberRemoved(event) => Some(&event.group),
+        Event::GroupLeft(event) => Some(&event.group),
+        Event::GroupMessageSent(event) => Some(&event.group),
+        Event::GroupCursorAdvanced(event) => Some(&event.group),
+        Event::GroupMessageAcknowledged(event) => Some(&event.group),
+        Event::GroupDeleted(event) => Some(&event.group),
+        _ => None,
+    }
 }
 
 /// The status of a delivery this hub sent that the other hub refused to take (an unknown

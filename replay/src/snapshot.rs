@@ -39,8 +39,10 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RLYSNAP\0";
 /// Snapshot format version written by this build. Bump it whenever `State`'s layout changes.
 /// Version 4: mailboxes keep every unread message (by sequence) and a refusal record, and group
 /// memberships count missed messages. Version 6: the state keeps its byte count
-/// ([`State::bytes`]) and each group message the acknowledgements it reserved.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 7;
+/// ([`State::bytes`]) and each group message the acknowledgements it reserved. Version 7:
+/// federation progress and remote identities. Version 8: the routes of groups with members on
+/// other hubs.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 8;
 
 /// Header length in bytes; the body starts right after, on a 16-byte boundary.
 pub const SNAPSHOT_HEADER_BYTES: usize = 32;

@@ -100,6 +100,14 @@ pub enum CoreInput {
         /// The answer.
         reply: oneshot::Sender<Option<crate::federation::link::LinkProgress>>,
     },
+    /// A link asks which groups homed here ship to a linked hub (see
+    /// `relay_replay::federation::ships_to`); answered at once from the applied state.
+    LinkRoutesQuery {
+        /// The linked hub's federation id.
+        peer: String,
+        /// The answer.
+        reply: oneshot::Sender<std::collections::BTreeSet<String>>,
+    },
     /// A probe of a fixed identity's holder ended: `alive` tells whether it answered.
     ProbeFinished {
         /// The holder probed.
@@ -300,7 +308,9 @@ pub(super) fn apply_error(refused: ApplyError) -> RpcError {
         ApplyError::NotGroupMember { .. }
         | ApplyError::NotRoomMember { .. }
         | ApplyError::RoomNotFound { .. } => ErrorCode::NotMember,
-        ApplyError::AdminCannotBeRemoved { .. } => ErrorCode::BadArguments,
+        ApplyError::AdminCannotBeRemoved { .. } | ApplyError::GroupHomedElsewhere { .. } => {
+            ErrorCode::BadArguments
+        }
         ApplyError::NotGroupAdmin { .. } => ErrorCode::NotAdmin,
         ApplyError::IdentitiesFull { .. }
         | ApplyError::RemoteIdentitiesFull { .. }
@@ -603,6 +613,11 @@ impl Core {
                 reply,
             } => self.link_import(&peer, log_id, records, reply, release),
             CoreInput::LinkAcked { peer, durable } => self.link_acked(&peer, durable),
+            CoreInput::LinkRoutesQuery { peer, reply } => {
+                // The routes only grow while a group lives, so the applied state's (a superset
+                // of the committed one's) never misses a hub.
+                let _ = reply.send(self.state.federation().groups_routed_to(&peer));
+            }
             CoreInput::LinkProgressQuery { peer, reply } => {
                 // Imports appended earlier in this batch are not durable yet: the progress is
                 // answered after the commit, so a link never resumes past what a crash keeps.

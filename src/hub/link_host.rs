@@ -6,14 +6,14 @@
 //! the core's queue like client requests, so they are validated, appended and committed with
 //! everything else, and answered after the commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use relay_log::{LogReader, ReadError};
 use relay_replay::decode;
-use relay_replay::federation::{destination, may_ship};
+use relay_replay::federation::{may_ship, ships_to};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::core::{CoreInput, LinkImportError};
@@ -110,6 +110,40 @@ impl HubLinkHost {
     }
 }
 
+/// The groups homed here that ship to one linked hub, asked of the core once per scan and only
+/// when the scan meets a group event (most scans meet none).
+struct Routes {
+    peer: String,
+    core: mpsc::Sender<CoreInput>,
+    known: Option<BTreeSet<String>>,
+}
+
+impl Routes {
+    fn new(peer: &str, core: mpsc::Sender<CoreInput>) -> Routes {
+        Routes {
+            peer: peer.to_owned(),
+            core,
+            known: None,
+        }
+    }
+
+    /// The groups; an empty set when the core is stopping (the link stops with it). Called on
+    /// the blocking thread of a scan, never on the runtime.
+    fn get(&mut self) -> &BTreeSet<String> {
+        self.known.get_or_insert_with(|| {
+            let (reply, answer) = oneshot::channel();
+            let query = CoreInput::LinkRoutesQuery {
+                peer: self.peer.clone(),
+                reply,
+            };
+            if self.core.blocking_send(query).is_err() {
+                return BTreeSet::new();
+            }
+            answer.blocking_recv().unwrap_or_default()
+        })
+    }
+}
+
 /// Scans `reader` from `from` to below `committed` for records for `peer`. The flag says
 /// whether the reader's view ended before `committed` (a segment it does not map yet).
 fn scan(
@@ -119,6 +153,7 @@ fn scan(
     committed: u64,
     max_records: usize,
     max_bytes: usize,
+    routes: &mut Routes,
 ) -> Result<(Scan, bool), HostError> {
     let mut found = Scan {
         records: Vec::new(),
@@ -146,7 +181,7 @@ fn scan(
         let Ok(event) = decode(record.kind, record.schema_version, record.payload) else {
             continue;
         };
-        if destination(&event) != Some(peer) {
+        if !ships_to(&event, peer, |group| routes.get().contains(group)) {
             continue;
         }
         bytes += record.payload.len();
@@ -200,8 +235,17 @@ impl LinkHost for HubLinkHost {
     ) -> Result<Scan, HostError> {
         let committed = *self.committed.borrow();
         let peer = peer.as_str().to_owned();
+        let mut routes = Routes::new(&peer, self.core.clone());
         self.with_reader(move |reader| {
-            let (found, view_ended) = scan(reader, &peer, from, committed, max_records, max_bytes)?;
+            let (found, view_ended) = scan(
+                reader,
+                &peer,
+                from,
+                committed,
+                max_records,
+                max_bytes,
+                &mut routes,
+            )?;
             if !view_ended {
                 return Ok(found);
             }
@@ -217,6 +261,7 @@ impl LinkHost for HubLinkHost {
                 committed,
                 max_records.saturating_sub(found.records.len()).max(1),
                 max_bytes,
+                &mut routes,
             )?;
             let mut found = found;
             found.records.append(&mut more.records);

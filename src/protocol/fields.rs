@@ -144,9 +144,10 @@ validated_string!(
     RoomName, "room name", check_name
 );
 validated_string!(
-    /// A group's name: 1 to [`NAME_BYTES_MAX`] bytes of `[A-Za-z0-9._@-]`.
+    /// A group's name: 1 to [`NAME_BYTES_MAX`] bytes of `[A-Za-z0-9._@-]`, or a group homed on
+    /// another hub, `name@hub`, of up to [`QUALIFIED_NAME_BYTES_MAX`] bytes.
     #[derive(Debug)]
-    GroupName, "group name", check_name
+    GroupName, "group name", check_peer_name
 );
 validated_string!(
     /// The text of a message, question or reason: 1 to [`TEXT_BYTES_MAX`] bytes, any

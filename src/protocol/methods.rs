@@ -972,6 +972,10 @@ pub struct GroupMember {
 pub struct GroupSendResult {
     /// The stored message's id.
     pub msg_id: String,
+    /// For a group homed on another hub (`name@hub`): that hub. The post is forwarded there,
+    /// which orders it; it comes back to this hub's members with the home's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
 }
 
 /// `group_history` result.

@@ -12,7 +12,7 @@
 use crate::event::ClientKind;
 use crate::limits::{STATE_ACK_BYTES, STATE_BYTES_MAX, STATE_ENTRY_BYTES};
 use crate::state::{
-    CompletedRequest, Group, GroupMessage, Identity, Mailbox, State, StoredMessage,
+    CompletedRequest, Group, GroupMessage, GroupRoute, Identity, Mailbox, State, StoredMessage,
 };
 
 /// The byte budget of one state: [`STATE_BYTES_MAX`] unless a test asked for another with
@@ -105,6 +105,20 @@ pub(crate) fn group_bytes(group: &Group) -> u64 {
     group_entry_bytes(group.name()) + MEMBER_BYTES * group.member_count() as u64 + messages
 }
 
+/// A group's route to peer hubs: its name and an entry per hub.
+pub(crate) fn route_bytes(group: &str, route: &GroupRoute) -> u64 {
+    STATE_ENTRY_BYTES
+        + len(group)
+        + route
+            .hubs
+            .iter()
+            .map(|hub| ROUTE_HUB_BYTES + len(hub))
+            .sum::<u64>()
+}
+
+/// One hub in a group's route.
+pub(crate) const ROUTE_HUB_BYTES: u64 = 32;
+
 /// An idempotency key with its result.
 pub(crate) fn completed_bytes(completed: &CompletedRequest) -> u64 {
     STATE_ENTRY_BYTES + len(&completed.key) + len(&completed.result)
@@ -139,7 +153,13 @@ impl State {
         let mailboxes: u64 = self.mailboxes.values().map(mailbox_bytes).sum();
         let groups: u64 = self.groups.values().map(group_bytes).sum();
         let completed: u64 = self.completed.values().flatten().map(completed_bytes).sum();
-        identities + mailboxes + groups + completed
+        let routes: u64 = self
+            .federation
+            .group_routes
+            .iter()
+            .map(|(group, route)| route_bytes(group, route))
+            .sum();
+        identities + mailboxes + groups + completed + routes
     }
 
     pub(crate) fn charge(&mut self, bytes: u64) {

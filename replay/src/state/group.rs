@@ -251,8 +251,13 @@ impl Group {
     }
 
     /// Removes `member`; when it was the admin, the earliest-joined remaining member becomes
-    /// admin and is returned. The caller deletes the group when no member remains.
-    pub(crate) fn remove_member(&mut self, member: IdentityId) -> Option<IdentityId> {
+    /// admin and is returned, preferring one `preferred` accepts (a peer of this hub over one of
+    /// another). The caller deletes the group when no member remains.
+    pub(crate) fn remove_member(
+        &mut self,
+        member: IdentityId,
+        preferred: impl Fn(IdentityId) -> bool,
+    ) -> Option<IdentityId> {
         self.members.remove(&member);
         if member != self.admin {
             return None;
@@ -260,7 +265,9 @@ impl Group {
         let successor = self
             .members
             .iter()
-            .min_by_key(|(id, membership)| (membership.joined_after_sequence, **id))
+            .min_by_key(|(id, membership)| {
+                (!preferred(**id), membership.joined_after_sequence, **id)
+            })
             .map(|(id, _)| *id)?;
         self.admin = successor;
         Some(successor)

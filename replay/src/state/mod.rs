@@ -22,8 +22,8 @@ pub use mailbox::{DeliveryState, Mailbox, MailboxFull, RefusalCount, Refusals, S
 pub use room::Room;
 
 pub(crate) use budget::{
-    MEMBER_BYTES, completed_bytes, group_bytes, group_entry_bytes, group_message_bytes,
-    identity_bytes, mailbox_bytes, message_bytes, refusal_bytes,
+    MEMBER_BYTES, ROUTE_HUB_BYTES, completed_bytes, group_bytes, group_entry_bytes,
+    group_message_bytes, identity_bytes, mailbox_bytes, message_bytes, refusal_bytes, route_bytes,
 };
 
 /// Where a stored direct message lives: whose mailbox, at which sequence.
@@ -53,6 +53,37 @@ pub struct Federation {
     /// Identities of other hubs' peers, by hub. Invariant: each count is the number of
     /// identities named `…@hub`, at most `REMOTE_IDENTITIES_PER_HUB_MAX`; no zero entries.
     pub(crate) remote_identities: BTreeMap<String, u32>,
+    /// Where each group homed on this hub ships: the peer hubs that have had a member in it,
+    /// by group name; kept past a deletion until those hubs acknowledged it.
+    pub(crate) group_routes: BTreeMap<String, GroupRoute>,
+}
+
+/// The peer hubs a group homed on this hub ships its events to.
+///
+/// The set only grows while the group lives: a link that ships an old record after the
+/// membership changed still reaches every hub that may need it (a hub that gets an event of a
+/// group it holds no copy of ignores it). After the group is deleted the route stays, so the
+/// deletion still ships, until every hub in it has acknowledged our log past the deletion.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Default, serde::Serialize, Archive, Serialize, Deserialize,
+)]
+pub struct GroupRoute {
+    /// Peer hubs that have had a member in the group.
+    pub(crate) hubs: BTreeSet<String>,
+    /// Offset of the record that deleted the group, once it is gone.
+    pub(crate) deleted_at: Option<u64>,
+}
+
+impl GroupRoute {
+    /// Peer hubs that have had a member in the group.
+    pub fn hubs(&self) -> impl Iterator<Item = &str> + '_ {
+        self.hubs.iter().map(String::as_str)
+    }
+
+    /// Offset of the record that deleted the group, once it is gone.
+    pub fn deleted_at(&self) -> Option<u64> {
+        self.deleted_at
+    }
 }
 
 /// The last record imported from a linked hub: where its link resumes.
@@ -98,6 +129,20 @@ impl Federation {
         self.link_acks
             .iter()
             .map(|(hub, durable)| (hub.as_str(), *durable))
+    }
+
+    /// Groups homed on this hub whose events ship to `hub`: it has had a member in them.
+    pub fn groups_routed_to(&self, hub: &str) -> BTreeSet<String> {
+        self.group_routes
+            .iter()
+            .filter(|(_, route)| route.hubs.contains(hub))
+            .map(|(group, _)| group.clone())
+            .collect()
+    }
+
+    /// The route of a group homed on this hub, if it has ever had a member on a peer hub.
+    pub fn group_route(&self, group: &str) -> Option<&GroupRoute> {
+        self.group_routes.get(group)
     }
 
     /// Every peer hub with its acknowledged offset.

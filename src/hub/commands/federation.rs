@@ -8,9 +8,10 @@
 //! for) is still logged, marked refused, so the progress moves on and the reason stays in the
 //! log: a peer cannot stop a link with one bad record, and nothing is dropped unseen.
 
+use relay_replay::event::GroupMessageSent;
 use relay_replay::event::LinkAcknowledged;
 use relay_replay::event::LinkImported;
-use relay_replay::federation::{HUB_SEPARATOR, split_qualified};
+use relay_replay::federation::{HUB_SEPARATOR, is_group_submission, split_qualified};
 use relay_replay::{Event, IdentityId};
 use tokio::sync::oneshot;
 
@@ -68,17 +69,17 @@ impl Core {
         Ok(Recipient::Remote(name.to_owned(), known))
     }
 
-    /// A peer that may join a group: groups hold peers of this hub only, for now.
-    pub(in crate::hub) fn member_named(&self, name: &str) -> Result<IdentityId, RpcError> {
-        if let Some((_, hub)) = split_qualified(name) {
-            return Err(error(
-                ErrorCode::BadArguments,
-                format!(
-                    "{name:?} is a peer of hub {hub:?}: groups across hubs are not built in this version; a group holds peers of this hub only (direct messages, asks and replies do cross hubs)"
-                ),
-            ));
+    /// A peer that may join a group homed here, as the group's events name it, with its
+    /// identity when it has one: a peer of this hub, or `name@hub` of a linked hub (whose
+    /// identity the invite creates on first mention).
+    pub(in crate::hub) fn member_named(
+        &self,
+        name: &str,
+    ) -> Result<(String, Option<IdentityId>), RpcError> {
+        match self.recipient_named(name)? {
+            Recipient::Local(identity) => Ok((self.caller_name(identity)?, Some(identity))),
+            Recipient::Remote(name, known) => Ok((name, known)),
         }
-        self.identity_named(name)
     }
 
     /// What we last imported from `peer`.
@@ -198,7 +199,7 @@ impl Core {
         {
             return Ok(());
         }
-        let mut event = LinkImported {
+        let event = LinkImported {
             origin_hub: peer.to_owned(),
             local_hub: local_hub.to_owned(),
             origin_log_id: log_id,
@@ -211,32 +212,98 @@ impl Core {
             refused: None,
         };
         let translated = relay_replay::apply::translated_import(&event).ok();
+        if let Some(submission) = translated
+            .as_ref()
+            .filter(|event| is_group_submission(event))
+        {
+            return self.import_submission(peer, event, submission, release);
+        }
+        // A copy's members, who hear of its deletion once it is gone.
+        let members_before = match &translated {
+            Some(Event::GroupDeleted(deleted)) => self.group_members(&deleted.group),
+            _ => Vec::new(),
+        };
         match self.emit(event.clone().into()) {
             Ok(_) => {
                 if let Some(translated) = translated {
                     self.after_import(peer, &translated, release);
+                    self.after_group_import(&translated, members_before, release);
                 }
                 Ok(())
             }
             Err(refused) if is_storage(&refused) => {
                 Err(LinkImportError::Unavailable(refused.message))
             }
-            Err(refused) => {
-                tracing::warn!(
-                    peer,
-                    origin_offset = event.origin_offset,
-                    reason = %refused.message,
-                    "a linked hub's record could not be applied; logged as refused"
-                );
-                event.refused = Some(refused.message);
-                match self.emit(event.into()) {
-                    Ok(_) => Ok(()),
-                    Err(refused) if is_storage(&refused) => {
-                        Err(LinkImportError::Unavailable(refused.message))
-                    }
-                    Err(refused) => Err(LinkImportError::Refused(refused.message)),
-                }
+            Err(refused) => self.import_refused(peer, event, refused),
+        }
+    }
+
+    /// Logs a linked hub's record the state cannot take, marked refused with the reason: the
+    /// progress moves on and the reason stays in the log.
+    fn import_refused(
+        &mut self,
+        peer: &str,
+        mut event: LinkImported,
+        refused: RpcError,
+    ) -> Result<(), LinkImportError> {
+        tracing::warn!(
+            peer,
+            origin_offset = event.origin_offset,
+            reason = %refused.message,
+            "a linked hub's record could not be applied; logged as refused"
+        );
+        event.refused = Some(refused.message);
+        match self.emit(event.into()) {
+            Ok(_) => Ok(()),
+            Err(refused) if is_storage(&refused) => {
+                Err(LinkImportError::Unavailable(refused.message))
             }
+            Err(refused) => Err(LinkImportError::Refused(refused.message)),
+        }
+    }
+
+    /// A linked hub's member posts to or leaves a group homed here: this hub logs it as its
+    /// own event (a post gets this hub's id), in one batch with the import, so the group's
+    /// order is this log's and the event ships to every member hub; then it pushes the post to
+    /// the members online here. What the group refuses (the author is no member) is logged as
+    /// a refused import.
+    fn import_submission(
+        &mut self,
+        peer: &str,
+        event: LinkImported,
+        submission: &Event,
+        release: &mut Release,
+    ) -> Result<(), LinkImportError> {
+        let import: Event = event.clone().into();
+        let submission = submission.clone();
+        let logged = self.atomically("link_import", 2, move |core| {
+            let own = match submission {
+                Event::GroupMessageSent(post) => GroupMessageSent {
+                    id: format!("g-{}", core.log.next_offset()),
+                    ..post
+                }
+                .into(),
+                other => other,
+            };
+            core.emit(own.clone())?;
+            core.emit(import)?;
+            Ok(own)
+        });
+        match logged {
+            Ok(own) => {
+                if let Event::GroupMessageSent(post) = &own {
+                    let author = self
+                        .state
+                        .identity_by_name(&post.from)
+                        .map(|author| author.id);
+                    self.push_group_message(post, author, release);
+                }
+                Ok(())
+            }
+            Err(refused) if is_storage(&refused) => {
+                Err(LinkImportError::Unavailable(refused.message))
+            }
+            Err(refused) => self.import_refused(peer, event, refused),
         }
     }
 
@@ -305,6 +372,59 @@ impl Core {
         push.late = late;
         push.origin_hub = Some(peer.to_owned());
         self.push(recipient, crate::hub::core::Outbound::Push(push), release);
+    }
+
+    /// Tells this hub's members of a copy what its home changed: a post is pushed, an invite,
+    /// a removal or the deletion is a notice.
+    fn after_group_import(
+        &mut self,
+        event: &Event,
+        members_before: Vec<IdentityId>,
+        release: &mut Release,
+    ) {
+        let local = |core: &Core, name: &str| {
+            (!name.contains(HUB_SEPARATOR))
+                .then(|| {
+                    core.state
+                        .identity_by_name(name)
+                        .map(|identity| identity.id)
+                })
+                .flatten()
+        };
+        match event {
+            Event::GroupMessageSent(post) if post.group.contains(HUB_SEPARATOR) => {
+                let author = self
+                    .state
+                    .identity_by_name(&post.from)
+                    .map(|author| author.id);
+                self.push_group_message(post, author, release);
+            }
+            Event::GroupMemberInvited(invite) => {
+                if let Some(member) = local(self, &invite.member) {
+                    let text = format!(
+                        "you were added to group {} by {}",
+                        invite.group, invite.actor
+                    );
+                    self.notice(member, text, Some(&invite.group), release);
+                }
+            }
+            Event::GroupMemberRemoved(removal) => {
+                if let Some(member) = local(self, &removal.member) {
+                    let text = format!(
+                        "you were removed from group {} by {}: {}",
+                        removal.group, removal.actor, removal.reason
+                    );
+                    self.notice(member, text, Some(&removal.group), release);
+                }
+            }
+            Event::GroupDeleted(deleted) => {
+                for member in members_before {
+                    let text = format!("group {} was deleted by {}", deleted.group, deleted.actor);
+                    self.notice(member, text, Some(&deleted.group), release);
+                }
+            }
+            _ => {}
+        }
     }
 
     fn import_receipt(&mut self, message_id: &str, status: ReceiptStatus, release: &mut Release) {

@@ -5,6 +5,7 @@ use relay_replay::event::{
     GroupCreated, GroupCursorAdvanced, GroupDeleted, GroupLeft, GroupMemberInvited,
     GroupMemberRemoved, GroupMessageSent,
 };
+use relay_replay::federation::{hub_of, split_qualified};
 use serde_json::Value;
 
 use super::messages::fitting_in_a_frame;
@@ -16,7 +17,7 @@ use crate::protocol::{ErrorCode, RpcError};
 /// Groups: persistent, with an admin; offline members catch up through history.
 impl Core {
     /// The members of `group`, its admin first, then in joining order of identity.
-    fn group_members(&self, group: &str) -> Vec<IdentityId> {
+    pub(in crate::hub) fn group_members(&self, group: &str) -> Vec<IdentityId> {
         self.state
             .group(group)
             .map(|group| {
@@ -36,17 +37,25 @@ impl Core {
     ) -> Result<Value, RpcError> {
         let admin = self.caller_name(me)?;
         let group = params.name.as_str().to_owned();
+        if let Some((_, hub)) = split_qualified(&group) {
+            return Err(error(
+                ErrorCode::BadArguments,
+                format!(
+                    "group names cannot hold '@': {group:?} would name a group homed on hub {hub:?}; a group is created on its home hub under a plain name"
+                ),
+            ));
+        }
         if self.state.group(&group).is_some() {
             return Err(error(
                 ErrorCode::GroupExists,
                 format!("group {group:?} exists already"),
             ));
         }
-        let mut invitees = Vec::new();
+        let mut invitees: Vec<(String, Option<IdentityId>)> = Vec::new();
         for member in &params.members {
-            let identity = self.member_named(member.as_str())?;
-            if identity != me && !invitees.contains(&identity) {
-                invitees.push(identity);
+            let (name, identity) = self.member_named(member.as_str())?;
+            if identity != Some(me) && !invitees.iter().any(|(known, _)| *known == name) {
+                invitees.push((name, identity));
             }
         }
         // The group and its first members are one batch: after a crash, all or none.
@@ -58,8 +67,7 @@ impl Core {
                 }
                 .into(),
             )?;
-            for invitee in invitees {
-                let member = core.caller_name(invitee)?;
+            for (member, invitee) in invitees {
                 core.emit(
                     GroupMemberInvited {
                         group: group.clone(),
@@ -68,12 +76,15 @@ impl Core {
                     }
                     .into(),
                 )?;
-                core.notice(
-                    invitee,
-                    format!("you were added to group {group} by {admin}"),
-                    Some(&group),
-                    release,
-                );
+                // A peer of another hub hears it from its hub, when the invite arrives there.
+                if let Some(invitee) = invitee {
+                    core.notice(
+                        invitee,
+                        format!("you were added to group {group} by {admin}"),
+                        Some(&group),
+                        release,
+                    );
+                }
             }
             Ok(())
         })?;
@@ -89,21 +100,23 @@ impl Core {
     ) -> Result<Value, RpcError> {
         let actor = self.caller_name(me)?;
         let group = params.group.as_str().to_owned();
-        let invitee = self.member_named(params.peer.as_str())?;
+        let (member, invitee) = self.member_named(params.peer.as_str())?;
         self.emit(
             GroupMemberInvited {
                 group: group.clone(),
                 actor: actor.clone(),
-                member: params.peer.as_str().to_owned(),
+                member,
             }
             .into(),
         )?;
-        self.notice(
-            invitee,
-            format!("you were invited to group {group} by {actor}"),
-            Some(&group),
-            release,
-        );
+        if let Some(invitee) = invitee {
+            self.notice(
+                invitee,
+                format!("you were invited to group {group} by {actor}"),
+                Some(&group),
+                release,
+            );
+        }
         to_value(&EmptyResult {})
     }
 
@@ -115,7 +128,13 @@ impl Core {
     ) -> Result<Value, RpcError> {
         let actor = self.caller_name(me)?;
         let group = params.group.as_str().to_owned();
-        let removed = self.identity_named(params.peer.as_str())?;
+        let (member, removed) = self.member_named(params.peer.as_str())?;
+        let removed = removed.ok_or_else(|| {
+            error(
+                ErrorCode::NotMember,
+                format!("{member:?} is not a member of group {group:?}"),
+            )
+        })?;
         let reason = params.reason.as_ref().map_or_else(
             || "no reason given".to_owned(),
             |reason| reason.as_str().to_owned(),
@@ -124,7 +143,7 @@ impl Core {
             GroupMemberRemoved {
                 group: group.clone(),
                 actor: actor.clone(),
-                member: params.peer.as_str().to_owned(),
+                member,
                 reason: reason.clone(),
             }
             .into(),
@@ -243,20 +262,39 @@ impl Core {
             reply_to: params.reply_to.as_ref().map(|id| id.as_str().to_owned()),
             urgent: params.urgent,
         };
-        self.emit(event.into())?;
+        self.emit(event.clone().into())?;
+        let home = hub_of(&group).map(str::to_owned);
+        if home.is_none() {
+            self.push_group_message(&event, Some(me), release);
+        }
+        // A post to another hub's group goes there first; its members here get it when the
+        // home ships it back in order.
+        to_value(&GroupSendResult { msg_id, home })
+    }
+
+    /// Pushes a stored group message to the group's online members here but `author`.
+    pub(in crate::hub) fn push_group_message(
+        &mut self,
+        message: &GroupMessageSent,
+        author: Option<IdentityId>,
+        release: &mut Release,
+    ) {
         for member in self
-            .group_members(&group)
+            .group_members(&message.group)
             .into_iter()
-            .filter(|member| *member != me)
+            .filter(|member| Some(*member) != author)
         {
-            let mut push =
-                self.message_push(MessageKind::Group, &from, params.text.as_str(), &msg_id);
-            push.group = Some(group.clone());
-            push.urgent = params.urgent;
-            push.reply_to = params.reply_to.as_ref().map(|id| id.as_str().to_owned());
+            let mut push = self.message_push(
+                MessageKind::Group,
+                &message.from,
+                &message.body,
+                &message.id,
+            );
+            push.group = Some(message.group.clone());
+            push.urgent = message.urgent;
+            push.reply_to = message.reply_to.clone();
             self.push(member, Outbound::Push(push), release);
         }
-        to_value(&GroupSendResult { msg_id })
     }
 
     pub(in crate::hub) fn group_history(
