@@ -509,7 +509,10 @@ fn a_group_homed_on_one_hub_has_members_on_another() {
     );
 
     // A post on the home reaches the member hub, under the group's qualified name.
-    alice.call("group_send", json!({ "group": "team", "text": "hello team" }));
+    alice.call(
+        "group_send",
+        json!({ "group": "team", "text": "hello team" }),
+    );
     let post = next_push_of_kind(&mut bob, "group");
     assert_eq!(
         (&post["group"], &post["from"], &post["text"]),
@@ -518,7 +521,10 @@ fn a_group_homed_on_one_hub_has_members_on_another() {
     );
 
     // A member hub's post goes home first, which orders it and ships it back.
-    let sent = bob.call("group_send", json!({ "group": "team@a", "text": "hi from b" }));
+    let sent = bob.call(
+        "group_send",
+        json!({ "group": "team@a", "text": "hi from b" }),
+    );
     assert_eq!(sent["home"], "a", "{sent}");
     let forwarded = next_push_of_kind(&mut alice, "group");
     assert_eq!(
@@ -539,7 +545,10 @@ fn a_group_homed_on_one_hub_has_members_on_another() {
     // A second member on b; both get the next post, once each.
     alice.call("group_invite", json!({ "group": "team", "peer": "dan@b" }));
     next_push_of_kind(&mut dan, "system");
-    alice.call("group_send", json!({ "group": "team", "text": "welcome dan" }));
+    alice.call(
+        "group_send",
+        json!({ "group": "team", "text": "welcome dan" }),
+    );
     assert_eq!(next_push_of_kind(&mut bob, "group")["text"], "welcome dan");
     assert_eq!(next_push_of_kind(&mut dan, "group")["text"], "welcome dan");
     let info = dan.call("group_info", json!({ "group": "team@a" }));
@@ -568,9 +577,7 @@ fn a_group_homed_on_one_hub_has_members_on_another() {
     bob.call("group_leave", json!({ "group": "team@a" }));
     let home_history = history_until(&mut alice, "team", 4);
     assert!(
-        home_history
-            .iter()
-            .any(|(_, text)| text == "bob@b left"),
+        home_history.iter().any(|(_, text)| text == "bob@b left"),
         "{home_history:?}"
     );
     let groups = bob.call("group_list", json!({}));
@@ -730,4 +737,59 @@ fn three_hubs_over_tcp_and_the_relay_server_exchange_exactly_once() {
     proxy.heal();
     let a_to_b: Vec<String> = (0..20).map(|n| format!("a->b {n}")).collect();
     assert_exactly_once(&pull_until(&mut bob, a_to_b.len()), &a_to_b);
+}
+
+#[test]
+fn a_broadcast_for_all_hubs_asks_the_peers_online_there_and_counts_their_replies() {
+    let pair = pair();
+    let mut alice = pair.a.join(Transport::Unix, "alice");
+    let mut carol = pair.a.join(Transport::Unix, "carol");
+    let mut bob = pair.b.join(Transport::Unix, "bob");
+    wait_for_link_state(&pair.b, "a", "up");
+    // Hub a learns who is online on b from the link's presence.
+    let deadline = Instant::now() + LINK_DEADLINE;
+    loop {
+        let peers = alice.call("peers", json!({}));
+        let online = peers["peers"].as_array().is_some_and(|peers| {
+            peers
+                .iter()
+                .any(|peer| peer["name"] == "bob@b" && peer["online"] == true)
+        });
+        if online {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob@b never online on a: {peers}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    // Without all_hubs a broadcast stays on its hub.
+    let local = alice.call("broadcast", json!({ "question": "local only?" }));
+    assert_eq!(local["peer_count"], 1, "{local}");
+    assert!(local.get("forwarded").is_none(), "{local}");
+    assert_eq!(carol.push()["kind"], "broadcast");
+    carol.call(
+        "reply",
+        json!({ "ask_id": local["broadcast_id"], "text": "yes" }),
+    );
+    assert_eq!(next_push_of_kind(&mut alice, "reply")["from"], "carol");
+
+    let everywhere = alice.call(
+        "broadcast",
+        json!({ "question": "who is there?", "all_hubs": true }),
+    );
+    assert_eq!(everywhere["peer_count"], 2, "{everywhere}");
+    assert_eq!(everywhere["forwarded"], json!(["bob@b"]), "{everywhere}");
+    let question = next_push_of_kind(&mut bob, "ask");
+    assert_eq!(question["from"], "alice@a");
+    assert_eq!(question["text"], "who is there?");
+    bob.call(
+        "reply",
+        json!({ "ask_id": question["ask_id"], "text": "bob on b" }),
+    );
+    let answer = next_push_of_kind(&mut alice, "reply");
+    assert_eq!(answer["from"], "bob@b", "{answer}");
+    assert_eq!(answer["text"], "bob on b");
 }

@@ -203,3 +203,7 @@ pub const RETENTION_SNAPSHOT_POLL: Duration = Duration::from_millis(100);
 /// Acks arrive per batch; logging each would double the log's writes under federation. An ack
 /// not logged yet only means retention holds a little more after a restart.
 pub const LINK_ACK_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Most peers of linked hubs one `broadcast` with `all_hubs` asks (as many as one hub's
+/// sessions): the rest are left out, so one broadcast stays one bounded batch.
+pub const BROADCAST_REMOTE_PEERS_MAX: usize = SESSIONS_MAX;

@@ -111,6 +111,10 @@ pub struct ArgumentSpec {
     pub description: &'static str,
 }
 
+/// What a tool's `group` argument says: groups homed on another hub go by `name@hub`.
+const GROUP_ARGUMENT: &str =
+    "The group (name@hub for a group homed on a linked hub, as relay_group_list shows it).";
+
 /// The kinds of values tool arguments take, each with its JSON type and bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArgumentKind {
@@ -135,7 +139,7 @@ pub enum ArgumentKind {
         /// The value when the argument is absent.
         default: u32,
     },
-    /// An array of names, at most `max`, no duplicates.
+    /// An array of peer names (each as [`ArgumentKind::Peer`]), at most `max`, no duplicates.
     Names {
         /// The most names accepted.
         max: usize,
@@ -283,6 +287,12 @@ pub const TOOLS: &[ToolSpec] = &[
                 false,
                 "Seconds each peer has to answer before you get a `timeout` for it (1-86400, default 600).",
             ),
+            argument(
+                "all_hubs",
+                ArgumentKind::Flag { default: false },
+                false,
+                "Also ask the peers online on linked hubs (default false: this hub only).",
+            ),
         ],
     },
     ToolSpec {
@@ -335,7 +345,7 @@ pub const TOOLS: &[ToolSpec] = &[
                     max: GROUP_CREATE_MEMBERS_MAX,
                 },
                 true,
-                "Peers to add besides you (may be empty; at most 64, no duplicates).",
+                "Peers to add besides you (may be empty; at most 64, no duplicates; name@hub for a peer of a linked hub).",
             ),
         ],
     },
@@ -344,8 +354,13 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "relay_group_invite",
         description: "Add a peer to a group you administer; it sees messages sent from now on.",
         arguments: &[
-            argument("group", ArgumentKind::Name, true, "The group."),
-            argument("peer", ArgumentKind::Name, true, "The peer to add."),
+            argument("group", ArgumentKind::Peer, true, GROUP_ARGUMENT),
+            argument(
+                "peer",
+                ArgumentKind::Peer,
+                true,
+                "The peer to add (name@hub for a peer of a linked hub).",
+            ),
         ],
     },
     ToolSpec {
@@ -353,10 +368,10 @@ pub const TOOLS: &[ToolSpec] = &[
         name: "relay_group_remove",
         description: "Remove a member from a group you administer; the group is told the reason.",
         arguments: &[
-            argument("group", ArgumentKind::Name, true, "The group."),
+            argument("group", ArgumentKind::Peer, true, GROUP_ARGUMENT),
             argument(
                 "peer",
-                ArgumentKind::Name,
+                ArgumentKind::Peer,
                 true,
                 "The member to remove (not yourself: use relay_group_leave).",
             ),
@@ -372,26 +387,26 @@ pub const TOOLS: &[ToolSpec] = &[
         tool: Tool::GroupLeave,
         name: "relay_group_leave",
         description: "Leave a group. If you are its admin, the longest-standing member takes over; the last member leaving deletes it.",
-        arguments: &[argument("group", ArgumentKind::Name, true, "The group.")],
+        arguments: &[argument("group", ArgumentKind::Peer, true, GROUP_ARGUMENT)],
     },
     ToolSpec {
         tool: Tool::GroupDelete,
         name: "relay_group_delete",
         description: "Delete a group you administer, with its history.",
-        arguments: &[argument("group", ArgumentKind::Name, true, "The group.")],
+        arguments: &[argument("group", ArgumentKind::Peer, true, GROUP_ARGUMENT)],
     },
     ToolSpec {
         tool: Tool::GroupInfo,
         name: "relay_group_info",
         description: "Describe a group you belong to: admin, members (online or not), your unread count.",
-        arguments: &[argument("group", ArgumentKind::Name, true, "The group.")],
+        arguments: &[argument("group", ArgumentKind::Peer, true, GROUP_ARGUMENT)],
     },
     ToolSpec {
         tool: Tool::GroupSend,
         name: "relay_group_send",
         description: "Send a message to a group you belong to; it is stored in the group's history and pushed to the members online.",
         arguments: &[
-            argument("group", ArgumentKind::Name, true, "The group."),
+            argument("group", ArgumentKind::Peer, true, GROUP_ARGUMENT),
             argument("text", ArgumentKind::Text, true, "The message."),
         ],
     },
@@ -402,7 +417,7 @@ pub const TOOLS: &[ToolSpec] = &[
             "Read a group's messages you have not read yet, oldest first, and mark them read (call again to page on). With nothing unread it returns the latest messages again. `type` is `user` or `system`; texts come wrapped as <peer-message>; `pushed: true` marks one shown to you before."
         ),
         arguments: &[
-            argument("group", ArgumentKind::Name, true, "The group."),
+            argument("group", ArgumentKind::Peer, true, GROUP_ARGUMENT),
             argument(
                 "limit",
                 ArgumentKind::Count {
@@ -548,7 +563,7 @@ fn argument_schema(argument: &ArgumentSpec) -> Value {
         ArgumentKind::Names { max } => json!({
             "type": "array",
             "items": {
-                "type": "string", "minLength": 1, "maxLength": NAME_BYTES_MAX,
+                "type": "string", "minLength": 1, "maxLength": QUALIFIED_NAME_BYTES_MAX,
                 "pattern": name_pattern,
             },
             "maxItems": max,

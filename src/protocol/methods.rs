@@ -310,6 +310,10 @@ pub struct BroadcastParams {
     /// Seconds until each ask ends unanswered (`1..=86400`, default 600).
     #[serde(default)]
     pub deadline_s: AskDeadlineSeconds,
+    /// Also asks every peer the linked hubs report online, as `name@hub` (default `false`:
+    /// a broadcast stays on this hub).
+    #[serde(default)]
+    pub all_hubs: bool,
     /// A repeat of this key gets the first request's result instead of a second broadcast.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<IdempotencyKey>,
@@ -815,8 +819,12 @@ pub struct AskResult {
 pub struct BroadcastResult {
     /// The id every reply to the broadcast names (an ask id).
     pub broadcast_id: String,
-    /// How many peers were asked.
+    /// How many peers were asked (those of linked hubs included).
     pub peer_count: u32,
+    /// Peers of linked hubs asked (with `all_hubs`), as `name@hub`: forwarded, their answers
+    /// come back as replies; left out when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarded: Vec<String>,
     /// Online peers not asked because their mailbox was full (`mailbox_full`); left out when
     /// none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -251,3 +251,123 @@ fn a_linked_hub_cannot_crowd_out_this_hubs_identities() {
         send("m-y", "p0", "bob@b", "again"),
     ));
 }
+
+#[test]
+fn a_group_homed_on_a_is_copied_on_b_and_posts_from_b_go_home() {
+    let mut a = log_with(&["alice"]);
+    let mut b = log_with(&["bob", "dan"]);
+    // On a, the group gets a member of hub b: its route now names b.
+    a.ok(create_group("team", "alice"));
+    a.ok(invite("team", "alice", "bob@b"));
+    let route: Vec<&str> = a
+        .state
+        .federation()
+        .group_route("team")
+        .expect("a route")
+        .hubs()
+        .collect();
+    assert_eq!(route, ["b"]);
+    assert!(a.state.federation().groups_routed_to("b").contains("team"));
+
+    // On b, the invite of one of its peers creates the copy `team@a`, admin `alice@a`.
+    b.ok(imported("a", "b", 2, invite("team", "alice", "bob@b")));
+    let copy = b.state.group("team@a").expect("a copy on b");
+    assert_eq!(
+        b.state.identity(copy.admin()).map(|i| i.name()),
+        Some("alice@a")
+    );
+    assert!(copy.is_member(b.id("bob")));
+
+    // Only the home changes members: b's own invite into the copy is refused.
+    assert!(matches!(
+        b.reject(invite("team@a", "bob", "dan")),
+        ApplyError::GroupHomedElsewhere { .. }
+    ));
+    assert!(matches!(
+        b.reject(create_group("x@a", "bob")),
+        ApplyError::GroupHomedElsewhere { .. }
+    ));
+
+    // Bob posts on b: checked against the copy, stored only when the home ships it back.
+    b.ok(group_send("team@a", "g-9", "bob", "from b"));
+    assert_eq!(b.state.group("team@a").expect("copy").messages().len(), 0);
+    // On a, the import is progress only (the hub logs the post as its own next to it).
+    a.ok(imported(
+        "b",
+        "a",
+        9,
+        group_send("team@a", "g-9", "bob", "from b"),
+    ));
+    assert_eq!(a.state.group("team").expect("group").messages().len(), 0);
+    a.ok(group_send("team", "g-4", "bob@b", "from b"));
+    // Back on b in the home's order, under the home's id.
+    b.ok(imported(
+        "a",
+        "b",
+        4,
+        group_send("team", "g-4", "bob@b", "from b"),
+    ));
+    let copy = b.state.group("team@a").expect("copy");
+    let stored: Vec<_> = copy
+        .messages()
+        .map(|message| (message.id.clone(), message.author_name.clone()))
+        .collect();
+    assert_eq!(stored, [(Some("g-4@a".into()), Some("bob".into()))]);
+
+    // A post by a member b never saw join: the home vouches for it.
+    b.ok(imported(
+        "a",
+        "b",
+        5,
+        group_send("team", "g-5", "carol@c", "hi"),
+    ));
+    assert_eq!(b.state.group("team@a").expect("copy").member_count(), 3);
+
+    // Bob leaves on b: out at once, and with b's last local member the copy goes.
+    b.ok(GroupLeft {
+        group: "team@a".into(),
+        member: "bob".into(),
+    });
+    assert!(b.state.group("team@a").is_none());
+
+    // Deleted on a, the route stays until b acknowledged the deletion, then goes.
+    a.ok(GroupDeleted {
+        group: "team".into(),
+        actor: "alice".into(),
+    });
+    let deleted_at = a
+        .state
+        .federation()
+        .group_route("team")
+        .and_then(|route| route.deleted_at())
+        .expect("the route waits for the deletion to ship");
+    a.ok(LinkAcknowledged {
+        peer_hub: "b".into(),
+        durable: deleted_at + 1,
+    });
+    assert!(a.state.federation().group_route("team").is_none());
+    assert_eq!(a.state.bytes(), a.state.recount_bytes());
+    assert_eq!(b.state.bytes(), b.state.recount_bytes());
+}
+
+#[test]
+fn a_hub_speaks_only_for_the_groups_it_homes() {
+    let mut b = log_with(&["bob"]);
+    b.ok(create_group("ours", "bob"));
+    // Hub a may not change the members of b's group, nor post as a peer of another hub.
+    b.reject(imported("a", "b", 1, invite("ours@b", "alice", "carol")));
+    b.reject(imported(
+        "a",
+        "b",
+        2,
+        group_send("ours@b", "g-1", "carol@c", "forged"),
+    ));
+    // Events of a group b holds no copy of change nothing.
+    b.ok(imported(
+        "a",
+        "b",
+        3,
+        group_send("elsewhere", "g-2", "alice", "hi"),
+    ));
+    assert!(b.state.group("elsewhere@a").is_none());
+}

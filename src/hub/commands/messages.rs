@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::delivery::Answer;
 use super::federation::Recipient;
 use crate::hub::core::{Core, Release, error, to_value};
+use crate::hub::limits::BROADCAST_REMOTE_PEERS_MAX;
 use crate::protocol::methods::*;
 use crate::protocol::notification::MessageKind;
 use crate::protocol::{ErrorCode, RpcError};
@@ -177,11 +178,68 @@ impl Core {
             .copied()
             .filter(|target| !(params.exclude_self && *target == me))
             .collect();
+        let remote = if params.all_hubs {
+            self.peers_online_elsewhere()
+        } else {
+            Vec::new()
+        };
         // At most two events per peer (a refusal, or an ask and its deadline): one batch.
-        let events_max = online.len().saturating_mul(2);
+        let events_max = (online.len() + remote.len()).saturating_mul(2);
         self.atomically("broadcast", events_max, |core| {
-            core.broadcast_to(online, &from, &broadcast_id, &params, release)
+            let mut answer = core.broadcast_to(online, &from, &broadcast_id, &params, release)?;
+            answer.forwarded = core.broadcast_elsewhere(remote, &from, &broadcast_id, &params)?;
+            answer.peer_count += answer.forwarded.len() as u32;
+            to_value(&answer)
         })
+    }
+
+    /// Every peer the linked hubs report online, as `name@hub`, at most
+    /// [`BROADCAST_REMOTE_PEERS_MAX`].
+    fn peers_online_elsewhere(&self) -> Vec<String> {
+        let Some(federation) = &self.config.federation else {
+            return Vec::new();
+        };
+        crate::hub::link_host::remote_presence()
+            .into_iter()
+            .filter(|(hub, _)| federation.peers.contains(hub))
+            .flat_map(|(hub, names)| {
+                names
+                    .into_iter()
+                    .map(move |name| format!("{name}{HUB_SEPARATOR}{hub}"))
+            })
+            .take(BROADCAST_REMOTE_PEERS_MAX)
+            .collect()
+    }
+
+    /// The asks of one `broadcast` to peers of linked hubs: each is stored on its way and
+    /// shipped like any ask to `name@hub` (the other hub delivers it as a plain ask); their
+    /// replies name this hub's ask and count toward the broadcast.
+    fn broadcast_elsewhere(
+        &mut self,
+        remote: Vec<String>,
+        from: &str,
+        broadcast_id: &str,
+        params: &BroadcastParams,
+    ) -> Result<Vec<String>, RpcError> {
+        let mut asked = Vec::with_capacity(remote.len());
+        for to in remote {
+            let offset = self.log.next_offset();
+            let (msg_id, ask_id) = (format!("m-{offset}"), format!("a-{offset}"));
+            let event = AskSent {
+                id: msg_id,
+                ask_id: ask_id.clone(),
+                from: from.to_owned(),
+                to: to.clone(),
+                body: params.question.as_str().to_owned(),
+                broadcast_id: Some(broadcast_id.to_owned()),
+                urgent: false,
+                thread: None,
+            };
+            self.emit(event.into())?;
+            self.set_ask_deadline(&ask_id, params.deadline_s.get())?;
+            asked.push(to);
+        }
+        Ok(asked)
     }
 
     /// The events and pushes of one `broadcast` to `online`.
@@ -192,7 +250,7 @@ impl Core {
         broadcast_id: &str,
         params: &BroadcastParams,
         release: &mut Release,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<BroadcastResult, RpcError> {
         let from = from.to_owned();
         let broadcast_id = broadcast_id.to_owned();
         let mut targets = Vec::with_capacity(online.len());
@@ -231,9 +289,10 @@ impl Core {
             self.deliver(*target, event.into(), push, release)?;
             self.set_ask_deadline(&ask_id, params.deadline_s.get())?;
         }
-        to_value(&BroadcastResult {
+        Ok(BroadcastResult {
             broadcast_id,
             peer_count: targets.len() as u32,
+            forwarded: Vec::new(),
             refused,
         })
     }
