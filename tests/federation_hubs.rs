@@ -597,6 +597,70 @@ fn a_group_homed_on_one_hub_has_members_on_another() {
     assert_eq!(groups["groups"], json!([]), "{groups}");
 }
 
+/// Every message text of `group`'s visible history for `session` (read again when nothing is
+/// unread), system notices left out, duplicates kept.
+fn visible_texts(session: &mut Session, group: &str) -> Vec<String> {
+    // The first read marks everything read; the second returns the visible history.
+    session.call("group_history", json!({ "group": group, "limit": 500 }));
+    let history = session.call("group_history", json!({ "group": group, "limit": 500 }));
+    history["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|message| message["type"] == "user")
+        .map(|message| message["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn group_posts_on_both_sides_of_a_partition_and_a_sigkill_arrive_once_in_the_homes_order() {
+    let mut pair = pair();
+    let mut alice = pair.a.join(Transport::Unix, "alice");
+    let mut bob = pair.b.join(Transport::Unix, "bob");
+    wait_for_link_state(&pair.a, "b", "up");
+    wait_for_link_state(&pair.b, "a", "up");
+    alice.call(
+        "group_create",
+        json!({ "name": "team", "members": ["bob@b"] }),
+    );
+    next_push_of_kind(&mut bob, "system");
+
+    pair.proxy.cut();
+    let mut expected = Vec::new();
+    for n in 0..15 {
+        let (from_a, from_b) = (format!("a {n}"), format!("b {n}"));
+        alice.call("group_send", json!({ "group": "team", "text": from_a }));
+        let sent = bob.call("group_send", json!({ "group": "team@a", "text": from_b }));
+        assert_eq!(sent["home"], "a", "{sent}");
+        expected.extend([from_a, from_b]);
+        // The member hub dies mid-stream with posts still on their way home.
+        if n == 7 {
+            pair.b.kill();
+            pair.b.start_again();
+            bob = pair.b.join(Transport::Unix, "bob");
+        }
+    }
+    pair.proxy.heal();
+    history_until(&mut bob, "team@a", expected.len());
+    history_until(&mut alice, "team", expected.len());
+    let (on_a, on_b) = (
+        visible_texts(&mut alice, "team"),
+        visible_texts(&mut bob, "team@a"),
+    );
+    let mut sorted = on_a.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        on_a.len(),
+        "a post arrived twice on the home: {on_a:?}"
+    );
+    let mut wanted = expected.clone();
+    wanted.sort();
+    assert_eq!(sorted, wanted, "lost or unexpected posts");
+    assert_eq!(on_a, on_b, "the member hub's copy has the home's order");
+}
+
 /// A `relay relay-server` process on 127.0.0.1 for hubs `a`, `b` and `c`; killed on drop.
 struct RelayServer {
     child: std::process::Child,
@@ -737,6 +801,20 @@ fn three_hubs_over_tcp_and_the_relay_server_exchange_exactly_once() {
     proxy.heal();
     let a_to_b: Vec<String> = (0..20).map(|n| format!("a->b {n}")).collect();
     assert_exactly_once(&pull_until(&mut bob, a_to_b.len()), &a_to_b);
+
+    // A group homed on a with members on b (over TCP) and c (through the relay server): a post
+    // from c reaches b through the group's home, and a third hub's member keeps its hub.
+    alice.call(
+        "group_create",
+        json!({ "name": "crew", "members": ["bob@b", "carol@c"] }),
+    );
+    next_push_of_kind(&mut carol, "system");
+    let post = carol.call("group_send", json!({ "group": "crew@a", "text": "from c" }));
+    assert_eq!(post["home"], "a", "{post}");
+    let on_b = history_until(&mut bob, "crew@a", 1);
+    assert_eq!(on_b, [("carol@c".to_owned(), "from c".to_owned())]);
+    let on_a = history_until(&mut alice, "crew", 1);
+    assert_eq!(on_a, [("carol@c".to_owned(), "from c".to_owned())]);
 }
 
 #[test]
