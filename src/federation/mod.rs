@@ -18,8 +18,8 @@
 //!   (it carries the Noise link's bytes; it cannot read or alter them undetected).
 //! - [`relay_client`]: the hub side of it: connect out, wait for the peer, get a byte stream.
 //!
-//! Not built yet, and refused with a clear error where a user could reach it: groups with
-//! members on other hubs, broadcasts to every hub, and `wss://` relay URLs.
+//! Not built yet, and refused with a clear error where a user could reach it: `wss://` relay
+//! URLs.
 
 pub mod config;
 pub mod jetstream;
