@@ -28,7 +28,10 @@ fn expected_tools() -> BTreeMap<&'static str, (Vec<&'static str>, Vec<&'static s
         ("relay_reply", (vec!["ask_id", "text"], vec![])),
         (
             "relay_broadcast",
-            (vec!["question"], vec!["exclude_self", "deadline_s"]),
+            (
+                vec!["question"],
+                vec!["exclude_self", "deadline_s", "all_hubs"],
+            ),
         ),
         ("relay_rename", (vec!["new_name"], vec![])),
         ("relay_join", (vec!["room"], vec![])),
