@@ -215,6 +215,7 @@ async fn wrong_tokens_and_unknown_hubs_are_refused_at_the_upgrade() {
     let wrong = RelayServer {
         url: server.url(),
         token: "0123456789abcdef0123456789abcdef".to_owned(),
+        ca_certificates: Vec::new(),
     };
     let refused = within(relay_client::connect(&wrong, &id("a"), &id("b")))
         .await
@@ -228,6 +229,7 @@ async fn wrong_tokens_and_unknown_hubs_are_refused_at_the_upgrade() {
     let a_token = RelayServer {
         url: server.url(),
         token: TOKEN_A.to_owned(),
+        ca_certificates: Vec::new(),
     };
     let refused = within(relay_client::connect(&a_token, &id("b"), &id("a")))
         .await
