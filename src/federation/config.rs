@@ -12,6 +12,7 @@
 //! [relay]                         # optional
 //! url = "wss://relay.example.org:9800"   # ws:// on loopback only
 //! token = "…"
+//! ca_file = "relay-ca.pem"        # optional, wss:// only: also trust this CA (PEM)
 //! [nats]                          # optional: the JetStream transport
 //! url = "tls://nats.example.org:4222"    # nats:// on loopback only
 //! nkey_seed = "federation/nats.nk"       # or creds = "…" or token = "…"
@@ -40,6 +41,13 @@ pub const SECRET_BYTES: usize = 32;
 
 /// Longest relay token, in bytes.
 pub const RELAY_TOKEN_BYTES_MAX: usize = 256;
+
+/// Largest PEM file read for TLS (`[relay] ca_file` here, the relay server's `[tls]` files):
+/// a whole CA bundle (about 150 roots) is some 200 KiB; more is not a certificate file.
+pub const PEM_FILE_BYTES_MAX: u64 = 1 << 20;
+
+/// Most certificates one PEM file may hold (a CA bundle is some 150).
+pub const PEM_CERTIFICATES_MAX: usize = 1_000;
 
 /// A hub id: `[a-z0-9-]{1,32}`, not starting or ending with `-`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -140,12 +148,25 @@ pub struct Peer {
 }
 
 /// The relay server this hub connects out to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RelayServer {
     /// `ws://` (loopback only) or `wss://` URL.
     pub url: String,
     /// This hub's token at the relay server.
     pub token: String,
+    /// CA certificates trusted for a `wss://` relay besides the platform's (`ca_file`, read
+    /// and checked when the config is; DER). Empty: the platform's roots only.
+    pub ca_certificates: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+impl std::fmt::Debug for RelayServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayServer")
+            .field("url", &self.url)
+            .field("token", &"..")
+            .field("ca_certificates", &self.ca_certificates.len())
+            .finish()
+    }
 }
 
 /// A checked `federation.toml`.
@@ -232,6 +253,7 @@ struct RawPeer {
 struct RawRelay {
     url: String,
     token: String,
+    ca_file: Option<PathBuf>,
 }
 
 /// Reads `<data dir>/federation.toml`; `Ok(None)` when there is none (no federation).
@@ -363,9 +385,28 @@ pub fn parse(text: &str, path: &Path, data_dir: &Path) -> Result<FederationConfi
                     format!("1 to {RELAY_TOKEN_BYTES_MAX} bytes"),
                 ));
             }
+            let ca_certificates = match relay.ca_file {
+                None => Vec::new(),
+                Some(_) if !relay.url.starts_with("wss://") => {
+                    return Err(invalid(
+                        "relay.ca_file",
+                        "is for a wss:// url only (a ws:// url has no TLS to check)".to_owned(),
+                    ));
+                }
+                Some(file) => {
+                    let file = if file.is_relative() {
+                        data_dir.join(file)
+                    } else {
+                        file
+                    };
+                    load_ca_certificates(&file)
+                        .map_err(|message| invalid("relay.ca_file", message))?
+                }
+            };
             Ok(RelayServer {
                 url: relay.url,
                 token: relay.token,
+                ca_certificates,
             })
         })
         .transpose()?;
@@ -426,6 +467,81 @@ pub(crate) fn check_url_scheme(url: &str, secure: &str, plain: &str) -> Result<(
             "{url:?}: plain {plain} is allowed to a loopback address only; use {secure}"
         ))
     }
+}
+
+/// The CA certificates in the PEM file at `path`, each checked to be usable as a trust anchor.
+///
+/// # Errors
+/// The file cannot be read, holds no certificate, or one does not parse (the message names
+/// the file and says what a valid one holds).
+fn load_ca_certificates(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    let certificates = load_pem_certificates(path)?;
+    let mut roots = rustls::RootCertStore::empty();
+    for (index, certificate) in certificates.iter().enumerate() {
+        roots.add(certificate.clone()).map_err(|error| {
+            format!(
+                "{}: certificate {} of {} is not a usable CA certificate: {error}",
+                path.display(),
+                index + 1,
+                certificates.len()
+            )
+        })?;
+    }
+    Ok(certificates)
+}
+
+/// The certificates (`-----BEGIN CERTIFICATE-----` blocks) of the PEM file at `path`, in
+/// order; at most [`PEM_FILE_BYTES_MAX`] bytes and [`PEM_CERTIFICATES_MAX`] certificates.
+///
+/// # Errors
+/// The file cannot be read, is too large, is not PEM or holds no certificate.
+pub(crate) fn load_pem_certificates(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let text = read_pem_file(path)?;
+    let mut certificates = Vec::new();
+    for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(&text) {
+        let certificate =
+            certificate.map_err(|error| format!("{} is not valid PEM: {error}", path.display()))?;
+        if certificates.len() == PEM_CERTIFICATES_MAX {
+            return Err(format!(
+                "{} holds more than {PEM_CERTIFICATES_MAX} certificates",
+                path.display()
+            ));
+        }
+        certificates.push(certificate);
+    }
+    if certificates.is_empty() {
+        return Err(format!(
+            "{} holds no certificate: expected PEM with `-----BEGIN CERTIFICATE-----` blocks",
+            path.display()
+        ));
+    }
+    Ok(certificates)
+}
+
+/// The bytes of the PEM file at `path`, at most [`PEM_FILE_BYTES_MAX`].
+///
+/// # Errors
+/// It cannot be read or is larger.
+pub(crate) fn read_pem_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let cannot_read = |error: std::io::Error| format!("cannot read {}: {error}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mut bytes = Vec::new();
+    file.take(PEM_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() as u64 > PEM_FILE_BYTES_MAX {
+        return Err(format!(
+            "{} is over {PEM_FILE_BYTES_MAX} bytes: not a PEM certificate or key file",
+            path.display()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A file that holds `what` (a secret, credentials) must be readable by its owner only.
@@ -546,6 +662,54 @@ mod tests {
         for (text, named) in cases {
             let error = parsed(&text).expect_err(&text).to_string();
             assert!(error.contains(named), "{text:?}: {error}");
+        }
+    }
+
+    /// A self-signed certificate's PEM, made for the test.
+    fn certificate_pem() -> String {
+        rcgen::generate_simple_self_signed(vec!["relay.example.org".to_owned()])
+            .expect("a certificate")
+            .cert
+            .pem()
+    }
+
+    #[test]
+    fn a_ca_file_is_read_and_checked() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("ca.pem"), certificate_pem()).expect("written");
+        std::fs::write(dir.path().join("junk.pem"), "not a certificate\n").expect("written");
+        std::fs::write(
+            dir.path().join("bad.pem"),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .expect("written");
+        let file = std::fs::File::create(dir.path().join("huge.pem")).expect("created");
+        file.set_len(PEM_FILE_BYTES_MAX + 1).expect("grown");
+        let relay = |url: &str, ca_file: &str| {
+            parse(
+                &format!(
+                    "hub_id = \"a\"\nsecret = \"{SECRET}\"\n\
+                     [relay]\nurl = \"{url}\"\ntoken = \"t\"\nca_file = \"{ca_file}\"\n"
+                ),
+                &dir.path().join("federation.toml"),
+                dir.path(),
+            )
+        };
+        // Relative to the data dir.
+        let config = relay("wss://relay.example.org:9800", "ca.pem").expect("valid");
+        let relay_server = config.relay.expect("a [relay]");
+        assert_eq!(relay_server.ca_certificates.len(), 1);
+        let cases = [
+            ("wss://r:1", "missing.pem", "cannot read"),
+            ("wss://r:1", "junk.pem", "holds no certificate"),
+            ("wss://r:1", "bad.pem", "not a usable CA certificate"),
+            ("wss://r:1", "huge.pem", "bytes"),
+            ("ws://127.0.0.1:9800", "ca.pem", "wss:// url only"),
+        ];
+        for (url, ca_file, says) in cases {
+            let error = relay(url, ca_file).expect_err(ca_file).to_string();
+            assert!(error.contains("`relay.ca_file`"), "{ca_file}: {error}");
+            assert!(error.contains(says), "{ca_file}: {error}");
         }
     }
 

@@ -7,21 +7,26 @@
 //! ([`super::noise::dial`] / [`super::noise::accept`]); the suggested rule for who starts the
 //! handshake is [`dials_first`]: the hub whose id sorts lower dials, the other accepts.
 //!
-//! `ws://` URLs work (the config allows them to loopback only). `wss://` needs TLS, which
-//! this build does not include: such a URL is refused with an error that says so.
+//! `ws://` URLs work (the config allows them to loopback only), and `wss://` runs the same
+//! WebSocket inside TLS (rustls on ring), trusting the platform's CA store
+//! (`rustls-native-certs`: the OS's roots, or `SSL_CERT_FILE` / `SSL_CERT_DIR`) plus the
+//! `[relay] ca_file` certificates ([`RelayServer::ca_certificates`]). TLS is an outer layer:
+//! the Noise link inside is unchanged, and every bound (deadlines, message and frame sizes)
+//! holds on either.
 
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::config::{HubId, RelayServer};
 use super::relay_server::{
@@ -33,7 +38,7 @@ use super::relay_server::{
 /// [`RELAY_MESSAGE_BYTES_MAX`].
 pub const RELAY_WRITE_BYTES_MAX: usize = 64 << 10;
 
-/// Time for the TCP connection and the WebSocket upgrade.
+/// Time for the TCP connection, the TLS handshake (`wss://`) and the WebSocket upgrade.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long [`connect`] waits for the peer hub: a little past the server's own
@@ -64,6 +69,15 @@ pub enum RelayError {
         url: String,
         /// Why.
         source: Box<WsError>,
+    },
+    /// The TLS handshake with a `wss://` relay failed (an untrusted or wrong certificate, no
+    /// trusted roots, a server that does not speak TLS).
+    #[error("TLS with the relay server at {url} failed: {why}")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// What failed, and what to check.
+        why: String,
     },
     /// No connection and upgrade within [`CONNECT_TIMEOUT`].
     #[error("the relay server at {url} did not answer within {CONNECT_TIMEOUT:?}")]
@@ -134,14 +148,61 @@ pub async fn connect(
         .max_message_size(Some(RELAY_MESSAGE_BYTES_MAX))
         .max_frame_size(Some(RELAY_MESSAGE_BYTES_MAX))
         .max_write_buffer_size(WRITE_BUFFER_BYTES_MAX);
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let tls = url
+        .starts_with("wss://")
+        .then(|| client_tls(relay))
+        .transpose()?;
+    let host = request
+        .uri()
+        .host()
+        .map(|host| {
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned()
+        })
+        .ok_or_else(|| bad_url("no host".to_owned()))?;
+    let port = request
+        .uri()
+        .port_u16()
+        .unwrap_or(if tls.is_some() { 443 } else { 80 });
+    let connect_error = |error: WsError| RelayError::Connect {
+        url: relay.url.clone(),
+        source: Box::new(error),
+    };
+    // TCP, TLS and the upgrade share one deadline.
+    let connecting = async {
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|error| connect_error(WsError::Io(error)))?;
+        tcp.set_nodelay(true)
+            .map_err(|error| connect_error(WsError::Io(error)))?;
+        let stream: Box<dyn Io> = match tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let name =
+                    rustls::pki_types::ServerName::try_from(host.clone()).map_err(|error| {
+                        bad_url(format!("{host:?} is not a TLS server name: {error}"))
+                    })?;
+                let stream = tokio_rustls::TlsConnector::from(tls)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|error| RelayError::Tls {
+                        url: relay.url.clone(),
+                        why: tls_failure(&error),
+                    })?;
+                Box::new(stream)
+            }
+        };
+        Ok(tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await)
+    };
     let mut socket = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Err(_) => {
             return Err(RelayError::ConnectTimeout {
                 url: relay.url.clone(),
             });
         }
-        Ok(Err(WsError::Http(response))) => {
+        Ok(Err(error)) => return Err(error),
+        Ok(Ok(Err(WsError::Http(response)))) => {
             let reason = response
                 .body()
                 .as_deref()
@@ -155,13 +216,8 @@ pub async fn connect(
                 to: peer.clone(),
             });
         }
-        Ok(Err(error)) => {
-            return Err(RelayError::Connect {
-                url: relay.url.clone(),
-                source: Box::new(error),
-            });
-        }
-        Ok(Ok((socket, _response))) => socket,
+        Ok(Ok(Err(error))) => return Err(connect_error(error)),
+        Ok(Ok(Ok((socket, _response)))) => socket,
     };
     match tokio::time::timeout(PAIR_WAIT_MAX, wait_paired(&mut socket, peer)).await {
         Err(_) => Err(RelayError::PairTimeout { to: peer.clone() }),
@@ -174,20 +230,14 @@ pub async fn connect(
     }
 }
 
-/// `<url>/v1/link?from=<me>&to=<peer>`; `wss://` is refused in this build.
+/// `<url>/v1/link?from=<me>&to=<peer>`, for a `ws://` or `wss://` url.
 fn link_url(url: &str, me: &HubId, peer: &HubId) -> Result<String, RelayError> {
     let bad = |why: &str| RelayError::Url {
         url: url.to_owned(),
         why: why.to_owned(),
     };
-    if url.starts_with("wss://") {
-        return Err(bad(
-            "wss:// relay URLs are not built in this version (no TLS in this build); \
-             reach the relay over ws:// on loopback, through an SSH tunnel or a local TLS proxy",
-        ));
-    }
-    if !url.starts_with("ws://") {
-        return Err(bad("use ws://HOST:PORT"));
+    if !url.starts_with("wss://") && !url.starts_with("ws://") {
+        return Err(bad("use wss://HOST:PORT (ws:// on loopback only)"));
     }
     if url.contains('?') || url.contains('#') {
         return Err(bad(
@@ -200,7 +250,106 @@ fn link_url(url: &str, me: &HubId, peer: &HubId) -> Result<String, RelayError> {
     ))
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// The byte stream under the WebSocket: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+type Socket = WebSocketStream<Box<dyn Io>>;
+
+/// The platform's CA certificates, loaded once per process (the store is read from disk).
+struct PlatformRoots {
+    roots: rustls::RootCertStore,
+    /// Why some or all could not be loaded, for the error when none are usable.
+    problems: Vec<String>,
+}
+
+fn platform_roots() -> &'static PlatformRoots {
+    static ROOTS: OnceLock<PlatformRoots> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let loaded = rustls_native_certs::load_native_certs();
+        let mut roots = rustls::RootCertStore::empty();
+        let (_, unusable) = roots.add_parsable_certificates(loaded.certs);
+        let mut problems: Vec<String> = loaded
+            .errors
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
+        if unusable > 0 {
+            problems.push(format!("{unusable} certificates did not parse"));
+        }
+        PlatformRoots { roots, problems }
+    })
+}
+
+/// The TLS client setup for `relay`: the platform's roots plus its `ca_file` certificates.
+///
+/// # Errors
+/// No root at all to check the server's certificate with.
+fn client_tls(relay: &RelayServer) -> Result<Arc<rustls::ClientConfig>, RelayError> {
+    let tls_error = |why: String| RelayError::Tls {
+        url: relay.url.clone(),
+        why,
+    };
+    let platform = platform_roots();
+    let mut roots = platform.roots.clone();
+    // The config checked each certificate already; one that fails here is skipped.
+    roots.add_parsable_certificates(relay.ca_certificates.iter().cloned());
+    if roots.is_empty() {
+        let problems = if platform.problems.is_empty() {
+            "it is empty".to_owned()
+        } else {
+            platform.problems.join("; ")
+        };
+        return Err(tls_error(format!(
+            "no CA certificates to check the server's certificate with: the platform's store \
+             has none ({problems}); install the system's CA certificates, or set `ca_file` \
+             under [relay] in federation.toml"
+        )));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| tls_error(format!("no TLS versions to offer: {error}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A failed TLS handshake in words, with what to check for the usual causes.
+fn tls_failure(error: &std::io::Error) -> String {
+    let rustls_error = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls_error {
+        // webpki's reason arrives as an opaque `Other`, so it is recognised by its name.
+        Some(rustls::Error::InvalidCertificate(_))
+            if error.to_string().contains("CaUsedAsEndEntity") =>
+        {
+            format!(
+                "{error}: the relay's certificate is marked as a CA (basicConstraints CA:TRUE, \
+                 what `openssl req -x509` makes by default), which cannot be a server's own \
+                 certificate; make it with `-addext basicConstraints=critical,CA:FALSE`, or sign \
+                 a server certificate with that CA and give the CA as `ca_file`"
+            )
+        }
+        Some(rustls::Error::InvalidCertificate(_)) => format!(
+            "{error}; if the relay's certificate is self-signed or from a private CA, set \
+             `ca_file` under [relay] in federation.toml to that CA's certificate (PEM)"
+        ),
+        Some(_) => error.to_string(),
+        None if error.kind() == std::io::ErrorKind::UnexpectedEof
+            || error.kind() == std::io::ErrorKind::ConnectionReset =>
+        {
+            format!(
+                "{error}: the server closed the connection during the TLS handshake; does it \
+                 serve TLS (`[tls]` in its config)? A plain server is reached with ws:// on \
+                 loopback, or through a TLS proxy"
+            )
+        }
+        None => error.to_string(),
+    }
+}
 
 /// Reads until the server's `paired`, pinging every [`WAIT_PING_INTERVAL`].
 async fn wait_paired(socket: &mut Socket, peer: &HubId) -> Result<(), RelayError> {
@@ -369,11 +518,13 @@ mod tests {
     fn link_urls_carry_both_ids() {
         let url = link_url("ws://127.0.0.1:9800/", &id("a"), &id("b")).expect("valid");
         assert_eq!(url, "ws://127.0.0.1:9800/v1/link?from=a&to=b");
-        let error = link_url("wss://relay.example.org:9800", &id("a"), &id("b"))
-            .expect_err("no TLS in this build")
-            .to_string();
-        assert!(error.contains("not built in this version"), "{error}");
+        let url = link_url("wss://relay.example.org:9800", &id("a"), &id("b")).expect("valid");
+        assert_eq!(url, "wss://relay.example.org:9800/v1/link?from=a&to=b");
         assert!(link_url("ws://127.0.0.1:9800/?x=1", &id("a"), &id("b")).is_err());
+        let error = link_url("http://127.0.0.1:9800", &id("a"), &id("b"))
+            .expect_err("not a WebSocket url")
+            .to_string();
+        assert!(error.contains("wss://"), "{error}");
     }
 
     #[test]

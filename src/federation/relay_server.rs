@@ -10,21 +10,28 @@
 //! crosses is a Noise link ([`super::noise`]): the relay carries bytes it cannot read, and
 //! cannot alter them without the link noticing.
 //!
+//! With `[tls]` in its config ([`load_config`]) the server speaks TLS (rustls on ring) and
+//! hubs use `wss://`; without it, plain `ws://`, which hubs accept on loopback only (the CLI
+//! refuses a plain server on another address unless a TLS proxy fronts it). TLS is an outer
+//! layer: the Noise link inside is the same either way.
+//!
 //! Every resource is bounded: connections in all and per hub, bytes and time before the
-//! upgrade, message size, the wait for a partner, silence on a pair, and buffering (one message
-//! in flight per direction: a side is read only as fast as the other side takes its bytes).
+//! upgrade (the TLS handshake included), message size, the wait for a partner, silence on a
+//! pair, and buffering (one message in flight per direction: a side is read only as fast as
+//! the other side takes its bytes).
 
 use crate::hub::preauth::PreAuthLimit;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
-
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
 use tokio_tungstenite::WebSocketStream;
@@ -74,7 +81,14 @@ pub const RELAY_TOKEN_BYTES_MIN: usize = 32;
 /// hundred bytes; more is not a hub.
 pub const UPGRADE_BYTES_MAX: usize = 8 << 10;
 
-/// Time for the TCP connection to complete its WebSocket upgrade.
+/// Bytes a client may send for its TLS handshake, on top of [`UPGRADE_BYTES_MAX`]: a
+/// ClientHello is a few hundred bytes (some 2 KiB with post-quantum key shares) and the rest
+/// of the client's handshake less; 16 KiB is a whole TLS record. A larger ClientHello is cut
+/// off, whatever length it claims.
+pub const TLS_HANDSHAKE_BYTES_MAX: usize = 16 << 10;
+
+/// Time for the TCP connection to complete its TLS handshake (with `[tls]`) and WebSocket
+/// upgrade.
 pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a connection waits for its partner before the server closes it. Hubs reconnect
@@ -123,6 +137,27 @@ impl std::fmt::Debug for RelayHub {
 pub struct RelayServerConfig {
     /// The hubs that may connect.
     pub hubs: Vec<RelayHub>,
+    /// TLS (`[tls]`): hubs connect with `wss://`. `None`: plain `ws://`.
+    pub tls: Option<ServerTls>,
+}
+
+/// The server's certificate and key, checked and ready to serve (`[tls]`).
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The certificate chain file (PEM), as resolved.
+    pub cert_file: PathBuf,
+    /// The private key file (PEM), as resolved.
+    pub key_file: PathBuf,
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A relay-server config that cannot be used.
@@ -172,6 +207,14 @@ pub enum RelayConfigError {
 struct RawServerConfig {
     #[serde(default)]
     hub: Vec<RawHub>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -202,7 +245,8 @@ pub fn load_config(path: &Path) -> Result<RelayServerConfig, RelayConfigError> {
     parse_config(&text, path)
 }
 
-/// Parses and checks the text of a relay-server config (`path` names it in errors).
+/// Parses and checks the text of a relay-server config (`path` names it in errors; relative
+/// `[tls]` paths are taken from its directory, and those files are read and checked here).
 ///
 /// # Errors
 /// See [`RelayConfigError`].
@@ -256,7 +300,70 @@ pub fn parse_config(text: &str, path: &Path) -> Result<RelayServerConfig, RelayC
             token: hub.token,
         });
     }
-    Ok(RelayServerConfig { hubs })
+    let tls = raw
+        .tls
+        .map(|tls| {
+            let base = path.parent().unwrap_or(Path::new(""));
+            load_tls(&base.join(tls.cert_file), &base.join(tls.key_file))
+                .map_err(|(key, message)| invalid(key.to_owned(), message))
+        })
+        .transpose()?;
+    Ok(RelayServerConfig { hubs, tls })
+}
+
+/// Reads and checks `[tls]`: the certificate chain, the key (0600 or stricter), and that the
+/// key is the certificate's. Errors name the key (`tls.cert_file`, `tls.key_file`).
+fn load_tls(cert_file: &Path, key_file: &Path) -> Result<ServerTls, (&'static str, String)> {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let chain = super::config::load_pem_certificates(cert_file)
+        .map_err(|message| ("tls.cert_file", message))?;
+    super::config::check_private_file(key_file, "TLS private key")
+        .map_err(|message| ("tls.key_file", message))?;
+    let key_pem =
+        super::config::read_pem_file(key_file).map_err(|message| ("tls.key_file", message))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|error| {
+        (
+            "tls.key_file",
+            format!(
+                "{} holds no usable private key ({error}): expected PEM with a \
+                 `-----BEGIN PRIVATE KEY-----` (or RSA or EC) block",
+                key_file.display()
+            ),
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    provider
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(|error| {
+            (
+                "tls.key_file",
+                format!("{}: not a usable key: {error}", key_file.display()),
+            )
+        })?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| ("tls", format!("no TLS versions to offer: {error}")))?
+        .with_no_client_auth();
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|error| match error {
+            rustls::Error::InconsistentKeys(_) => (
+                "tls.key_file",
+                format!(
+                    "{} is not the key of the certificate in {}",
+                    key_file.display(),
+                    cert_file.display()
+                ),
+            ),
+            other => ("tls.cert_file", format!("{}: {other}", cert_file.display())),
+        })?;
+    Ok(ServerTls {
+        cert_file: cert_file.to_owned(),
+        key_file: key_file.to_owned(),
+        config: Arc::new(config),
+    })
 }
 
 /// A token: [`RELAY_TOKEN_BYTES_MIN`] to [`RELAY_TOKEN_BYTES_MAX`] visible ASCII characters
@@ -302,8 +409,69 @@ fn same_token(a: &str, b: &str) -> bool {
     std::hint::black_box(difference) == 0
 }
 
-/// A connection as tungstenite sees it: TCP with the pre-upgrade byte budget.
-type Socket = WebSocketStream<PreAuthLimit<TcpStream>>;
+/// A connection's bytes: TCP with the pre-upgrade read budget (counted on the TCP bytes, so
+/// the TLS handshake spends it too), in TLS or not.
+enum Connection {
+    Plain(PreAuthLimit<TcpStream>),
+    Tls(Box<tokio_rustls::server::TlsStream<PreAuthLimit<TcpStream>>>),
+}
+
+impl Connection {
+    /// Removes the read budget (the connection was upgraded and admitted).
+    fn lift(&mut self) {
+        match self {
+            Connection::Plain(stream) => stream.lift(),
+            Connection::Tls(stream) => stream.get_mut().0.lift(),
+        }
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(stream) => Pin::new(stream).poll_read(context, buf),
+            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_read(context, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Connection::Plain(stream) => Pin::new(stream).poll_write(context, buf),
+            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_write(context, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(stream) => Pin::new(stream).poll_flush(context),
+            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(context),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(stream) => Pin::new(stream).poll_shutdown(context),
+            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(context),
+        }
+    }
+}
+
+/// A connection as tungstenite sees it.
+type Socket = WebSocketStream<Connection>;
+
+/// The first byte of a TLS connection: a handshake record (the ClientHello). An HTTP request
+/// starts with a letter, so the two cannot be confused.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// Runs the server on `listener` until `shutdown` completes; then closes every connection.
 ///
@@ -317,6 +485,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
         hubs: config.hubs,
+        tls: config
+            .tls
+            .map(|tls| tokio_rustls::TlsAcceptor::from(tls.config)),
         state: Mutex::new(State::default()),
         refusals: Mutex::new(RefusalLog::default()),
     });
@@ -371,6 +542,8 @@ pub async fn serve(
 /// What every connection task shares.
 struct Shared {
     hubs: Vec<RelayHub>,
+    /// With `[tls]`: every connection starts with a TLS handshake.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Mutex<State>,
     refusals: Mutex<RefusalLog>,
 }
@@ -612,21 +785,33 @@ async fn connection_task(
         admitted = Some((from, to, slot));
         Ok(response)
     };
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(
-        PreAuthLimit::with_budget(stream, UPGRADE_BYTES_MAX, "the upgrade"),
-        callback,
-        Some(ws_config()),
-    );
-    let mut socket = match tokio::time::timeout(UPGRADE_TIMEOUT, handshake).await {
-        Ok(Ok(socket)) => socket,
-        Ok(Err(error)) => {
-            tracing::debug!(%remote, %error, "relay upgrade failed");
-            return;
+    // The TLS handshake (with `[tls]`) and the upgrade share one deadline and one budget.
+    let handshake = async {
+        let connection = open(&shared, stream, remote).await?;
+        match tokio_tungstenite::accept_hdr_async_with_config(
+            connection,
+            callback,
+            Some(ws_config()),
+        )
+        .await
+        {
+            Ok(socket) => Some(socket),
+            Err(error) => {
+                tracing::debug!(%remote, %error, "relay upgrade failed");
+                None
+            }
         }
+    };
+    let mut socket = match tokio::time::timeout(UPGRADE_TIMEOUT, handshake).await {
+        Ok(Some(socket)) => socket,
+        Ok(None) => return,
         Err(_) => {
-            shared.refused(&format!(
-                "{remote}: no WebSocket upgrade within {UPGRADE_TIMEOUT:?}"
-            ));
+            let what = if shared.tls.is_some() {
+                "TLS handshake and WebSocket upgrade"
+            } else {
+                "WebSocket upgrade"
+            };
+            shared.refused(&format!("{remote}: no {what} within {UPGRADE_TIMEOUT:?}"));
             return;
         }
     };
@@ -637,6 +822,80 @@ async fn connection_task(
     socket.get_mut().lift();
     tracing::info!(%remote, %from, %to, "relay connection admitted");
     register(&shared, socket, from, to, slot).await;
+}
+
+/// Puts the read budget on a new connection and runs the TLS handshake if the server has
+/// `[tls]`; `None` (logged) when the connection cannot go on. A client that speaks plain
+/// HTTP to a TLS server is answered 400 with what to fix, in the clear, since it reads
+/// nothing else; a TLS client of a plain server is closed. The caller bounds the time.
+async fn open(shared: &Shared, stream: TcpStream, remote: SocketAddr) -> Option<Connection> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(0) | Err(_) => return None,
+        Ok(_) => {}
+    }
+    let speaks_tls = first[0] == TLS_HANDSHAKE_RECORD;
+    let Some(acceptor) = &shared.tls else {
+        if speaks_tls {
+            shared.refused(&format!(
+                "{remote}: a TLS handshake, but this relay server has no [tls]: \
+                 give it [tls] cert_file and key_file, or use a ws:// url"
+            ));
+            return None;
+        }
+        return Some(Connection::Plain(PreAuthLimit::with_budget(
+            stream,
+            UPGRADE_BYTES_MAX,
+            "the upgrade",
+        )));
+    };
+    let mut limited = PreAuthLimit::with_budget(
+        stream,
+        UPGRADE_BYTES_MAX + TLS_HANDSHAKE_BYTES_MAX,
+        "the TLS handshake and the upgrade",
+    );
+    if !speaks_tls {
+        shared.refused(&format!(
+            "{remote}: plain HTTP to a TLS relay server; answered 400 (use a wss:// url)"
+        ));
+        answer_plain_http(
+            &mut limited,
+            "relay: this relay server speaks TLS: use a wss:// url (not ws://)\n",
+        )
+        .await;
+        return None;
+    }
+    match acceptor.accept(limited).await {
+        Ok(tls) => Some(Connection::Tls(Box::new(tls))),
+        Err(error) => {
+            shared.refused(&format!("{remote}: TLS handshake failed: {error}"));
+            None
+        }
+    }
+}
+
+/// Reads an HTTP request's head (within the read budget) and answers `400 Bad Request` with
+/// `why` as the body, then closes.
+async fn answer_plain_http(stream: &mut PreAuthLimit<TcpStream>, why: &str) {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    // One pass per read; ends at the head's blank line, the end, an error or the budget.
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => head.extend_from_slice(&buffer[..read]),
+        }
+        if head.windows(4).any(|window| window == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{why}",
+        why.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 /// Registers a connection: hands it to its waiting partner, or waits for one.
@@ -984,6 +1243,73 @@ mod tests {
         assert!(error.contains("chmod 600"), "{error}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         load_config(&path).expect("0600 is fine");
+    }
+
+    #[test]
+    fn tls_files_are_read_and_checked() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("written");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        };
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .expect("a certificate");
+        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .expect("a certificate");
+        write("cert.pem", &made.cert.pem());
+        write("key.pem", &made.signing_key.serialize_pem());
+        write("other-key.pem", &other.signing_key.serialize_pem());
+        write("open-key.pem", &made.signing_key.serialize_pem());
+        std::fs::set_permissions(
+            dir.path().join("open-key.pem"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        let hub = format!("[[hub]]\nhub_id = \"a\"\ntoken = \"{TOKEN_A}\"\n");
+        let with_tls = |tls: &str| {
+            parse_config(
+                &format!("{hub}[tls]\n{tls}"),
+                &dir.path().join("relay-server.toml"),
+            )
+        };
+        // Relative to the config file's directory.
+        let config = with_tls("cert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n").expect("valid");
+        let tls = config.tls.expect("[tls]");
+        assert_eq!(tls.cert_file, dir.path().join("cert.pem"));
+        assert!(parsed(&hub).expect("valid").tls.is_none());
+        let cases = [
+            (
+                "cert_file = \"missing.pem\"\nkey_file = \"key.pem\"",
+                "`tls.cert_file`: cannot read",
+            ),
+            (
+                "cert_file = \"key.pem\"\nkey_file = \"key.pem\"",
+                "`tls.cert_file`",
+            ),
+            (
+                "cert_file = \"cert.pem\"\nkey_file = \"cert.pem\"",
+                "`tls.key_file`",
+            ),
+            (
+                "cert_file = \"cert.pem\"\nkey_file = \"open-key.pem\"",
+                "chmod 600",
+            ),
+            (
+                "cert_file = \"cert.pem\"\nkey_file = \"other-key.pem\"",
+                "is not the key of the certificate",
+            ),
+            ("cert_file = \"cert.pem\"", "key_file"),
+            (
+                "cert_file = \"cert.pem\"\nkey_file = \"key.pem\"\nciphers = \"x\"",
+                "ciphers",
+            ),
+        ];
+        for (tls, says) in cases {
+            let error = with_tls(tls).expect_err(tls).to_string();
+            assert!(error.contains(says), "{tls:?}: {error}");
+        }
     }
 
     #[test]
