@@ -20,8 +20,7 @@
 //!   rustls with the platform's roots and an optional `ca_file`), wait for the peer, get a
 //!   byte stream.
 //!
-//! Everything the issue names is built; what each part does not do yet is listed in
-//! `docs/federation.md`.
+//! What each part does not do yet is listed in `docs/federation.md`.
 
 pub mod config;
 pub mod jetstream;
