@@ -1,6 +1,12 @@
 //! `relay bench log`: throughput and latency of the log beside the raw file-system limit,
 //! measured in one run on the same disk. Prints figures; asserts nothing about time.
 //!
+//! It also prices the checkpoint policy: `strict` commits with the writer's policy (the
+//! checkpoint advances every [`crate::limits::CHECKPOINT_INTERVAL_RECORDS`] records and after
+//! a roll) beside the alternative of advancing it at every commit (a commit followed by the
+//! checkpoint write, which [`LogWriter::sync`] does), two logs committed in turn so that both
+//! meet the same disk, with the syncs each commit costs counted through the storage seam.
+//!
 //! It lives in this crate because only `log/` may call `fdatasync` and map files; the CLI
 //! only forwards its output.
 
@@ -11,7 +17,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::format::RECORD_HEADER_BYTES;
+use crate::storage::{RealStorage, Storage, SyncRange};
 use crate::{Durability, LogConfig, LogReader, LogWriter, NewRecord};
 
 /// Payload size of the append benchmarks, in bytes.
@@ -78,6 +88,57 @@ pub struct GroupCommitFigures {
     pub raw_sync_p99: Duration,
 }
 
+/// Group-commit sizes of the `strict` and checkpoint-policy benchmarks.
+const BENCH_BATCHES: [u64; 3] = [1, 64, 1024];
+
+/// `strict` commits under one checkpoint policy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicyFigures {
+    /// Appends and commits, timed together.
+    pub log: Throughput,
+    /// Commits made.
+    pub commits: u64,
+    /// Median commit latency (with the checkpoint write, when the commit makes one).
+    pub commit_p50: Duration,
+    /// 99th percentile commit latency.
+    pub commit_p99: Duration,
+    /// Data syncs (`msync`, `fdatasync` of a file, `fsync` of the directory) made.
+    pub data_syncs: u64,
+    /// Checkpoint writes (`pwrite` + `fdatasync`) made.
+    pub checkpoint_writes: u64,
+}
+
+impl PolicyFigures {
+    /// Syncs of any kind per commit.
+    pub fn syncs_per_commit(&self) -> f64 {
+        (self.data_syncs + self.checkpoint_writes) as f64 / self.commits.max(1) as f64
+    }
+
+    /// Commits per second.
+    pub fn commits_per_second(&self) -> f64 {
+        self.commits as f64 / self.log.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The checkpoint policy's cost at one group-commit size: the writer's policy beside a
+/// checkpoint at every commit, measured in turn on the same disk.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointPolicyFigures {
+    /// Records per commit.
+    pub batch: u64,
+    /// The writer's policy ([`LogWriter::commit`]).
+    pub current: PolicyFigures,
+    /// A checkpoint at every commit ([`LogWriter::sync`] as the commit).
+    pub every_commit: PolicyFigures,
+}
+
+impl CheckpointPolicyFigures {
+    /// Throughput with a checkpoint at every commit, as a share of the current policy's.
+    pub fn ratio(&self) -> f64 {
+        self.every_commit.log.records_per_second() / self.current.log.records_per_second().max(1e-9)
+    }
+}
+
 /// Everything `relay bench log` measured.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LogBenchReport {
@@ -87,6 +148,8 @@ pub struct LogBenchReport {
     pub append_raw: Throughput,
     /// `strict` durability at group-commit sizes 1, 64 and 1024.
     pub strict: Vec<GroupCommitFigures>,
+    /// The checkpoint policy's cost at the same sizes.
+    pub checkpoint_policy: Vec<CheckpointPolicyFigures>,
     /// Full CRC-verified scan of the replay log.
     pub replay: Throughput,
     /// `memcpy` of the same mapped bytes.
@@ -113,7 +176,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn Write) -> io::Result<LogBenc
     )?;
     report.append_os = append_os(&config.dir.join("append-os"), config.append_records)?;
     report.append_raw = append_raw(&config.dir.join("append-raw"), config.append_records)?;
-    for batch in [1u64, 64, 1024] {
+    for batch in BENCH_BATCHES {
         writeln!(
             progress,
             "strict: {} commits of {batch} records",
@@ -122,6 +185,18 @@ pub fn run(config: &BenchConfig, progress: &mut dyn Write) -> io::Result<LogBenc
         report
             .strict
             .push(strict(&config.dir, batch, config.strict_commits)?);
+    }
+    for batch in BENCH_BATCHES {
+        writeln!(
+            progress,
+            "checkpoint policy: {} commits of {batch} records with each",
+            config.strict_commits
+        )?;
+        report.checkpoint_policy.push(checkpoint_policy(
+            &config.dir,
+            batch,
+            config.strict_commits,
+        )?);
     }
     writeln!(
         progress,
@@ -342,6 +417,134 @@ fn strict_log(
     Ok((throughput, p50, p99))
 }
 
+/// Real storage that counts the syncs a log makes.
+#[derive(Debug, Default)]
+struct CountingStorage {
+    data_syncs: AtomicU64,
+    checkpoint_writes: AtomicU64,
+}
+
+impl Storage for CountingStorage {
+    fn sync_range(&self, range: SyncRange<'_>) -> io::Result<()> {
+        self.data_syncs.fetch_add(1, Ordering::Relaxed);
+        range.sync()
+    }
+
+    fn sync_file(&self, file: &File, path: &Path) -> io::Result<()> {
+        self.data_syncs.fetch_add(1, Ordering::Relaxed);
+        RealStorage.sync_file(file, path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.data_syncs.fetch_add(1, Ordering::Relaxed);
+        RealStorage.sync_dir(dir)
+    }
+
+    fn write_checkpoint(
+        &self,
+        file: &File,
+        path: &Path,
+        slot: &[u8],
+        position: u64,
+    ) -> io::Result<()> {
+        self.checkpoint_writes.fetch_add(1, Ordering::Relaxed);
+        RealStorage.write_checkpoint(file, path, slot, position)
+    }
+}
+
+/// One `strict` log of the checkpoint-policy benchmark and what it measured so far.
+struct PolicyRun {
+    dir: PathBuf,
+    log: LogWriter,
+    storage: Arc<CountingStorage>,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl PolicyRun {
+    fn open(dir: PathBuf, commits: u64) -> io::Result<PolicyRun> {
+        let _ = std::fs::remove_dir_all(&dir);
+        let storage = Arc::new(CountingStorage::default());
+        let log = LogWriter::open_with_storage(&dir, LogConfig::default(), storage.clone())
+            .map_err(io::Error::other)?;
+        Ok(PolicyRun {
+            dir,
+            log,
+            storage,
+            elapsed: Duration::ZERO,
+            latencies: Vec::with_capacity(commits as usize),
+        })
+    }
+
+    /// Appends `batch` records and commits them, with the checkpoint at this commit when
+    /// `checkpoint_each` (else as the writer's policy decides).
+    fn commit_batch(
+        &mut self,
+        payload: &[u8],
+        batch: u64,
+        checkpoint_each: bool,
+    ) -> io::Result<()> {
+        let start = Instant::now();
+        for index in 0..batch {
+            self.log
+                .append(&record(payload, index))
+                .map_err(io::Error::other)?;
+        }
+        let commit_start = Instant::now();
+        let committed = if checkpoint_each {
+            self.log.sync()
+        } else {
+            self.log.commit()
+        };
+        committed.map_err(io::Error::other)?;
+        self.latencies.push(commit_start.elapsed());
+        self.elapsed += start.elapsed();
+        Ok(())
+    }
+
+    fn finish(mut self, batch: u64) -> PolicyFigures {
+        let commits = self.latencies.len() as u64;
+        let (commit_p50, commit_p99) = percentiles(&mut self.latencies);
+        let figures = PolicyFigures {
+            log: Throughput {
+                records: batch * commits,
+                bytes: batch * commits * BENCH_RECORD_BYTES,
+                elapsed: self.elapsed,
+            },
+            commits,
+            commit_p50,
+            commit_p99,
+            data_syncs: self.storage.data_syncs.load(Ordering::Relaxed),
+            checkpoint_writes: self.storage.checkpoint_writes.load(Ordering::Relaxed),
+        };
+        drop(self.log);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        figures
+    }
+}
+
+/// `commits` group commits of `batch` records under each checkpoint policy, alternating
+/// between the two logs commit by commit so that a slow moment of the disk hits both.
+fn checkpoint_policy(dir: &Path, batch: u64, commits: u64) -> io::Result<CheckpointPolicyFigures> {
+    let mut current = PolicyRun::open(dir.join(format!("checkpoint-lazy-{batch}")), commits)?;
+    let mut every = PolicyRun::open(dir.join(format!("checkpoint-each-{batch}")), commits)?;
+    // The opens' own syncs and checkpoint are not the policy's.
+    for run in [&current, &every] {
+        run.storage.data_syncs.store(0, Ordering::Relaxed);
+        run.storage.checkpoint_writes.store(0, Ordering::Relaxed);
+    }
+    let payload = [0x3cu8; BENCH_PAYLOAD_BYTES];
+    for _ in 0..commits {
+        current.commit_batch(&payload, batch, false)?;
+        every.commit_batch(&payload, batch, true)?;
+    }
+    Ok(CheckpointPolicyFigures {
+        batch,
+        current: current.finish(batch),
+        every_commit: every.finish(batch),
+    })
+}
+
 /// The same bytes per commit through a plain `write()` + `fdatasync` loop.
 fn strict_raw(
     dir: &Path,
@@ -453,6 +656,7 @@ impl fmt::Display for LogBenchReport {
                 largest.batch
             )?;
         }
+        self.fmt_checkpoint_policy(out)?;
         writeln!(
             out,
             "replay, CRC verified ({} records, {:.2} GiB)",
@@ -494,6 +698,38 @@ impl fmt::Display for LogBenchReport {
     }
 }
 
+impl LogBenchReport {
+    /// The checkpoint-policy lines of the report.
+    fn fmt_checkpoint_policy(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            out,
+            "checkpoint policy, strict (now: every {} records and after a roll; vs at every commit; commit latency in us)",
+            crate::limits::CHECKPOINT_INTERVAL_RECORDS
+        )?;
+        for figures in &self.checkpoint_policy {
+            let policy = |policy: &PolicyFigures| {
+                format!(
+                    "{:>10.0} records/s {:>7.0} commits/s  p50 {:>6.0}  p99 {:>6.0}  {:.2} syncs/commit",
+                    policy.log.records_per_second(),
+                    policy.commits_per_second(),
+                    micros(policy.commit_p50),
+                    micros(policy.commit_p99),
+                    policy.syncs_per_commit(),
+                )
+            };
+            writeln!(
+                out,
+                "  batch {:>4}: now {} | every commit {} | ratio every/now {:.2}",
+                figures.batch,
+                policy(&figures.current),
+                policy(&figures.every_commit),
+                figures.ratio(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,5 +741,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         recovery(&dir.path().join("crash"), false).expect("crash recovery");
         recovery(&dir.path().join("torn"), true).expect("torn tail recovery");
+    }
+
+    #[test]
+    fn the_checkpoint_policy_benchmark_counts_one_checkpoint_write_per_commit_only_when_asked() {
+        // Counts, not times: a checkpoint at every commit writes one per commit; the writer's
+        // policy writes none in a few small commits (no roll, far below the interval).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let figures = checkpoint_policy(dir.path(), 4, 5).expect("benchmark");
+        assert_eq!(figures.current.commits, 5);
+        assert_eq!(figures.current.checkpoint_writes, 0);
+        assert_eq!(figures.current.data_syncs, 5);
+        assert_eq!(figures.every_commit.checkpoint_writes, 5);
+        assert_eq!(figures.every_commit.data_syncs, 5);
+        assert_eq!(figures.every_commit.log.records, 20);
     }
 }

@@ -261,3 +261,54 @@ fn reserve_append_reports_no_space_before_anything_is_appended_and_the_append_th
         Err(WriteError::PayloadTooLarge { .. })
     ));
 }
+
+/// The room a batch of the hub counts on (`src/hub/commands/batch.rs`): after
+/// `reserve_append(n)`, records whose sizes add up to `record_bytes(n)` take no new disk
+/// space, whichever sizes they have. The disk is full from the reservation on, so any roll or
+/// growth would fail; the region is used to its last byte, and only the record after it
+/// meets the full disk.
+#[test]
+fn records_adding_up_to_one_reserved_record_take_no_new_disk_space() {
+    use relay_log::format::{RECORD_HEADER_BYTES, record_bytes};
+    const REGION_BYTES: u64 = 64 << 10;
+    let header = RECORD_HEADER_BYTES as u64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, storage) = open_faulty(dir.path());
+    append_committed(&mut log, 3);
+    let segments = log.segments().len();
+    log.reserve_append((REGION_BYTES - header) as usize)
+        .expect("room reserved");
+    assert!(log.segments().len() > segments, "the small segment rolled");
+    storage.fail(StorageCall::Reserve, ENOSPC);
+    let mut used = 0;
+    // Lengths of every padding remainder; the last record takes what is left exactly.
+    for len in (0..).map(|index| (index * 37) % 700) {
+        let left = REGION_BYTES - used;
+        let len = if record_bytes(len) + header > left {
+            (left - header) as usize
+        } else {
+            len
+        };
+        log.append(&record(&vec![0x42; len]))
+            .expect("fits the reserved room");
+        used += record_bytes(len);
+        if used == REGION_BYTES {
+            break;
+        }
+    }
+    log.commit().expect("commit");
+    assert_eq!(
+        storage.failures(StorageCall::Reserve),
+        0,
+        "no reservation was made"
+    );
+    let next = log.next_offset();
+    let one_more = log.append(&record(&[]));
+    assert!(
+        matches!(one_more, Err(WriteError::NoSpace { .. })),
+        "{one_more:?}"
+    );
+    drop(log);
+    let reopened = LogWriter::open(dir.path(), small_config(SEGMENT_BYTES_MIN)).expect("reopen");
+    assert_eq!(reopened.next_offset(), next);
+}

@@ -10,7 +10,11 @@
 //! A full disk is not such a failure: before an event is applied, the core asks the log to
 //! make room for its record ([`LogWriter::reserve_append`]); `NoSpace` there refuses the
 //! request with `storage_full`, having changed nothing, while reads go on being served, and
-//! the next write tries again (logged once per episode). After each durable snapshot, and at
+//! the next write tries again (logged once per episode). A known identity may register at a
+//! full disk without its record, to read its mail; that record, and a `hub_started` the full
+//! disk refused at start, are logged before anything else once space returns
+//! ([`Core::log_deferred`]). An atomic batch reserves its room before its first record
+//! (`commands/batch.rs`). After each durable snapshot, and at
 //! most every [`RETENTION_SNAPSHOT_INTERVAL_MIN`] otherwise, the core reclaims old segments
 //! as `--retain` allows ([`super::retention`]).
 //!
@@ -24,7 +28,9 @@ use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use relay_log::{LogWriter, NewRecord};
-use relay_replay::event::{ClientKind as EventClientKind, HubStarted, IdentityLeft};
+use relay_replay::event::{
+    ClientKind as EventClientKind, HubStarted, IdentityLeft, IdentityRegistered,
+};
 use relay_replay::{ApplyError, Event, IdentityId, RecordMeta, State, apply, encode};
 use serde::Serialize;
 use serde_json::Value;
@@ -233,6 +239,24 @@ pub(super) struct Release {
     pub(super) after_commit: Vec<Box<dyn FnOnce(bool) + Send>>,
 }
 
+/// What a full disk changes in the core: since when it is full, the records it kept out of
+/// the log that are logged once space returns ([`Core::log_deferred`]), and whether a batch is
+/// open (its records keep room for its end marker).
+#[derive(Debug, Default)]
+pub(super) struct DiskRoom {
+    /// Since when the disk has been full (`storage_full`), if it is.
+    pub(super) full_since: Option<Instant>,
+    /// The `hub_started` of this start, if the disk was full then. It goes before any other
+    /// record: it is what closes a batch that a crash cut short.
+    pub(super) hub_started: Option<HubStarted>,
+    /// Sessions of known identities that registered while the disk was full: attached (they
+    /// read their mail) without their `identity_registered`, which is logged when space
+    /// returns if the session still holds the identity. Registration order.
+    pub(super) unlogged_registrations: Vec<(SessionId, IdentityRegistered)>,
+    /// A batch is open ([`Core::atomically`]): each record keeps room for its end marker.
+    pub(super) batch_open: bool,
+}
+
 /// The core: state, log, presence.
 pub struct Core {
     pub(super) log: LogWriter,
@@ -260,8 +284,8 @@ pub struct Core {
     /// True when retention would delete more than the snapshot hold allows: a newer snapshot
     /// is wanted sooner than the periodic one.
     pub(super) retention_waits: bool,
-    /// Since when the disk has been full (`storage_full`), if it is.
-    pub(super) storage_full_since: Option<Instant>,
+    /// The full disk: since when, and what it kept out of the log ([`DiskRoom`]).
+    pub(super) disk: DiskRoom,
     /// Send rate per identity (not per connection: reconnecting does not refill it).
     pub(super) buckets: HashMap<IdentityId, TokenBucket>,
     /// New identities per local user (peer uid; `None` for the WebSocket).
@@ -404,7 +428,7 @@ impl Core {
             retention_checked: None,
             snapshot_checked_offset: 0,
             retention_waits: false,
-            storage_full_since: None,
+            disk: DiskRoom::default(),
             buckets: HashMap::new(),
             new_identity_buckets: HashMap::new(),
             queued_total: Arc::new(AtomicUsize::new(0)),
@@ -424,9 +448,12 @@ impl Core {
             hub_id: core.config.hub_id,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        match core.emit(started.into()) {
-            // A full disk at start still serves reads; writes are refused until space returns.
-            Err(refused) if refused.code == ErrorCode::StorageFull => {}
+        match core.emit(started.clone().into()) {
+            // A full disk at start still serves reads; writes are refused until space returns,
+            // and the first one that goes through logs `hub_started` before itself.
+            Err(refused) if refused.code == ErrorCode::StorageFull => {
+                core.disk.hub_started = Some(started);
+            }
             Err(refused) => return Err(refused),
             Ok(_) => {}
         }
@@ -799,8 +826,9 @@ impl Core {
     }
 
     /// Validates `event` by applying it to the state (which changes nothing when it refuses),
-    /// then appends it. An append failure after a successful apply leaves the state ahead of
-    /// the log: the core stops.
+    /// then appends it; what a full disk kept out of the log goes first
+    /// ([`Self::log_deferred`]). An append failure after a successful apply leaves the state
+    /// ahead of the log: the core stops.
     pub(super) fn emit(&mut self, event: Event) -> Result<u64, RpcError> {
         if self.failed {
             return Err(error(
@@ -808,12 +836,59 @@ impl Core {
                 "the hub's log failed; it is stopping",
             ));
         }
+        self.log_deferred()?;
+        self.append_event(event)
+    }
+
+    /// Logs what a full disk kept out, once space lets it in: this start's `hub_started`
+    /// first, then the registrations of sessions that attached without one and still hold
+    /// their identity. Nothing inside a batch: [`Self::atomically`] calls it before it opens.
+    ///
+    /// # Errors
+    /// `storage_full` while the disk is still full (the rest stays deferred).
+    pub(super) fn log_deferred(&mut self) -> Result<(), RpcError> {
+        if self.failed || self.disk.batch_open {
+            return Ok(());
+        }
+        if let Some(started) = self.disk.hub_started.take()
+            && let Err(refused) = self.append_event(started.clone().into())
+        {
+            self.disk.hub_started = Some(started);
+            return Err(refused);
+        }
+        let mut pending = std::mem::take(&mut self.disk.unlogged_registrations).into_iter();
+        while let Some((session, registered)) = pending.next() {
+            let held = self.sessions.get(&session).and_then(|entry| entry.identity);
+            let named = self.state.identity_by_name(&registered.name);
+            if held.is_none() || held != named.map(|identity| identity.id) {
+                continue; // the session left or lost the name: nothing to log for it
+            }
+            if let Err(refused) = self.append_event(registered.clone().into()) {
+                let rest = std::iter::once((session, registered)).chain(pending);
+                self.disk.unlogged_registrations = rest.collect();
+                return Err(refused);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::emit`] without the deferred records.
+    fn append_event(&mut self, event: Event) -> Result<u64, RpcError> {
         let encoded = encode(&event);
-        // Room first: a full disk refuses the change before the state holds it.
-        if let Err(failure) = self.log.reserve_append(encoded.payload.len()) {
+        // Room first: a full disk refuses the change before the state holds it. Inside a batch
+        // the room includes the batch's end marker, so a batch the disk cuts short can still
+        // be closed (`commands/batch.rs`).
+        let mut room = encoded.payload.len();
+        if self.disk.batch_open {
+            let with_marker = room.saturating_add(super::commands::batch::end_marker_bytes());
+            if with_marker <= relay_log::limits::RECORD_PAYLOAD_BYTES_MAX {
+                room = with_marker;
+            }
+        }
+        if let Err(failure) = self.log.reserve_append(room) {
             return Err(self.refuse_write(failure));
         }
-        if let Some(since) = self.storage_full_since.take() {
+        if let Some(since) = self.disk.full_since.take() {
             tracing::info!(
                 elapsed_ms = since.elapsed().as_millis() as u64,
                 "storage space is back; accepting writes again"
@@ -874,20 +949,20 @@ impl Core {
     /// The answer to a write the log could not make room for: `storage_full` for a full disk
     /// (nothing changed; logged once per episode), otherwise `storage_error` and the core
     /// stops (a failed sync while sealing a segment poisoned the writer).
-    fn refuse_write(&mut self, failure: relay_log::WriteError) -> RpcError {
+    pub(super) fn refuse_write(&mut self, failure: relay_log::WriteError) -> RpcError {
         if let relay_log::WriteError::NoSpace { path, bytes } = &failure {
-            if self.storage_full_since.is_none() {
+            if self.disk.full_since.is_none() {
                 tracing::error!(
                     segment = %path.display(),
                     bytes,
                     "the disk is full: refusing writes with storage_full, serving reads; free space and the next write succeeds"
                 );
-                self.storage_full_since = Some(Instant::now());
+                self.disk.full_since = Some(Instant::now());
             }
             return error(
                 ErrorCode::StorageFull,
                 format!(
-                    "the hub's disk is full; nothing was stored, retry once space is freed ({failure})"
+                    "the hub's disk is full: this request would store a change, and nothing was stored; requests that only read still work; retry once space is freed ({failure})"
                 ),
             );
         }

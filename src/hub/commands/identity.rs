@@ -113,9 +113,11 @@ impl Core {
                 self.free_name(&unreserved(&base))
             }
         };
-        if self.state.identity_by_name(&name).is_none() {
+        let returning = self.state.identity_by_name(&name).is_some();
+        if !returning {
             self.take_new_identity_token(session)?;
-            self.make_room_for_identity()?;
+            self.make_room_for_identity()
+                .map_err(|refused| new_name_refused(&name, refused))?;
         }
         let registered = IdentityRegistered {
             name: name.clone(),
@@ -126,7 +128,21 @@ impl Core {
                 .map(|branch| branch.as_str().to_owned()),
             client: event_client_kind(params.client),
         };
-        self.emit(registered.into())?;
+        match self.emit(registered.clone().into()) {
+            Ok(_) => {}
+            // A full disk still lets a known identity attach, to read its mail: nothing
+            // changes in the state (its record would only update cwd, branch, client and
+            // last seen), and the record is logged once space returns.
+            Err(refused) if refused.code == ErrorCode::StorageFull && returning => {
+                tracing::warn!(
+                    session_id = session.0,
+                    name = %name,
+                    "the disk is full: attached a known identity without logging its registration"
+                );
+                self.disk.unlogged_registrations.push((session, registered));
+            }
+            Err(refused) => return Err(new_name_refused(&name, refused)),
+        }
         let identity = self.identity_named(&name)?;
         if let Some(entry) = self.sessions.get_mut(&session) {
             entry.identity = Some(identity);
@@ -318,6 +334,20 @@ impl Core {
             next_cursor: page.next_cursor,
         })
     }
+}
+
+/// A new identity's registration refused: a full disk is said plainly, since a new name
+/// needs a record while a known name can still attach and read its mail.
+fn new_name_refused(name: &str, refused: RpcError) -> RpcError {
+    if refused.code != ErrorCode::StorageFull {
+        return refused;
+    }
+    error(
+        ErrorCode::StorageFull,
+        format!(
+            "the hub's disk is full, so it cannot store the new identity {name:?}; a session that registered before can still connect under its name and read its mail; retry once space is freed"
+        ),
+    )
 }
 
 /// The key a `peers` cursor names: (offline, name).
