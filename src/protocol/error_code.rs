@@ -110,7 +110,7 @@ error_codes! {
     MailboxFull = "mailbox_full", -32021,
         "The recipient's mailbox holds its bound of unread mail (MAILBOX_UNREAD_MAX messages or MAILBOX_UNREAD_BYTES_MAX of text); nothing was stored and the recipient will be told.";
     StorageFull = "storage_full", -32022,
-        "The hub's disk is full: nothing was stored; reads still work, retry once space is freed.";
+        "The hub's disk is full: nothing was stored (except by a command of more than 16 MiB, whose message says how many of its records were); reads still work, retry once space is freed.";
 }
 
 impl fmt::Display for ErrorCode {

@@ -352,14 +352,20 @@ impl Core {
         // even when the cursor stays where it is.
         let moved = last.filter(|sequence| *sequence > cursor);
         if moved.is_some() || missed > 0 {
-            self.emit(
+            let advanced = self.emit(
                 GroupCursorAdvanced {
                     group: name.clone(),
                     member,
                     up_to_sequence: moved.unwrap_or(cursor),
                 }
                 .into(),
-            )?;
+            );
+            // At a full disk the messages are still shown, and stay unread: the same ones come
+            // back with the next read once the cursor can be stored.
+            match advanced {
+                Err(refused) if refused.code != ErrorCode::StorageFull => return Err(refused),
+                _ => {}
+            }
         }
         let unread_remaining = self
             .state
