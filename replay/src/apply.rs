@@ -1221,7 +1221,21 @@ fn apply_group_message_sent(
     event: &GroupMessageSent,
 ) -> Result<(), ApplyError> {
     let from = lookup(state, &event.from)?;
-    let group = group_of_member(state, &event.group, from, &event.from)?;
+    group_of_member(state, &event.group, from, &event.from)?;
+    store_group_message(state, record, event, from)?;
+    touch(state, from, record);
+    Ok(())
+}
+
+/// Stores a post of member `from` in its group's ring, checked against the budget net of the
+/// message the ring drops.
+fn store_group_message(
+    state: &mut State,
+    record: &RecordMeta,
+    event: &GroupMessageSent,
+    from: IdentityId,
+) -> Result<(), ApplyError> {
+    let group = group_mut(state, &event.group)?;
     let message = GroupMessage {
         sequence: 0,
         id: Some(event.id.clone()),
@@ -1238,7 +1252,6 @@ fn apply_group_message_sent(
     let frees = ring_drop_bytes(group);
     check_budget(state, adds, frees)?;
     push_group_message(state, &event.group, message);
-    touch(state, from, record);
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //! ordinary event that `apply` checks like any other, with the domain limits of [`crate::limits`]
 //! (imported bytes are untrusted).
 
+use crate::audit::group_of;
 use crate::event::codec::decode;
 use crate::event::{AskSent, Event, MessagePushed, MessageRead, MessageSent, ReplySent};
 use crate::event::{EventKind, LinkImported, MessageStatusReported};
@@ -216,6 +217,11 @@ impl Translation<'_> {
         }
     }
 
+    /// An optional `reply_to`, which may name either hub's message ([`Translation::either_id`]).
+    fn reply_to(&self, id: Option<&str>) -> Result<Option<String>, TranslateError> {
+        id.map(|id| self.either_id("reply_to", id)).transpose()
+    }
+
     /// The name of a group the origin homes (no `@`): only its home changes its members.
     fn origin_group(&self, name: &str) -> Result<String, TranslateError> {
         match self.group(name)? {
@@ -342,11 +348,7 @@ pub fn translate(hubs: Translation<'_>, event: &Event) -> Result<Event, Translat
                 from: hubs.theirs("from", &event.from)?,
                 to: hubs.ours("to", &event.to)?,
                 body: event.body.clone(),
-                reply_to: event
-                    .reply_to
-                    .as_deref()
-                    .map(|id| hubs.either_id("reply_to", id))
-                    .transpose()?,
+                reply_to: hubs.reply_to(event.reply_to.as_deref())?,
                 urgent: event.urgent,
                 thread: thread(event.thread.as_ref())?,
             }
@@ -412,11 +414,7 @@ pub fn translate(hubs: Translation<'_>, event: &Event) -> Result<Event, Translat
                 id: hubs.their_id("id", &event.id)?,
                 from,
                 body: event.body.clone(),
-                reply_to: event
-                    .reply_to
-                    .as_deref()
-                    .map(|id| hubs.either_id("reply_to", id))
-                    .transpose()?,
+                reply_to: hubs.reply_to(event.reply_to.as_deref())?,
                 urgent: event.urgent,
             }
             .into()
@@ -465,21 +463,6 @@ pub fn is_replica_update(translated: &Event) -> bool {
 /// Whether a translated event is an origin's member posting to or leaving a group homed here.
 pub fn is_group_submission(translated: &Event) -> bool {
     group_of(translated).is_some_and(|group| !group.contains(HUB_SEPARATOR))
-}
-
-/// The group a group event names.
-pub fn group_of(event: &Event) -> Option<&str> {
-    match event {
-        Event::GroupCreated(event) => Some(&event.group),
-        Event::GroupMemberInvited(event) => Some(&event.group),
-        Event::GroupMemberRemoved(event) => Some(&event.group),
-        Event::GroupLeft(event) => Some(&event.group),
-        Event::GroupMessageSent(event) => Some(&event.group),
-        Event::GroupCursorAdvanced(event) => Some(&event.group),
-        Event::GroupMessageAcknowledged(event) => Some(&event.group),
-        Event::GroupDeleted(event) => Some(&event.group),
-        _ => None,
-    }
 }
 
 /// The status of a delivery this hub sent that the other hub refused to take (an unknown

@@ -18,8 +18,8 @@ use crate::event::{Event, GroupDeleted, GroupLeft, GroupMemberInvited, GroupMess
 use crate::federation::{HUB_SEPARATOR, hub_of};
 use crate::limits::{GROUP_MEMBERS_MAX, GROUPS_MAX};
 use crate::state::{
-    Group, GroupMessage, IdentityId, MEMBER_BYTES, ROUTE_HUB_BYTES, State, group_bytes,
-    group_entry_bytes, group_message_bytes, identity_bytes, route_bytes,
+    Group, IdentityId, MEMBER_BYTES, ROUTE_HUB_BYTES, State, group_bytes, group_entry_bytes,
+    identity_bytes, route_bytes,
 };
 use crate::{RecordMeta, state::GroupRoute};
 
@@ -172,23 +172,7 @@ fn posted(
         // A member that joined before our first peer did: the home vouches for it.
         _ => join(state, record, &event.group, &event.from)?,
     };
-    let group = group_mut(state, &event.group)?;
-    let message = GroupMessage {
-        sequence: 0,
-        id: Some(event.id.clone()),
-        author: Some(from),
-        author_name: Some(event.from.clone()),
-        body: event.body.clone(),
-        reply_to: event.reply_to.clone(),
-        urgent: event.urgent,
-        timestamp_us: record.timestamp_us,
-        offset: record.offset,
-        ack_slots: group.member_count() as u64,
-    };
-    let frees = super::ring_drop_bytes(group);
-    check_budget(state, group_message_bytes(&message), frees)?;
-    push_group_message(state, &event.group, message);
-    Ok(())
+    super::store_group_message(state, record, event, from)
 }
 
 fn deleted(state: &mut State, event: &GroupDeleted) {
