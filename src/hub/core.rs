@@ -19,7 +19,9 @@
 //! pays only a sample of its state for the check. The shutdown snapshot is the core's own.
 //!
 //! Presence (which session is connected as whom) is runtime state kept here, not a
-//! projection; register, rename and leave are still logged as events.
+//! projection; register, rename and leave are still logged as events. Identities the state
+//! holds as online at start-up were connected when the previous run died without logging
+//! their leave: start-up logs it ([`Core::start`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -362,10 +364,12 @@ pub fn directory_slug(cwd: &str) -> String {
 }
 
 impl Core {
-    /// A core over a recovered log and the state rebuilt from it. Appends `hub_started`.
+    /// A core over a recovered log and the state rebuilt from it. Appends `hub_started`, then
+    /// the leave of every identity the previous run left online (it stopped without logging
+    /// them: killed, crashed), before any session connects.
     ///
     /// # Errors
-    /// The log refused the `hub_started` record.
+    /// The log refused the `hub_started` record or a leave.
     pub fn start(
         log: LogWriter,
         mut state: State,
@@ -416,7 +420,12 @@ impl Core {
             hub_id: core.config.hub_id,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        match core.emit(started.into()) {
+        // After `hub_started`, which closes a batch the previous run left open (replay discards
+        // it), so the leaves below are a batch of their own.
+        let logged = core
+            .emit(started.into())
+            .and_then(|_| core.leave_identities_left_online());
+        match logged {
             // A full disk at start still serves reads; writes are refused until space returns.
             Err(refused) if refused.code == ErrorCode::StorageFull => {}
             Err(refused) => return Err(refused),
