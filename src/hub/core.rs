@@ -18,8 +18,14 @@
 //! most every [`RETENTION_SNAPSHOT_INTERVAL_MIN`] otherwise, the core reclaims old segments
 //! as `--retain` allows ([`super::retention`]).
 //!
+//! Periodic snapshots are taken by the snapshot worker ([`super::snapshot_worker`]), which
+//! follows the log with a state of its own: the core asks for one at a committed offset and
+//! pays only a sample of its state for the check. The shutdown snapshot is the core's own.
+//!
 //! Presence (which session is connected as whom) is runtime state kept here, not a
-//! projection; register, rename and leave are still logged as events.
+//! projection; register, rename and leave are still logged as events. Identities the state
+//! holds as online at start-up were connected when the previous run died without logging
+//! their leave: start-up logs it ([`Core::start`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -40,8 +46,7 @@ use super::clock::RecordClock;
 use super::commands::delivery::{Answer, AwaitingAck, Conversation};
 use super::limits::{
     BATCH_COMMANDS_MAX, CLOCK_JUMP_WARN, RETENTION_AGE_CHECK_INTERVAL,
-    RETENTION_SNAPSHOT_INTERVAL_MIN, RETENTION_SNAPSHOT_POLL, SNAPSHOT_INTERVAL_MIN,
-    SNAPSHOT_INTERVAL_RECORDS,
+    RETENTION_SNAPSHOT_INTERVAL_MIN, RETENTION_SNAPSHOT_POLL,
 };
 use super::queue::{QueueBudget, QueueCharge, Queued, queued_bytes};
 use super::rate::{RateConfig, TokenBucket};
@@ -273,9 +278,8 @@ pub struct Core {
     pub(super) snapshot_taken_at: Instant,
     /// Record timestamps: monotonic, with a warning when the wall clock jumps.
     pub(super) clock: RecordClock,
-    /// The thread writing the last periodic snapshot, if any; it returns the snapshot's offset
-    /// once the file is durable.
-    pub(super) snapshot_writer: Option<std::thread::JoinHandle<Option<u64>>>,
+    /// The snapshot worker: periodic snapshots are encoded and written off this thread.
+    pub(super) snapshot_worker: super::snapshot_worker::SnapshotWorker,
     /// When retention last looked at the log (`None`: not yet), and the log's next offset then.
     pub(super) retention_checked: Option<(Instant, u64)>,
     /// Offset of the newest snapshot this hub wrote, synced and read back: the state can be
@@ -394,10 +398,12 @@ pub fn directory_slug(cwd: &str) -> String {
 }
 
 impl Core {
-    /// A core over a recovered log and the state rebuilt from it. Appends `hub_started`.
+    /// A core over a recovered log and the state rebuilt from it. Appends `hub_started`, then
+    /// the leave of every identity the previous run left online (it stopped without logging
+    /// them: killed, crashed), before any session connects.
     ///
     /// # Errors
-    /// The log refused the `hub_started` record.
+    /// The log refused the `hub_started` record or a leave.
     pub fn start(
         log: LogWriter,
         mut state: State,
@@ -424,7 +430,7 @@ impl Core {
             probe_sender,
             snapshot_taken_at: Instant::now(),
             clock: RecordClock::new(last_timestamp_us, CLOCK_JUMP_WARN),
-            snapshot_writer: None,
+            snapshot_worker: Default::default(),
             retention_checked: None,
             snapshot_checked_offset: 0,
             retention_waits: false,
@@ -448,11 +454,20 @@ impl Core {
             hub_id: core.config.hub_id,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        match core.emit(started.clone().into()) {
+        // `hub_started` closes a batch the previous run left open (replay discards it), so the
+        // leaves after it are a batch of their own.
+        let next_before_start = core.log.next_offset();
+        let logged = core
+            .emit(started.clone().into())
+            .and_then(|_| core.leave_identities_left_online());
+        match logged {
             // A full disk at start still serves reads; writes are refused until space returns,
-            // and the first one that goes through logs `hub_started` before itself.
+            // and the first one that goes through logs a `hub_started` that did not fit before
+            // itself. Leaves that did not fit are logged at the next start.
             Err(refused) if refused.code == ErrorCode::StorageFull => {
-                core.disk.hub_started = Some(started);
+                if core.log.next_offset() == next_before_start {
+                    core.disk.hub_started = Some(started);
+                }
             }
             Err(refused) => return Err(refused),
             Ok(_) => {}
@@ -601,8 +616,9 @@ impl Core {
             });
         }
         let snapshot_written = self.collect_snapshot();
-        self.maybe_snapshot();
+        // Reclaim first: a snapshot asked for now opens the log after this pass deleted.
         self.maybe_reclaim(snapshot_written);
+        self.maybe_snapshot();
     }
 }
 
@@ -986,94 +1002,11 @@ impl Core {
         })
     }
 
-    /// Takes a periodic snapshot once enough records and time have passed. The core only
-    /// encodes it; writing and syncing the file happen on a background thread, one at a time,
-    /// so a busy hub never stalls on snapshot I/O.
-    fn maybe_snapshot(&mut self) {
-        let periodic = self.records_since_snapshot >= SNAPSHOT_INTERVAL_RECORDS
-            && self.snapshot_taken_at.elapsed() >= SNAPSHOT_INTERVAL_MIN;
-        // Retention past its bound waits for a newer snapshot to move the hold.
-        let for_retention = self.retention_waits
-            && self.records_since_snapshot > 0
-            && self.snapshot_taken_at.elapsed() >= RETENTION_SNAPSHOT_INTERVAL_MIN;
-        let due = periodic || for_retention;
-        let writer_busy = self
-            .snapshot_writer
-            .as_ref()
-            .is_some_and(|writer| !writer.is_finished());
-        if !due || writer_busy {
-            return;
-        }
-        self.records_since_snapshot = 0;
-        self.snapshot_taken_at = Instant::now();
-        let next_offset = self.log.next_offset();
-        let sample = relay_replay::SnapshotSample::of(&self.state, next_offset);
-        let bytes = match relay_replay::snapshot_encode_checked(&self.state, next_offset) {
-            Ok(bytes) => bytes,
-            Err(refused) => {
-                return tracing::warn!(offset = next_offset, error = %refused, "no snapshot; the hub goes on from the log");
-            }
-        };
-        let (dir, log_id) = (self.config.snapshot_dir.clone(), self.log.log_id());
-        let spawned = std::thread::Builder::new().name("relay-snapshot".to_owned()).spawn(move || {
-            if let Err(poisoned) = relay_replay::snapshot_verify(&bytes, &sample) {
-                tracing::error!(offset = next_offset, error = %poisoned, "snapshot failed its check; not written");
-                return None;
-            }
-            match crate::snapshots::write_encoded(&dir, log_id, next_offset, &bytes) {
-                // Retention deletes the log below it: it must be known to decode, not only
-                // to be on disk.
-                Ok(path) => match crate::snapshots::check(&path, next_offset) {
-                    Ok(()) => {
-                        tracing::info!(offset = next_offset, segment = %path.display(), "snapshot written");
-                        Some(next_offset)
-                    }
-                    Err(failure) => {
-                        tracing::warn!(offset = next_offset, error = %failure, "a snapshot just written does not decode; retention ignores it");
-                        None
-                    }
-                },
-                Err(failure) => {
-                    tracing::warn!(offset = next_offset, error = %failure, "could not write a snapshot");
-                    None
-                }
-            }
-        });
-        match spawned {
-            Ok(handle) => self.snapshot_writer = Some(handle),
-            Err(failure) => tracing::warn!(error = %failure, "could not start the snapshot writer"),
-        }
-    }
-
-    /// Joins a snapshot writer that finished; true if it made a snapshot durable (and
-    /// checked), which moves the snapshot hold.
-    fn collect_snapshot(&mut self) -> bool {
-        if !self
-            .snapshot_writer
-            .as_ref()
-            .is_some_and(|writer| writer.is_finished())
-        {
-            return false;
-        }
-        let written = self
-            .snapshot_writer
-            .take()
-            .and_then(|writer| writer.join().ok())
-            .flatten();
-        match written {
-            Some(offset) => {
-                self.snapshot_checked_offset = self.snapshot_checked_offset.max(offset);
-                true
-            }
-            None => false,
-        }
-    }
-
     /// When retention needs a batch although no request comes: to collect a snapshot being
     /// written, to take the snapshot it waits for, or to look at the ages of old segments.
     fn retention_timer(&self) -> Option<Instant> {
         let retention = self.config.retention?;
-        if self.snapshot_writer.is_some() {
+        if self.snapshot_worker.busy() {
             return Some(Instant::now() + RETENTION_SNAPSHOT_POLL);
         }
         let Some((checked_at, checked_offset)) = self.retention_checked else {
@@ -1159,28 +1092,6 @@ impl Core {
             ),
             Ok(_) => {}
             Err(failure) => tracing::warn!(error = %failure, "could not delete old segments"),
-        }
-    }
-
-    /// Writes a snapshot on this thread (shutdown), after any background one finished.
-    fn snapshot(&mut self) {
-        if let Some(writer) = self.snapshot_writer.take() {
-            let _ = writer.join();
-        }
-        self.records_since_snapshot = 0;
-        let next_offset = self.log.next_offset();
-        match crate::snapshots::write(
-            &self.config.snapshot_dir,
-            self.log.log_id(),
-            &self.state,
-            next_offset,
-        ) {
-            Ok(path) => {
-                tracing::info!(offset = next_offset, segment = %path.display(), "snapshot written")
-            }
-            Err(failure) => {
-                tracing::warn!(offset = next_offset, error = %failure, "could not write a snapshot")
-            }
         }
     }
 

@@ -182,8 +182,9 @@ pub const CLOCK_JUMP_WARN: Duration = Duration::from_secs(5 * 60);
 
 /// Least time between two snapshots taken because retention waits for one (the log is past
 /// its `--retain` bound and the snapshot hold keeps the old segments), and between two
-/// retention passes that no snapshot triggered. Each such snapshot encodes the state on the
-/// core thread, so this also bounds what retention costs a busy hub.
+/// retention passes that no snapshot triggered. Each such snapshot costs the core a sample of
+/// its state and the snapshot worker a replay of the new records and an encode, so this also
+/// bounds what retention costs a busy hub.
 pub const RETENTION_SNAPSHOT_INTERVAL_MIN: Duration = Duration::from_secs(1);
 
 /// A `--retain` size must hold at least this many segments (`--segment-bytes`): the active

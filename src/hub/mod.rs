@@ -12,6 +12,8 @@
 //! - [`log_files`]: the hub's and the sessions' log files, rotated by size.
 //! - [`limits`]: named bounds and defaults.
 //! - [`retention`]: which old segments `--retain` lets the core delete.
+//! - [`snapshot_worker`]: periodic snapshots, encoded and written off the core thread by a
+//!   worker that follows the log with its own state.
 //! - [`clock`]: monotonic record timestamps and warnings about wall-clock jumps.
 
 pub mod clock;
@@ -29,6 +31,7 @@ pub mod rate;
 pub mod retention;
 pub mod session;
 pub mod settings;
+pub mod snapshot_worker;
 pub mod spawn;
 #[cfg(test)]
 mod storage_tests;

@@ -1,11 +1,11 @@
 //! Registration, naming and presence: `register` (with the probe of a fixed name's holder),
-//! `rename`, `peers`.
+//! `rename`, `peers`, and at start-up the leave of identities the previous run never logged.
 //!
 //! Presence (which session holds which identity) is the core's runtime state; the events logged
 //! here are for audit and for the identities' projection.
 
 use relay_replay::IdentityId;
-use relay_replay::event::{IdentityForgotten, IdentityRegistered, IdentityRenamed};
+use relay_replay::event::{IdentityForgotten, IdentityLeft, IdentityRegistered, IdentityRenamed};
 use relay_replay::federation::{HUB_SEPARATOR, hub_of};
 use relay_replay::limits::IDENTITIES_MAX;
 use serde_json::Value;
@@ -32,8 +32,47 @@ fn reserved(name: &str) -> RpcError {
     )
 }
 
+/// The command name of the batch of `identity_left` records logged at start-up for the
+/// identities the previous run left online (`relay log dump` shows it on `batch_started`):
+/// the reason, which `identity_left` itself does not carry.
+pub const LEFT_AT_UNCLEAN_STOP: &str = "left_at_unclean_stop";
+
 /// Registration, naming and presence.
 impl Core {
+    /// At start-up, before any session connects: logs `identity_left` for every local
+    /// identity the state still holds as online. A clean stop logs every session's leave; a
+    /// SIGKILL, a crash or a power cut does not, and without this those identities would stay
+    /// "not left" for ever, so never forgotten after [`IDENTITY_FORGET_AFTER`] (which then
+    /// counts from this start). Remote identities (`name@hub`) are never online here. Several
+    /// leaves are one atomic batch named [`LEFT_AT_UNCLEAN_STOP`]. Returns how many were logged.
+    ///
+    /// # Errors
+    /// The log refused a record (`storage_full` included: nothing is logged then, and the
+    /// next start tries again).
+    pub(in crate::hub) fn leave_identities_left_online(&mut self) -> Result<usize, RpcError> {
+        let online: Vec<String> = self
+            .state
+            .identities()
+            .filter(|identity| !identity.has_left && hub_of(identity.name()).is_none())
+            .map(|identity| identity.name().to_owned())
+            .collect();
+        let count = online.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        self.atomically(LEFT_AT_UNCLEAN_STOP, count, |core| {
+            for name in online {
+                core.emit(IdentityLeft { name }.into())?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(
+            identities = count,
+            "logged the leave of identities still online when the previous run stopped"
+        );
+        Ok(count)
+    }
+
     pub(in crate::hub) fn register(
         &mut self,
         session: SessionId,
@@ -372,5 +411,186 @@ fn unreserved(base: &str) -> String {
     match PeerName::new(cleaned) {
         Ok(name) if name.is_reserved() => format!("{cleaned}-session"),
         _ => cleaned.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The leaves logged at start-up, at the replay level: after a run that died with
+    //! identities online (and a batch open), the started core has them as left, its log says
+    //! so in one batch after `hub_started`, and replaying that log gives the live state.
+
+    use std::path::Path;
+
+    use relay_log::{Durability, LogConfig, LogReader, LogWriter, NewRecord};
+    use relay_replay::event::{
+        BatchStarted, ClientKind, GroupCreated, IdentityLeft, IdentityRegistered,
+    };
+    use relay_replay::{
+        Event, RecordMeta, State, Until, apply, decode_record, encode, replay_into,
+    };
+    use tokio::sync::mpsc;
+
+    use super::LEFT_AT_UNCLEAN_STOP;
+    use crate::hub::core::{Core, CoreConfig};
+    use crate::hub::rate::RateConfig;
+
+    fn log_config() -> LogConfig {
+        LogConfig {
+            durability: Durability::Os,
+            ..LogConfig::default()
+        }
+    }
+
+    /// Writes `events` as a run that died: the writer is dropped, nothing after them.
+    fn previous_run(dir: &Path, events: &[Event]) {
+        let mut log = LogWriter::open(dir, log_config()).expect("open");
+        let mut state = State::new();
+        for event in events {
+            let encoded = encode(event);
+            let offset = log
+                .append(&NewRecord {
+                    timestamp_us: 1_000 + log.next_offset(),
+                    kind: encoded.kind,
+                    schema_version: encoded.schema_version,
+                    origin_hub: 1,
+                    payload: &encoded.payload,
+                })
+                .expect("append");
+            let meta = RecordMeta {
+                offset,
+                timestamp_us: 1_000 + offset,
+                origin_hub: 1,
+            };
+            apply(&mut state, meta, event).expect("a valid history");
+        }
+        log.commit().expect("commit");
+    }
+
+    fn replayed(dir: &Path) -> State {
+        let reader = LogReader::open(dir).expect("the log opens");
+        let mut state = State::new();
+        replay_into(
+            &mut state,
+            reader.iter_from(0).expect("from 0"),
+            Until::End,
+            |_, _| {},
+        )
+        .expect("the log replays");
+        state
+    }
+
+    /// Starts a core on `dir` as the daemon does (state rebuilt from the log).
+    fn start(dir: &Path) -> (Core, mpsc::Receiver<crate::hub::core::CoreInput>) {
+        let log = LogWriter::open(dir, log_config()).expect("open");
+        let rate = RateConfig {
+            per_second: 1000,
+            burst: 1000,
+        };
+        let config = CoreConfig {
+            delivery_ack_wait: std::time::Duration::ZERO,
+            rate,
+            new_identity_rate: rate,
+            snapshot_dir: dir.join("snapshots"),
+            idle_exit: None,
+            hub_id: 1,
+            retention: None,
+            federation: None,
+        };
+        let (sender, inputs) = mpsc::channel(8);
+        let core = Core::start(log, replayed(dir), config, sender).expect("core starts");
+        (core, inputs)
+    }
+
+    fn register(name: &str) -> Event {
+        IdentityRegistered {
+            name: name.into(),
+            cwd: "/src".into(),
+            git_branch: None,
+            client: ClientKind::Cli,
+        }
+        .into()
+    }
+
+    /// The events of the records from `from` on.
+    fn events_from(dir: &Path, from: u64) -> Vec<Event> {
+        let reader = LogReader::open(dir).expect("the log opens");
+        reader
+            .iter_from(from)
+            .expect("from")
+            .map(|record| decode_record(&record.expect("a record")).expect("decodes"))
+            .collect()
+    }
+
+    #[test]
+    fn identities_online_when_a_run_died_leave_at_the_next_start() {
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        // ann and bob online, carol left; the run dies inside a group_create batch.
+        let open_batch = BatchStarted {
+            command: "group_create".into(),
+        };
+        let created = GroupCreated {
+            group: "ops".into(),
+            admin: "ann".into(),
+        };
+        previous_run(
+            dir.path(),
+            &[
+                register("ann"),
+                register("bob"),
+                register("carol"),
+                IdentityLeft {
+                    name: "carol".into(),
+                }
+                .into(),
+                open_batch.into(),
+                created.into(),
+            ],
+        );
+        let (core, inputs) = start(dir.path());
+        for name in ["ann", "bob", "carol"] {
+            let identity = core.state().identity_by_name(name).expect("known");
+            assert!(identity.has_left, "{name} has left");
+        }
+        assert!(
+            core.state().group("ops").is_none(),
+            "the torn batch is not applied"
+        );
+        let live = core.state().clone();
+        drop((core, inputs));
+
+        let names = |events: &[Event]| -> Vec<String> {
+            events
+                .iter()
+                .filter_map(|event| match event {
+                    Event::IdentityLeft(left) => Some(left.name.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let after = events_from(dir.path(), 6);
+        assert!(matches!(after[0], Event::HubStarted(_)), "{after:?}");
+        assert!(
+            matches!(&after[1], Event::BatchStarted(started) if started.command == LEFT_AT_UNCLEAN_STOP),
+            "{after:?}"
+        );
+        assert_eq!(names(&after), ["ann", "bob"]);
+        assert!(
+            matches!(&after[4], Event::BatchEnded(ended) if ended.event_count == 2),
+            "{after:?}"
+        );
+        assert_eq!(after.len(), 5);
+        assert!(
+            replayed(dir.path()) == live,
+            "the log replays to the live state"
+        );
+
+        // Nobody is online now: the next start logs no leave.
+        let (core, inputs) = start(dir.path());
+        let again = events_from(dir.path(), 11);
+        assert_eq!(again.len(), 1);
+        assert!(matches!(again[0], Event::HubStarted(_)), "{again:?}");
+        assert!(replayed(dir.path()) == *core.state());
+        drop((core, inputs));
     }
 }
