@@ -420,9 +420,7 @@ impl Mailbox {
         );
         // Messages up to the old cursor are read already: start after it.
         let cursor = self.cursor;
-        let first_unread = self
-            .messages
-            .partition_point(|message| message.sequence <= cursor);
+        let first_unread = self.index_after(cursor);
         for message in self
             .messages
             .range_mut(first_unread..)
@@ -476,10 +474,45 @@ impl Mailbox {
         self.messages.get_mut(index)
     }
 
+    /// The index of the kept message with this sequence. Sequences are consecutive but for the
+    /// read messages that aged out from between unread ones, so the distance from the first kept
+    /// one is tried before the binary search.
     fn index_of(&self, sequence: u64) -> Option<usize> {
+        let first = self.messages.front()?.sequence;
+        let guess = usize::try_from(sequence.checked_sub(first)?).ok()?;
+        if self
+            .messages
+            .get(guess)
+            .is_some_and(|message| message.sequence == sequence)
+        {
+            return Some(guess);
+        }
         self.messages
             .binary_search_by_key(&sequence, |message| message.sequence)
             .ok()
+    }
+
+    /// The index of the first kept message with a sequence above `sequence` (the count of those
+    /// at or below it), trying the consecutive case first like [`Mailbox::index_of`].
+    fn index_after(&self, sequence: u64) -> usize {
+        let Some(first) = self.messages.front().map(|message| message.sequence) else {
+            return 0;
+        };
+        let Some(below) = sequence
+            .checked_sub(first)
+            .and_then(|distance| usize::try_from(distance).ok())
+        else {
+            return 0;
+        };
+        let guess = below.saturating_add(1);
+        let at_guess = |index: usize| self.messages.get(index).map(|message| message.sequence);
+        let fits = at_guess(below).is_some_and(|before| before <= sequence)
+            && at_guess(guess).is_none_or(|after| after > sequence);
+        if fits {
+            return guess;
+        }
+        self.messages
+            .partition_point(|message| message.sequence <= sequence)
     }
 
     fn after(&self, since_id: Option<&str>) -> impl Iterator<Item = &StoredMessage> {

@@ -11,6 +11,7 @@ mod budget;
 pub mod group;
 pub mod identity;
 pub mod mailbox;
+mod ordered;
 pub mod room;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +21,8 @@ pub use group::{Group, GroupMessage, Membership};
 pub use identity::{Identity, IdentityId};
 pub use mailbox::{DeliveryState, Mailbox, MailboxFull, RefusalCount, Refusals, StoredMessage};
 pub use room::Room;
+
+use ordered::{Ordered, StringMap, serialize_ordered};
 
 pub(crate) use budget::{
     MEMBER_BYTES, ROUTE_HUB_BYTES, completed_bytes, group_bytes, group_entry_bytes,
@@ -163,11 +166,17 @@ pub struct State {
     /// Every identity known: registered and not forgotten.
     pub(crate) identities: BTreeMap<IdentityId, Identity>,
     /// Current name to identity. Invariant: a bijection with the identities' current names.
-    pub(crate) names: BTreeMap<String, IdentityId>,
+    /// Hashed; archived and serialized in name order (see [`ordered`]).
+    #[serde(serialize_with = "serialize_ordered")]
+    #[rkyv(with = Ordered)]
+    pub(crate) names: StringMap<IdentityId>,
     /// One mailbox per identity. Invariant: same keys as `identities`.
     pub(crate) mailboxes: BTreeMap<IdentityId, Mailbox>,
-    /// Message id to location, for every message kept in a mailbox and only those.
-    pub(crate) message_index: BTreeMap<String, MessageLocation>,
+    /// Message id to location, for every message kept in a mailbox and only those. Hashed;
+    /// archived and serialized in id order (see [`ordered`]).
+    #[serde(serialize_with = "serialize_ordered")]
+    #[rkyv(with = Ordered)]
+    pub(crate) message_index: StringMap<MessageLocation>,
     /// Groups by name. Invariant: `groups.len() <= GROUPS_MAX`.
     pub(crate) groups: BTreeMap<String, Group>,
     /// Rooms with at least one member, by name. Invariant: `rooms.len() <= ROOMS_MAX`.
