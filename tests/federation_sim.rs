@@ -42,8 +42,9 @@ use tokio::sync::watch;
 
 const SECRET: &str = "8f3a1c5e7b9d2f4a6c8e0b1d3f5a7c9e1b3d5f7a9c0e2b4d6f8a0c2e4b6d8f0a";
 
-/// Seeds the default run covers (0..this).
-const DEFAULT_SEEDS: u64 = 60;
+/// Seeds the default run covers (0..this); `tests/federation_turmoil.rs` adds seeded runs over a
+/// simulated network, and `RELAY_SIM_SEEDS` more of these.
+const DEFAULT_SEEDS: u64 = 30;
 
 /// Faulty links per seed at most, before the last, clean one.
 const FAULTY_LINKS_MAX: u64 = 4;
