@@ -62,20 +62,22 @@ pub(super) fn apply_update(
 }
 
 /// The identity `name` has, or a new one for a peer of another hub (the record's single new
-/// identity: its id is the record's offset), checked against the budget.
+/// identity: its id is the record's offset), checked against the budget together with `also`,
+/// the bytes the caller stores with it.
 fn identity_for(
     state: &mut State,
     record: &RecordMeta,
     name: &str,
+    also: u64,
 ) -> Result<IdentityId, ApplyError> {
-    match party(state, name)? {
-        Some(id) => Ok(id),
-        None => {
-            let adds = identity_bytes(&super::remote_identity(record, name));
-            check_budget(state, adds, 0)?;
-            Ok(remember_remote(state, record, name))
-        }
-    }
+    let identity = party(state, name)?;
+    let new = identity.map_or_else(
+        || identity_bytes(&super::remote_identity(record, name)),
+        |_| 0,
+    );
+    // One check for all the caller stores with it, so the sum never passes the budget.
+    check_budget(state, new + also, 0)?;
+    Ok(identity.unwrap_or_else(|| remember_remote(state, record, name)))
 }
 
 fn invited(
@@ -92,8 +94,8 @@ fn invited(
         if state.groups.len() >= GROUPS_MAX {
             return Err(ApplyError::GroupsFull { max: GROUPS_MAX });
         }
-        check_budget(state, group_entry_bytes(&event.group) + 2 * MEMBER_BYTES, 0)?;
-        let admin = identity_for(state, record, &event.actor)?;
+        let copy_bytes = group_entry_bytes(&event.group) + 2 * MEMBER_BYTES;
+        let admin = identity_for(state, record, &event.actor, copy_bytes)?;
         let mut group = Group::new(event.group.clone(), admin, record.timestamp_us);
         group.add_member(member, record.timestamp_us);
         state.groups.insert(event.group.clone(), group);
@@ -124,8 +126,7 @@ fn join(
             max: GROUP_MEMBERS_MAX,
         });
     }
-    check_budget(state, MEMBER_BYTES, 0)?;
-    let member = identity_for(state, record, name)?;
+    let member = identity_for(state, record, name, MEMBER_BYTES)?;
     group_mut(state, group)?.add_member(member, record.timestamp_us);
     state.charge(MEMBER_BYTES);
     Ok(member)
