@@ -46,4 +46,6 @@ pub use lock::LOCK_FILE_NAME;
 pub use reader::LogReader;
 pub use segment::Record;
 pub use set::{LogIter, SegmentInfo, VerifyReport};
-pub use writer::{Cut, Durability, LogConfig, LogWriter, NewRecord, RecoveryReport};
+pub use writer::{
+    Cut, Durability, LogConfig, LogWriter, NewRecord, PendingSync, RecoveryReport, SyncOutcome,
+};

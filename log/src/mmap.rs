@@ -14,8 +14,9 @@
 
 use std::fs::File;
 use std::io;
+use std::sync::Arc;
 
-use memmap2::{Mmap, MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapOptions, MmapRaw};
 
 /// A mapping of the first `len` bytes of a segment file.
 #[derive(Debug)]
@@ -24,8 +25,10 @@ pub(crate) enum Map {
     Empty,
     /// A read-only shared mapping.
     Read(Mmap),
-    /// A writable shared mapping, held only by the log writer for its active segment.
-    Write(MmapMut),
+    /// A writable shared mapping of the log writer's active segment. It is shared (`Arc`)
+    /// only with a sync running on another thread ([`Map::share`]), which reads nothing but
+    /// bytes the writer no longer writes: everything appended before that sync began.
+    Write(Arc<MmapRaw>),
 }
 
 impl Map {
@@ -49,10 +52,23 @@ impl Map {
             return Ok(Map::Empty);
         }
         let len = usize::try_from(len).map_err(io::Error::other)?;
-        // SAFETY: as in `read`; in addition the log's exclusive lock guarantees this process
-        // is the only writer, so no other writable mapping of the file exists.
-        let map = unsafe { MmapOptions::new().len(len).map_mut(file)? };
-        Ok(Map::Write(map))
+        // A raw mapping creates no Rust reference by itself: slices are made per call below,
+        // over the bytes each call needs, so a sync on another thread and the writer's
+        // appends never hold overlapping references. The log's exclusive lock guarantees
+        // this process is the only writer of the file.
+        let map = MmapOptions::new().len(len).map_raw(file)?;
+        Ok(Map::Write(Arc::new(map)))
+    }
+
+    /// Another handle on the same writable mapping, for a sync that runs on another thread
+    /// while the writer goes on appending; `None` for a read-only or empty map. The mapping
+    /// stays valid until the last handle is dropped, even if the writer remaps or deletes
+    /// the segment meanwhile.
+    pub(crate) fn share(&self) -> Option<Map> {
+        match self {
+            Map::Write(map) => Some(Map::Write(Arc::clone(map))),
+            Map::Empty | Map::Read(_) => None,
+        }
     }
 
     /// The mapped bytes.
@@ -60,16 +76,78 @@ impl Map {
         match self {
             Map::Empty => &[],
             Map::Read(map) => map,
-            Map::Write(map) => map,
+            // SAFETY: the pointer and length describe a live mapping (held by `self`) whose
+            // pages stay backed (module doc). Writes go through `write_at` and `zero`, which
+            // take `&mut self`, so no write through this handle happens while the slice
+            // lives; a shared handle on another thread (`share`) only ever reads bytes that
+            // are no longer written (the writer appends past them).
+            Map::Write(map) => unsafe { std::slice::from_raw_parts(map.as_ptr(), map.len()) },
         }
     }
 
-    /// The mapped bytes for writing, if this is a writable mapping.
-    pub(crate) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+    /// `len` bytes from `position`, clamped to the mapping; for a sync on another thread,
+    /// which must not make a slice of the bytes the writer is still appending to.
+    pub(crate) fn range(&self, position: usize, len: usize) -> &[u8] {
         match self {
-            Map::Write(map) => Some(map),
-            Map::Empty | Map::Read(_) => None,
+            Map::Empty => &[],
+            Map::Read(map) => {
+                let start = position.min(map.len());
+                let end = position.saturating_add(len).min(map.len());
+                &map[start..end]
+            }
+            Map::Write(map) => {
+                let start = position.min(map.len());
+                let end = position.saturating_add(len).min(map.len());
+                // SAFETY: `start..end` lies inside the live mapping; see `bytes` for why no
+                // write overlaps it while the slice lives.
+                unsafe { std::slice::from_raw_parts(map.as_ptr().add(start), end - start) }
+            }
         }
+    }
+
+    /// True for a writable mapping.
+    pub(crate) fn is_writable(&self) -> bool {
+        matches!(self, Map::Write(_))
+    }
+
+    /// Copies `data` to `position`; `false` (nothing written) for a read-only mapping or a
+    /// range outside it.
+    pub(crate) fn write_at(&mut self, position: usize, data: &[u8]) -> bool {
+        let Map::Write(map) = self else {
+            return false;
+        };
+        if position
+            .checked_add(data.len())
+            .is_none_or(|end| end > map.len())
+        {
+            return false;
+        }
+        // SAFETY: the range is inside the live mapping (checked above). `&mut self` means no
+        // slice made by this handle lives; the writer only ever writes past the bytes a
+        // shared handle's sync reads, so no other reference overlaps the written bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                map.as_mut_ptr().add(position),
+                data.len(),
+            );
+        }
+        true
+    }
+
+    /// Zeroes `len` bytes from `position`; `false` as for [`Map::write_at`].
+    pub(crate) fn zero(&mut self, position: usize, len: usize) -> bool {
+        let Map::Write(map) = self else {
+            return false;
+        };
+        if position.checked_add(len).is_none_or(|end| end > map.len()) {
+            return false;
+        }
+        // SAFETY: as in `write_at`.
+        unsafe {
+            std::ptr::write_bytes(map.as_mut_ptr().add(position), 0, len);
+        }
+        true
     }
 
     /// Writes `len` bytes at `position` back to the file and waits for the disk (`msync`).
@@ -82,6 +160,10 @@ impl Map {
 
     /// Mapped length in bytes.
     pub(crate) fn len(&self) -> u64 {
-        self.bytes().len() as u64
+        match self {
+            Map::Empty => 0,
+            Map::Read(map) => map.len() as u64,
+            Map::Write(map) => map.len() as u64,
+        }
     }
 }

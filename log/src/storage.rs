@@ -122,10 +122,7 @@ impl SyncRange<'_> {
 
     /// The bytes being synced, as the mapping holds them now.
     pub fn bytes(&self) -> &[u8] {
-        let mapped = self.map.bytes();
-        let start = self.position.min(mapped.len());
-        let end = self.position.saturating_add(self.len).min(mapped.len());
-        &mapped[start..end]
+        self.map.range(self.position, self.len)
     }
 
     /// Does the real sync (`msync`).

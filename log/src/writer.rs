@@ -138,6 +138,69 @@ pub struct LogWriter {
     poisoned: bool,
     recovery: RecoveryReport,
     storage: Arc<dyn Storage>,
+    /// The commit whose sync runs elsewhere ([`LogWriter::begin_commit`]), until
+    /// [`LogWriter::finish_commit`] takes its outcome.
+    in_flight: Option<InFlight>,
+}
+
+/// What the writer remembers of a commit whose sync runs on another thread.
+#[derive(Debug)]
+struct InFlight {
+    /// The same sync, to run again here if the writer must be durable before it reports.
+    map: Map,
+    path: PathBuf,
+    position: usize,
+    len: usize,
+}
+
+/// The sync of a commit begun with [`LogWriter::begin_commit`], to run on any thread while
+/// the writer goes on appending (pipelined group commit). Run it with [`PendingSync::run`]
+/// and hand what it returns to [`LogWriter::finish_commit`].
+#[derive(Debug)]
+pub struct PendingSync {
+    upto: u64,
+    map: Map,
+    path: PathBuf,
+    position: usize,
+    len: usize,
+    storage: Arc<dyn Storage>,
+}
+
+impl PendingSync {
+    /// The commit covers the records below this offset.
+    pub fn upto(&self) -> u64 {
+        self.upto
+    }
+
+    /// Syncs the bytes of the commit (`msync`) and waits for the disk.
+    pub fn run(self) -> SyncOutcome {
+        let result = self.storage.sync_range(SyncRange {
+            path: &self.path,
+            map: &self.map,
+            position: self.position,
+            len: self.len,
+        });
+        SyncOutcome {
+            upto: self.upto,
+            path: self.path,
+            result,
+        }
+    }
+}
+
+/// How the sync of a [`PendingSync`] ended.
+#[derive(Debug)]
+pub struct SyncOutcome {
+    upto: u64,
+    path: PathBuf,
+    result: std::io::Result<()>,
+}
+
+impl SyncOutcome {
+    /// The commit covers the records below this offset.
+    pub fn upto(&self) -> u64 {
+        self.upto
+    }
 }
 
 impl LogWriter {
@@ -243,6 +306,7 @@ impl LogWriter {
                 created,
             },
             storage,
+            in_flight: None,
         };
         writer.recover(files)?;
         writer.sync_recovered()?;
@@ -294,16 +358,20 @@ impl LogWriter {
             .segments
             .last_mut()
             .expect("invariant: the writer has an active segment");
-        let bytes = segment
-            .map
-            .bytes_mut()
-            .expect("invariant: the active segment is mapped writable");
         // Payload first, header last: a concurrent reader sees the record only when complete.
         // The padding is zeroed here rather than trusted to be: a segment recovered from a
         // damaged file may hold stale bytes past its last valid record (found by `open_log`).
-        bytes[payload_start..payload_start + len].copy_from_slice(record.payload);
-        bytes[payload_start + len..start + needed as usize].fill(0);
-        bytes[start..payload_start].copy_from_slice(&header_bytes);
+        // `make_room` made the record fit in the writable active segment.
+        let written = segment.map.write_at(payload_start, record.payload)
+            && segment.map.zero(
+                payload_start + len,
+                start + needed as usize - payload_start - len,
+            )
+            && segment.map.write_at(start, &header_bytes);
+        assert!(
+            written,
+            "invariant: the active segment is mapped writable with room"
+        );
         let index = self.set.active_index.get_or_insert_with(Vec::new);
         if wants_index_entry(index, self.position) {
             index.push(IndexEntry {
@@ -368,8 +436,15 @@ impl LogWriter {
             self.committed_offset = self.next_offset;
             return Ok(());
         }
+        self.settle_in_flight()?;
         self.sync_active()?;
         self.committed_offset = self.next_offset;
+        self.advance_checkpoint_lazily()
+    }
+
+    /// Advances the checkpoint when it lags the committed offset by the interval, or after
+    /// a roll.
+    fn advance_checkpoint_lazily(&mut self) -> Result<(), WriteError> {
         let lag = self
             .committed_offset
             .saturating_sub(self.checkpoint.current.durable_offset);
@@ -377,6 +452,103 @@ impl LogWriter {
             self.advance_checkpoint()?;
         }
         Ok(())
+    }
+
+    /// Syncs the bytes of a commit still in flight on this thread too, so a commit or sync
+    /// made meanwhile never claims records before their sync finished. The in-flight sync
+    /// still reports to [`LogWriter::finish_commit`]; a failure there poisons the writer.
+    fn settle_in_flight(&mut self) -> Result<(), WriteError> {
+        let Some(in_flight) = &self.in_flight else {
+            return Ok(());
+        };
+        let result = self.storage.sync_range(SyncRange {
+            path: &in_flight.path,
+            map: &in_flight.map,
+            position: in_flight.position,
+            len: in_flight.len,
+        });
+        let path = in_flight.path.clone();
+        self.poison_on_error(result.map_err(write_io(path)))
+    }
+
+    /// Begins a commit of every record appended so far whose sync runs elsewhere, so the
+    /// caller can go on appending meanwhile (pipelined group commit). With
+    /// [`Durability::Strict`] it returns the sync to run, on any thread; the records are
+    /// committed when [`LogWriter::finish_commit`] takes its outcome. With
+    /// [`Durability::Os`] it commits at once, as [`LogWriter::commit`], and returns `None`.
+    ///
+    /// Returns `None` as well when nothing was appended since the last commit, or while a
+    /// commit begun earlier has not finished: one sync at a time, so commits finish in order
+    /// (begin again after [`LogWriter::finish_commit`]). [`LogWriter::commit`] and
+    /// [`LogWriter::sync`] may be called while one is in flight; they sync its bytes again
+    /// themselves before claiming them.
+    ///
+    /// # Errors
+    /// [`WriteError::Poisoned`] after an earlier sync failure.
+    pub fn begin_commit(&mut self) -> Result<Option<PendingSync>, WriteError> {
+        if self.poisoned {
+            return Err(WriteError::Poisoned);
+        }
+        if self.config.durability == Durability::Os {
+            self.committed_offset = self.next_offset;
+            return Ok(None);
+        }
+        if self.in_flight.is_some() || self.committed_offset == self.next_offset {
+            return Ok(None);
+        }
+        let segment = self
+            .set
+            .segments
+            .last()
+            .expect("invariant: the writer has an active segment");
+        let from = self.unsynced_from & !4095;
+        let position = from as usize;
+        let len = (self.position - from) as usize;
+        let Some(map) = segment.map.share() else {
+            // A log whose active segment is empty and unmapped has nothing to sync here:
+            // a roll synced everything before it.
+            self.committed_offset = self.next_offset;
+            return Ok(None);
+        };
+        let path = segment.path.clone();
+        self.unsynced_from = self.position;
+        let upto = self.next_offset;
+        self.in_flight = Some(InFlight {
+            map: map.share().unwrap_or(Map::Empty),
+            path: path.clone(),
+            position,
+            len,
+        });
+        Ok(Some(PendingSync {
+            upto,
+            map,
+            path,
+            position,
+            len,
+            storage: Arc::clone(&self.storage),
+        }))
+    }
+
+    /// Takes the outcome of the sync [`LogWriter::begin_commit`] returned: on success the
+    /// records below its offset are committed (and the checkpoint advanced lazily, as by
+    /// [`LogWriter::commit`]).
+    ///
+    /// # Errors
+    /// [`WriteError::Io`] if the sync failed; the writer is then poisoned.
+    pub fn finish_commit(&mut self, outcome: SyncOutcome) -> Result<(), WriteError> {
+        self.in_flight = None;
+        let path = outcome.path;
+        self.poison_on_error(outcome.result.map_err(write_io(path)))?;
+        if self.poisoned {
+            return Err(WriteError::Poisoned);
+        }
+        self.committed_offset = self.committed_offset.max(outcome.upto);
+        self.advance_checkpoint_lazily()
+    }
+
+    /// True while a commit begun with [`LogWriter::begin_commit`] has not finished.
+    pub fn commit_in_flight(&self) -> bool {
+        self.in_flight.is_some()
     }
 
     /// Syncs everything written, whatever the durability, and advances the checkpoint to the
@@ -393,6 +565,7 @@ impl LogWriter {
                 std::fs::File::open(&path).and_then(|file| self.storage.sync_file(&file, &path));
             self.poison_on_error(result.map_err(write_io(&path)))?;
         }
+        self.settle_in_flight()?;
         self.sync_active()?;
         self.committed_offset = self.next_offset;
         if self.checkpoint.current.durable_offset < self.next_offset {
@@ -867,7 +1040,7 @@ impl LogWriter {
 
     fn remap_writable(&mut self, segment_index: usize) -> Result<(), OpenError> {
         let segment = &mut self.set.segments[segment_index];
-        if segment.map.bytes_mut().is_none() {
+        if !segment.map.is_writable() {
             let file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -1016,15 +1189,13 @@ fn count_after(bytes: &[u8], position: u64, offset: u64) -> (u64, u64) {
 }
 
 fn zero_tail(storage: &dyn Storage, segment: &mut Segment, position: u64) -> std::io::Result<()> {
-    let bytes = segment
-        .map
-        .bytes_mut()
-        .expect("invariant: the cut segment is mapped writable");
+    let bytes = segment.map.bytes();
     let start = (position as usize).min(bytes.len());
     let Some(last) = bytes[start..].iter().rposition(|&byte| byte != 0) else {
         return Ok(());
     };
-    bytes[start..start + last + 1].fill(0);
+    let zeroed = segment.map.zero(start, last + 1);
+    assert!(zeroed, "invariant: the cut segment is mapped writable");
     storage.sync_range(SyncRange {
         path: &segment.path,
         map: &segment.map,

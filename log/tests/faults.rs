@@ -72,6 +72,36 @@ fn a_failed_sync_poisons_the_writer_and_a_reopen_keeps_every_commit() {
 }
 
 #[test]
+fn a_failed_pipelined_sync_poisons_the_writer_and_commits_nothing_it_covered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, storage) = open_faulty(dir.path());
+    append_committed(&mut log, 10);
+    log.append(&record(b"in flight")).expect("append");
+    let pending = log.begin_commit().expect("begin").expect("a sync to run");
+    assert_eq!(pending.upto(), 11);
+    // The writer goes on appending while the sync runs elsewhere.
+    log.append(&record(b"after the begin")).expect("append");
+    assert!(log.commit_in_flight());
+    assert!(
+        log.begin_commit().expect("begin").is_none(),
+        "one sync at a time"
+    );
+    storage.fail(StorageCall::SyncRange, EIO);
+    let outcome = std::thread::spawn(move || pending.run())
+        .join()
+        .expect("sync thread");
+    assert!(matches!(
+        log.finish_commit(outcome),
+        Err(WriteError::Io { .. })
+    ));
+    assert!(log.is_poisoned());
+    assert_eq!(log.committed_offset(), 10);
+    assert!(matches!(log.begin_commit(), Err(WriteError::Poisoned)));
+    drop(log);
+    assert_reopen_keeps(dir.path(), 10);
+}
+
+#[test]
 fn no_space_at_a_roll_is_reported_and_appending_resumes_when_space_returns() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut log, storage) = open_faulty(dir.path());

@@ -310,6 +310,11 @@ pub struct Core {
     /// When each linked hub's acknowledgement was last logged, and the newest one not yet
     /// logged (see [`super::limits::LINK_ACK_LOG_INTERVAL`]).
     pub(super) link_acks: HashMap<String, (Instant, Option<u64>)>,
+    /// Runs commits' syncs while the core goes on ([`super::commit`]); `None` in the
+    /// in-process harness, where they run inline.
+    pub(super) sync_thread: Option<super::commit::SyncThread>,
+    /// Batches handled, waiting for the commit that covers them.
+    pub(super) waiting: super::commit::Waiting,
 }
 
 pub(super) fn now_us() -> u64 {
@@ -449,6 +454,8 @@ impl Core {
             records_since_snapshot: 0,
             appended_since_commit: false,
             failed: false,
+            sync_thread: None,
+            waiting: Default::default(),
         };
         let started = HubStarted {
             hub_id: core.config.hub_id,
@@ -501,6 +508,19 @@ impl Core {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> CoreExit {
         let mut idle_since = Some(Instant::now());
+        let mut outcomes = None;
+        if self.log.durability() == relay_log::Durability::Strict {
+            match super::commit::SyncThread::start() {
+                Ok((thread, received)) => {
+                    self.sync_thread = Some(thread);
+                    outcomes = Some(received);
+                }
+                // Commits then sync on this thread, as without pipelining.
+                Err(failure) => {
+                    tracing::warn!(error = %failure, "could not start the log's sync thread; syncing inline");
+                }
+            }
+        }
         // Runs for the hub's lifetime: every pass handles one batch or ends the loop.
         loop {
             let idle_deadline = match (self.config.idle_exit, idle_since) {
@@ -516,6 +536,13 @@ impl Core {
                     Some(input) => Some(input),
                     None => return self.finish_as(CoreExit::Shutdown),
                 },
+                outcome = next_outcome(&mut outcomes), if self.commit_in_flight() => {
+                    self.sync_finished(outcome);
+                    if self.failed {
+                        return CoreExit::StorageFailed;
+                    }
+                    continue;
+                }
                 _ = shutdown.changed() => return self.finish_as(CoreExit::Shutdown),
                 () = sleep_until(idle_deadline) => {
                     tracing::info!("no session for the idle timeout; exiting");
@@ -542,83 +569,15 @@ impl Core {
             };
         }
     }
+}
 
-    /// Handles one batch: validate, append, apply; one commit; then release. Public for the
-    /// in-process fuzz harness.
-    pub fn run_batch(&mut self, batch: Vec<CoreInput>) {
-        let mut release = Release::default();
-        self.fire_timers(&mut release);
-        for input in batch {
-            self.handle(input, &mut release);
-        }
-        if self.appended_since_commit && self.commit().is_err() {
-            for (reply, _) in release.replies.drain(..) {
-                let _ = reply.send(Err(error(
-                    ErrorCode::StorageError,
-                    "the hub could not make the change durable; it is stopping",
-                )));
-            }
-            for after in release.after_commit.drain(..) {
-                after(false);
-            }
-            return;
-        }
-        self.committed.send_if_modified(|committed| {
-            let now = self.log.committed_offset();
-            let moved = now != *committed;
-            *committed = now;
-            moved
-        });
-        for after in release.after_commit {
-            after(true);
-        }
-        if std::mem::take(&mut self.presence_dirty) && self.config.federation.is_some() {
-            let online: Vec<String> = self.names(self.online.keys().copied());
-            let mut online = online;
-            online.sort();
-            self.presence.send_replace(online);
-        }
-        for (reply, result) in release.replies {
-            let _ = reply.send(result);
-        }
-        for (permit, queued) in release.pushes {
-            permit.send(queued);
-        }
-        for outbound in release.closes {
-            let _ = outbound.try_send(Queued::control(Outbound::Close));
-        }
-        for (holder, outbound, waiting) in release.probes {
-            let core_inputs = self.probe_sender.clone();
-            let (answer, answered) = oneshot::channel();
-            if outbound
-                .try_send(Queued::control(Outbound::Probe(answer)))
-                .is_err()
-            {
-                let _ = core_inputs.try_send(CoreInput::ProbeFinished {
-                    holder,
-                    alive: false,
-                    waiting,
-                });
-                continue;
-            }
-            tokio::spawn(async move {
-                // Bounded: a holder stuck in a write never answers, and is replaced.
-                let alive = tokio::time::timeout(super::limits::PROBE_WAIT_MAX, answered)
-                    .await
-                    .is_ok_and(|answer| answer.unwrap_or(false));
-                let _ = core_inputs
-                    .send(CoreInput::ProbeFinished {
-                        holder,
-                        alive,
-                        waiting,
-                    })
-                    .await;
-            });
-        }
-        let snapshot_written = self.collect_snapshot();
-        // Reclaim first: a snapshot asked for now opens the log after this pass deleted.
-        self.maybe_reclaim(snapshot_written);
-        self.maybe_snapshot();
+/// The next sync outcome; never, without a sync thread.
+async fn next_outcome(
+    outcomes: &mut Option<mpsc::UnboundedReceiver<relay_log::SyncOutcome>>,
+) -> Option<relay_log::SyncOutcome> {
+    match outcomes {
+        Some(outcomes) => outcomes.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -630,7 +589,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Core {
-    fn handle(&mut self, input: CoreInput, release: &mut Release) {
+    pub(super) fn handle(&mut self, input: CoreInput, release: &mut Release) {
         match input {
             CoreInput::Connected {
                 session,
@@ -1050,7 +1009,7 @@ impl Core {
     /// Deletes the segments `--retain` lets go below the retention hold (after a snapshot
     /// became durable, else at most every [`RETENTION_SNAPSHOT_INTERVAL_MIN`]), and notes
     /// whether a newer snapshot would let more go.
-    fn maybe_reclaim(&mut self, snapshot_written: bool) {
+    pub(super) fn maybe_reclaim(&mut self, snapshot_written: bool) {
         let Some(retention) = self.config.retention else {
             return;
         };
@@ -1116,11 +1075,14 @@ impl Core {
         for session in sessions {
             self.disconnect(session);
         }
+        // The sync covers a commit still in flight too; batches waiting for it go out now.
         if let Err(failure) = self.log.sync() {
             tracing::error!(error = %failure, "final sync failed");
             self.failed = true;
+            self.release_all_waiting(false);
             return;
         }
+        self.release_all_waiting(true);
         for (reply, result) in release.replies {
             let _ = reply.send(result);
         }

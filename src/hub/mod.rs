@@ -18,6 +18,7 @@
 
 pub mod clock;
 pub mod commands;
+mod commit;
 pub mod core;
 pub mod daemon;
 #[doc(hidden)]
