@@ -509,7 +509,11 @@ impl Core {
     ) -> CoreExit {
         let mut idle_since = Some(Instant::now());
         let mut outcomes = None;
-        if self.log.durability() == relay_log::Durability::Strict {
+        // `RELAY_HUB_INLINE_SYNC=1` keeps the sync on the core thread, to measure what the
+        // pipeline buys (`docs/operations.md`, "Performance").
+        let inline =
+            std::env::var_os(super::limits::INLINE_SYNC_ENV).is_some_and(|value| value == "1");
+        if self.log.durability() == relay_log::Durability::Strict && !inline {
             match super::commit::SyncThread::start() {
                 Ok((thread, received)) => {
                     self.sync_thread = Some(thread);

@@ -208,3 +208,8 @@ pub const LINK_ACK_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// Most peers of linked hubs one `broadcast` with `all_hubs` asks (as many as one hub's
 /// sessions): the rest are left out, so one broadcast stays one bounded batch.
 pub const BROADCAST_REMOTE_PEERS_MAX: usize = SESSIONS_MAX;
+
+/// Environment variable that, set to `1`, makes the hub sync each commit on its core thread
+/// instead of the sync thread (pipelined group commit, `src/hub/commit.rs`): a knob for
+/// measuring the pipeline against the old behaviour, not for production.
+pub const INLINE_SYNC_ENV: &str = "RELAY_HUB_INLINE_SYNC";
