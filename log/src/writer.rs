@@ -763,7 +763,12 @@ impl LogWriter {
         )?;
         // Seal the old segment: sync its data (strict) or remember to (os), write its index.
         match self.config.durability {
-            Durability::Strict => self.sync_active()?,
+            // A commit still in flight in the sealed segment is synced here too, so what a
+            // power cut keeps of it is a prefix: no hole that later synced records follow.
+            Durability::Strict => {
+                self.settle_in_flight()?;
+                self.sync_active()?;
+            }
             Durability::Os => {
                 let sealed = self.set.segments.last().expect("invariant: active segment");
                 self.unsynced_sealed.push(sealed.path.clone());

@@ -104,7 +104,12 @@ impl Core {
 
     /// Begins a commit of everything appended, unless one is in flight or nothing is new.
     fn begin_commit(&mut self) {
-        if self.failed || self.log.commit_in_flight() {
+        // A write that failed in the batch poisoned the log: nothing more becomes durable.
+        if self.failed {
+            self.refuse_waiting();
+            return;
+        }
+        if self.log.commit_in_flight() {
             return;
         }
         self.appended_since_commit = false;
