@@ -12,6 +12,9 @@
 //! | 24..32 | body length in bytes |
 //! | 32.. | body: the `State` archived with rkyv (same format flags as the log) |
 //!
+//! The message index is not in the body: it is derived from the mailboxes, and
+//! [`snapshot_decode`] rebuilds it (refusing a body whose mailboxes hold one id twice).
+//!
 //! rkyv is used for the body because it is already how events are stored, reads back without a
 //! parser (validation plus one deserialize pass), and writes equal bytes for equal states since
 //! every collection in `State` is ordered and rkyv zeroes padding. A snapshot is a cache, not a

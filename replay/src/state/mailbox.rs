@@ -87,7 +87,7 @@ pub struct StoredMessage {
 
 /// Bytes a [`StoredMessage`] takes inline (in its mailbox's ring), at most: a test keeps it
 /// there, since every queued message pays it (`relay bench memory`).
-pub const STORED_MESSAGE_BYTES_MAX: usize = 80;
+pub const STORED_MESSAGE_BYTES_MAX: usize = 72;
 
 const _: () = assert!(std::mem::size_of::<StoredMessage>() <= STORED_MESSAGE_BYTES_MAX);
 

@@ -19,9 +19,10 @@ use rkyv::rancor::{Fallible, Source};
 use rkyv::string::{ArchivedString, StringResolver};
 use rkyv::{Archive, Deserialize, Place, Serialize, SerializeUnsized};
 
-/// An immutable name shared by reference (see the [module](self) documentation).
+/// An immutable name shared by reference (see the [module](self) documentation). A thin
+/// pointer (one word, where an `Arc<str>` takes two): it is in every stored message.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SharedName(Arc<str>);
+pub struct SharedName(Arc<Box<str>>);
 
 impl SharedName {
     /// The name as text.
@@ -45,13 +46,13 @@ impl Deref for SharedName {
 
 impl From<&str> for SharedName {
     fn from(text: &str) -> SharedName {
-        SharedName(Arc::from(text))
+        SharedName(Arc::new(Box::from(text)))
     }
 }
 
 impl From<String> for SharedName {
     fn from(text: String) -> SharedName {
-        SharedName(Arc::from(text))
+        SharedName(Arc::new(text.into_boxed_str()))
     }
 }
 
