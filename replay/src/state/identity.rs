@@ -66,7 +66,7 @@ impl Identity {
     }
 
     /// Every name held, oldest first, as the copies messages sent under them share.
-    pub(crate) fn shared_names(&self) -> impl Iterator<Item = &SharedName> {
+    pub(crate) fn shared_names(&self) -> impl DoubleEndedIterator<Item = &SharedName> {
         self.names.iter()
     }
 

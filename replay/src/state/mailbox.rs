@@ -208,9 +208,15 @@ impl StoredMessage {
 
     /// Whether this message's id is `id`, without building the id.
     pub fn has_id(&self, id: &str) -> bool {
+        self.has_parsed_id(id, derived_offset(id))
+    }
+
+    /// [`StoredMessage::has_id`] with `id`'s [`derived_offset`] parsed once by the caller, for
+    /// a scan of many messages.
+    fn has_parsed_id(&self, id: &str, derived: Option<u64>) -> bool {
         match self.extras.as_ref().and_then(|extras| extras.id.as_deref()) {
             Some(own) => own == id,
-            None => derived_offset(id) == Some(self.offset),
+            None => derived == Some(self.offset),
         }
     }
 
@@ -314,9 +320,10 @@ impl StoredMessage {
     /// Points the sender's name at `sender`'s copy of it when `sender` held that name (the
     /// text is unchanged; see [`SharedName`]).
     pub(crate) fn share_name(&mut self, sender: Option<&Identity>) {
+        // Newest first: a message is nearly always sent under the current name.
         let shared = sender
             .into_iter()
-            .flat_map(Identity::shared_names)
+            .flat_map(|identity| identity.shared_names().rev())
             .find(|name| **name == self.from_name);
         if let Some(name) = shared
             && !name.is_same_copy(&self.from_name)
@@ -598,7 +605,10 @@ impl Mailbox {
 
     /// The kept message with this id.
     pub fn get(&self, id: &str) -> Option<&StoredMessage> {
-        self.messages.iter().find(|message| message.has_id(id))
+        let derived = derived_offset(id);
+        self.messages
+            .iter()
+            .find(|message| message.has_parsed_id(id, derived))
     }
 
     /// The kept message with this sequence.
@@ -814,7 +824,12 @@ impl Mailbox {
 
     fn after(&self, since_id: Option<&str>) -> impl Iterator<Item = &StoredMessage> {
         let start = since_id
-            .and_then(|id| self.messages.iter().position(|message| message.has_id(id)))
+            .and_then(|id| {
+                let derived = derived_offset(id);
+                self.messages
+                    .iter()
+                    .position(|message| message.has_parsed_id(id, derived))
+            })
             .map_or(0, |index| index + 1);
         self.messages.iter().skip(start)
     }
