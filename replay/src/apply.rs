@@ -26,11 +26,12 @@ use crate::limits::{
     MAILBOX_REFUSALS_PER_SENDER_MAX, MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX, PEER_HUBS_MAX,
     REMOTE_IDENTITIES_PER_HUB_MAX, ROOM_MEMBERS_MAX, ROOMS_MAX,
 };
+use crate::state::mailbox::NewMessage;
 use crate::state::{
-    BroadcastReply, CompletedRequest, DeliveryState, ForgetBlocker, Group, GroupMessage, Identity,
-    IdentityId, LinkProgress, MEMBER_BYTES, MessageLocation, PendingAsk, State, StoredMessage,
-    completed_bytes, group_bytes, group_entry_bytes, group_message_bytes, identity_bytes,
-    mailbox_bytes, message_bytes, refusal_bytes,
+    BroadcastReply, CompletedRequest, ForgetBlocker, Group, GroupMessage, Identity, IdentityId,
+    LinkProgress, MEMBER_BYTES, PendingAsk, SharedName, State, StoredMessage, completed_bytes,
+    group_bytes, group_entry_bytes, group_message_bytes, identity_bytes, mailbox_bytes,
+    message_bytes, refusal_bytes,
 };
 
 /// What the log's record header says about the event being applied.
@@ -642,7 +643,7 @@ fn apply_identity_forgotten(
     }
     if let Some(mailbox) = state.mailboxes.remove(&id) {
         for message in mailbox.messages() {
-            state.message_index.remove(&message.id);
+            state.message_index.remove(message);
         }
         state.refund(mailbox_bytes(&mailbox));
     }
@@ -686,7 +687,7 @@ fn apply_message_sent(
         late: false,
         timed_out_ask: None,
     };
-    let message = stored_message(record, &delivery);
+    let message = stored_message(state, record, &delivery);
     let adds = message_bytes(&message) + parties.new_bytes(record, &event.from, &event.to);
     check_budget(state, adds, 0)?;
     let (from, to) = parties.materialize(state, record, &event.from, &event.to);
@@ -726,7 +727,7 @@ fn apply_ask_sent(
         late: false,
         timed_out_ask: None,
     };
-    let message = stored_message(record, &delivery);
+    let message = stored_message(state, record, &delivery);
     let adds = message_bytes(&message) + parties.new_bytes(record, &event.from, &event.to);
     check_budget(state, adds, 0)?;
     let (from, to) = parties.materialize(state, record, &event.from, &event.to);
@@ -778,7 +779,7 @@ fn apply_reply_sent(
         late,
         timed_out_ask: None,
     };
-    let message = stored_message(record, &delivery);
+    let message = stored_message(state, record, &delivery);
     let adds = message_bytes(&message) + parties.new_bytes(record, &event.from, &event.to);
     check_budget(state, adds, 0)?;
     let (from, to) = parties.materialize(state, record, &event.from, &event.to);
@@ -822,11 +823,16 @@ fn mailbox_step(
         recipient: recipient.to_owned(),
         message_id: message_id.to_owned(),
     };
-    let location = state.message_index.get(message_id).ok_or_else(not_found)?;
-    if location.recipient != id {
+    let located = state.message_index.get(message_id).ok_or_else(not_found)?;
+    if located.recipient() != id {
         return Err(not_found());
     }
-    let sequence = location.sequence;
+    let sequence = state
+        .mailboxes
+        .get(&id)
+        .and_then(|mailbox| located.find(mailbox))
+        .ok_or_else(not_found)?
+        .sequence();
     let mailbox = state.mailboxes.get_mut(&id).ok_or_else(not_found)?;
     match step {
         Step::Delivered => mailbox.mark_delivered(sequence),
@@ -890,7 +896,7 @@ fn apply_ask_expired(
             ask_id: event.ask_id.clone(),
         });
     };
-    if state.message_index.contains_key(&event.message_id) {
+    if state.message_index.contains(&event.message_id) {
         return Err(ApplyError::DuplicateMessageId {
             message_id: event.message_id.clone(),
         });
@@ -913,7 +919,7 @@ fn apply_ask_expired(
     // The ask ends either way; a full mailbox (or a full state) gets no notice (unread mail is
     // never dropped to make room), but counts it as refused from `relay`, so the asker hears of
     // it on its next inbox.
-    let message = stored_message(record, &notice);
+    let message = stored_message(state, record, &notice);
     let has_room = state
         .mailboxes
         .get(&asker)
@@ -1605,7 +1611,7 @@ fn check_delivery(
             to: to.to_owned(),
         });
     }
-    if state.message_index.contains_key(message_id) {
+    if state.message_index.contains(message_id) {
         return Err(ApplyError::DuplicateMessageId {
             message_id: message_id.to_owned(),
         });
@@ -1629,32 +1635,35 @@ fn check_delivery(
 /// Drops forgotten (read, aged-out) messages from the message index and refunds them.
 fn forget_messages(state: &mut State, messages: Vec<StoredMessage>) {
     for message in messages {
-        state.message_index.remove(&message.id);
+        state.message_index.remove(&message);
         state.refund(message_bytes(&message));
     }
 }
 
-/// The message `delivery` stores, its sender still to be set by [`deliver`].
-fn stored_message(record: &RecordMeta, delivery: &Delivery<'_>) -> StoredMessage {
-    StoredMessage {
-        sequence: 0,
-        id: delivery.id.to_owned(),
-        from: IdentityId(0),
-        from_name: delivery.from_name.to_owned(),
-        body: delivery.body.to_owned(),
-        reply_to: delivery.reply_to.map(str::to_owned),
-        ask_id: delivery.ask_id.map(str::to_owned),
-        broadcast_id: delivery.broadcast_id.map(str::to_owned),
-        thread: delivery.thread.map(str::to_owned),
+/// The message `delivery` stores, its sender still to be set by [`deliver`]. Its sender name
+/// shares the copy of the identity that now has the name, if any (see [`SharedName`]).
+fn stored_message(state: &State, record: &RecordMeta, delivery: &Delivery<'_>) -> StoredMessage {
+    let new = NewMessage {
+        id: delivery.id,
+        offset: record.offset,
+        timestamp_us: record.timestamp_us,
+        body: delivery.body,
+        reply_to: delivery.reply_to,
+        ask_id: delivery.ask_id,
+        broadcast_id: delivery.broadcast_id,
+        thread: delivery.thread,
         urgent: delivery.urgent,
         is_reply: delivery.is_reply,
-        timestamp_us: record.timestamp_us,
-        offset: record.offset,
-        state: DeliveryState::Queued,
         late: delivery.late,
-        timed_out_ask: delivery.timed_out_ask.map(str::to_owned),
-        reported: None,
-    }
+        timed_out_ask: delivery.timed_out_ask,
+    };
+    let from_name = state
+        .identity_by_name(delivery.from_name)
+        .and_then(Identity::shared_name)
+        .filter(|name| **name == *delivery.from_name)
+        .cloned()
+        .unwrap_or_else(|| SharedName::from(delivery.from_name));
+    StoredMessage::new(&new, IdentityId(0), from_name)
 }
 
 /// Stores a checked message (see [`check_delivery`], and [`check_budget`] for its
@@ -1668,21 +1677,17 @@ fn deliver(
     mut message: StoredMessage,
 ) {
     message.from = from;
+    // The sender may have been registered by this event, after the message was made.
+    message.share_name(state.identities.get(&from));
     let bytes = message_bytes(&message);
-    let id = message.id.clone();
     let mailbox = state
         .mailboxes
         .get_mut(&to)
         .expect("invariant: every identity has a mailbox");
     mailbox.push(message);
-    let sequence = mailbox.last_sequence();
-    state.message_index.insert(
-        id,
-        MessageLocation {
-            recipient: to,
-            sequence,
-        },
-    );
+    if let Some(stored) = mailbox.messages().next_back() {
+        state.message_index.insert(stored, to);
+    }
     state.charge(bytes);
     touch(state, from, record);
 }

@@ -53,7 +53,7 @@
 //! }
 //! let bob = state.identity_by_name("bob").expect("registered");
 //! let mailbox = state.mailbox(bob.id).expect("every identity has a mailbox");
-//! assert_eq!(mailbox.unread(None, 10)[0].body, "hello");
+//! assert_eq!(mailbox.unread(None, 10)[0].body(), "hello");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

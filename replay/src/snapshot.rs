@@ -12,6 +12,9 @@
 //! | 24..32 | body length in bytes |
 //! | 32.. | body: the `State` archived with rkyv (same format flags as the log) |
 //!
+//! The message index is not in the body: it is derived from the mailboxes, and
+//! [`snapshot_decode`] rebuilds it (refusing a body whose mailboxes hold one id twice).
+//!
 //! rkyv is used for the body because it is already how events are stored, reads back without a
 //! parser (validation plus one deserialize pass), and writes equal bytes for equal states since
 //! every collection in `State` is ordered and rkyv zeroes padding. A snapshot is a cache, not a
@@ -41,8 +44,9 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RLYSNAP\0";
 /// memberships count missed messages. Version 6: the state keeps its byte count
 /// ([`State::bytes`]) and each group message the acknowledgements it reserved. Version 7:
 /// federation progress and remote identities. Version 8: the routes of groups with members on
-/// other hubs.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 8;
+/// other hubs. Version 9: a mailbox message keeps its rare fields in one optional box and no id
+/// when it is `m-<offset>`, and the message index is not archived (decoding rebuilds it).
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 9;
 
 /// Header length in bytes; the body starts right after, on a 16-byte boundary.
 pub const SNAPSHOT_HEADER_BYTES: usize = 32;
@@ -460,7 +464,10 @@ pub fn snapshot_decode(bytes: &[u8]) -> Result<(State, u64), SnapshotError> {
     };
     let archived =
         rkyv::access::<rkyv::Archived<State>, rkyv::rancor::Error>(body).map_err(invalid)?;
-    let state = rkyv::deserialize::<State, rkyv::rancor::Error>(archived).map_err(invalid)?;
+    let mut state = rkyv::deserialize::<State, rkyv::rancor::Error>(archived).map_err(invalid)?;
+    state
+        .complete_decoded()
+        .map_err(|reason| SnapshotError::InvalidBody { reason })?;
     // The byte count is kept, not trusted: a body whose count is not its recount (O(state),
     // like the deserialize) is refused, so a restored hub enforces its budget on true figures.
     let recount = state.recount_bytes();

@@ -138,7 +138,12 @@ fn build(events: u64) -> (State, Vec<Generated>) {
             let last = state
                 .identity_by_name(&peer(to))
                 .and_then(|identity| state.mailbox(identity.id))
-                .and_then(|mailbox| mailbox.messages().last().map(|message| message.id.clone()));
+                .and_then(|mailbox| {
+                    mailbox
+                        .messages()
+                        .last()
+                        .map(|message| message.id().into_owned())
+                });
             let Some(message_id) = last else { continue };
             MessagePushed {
                 recipient: peer(to),

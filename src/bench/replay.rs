@@ -285,7 +285,12 @@ fn build(dir: &Path, events: u64) -> anyhow::Result<(State, u128)> {
                 .map(|identity| identity.id);
             let last = recipient
                 .and_then(|id| state.mailbox(id))
-                .and_then(|mailbox| mailbox.messages().last().map(|message| message.id.clone()));
+                .and_then(|mailbox| {
+                    mailbox
+                        .messages()
+                        .last()
+                        .map(|message| message.id().into_owned())
+                });
             match last {
                 Some(message_id) => MessagePushed {
                     recipient: peer(to),

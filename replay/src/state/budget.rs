@@ -34,6 +34,10 @@ fn opt(text: &Option<String>) -> u64 {
     text.as_deref().map_or(0, len)
 }
 
+fn opt_str(text: Option<&str>) -> u64 {
+    text.map_or(0, len)
+}
+
 /// An identity with its mailbox's fixed part: its names, the current one twice (the name table's
 /// key), working directory, branch and client name.
 pub(crate) fn identity_bytes(identity: &Identity) -> u64 {
@@ -50,18 +54,20 @@ pub(crate) fn identity_bytes(identity: &Identity) -> u64 {
         + client
 }
 
-/// A mailbox message: every text field, its id twice (the message index's key).
+/// A mailbox message: every text field, its id twice (the message index's key). The same
+/// whether the message stores its id and name or derives and shares them (see
+/// [`StoredMessage`]): the charge is a bound on what a message may hold, not a measure of it.
 pub(crate) fn message_bytes(message: &StoredMessage) -> u64 {
     STATE_ENTRY_BYTES
-        + 2 * len(&message.id)
-        + len(&message.from_name)
-        + len(&message.body)
-        + opt(&message.reply_to)
-        + opt(&message.ask_id)
-        + opt(&message.broadcast_id)
-        + opt(&message.thread)
-        + opt(&message.timed_out_ask)
-        + opt(&message.reported)
+        + 2 * message.id_len() as u64
+        + len(message.from_name())
+        + len(message.body())
+        + opt_str(message.reply_to())
+        + opt_str(message.ask_id())
+        + opt_str(message.broadcast_id())
+        + opt_str(message.thread())
+        + opt_str(message.timed_out_ask())
+        + opt_str(message.reported())
 }
 
 /// One named sender of a mailbox's refusal record.

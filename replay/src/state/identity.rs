@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 
 use crate::event::ClientKind;
 use crate::limits::IDENTITY_NAMES_MAX;
+use crate::state::SharedName;
 
 /// A stable identity number: the offset of the record that first registered it.
 ///
@@ -36,8 +37,9 @@ pub struct Identity {
     /// The stable id.
     pub id: IdentityId,
     /// Every name this identity has held, oldest first; the last one is the current name.
-    /// Invariant: never empty, `names.len() <= IDENTITY_NAMES_MAX`.
-    names: VecDeque<String>,
+    /// Invariant: never empty, `names.len() <= IDENTITY_NAMES_MAX`. Shared with the messages
+    /// it sent under them (see [`SharedName`]).
+    names: VecDeque<SharedName>,
     /// Working directory from the latest registration.
     pub cwd: String,
     /// Git branch from the latest registration.
@@ -55,13 +57,23 @@ pub struct Identity {
 impl Identity {
     /// The current name.
     pub fn name(&self) -> &str {
-        self.names.back().map_or("", String::as_str)
+        self.names.back().map_or("", SharedName::as_str)
+    }
+
+    /// The current name, as the copy messages it sends share.
+    pub fn shared_name(&self) -> Option<&SharedName> {
+        self.names.back()
+    }
+
+    /// Every name held, oldest first, as the copies messages sent under them share.
+    pub(crate) fn shared_names(&self) -> impl DoubleEndedIterator<Item = &SharedName> {
+        self.names.iter()
     }
 
     /// Every name held, oldest first, ending with the current name (at most
     /// [`IDENTITY_NAMES_MAX`]).
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(String::as_str)
+        self.names.iter().map(SharedName::as_str)
     }
 
     pub(crate) fn new(
@@ -74,7 +86,7 @@ impl Identity {
     ) -> Identity {
         Identity {
             id,
-            names: VecDeque::from([name]),
+            names: VecDeque::from([SharedName::from(name)]),
             cwd,
             git_branch,
             client,
@@ -85,7 +97,7 @@ impl Identity {
     }
 
     pub(crate) fn rename(&mut self, new_name: String) {
-        self.names.push_back(new_name);
+        self.names.push_back(SharedName::from(new_name));
         if self.names.len() > IDENTITY_NAMES_MAX {
             self.names.pop_front();
         }

@@ -16,13 +16,14 @@
 //! read message is forgotten.
 
 use rkyv::{Archive, Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::limits::{
     MAILBOX_READ_BYTES_MAX, MAILBOX_READ_MAX, MAILBOX_REFUSALS_PER_SENDER_MAX,
     MAILBOX_REFUSED_SENDERS_MAX, MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX,
 };
-use crate::state::IdentityId;
+use crate::state::{Identity, IdentityId, SharedName};
 
 /// Where a stored message is in its delivery life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
@@ -49,43 +50,318 @@ impl DeliveryState {
 }
 
 /// A direct message, ask or reply as stored in the recipient's mailbox.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
+///
+/// Laid out for a mailbox holding many of them (see [`STORED_MESSAGE_BYTES_MAX`]): the fields
+/// most messages leave empty live in one optional [`Extras`] allocation; the id is not stored
+/// when it is the hub-chosen `m-<offset>` of the record that stored the message (see
+/// [`derived_offset`]); the body never grows, so it is a `Box<str>`; and the sender's name is
+/// shared with the sender's identity ([`SharedName`]). Read it through the accessors; its JSON
+/// (the `Serialize` impl) has the fields of a plain struct, in the order they always had.
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct StoredMessage {
     /// Position in this mailbox: 1 for the first message ever received, then +1 each.
-    pub sequence: u64,
-    /// Hub-chosen message id.
-    pub id: String,
+    pub(crate) sequence: u64,
+    /// Offset of the record that stored it.
+    pub(crate) offset: u64,
+    /// Record timestamp, in microseconds since the Unix epoch.
+    pub(crate) timestamp_us: u64,
     /// The sender.
-    pub from: IdentityId,
+    pub(crate) from: IdentityId,
     /// The sender's name when it sent.
-    pub from_name: String,
+    pub(crate) from_name: SharedName,
     /// The text.
-    pub body: String,
-    /// The message or ask id this one answers.
-    pub reply_to: Option<String>,
-    /// Set when this message is an ask: the id a reply names.
-    pub ask_id: Option<String>,
-    /// Set when this ask is part of a broadcast.
-    pub broadcast_id: Option<String>,
-    /// A thread label.
-    pub thread: Option<String>,
+    pub(crate) body: Box<str>,
+    /// The rarely set fields, `None` when all of them are empty. Invariant: never `Some` of an
+    /// empty [`Extras`], so equal messages are equal structs.
+    pub(crate) extras: Option<Box<Extras>>,
+    /// Delivery state.
+    pub(crate) state: DeliveryState,
     /// Whether the sender marked it time-sensitive.
-    pub urgent: bool,
+    pub(crate) urgent: bool,
     /// Whether it was sent as a reply (to the ask or message `reply_to` names), rather than
     /// as a message that merely threads under `reply_to`.
-    pub is_reply: bool,
-    /// Record timestamp, in microseconds since the Unix epoch.
-    pub timestamp_us: u64,
-    /// Offset of the record that stored it.
-    pub offset: u64,
-    /// Delivery state.
-    pub state: DeliveryState,
+    pub(crate) is_reply: bool,
     /// For a reply: it answers an ask that had already timed out.
-    pub late: bool,
+    pub(crate) late: bool,
+}
+
+/// Bytes a [`StoredMessage`] takes inline (in its mailbox's ring), at most: a test keeps it
+/// there, since every queued message pays it (`relay bench memory`).
+pub const STORED_MESSAGE_BYTES_MAX: usize = 72;
+
+const _: () = assert!(std::mem::size_of::<StoredMessage>() <= STORED_MESSAGE_BYTES_MAX);
+
+/// The fields of a [`StoredMessage`] most messages leave empty, in one allocation.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Archive, Serialize, Deserialize)]
+pub(crate) struct Extras {
+    /// The message id when it is not `m-<offset>` of the record that stored it (another
+    /// hub's id, or any id a log holds); `None` when it is.
+    pub(crate) id: Option<Box<str>>,
+    /// The message or ask id this one answers.
+    pub(crate) reply_to: Option<Box<str>>,
+    /// Set when this message is an ask: the id a reply names.
+    pub(crate) ask_id: Option<Box<str>>,
+    /// Set when this ask is part of a broadcast.
+    pub(crate) broadcast_id: Option<Box<str>>,
+    /// A thread label.
+    pub(crate) thread: Option<Box<str>>,
     /// For a `timeout` message from the hub: the ask that ended unanswered.
-    pub timed_out_ask: Option<String>,
+    pub(crate) timed_out_ask: Option<Box<str>>,
     /// The last status the recipient's client reported (`held`, `refused`, `expired`).
-    pub reported: Option<String>,
+    pub(crate) reported: Option<Box<str>>,
+}
+
+impl Extras {
+    fn is_empty(&self) -> bool {
+        *self == Extras::default()
+    }
+}
+
+/// Digits of the longest `u64`: an id `m-<digits>` with more cannot be derived.
+const OFFSET_DIGITS_MAX: usize = 20;
+
+/// The offset a message id names when it is a hub-chosen id `m-<offset>`: `m-` then the offset
+/// in canonical decimal (no sign, no leading zero but for `m-0`). Any other text, `m-007`,
+/// `m-42@a` included, is `None`.
+pub(crate) fn derived_offset(id: &str) -> Option<u64> {
+    let digits = id.strip_prefix("m-")?;
+    let canonical = !digits.is_empty()
+        && digits.len() <= OFFSET_DIGITS_MAX
+        && digits.bytes().all(|byte| byte.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    if !canonical {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Bytes of the decimal text of `value`.
+fn decimal_len(value: u64) -> usize {
+    value.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
+/// What a new [`StoredMessage`] holds, borrowed from the event that stores it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NewMessage<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) offset: u64,
+    pub(crate) timestamp_us: u64,
+    pub(crate) body: &'a str,
+    pub(crate) reply_to: Option<&'a str>,
+    pub(crate) ask_id: Option<&'a str>,
+    pub(crate) broadcast_id: Option<&'a str>,
+    pub(crate) thread: Option<&'a str>,
+    pub(crate) urgent: bool,
+    pub(crate) is_reply: bool,
+    pub(crate) late: bool,
+    pub(crate) timed_out_ask: Option<&'a str>,
+}
+
+fn boxed(text: Option<&str>) -> Option<Box<str>> {
+    text.map(Box::from)
+}
+
+impl StoredMessage {
+    /// A queued message with sequence 0 (the mailbox sets it) from `from`, named `from_name`.
+    pub(crate) fn new(
+        new: &NewMessage<'_>,
+        from: IdentityId,
+        from_name: SharedName,
+    ) -> StoredMessage {
+        let id = (derived_offset(new.id) != Some(new.offset)).then(|| Box::from(new.id));
+        let extras = Extras {
+            id,
+            reply_to: boxed(new.reply_to),
+            ask_id: boxed(new.ask_id),
+            broadcast_id: boxed(new.broadcast_id),
+            thread: boxed(new.thread),
+            timed_out_ask: boxed(new.timed_out_ask),
+            reported: None,
+        };
+        StoredMessage {
+            sequence: 0,
+            offset: new.offset,
+            timestamp_us: new.timestamp_us,
+            from,
+            from_name,
+            body: Box::from(new.body),
+            extras: (!extras.is_empty()).then(|| Box::new(extras)),
+            state: DeliveryState::Queued,
+            urgent: new.urgent,
+            is_reply: new.is_reply,
+            late: new.late,
+        }
+    }
+
+    /// Position in this mailbox: 1 for the first message ever received, then +1 each.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Hub-chosen message id.
+    pub fn id(&self) -> Cow<'_, str> {
+        match self.extras.as_ref().and_then(|extras| extras.id.as_deref()) {
+            Some(id) => Cow::Borrowed(id),
+            None => Cow::Owned(format!("m-{}", self.offset)),
+        }
+    }
+
+    /// Whether this message's id is `id`, without building the id.
+    pub fn has_id(&self, id: &str) -> bool {
+        self.has_parsed_id(id, derived_offset(id))
+    }
+
+    /// [`StoredMessage::has_id`] with `id`'s [`derived_offset`] parsed once by the caller, for
+    /// a scan of many messages.
+    fn has_parsed_id(&self, id: &str, derived: Option<u64>) -> bool {
+        match self.extras.as_ref().and_then(|extras| extras.id.as_deref()) {
+            Some(own) => own == id,
+            None => derived == Some(self.offset),
+        }
+    }
+
+    /// Whether the id is the `m-<offset>` of the record that stored it (not stored).
+    pub(crate) fn has_derived_id(&self) -> bool {
+        self.extras
+            .as_ref()
+            .is_none_or(|extras| extras.id.is_none())
+    }
+
+    /// Bytes of the id's text.
+    pub fn id_len(&self) -> usize {
+        match self.extras.as_ref().and_then(|extras| extras.id.as_deref()) {
+            Some(id) => id.len(),
+            None => "m-".len() + decimal_len(self.offset),
+        }
+    }
+
+    /// The sender.
+    pub fn from(&self) -> IdentityId {
+        self.from
+    }
+
+    /// The sender's name when it sent.
+    pub fn from_name(&self) -> &str {
+        &self.from_name
+    }
+
+    /// The text.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    fn extra(&self, field: impl Fn(&Extras) -> &Option<Box<str>>) -> Option<&str> {
+        self.extras
+            .as_deref()
+            .and_then(|extras| field(extras).as_deref())
+    }
+
+    /// The message or ask id this one answers.
+    pub fn reply_to(&self) -> Option<&str> {
+        self.extra(|extras| &extras.reply_to)
+    }
+
+    /// Set when this message is an ask: the id a reply names.
+    pub fn ask_id(&self) -> Option<&str> {
+        self.extra(|extras| &extras.ask_id)
+    }
+
+    /// Set when this ask is part of a broadcast.
+    pub fn broadcast_id(&self) -> Option<&str> {
+        self.extra(|extras| &extras.broadcast_id)
+    }
+
+    /// A thread label.
+    pub fn thread(&self) -> Option<&str> {
+        self.extra(|extras| &extras.thread)
+    }
+
+    /// Whether the sender marked it time-sensitive.
+    pub fn urgent(&self) -> bool {
+        self.urgent
+    }
+
+    /// Whether it was sent as a reply (to the ask or message `reply_to` names), rather than
+    /// as a message that merely threads under `reply_to`.
+    pub fn is_reply(&self) -> bool {
+        self.is_reply
+    }
+
+    /// Record timestamp, in microseconds since the Unix epoch.
+    pub fn timestamp_us(&self) -> u64 {
+        self.timestamp_us
+    }
+
+    /// Offset of the record that stored it.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Delivery state.
+    pub fn state(&self) -> DeliveryState {
+        self.state
+    }
+
+    /// For a reply: it answers an ask that had already timed out.
+    pub fn late(&self) -> bool {
+        self.late
+    }
+
+    /// For a `timeout` message from the hub: the ask that ended unanswered.
+    pub fn timed_out_ask(&self) -> Option<&str> {
+        self.extra(|extras| &extras.timed_out_ask)
+    }
+
+    /// The last status the recipient's client reported (`held`, `refused`, `expired`).
+    pub fn reported(&self) -> Option<&str> {
+        self.extra(|extras| &extras.reported)
+    }
+
+    /// Points the sender's name at `sender`'s copy of it when `sender` held that name (the
+    /// text is unchanged; see [`SharedName`]).
+    pub(crate) fn share_name(&mut self, sender: Option<&Identity>) {
+        // Newest first: a message is nearly always sent under the current name.
+        let shared = sender
+            .into_iter()
+            .flat_map(|identity| identity.shared_names().rev())
+            .find(|name| **name == self.from_name);
+        if let Some(name) = shared
+            && !name.is_same_copy(&self.from_name)
+        {
+            self.from_name = name.clone();
+        }
+    }
+
+    /// Records what the recipient's client reported.
+    fn set_reported(&mut self, status: &str) {
+        self.extras.get_or_insert_default().reported = Some(Box::from(status));
+    }
+}
+
+/// The JSON of a stored message: every field, in the order of the plain struct it once was.
+impl serde::Serialize for StoredMessage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("StoredMessage", 17)?;
+        out.serialize_field("sequence", &self.sequence)?;
+        out.serialize_field("id", &self.id())?;
+        out.serialize_field("from", &self.from)?;
+        out.serialize_field("from_name", self.from_name())?;
+        out.serialize_field("body", self.body())?;
+        out.serialize_field("reply_to", &self.reply_to())?;
+        out.serialize_field("ask_id", &self.ask_id())?;
+        out.serialize_field("broadcast_id", &self.broadcast_id())?;
+        out.serialize_field("thread", &self.thread())?;
+        out.serialize_field("urgent", &self.urgent)?;
+        out.serialize_field("is_reply", &self.is_reply)?;
+        out.serialize_field("timestamp_us", &self.timestamp_us)?;
+        out.serialize_field("offset", &self.offset)?;
+        out.serialize_field("state", &self.state)?;
+        out.serialize_field("late", &self.late)?;
+        out.serialize_field("timed_out_ask", &self.timed_out_ask())?;
+        out.serialize_field("reported", &self.reported())?;
+        out.end()
+    }
 }
 
 /// How many messages one sender had refused because the mailbox was full, since the
@@ -329,12 +605,43 @@ impl Mailbox {
 
     /// The kept message with this id.
     pub fn get(&self, id: &str) -> Option<&StoredMessage> {
-        self.messages.iter().find(|message| message.id == id)
+        let derived = derived_offset(id);
+        self.messages
+            .iter()
+            .find(|message| message.has_parsed_id(id, derived))
     }
 
     /// The kept message with this sequence.
     pub fn get_by_sequence(&self, sequence: u64) -> Option<&StoredMessage> {
         self.messages.get(self.index_of(sequence)?)
+    }
+
+    /// The kept message stored by the record at `offset` with the id `m-<offset>` (see
+    /// [`derived_offset`]). Kept messages are in offset order (each was stored by a later record
+    /// than the one before it; a record may store several), so this is a binary search.
+    pub(crate) fn get_by_derived_offset(&self, offset: u64) -> Option<&StoredMessage> {
+        let first = self
+            .messages
+            .partition_point(|message| message.offset < offset);
+        self.messages
+            .range(first..)
+            .take_while(|message| message.offset == offset)
+            .find(|message| message.has_derived_id())
+    }
+
+    /// Whether the kept messages are in offset order (what [`Mailbox::get_by_derived_offset`]
+    /// needs): a decoded snapshot is checked for it.
+    pub(crate) fn in_offset_order(&self) -> bool {
+        self.messages
+            .iter()
+            .zip(self.messages.iter().skip(1))
+            .all(|(before, after)| before.offset <= after.offset)
+    }
+
+    /// Every kept message, to share their sender names with their identities (see
+    /// [`SharedName`]) once a snapshot is decoded.
+    pub(crate) fn messages_mut(&mut self) -> impl Iterator<Item = &mut StoredMessage> {
+        self.messages.iter_mut()
     }
 
     /// Stores `message` with the next sequence, unread. The caller checked
@@ -406,7 +713,7 @@ impl Mailbox {
     /// Records what the recipient's client reported of a message.
     pub(crate) fn note_reported(&mut self, sequence: u64, status: &str) {
         if let Some(message) = self.message_mut(sequence) {
-            message.reported = Some(status.to_owned());
+            message.set_reported(status);
         }
     }
 
@@ -517,7 +824,12 @@ impl Mailbox {
 
     fn after(&self, since_id: Option<&str>) -> impl Iterator<Item = &StoredMessage> {
         let start = since_id
-            .and_then(|id| self.messages.iter().position(|message| message.id == id))
+            .and_then(|id| {
+                let derived = derived_offset(id);
+                self.messages
+                    .iter()
+                    .position(|message| message.has_parsed_id(id, derived))
+            })
             .map_or(0, |index| index + 1);
         self.messages.iter().skip(start)
     }

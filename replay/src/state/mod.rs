@@ -10,9 +10,11 @@ pub mod ask;
 mod budget;
 pub mod group;
 pub mod identity;
+mod index;
 pub mod mailbox;
 mod ordered;
 pub mod room;
+mod shared;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,7 +23,9 @@ pub use group::{Group, GroupMessage, Membership};
 pub use identity::{Identity, IdentityId};
 pub use mailbox::{DeliveryState, Mailbox, MailboxFull, RefusalCount, Refusals, StoredMessage};
 pub use room::Room;
+pub use shared::SharedName;
 
+pub(crate) use index::MessageIndex;
 use ordered::{Ordered, StringMap, serialize_ordered};
 
 pub(crate) use budget::{
@@ -156,10 +160,9 @@ impl Federation {
     }
 }
 
-/// Everything the hub knows, rebuilt by applying the log in order.
-#[derive(
-    Clone, Debug, PartialEq, Eq, Default, serde::Serialize, Archive, Serialize, Deserialize,
-)]
+/// Everything the hub knows, rebuilt by applying the log in order. Its JSON is written by hand
+/// (see the `Serialize` impl) since the message index's needs the mailboxes.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Archive, Serialize, Deserialize)]
 pub struct State {
     /// Offset of the last record applied. Invariant: offsets applied strictly increase.
     pub(crate) last_offset: Option<u64>,
@@ -167,16 +170,15 @@ pub struct State {
     pub(crate) identities: BTreeMap<IdentityId, Identity>,
     /// Current name to identity. Invariant: a bijection with the identities' current names.
     /// Hashed; archived and serialized in name order (see [`ordered`]).
-    #[serde(serialize_with = "serialize_ordered")]
     #[rkyv(with = Ordered)]
     pub(crate) names: StringMap<IdentityId>,
     /// One mailbox per identity. Invariant: same keys as `identities`.
     pub(crate) mailboxes: BTreeMap<IdentityId, Mailbox>,
-    /// Message id to location, for every message kept in a mailbox and only those. Hashed;
-    /// archived and serialized in id order (see [`ordered`]).
-    #[serde(serialize_with = "serialize_ordered")]
-    #[rkyv(with = Ordered)]
-    pub(crate) message_index: StringMap<MessageLocation>,
+    /// Message id to mailbox, for every message kept in a mailbox and only those (see
+    /// [`index`]). Not archived: a decoded snapshot rebuilds it from the mailboxes. Serialized
+    /// as the map from id to [`MessageLocation`], in id order.
+    #[rkyv(with = rkyv::with::Skip)]
+    pub(crate) message_index: MessageIndex,
     /// Groups by name. Invariant: `groups.len() <= GROUPS_MAX`.
     pub(crate) groups: BTreeMap<String, Group>,
     /// Rooms with at least one member, by name. Invariant: `rooms.len() <= ROOMS_MAX`.
@@ -189,13 +191,50 @@ pub struct State {
     /// Invariant: at most `IDEMPOTENCY_KEYS_MAX` per identity.
     pub(crate) completed: BTreeMap<IdentityId, std::collections::VecDeque<CompletedRequest>>,
     /// Bytes held by the budget's count ([`State::bytes`]). Invariant: equals
-    /// [`State::recount_bytes`].
-    #[serde(skip)]
+    /// [`State::recount_bytes`]. Not serialized.
     pub(crate) bytes: u64,
-    /// The budget `apply` holds `bytes` to; not archived (a decoded state gets the default).
-    #[serde(skip)]
+    /// The budget `apply` holds `bytes` to; not archived (a decoded state gets the default),
+    /// not serialized.
     #[rkyv(with = rkyv::with::Skip)]
     pub(crate) budget: budget::Budget,
+}
+
+/// The JSON of a [`State`]: the fields in declaration order, the hashed maps in key order, the
+/// message index as id to [`MessageLocation`]; the byte count and budget left out.
+impl serde::Serialize for State {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The message index, by id.
+        struct IndexJson<'a>(&'a State);
+
+        impl serde::Serialize for IndexJson<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.message_index_entries())
+            }
+        }
+
+        /// The name table, by name.
+        struct NamesJson<'a>(&'a StringMap<IdentityId>);
+
+        impl serde::Serialize for NamesJson<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serialize_ordered(self.0, serializer)
+            }
+        }
+
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("State", 10)?;
+        out.serialize_field("last_offset", &self.last_offset)?;
+        out.serialize_field("identities", &self.identities)?;
+        out.serialize_field("names", &NamesJson(&self.names))?;
+        out.serialize_field("mailboxes", &self.mailboxes)?;
+        out.serialize_field("message_index", &IndexJson(self))?;
+        out.serialize_field("groups", &self.groups)?;
+        out.serialize_field("rooms", &self.rooms)?;
+        out.serialize_field("asks", &self.asks)?;
+        out.serialize_field("federation", &self.federation)?;
+        out.serialize_field("completed", &self.completed)?;
+        out.end()
+    }
 }
 
 /// Why an identity cannot be forgotten now (see [`State::forget_blocker`]): forgetting never
@@ -335,12 +374,47 @@ impl State {
     /// A kept direct message by id, with its recipient: lets a reply tell an ask id from a
     /// message id (see also [`State::pending_ask`]).
     pub fn message(&self, message_id: &str) -> Option<(IdentityId, &StoredMessage)> {
-        let location = self.message_index.get(message_id)?;
-        let message = self
-            .mailboxes
-            .get(&location.recipient)?
-            .get_by_sequence(location.sequence)?;
-        Some((location.recipient, message))
+        let located = self.message_index.get(message_id)?;
+        let recipient = located.recipient();
+        let message = located.find(self.mailboxes.get(&recipient)?)?;
+        Some((recipient, message))
+    }
+
+    /// The message index as the JSON shows it: every kept message's id with its location, in
+    /// id order. O(messages × log).
+    pub fn message_index_entries(&self) -> Vec<(String, MessageLocation)> {
+        let mut entries: Vec<(String, MessageLocation)> = self
+            .message_index
+            .entries()
+            .filter_map(|located| {
+                let recipient = located.recipient();
+                let message = located.find(self.mailboxes.get(&recipient)?)?;
+                let location = MessageLocation {
+                    recipient,
+                    sequence: message.sequence(),
+                };
+                Some((message.id().into_owned(), location))
+            })
+            .collect();
+        entries.sort_unstable_by(|left, right| left.0.cmp(&right.0));
+        entries
+    }
+
+    /// Completes a state decoded from a snapshot: rebuilds the message index (not archived)
+    /// and shares each kept message's sender name with its sender's identity when it is that
+    /// identity's current name (see [`SharedName`]), as `apply` does.
+    ///
+    /// # Errors
+    ///
+    /// Why the mailboxes cannot be indexed (see [`MessageIndex::rebuild`]): the snapshot is not
+    /// a state `apply` built.
+    pub(crate) fn complete_decoded(&mut self) -> Result<(), String> {
+        self.message_index = MessageIndex::rebuild(self.mailboxes.iter())?;
+        let identities = &self.identities;
+        for message in self.mailboxes.values_mut().flat_map(Mailbox::messages_mut) {
+            message.share_name(identities.get(&message.from));
+        }
+        Ok(())
     }
 
     /// The pending ask with this id.

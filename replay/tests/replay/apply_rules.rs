@@ -22,7 +22,7 @@ fn rename_carries_mailbox_groups_and_admin_rights() {
         .state
         .mailbox(alice)
         .expect("mailbox follows the identity");
-    assert_eq!(mailbox.unread(None, 10)[0].id, "m-1");
+    assert_eq!(mailbox.unread(None, 10)[0].id(), "m-1");
     assert_eq!(log.state.group("team").expect("group").admin(), alice);
     log.ok(remove("team", "carol", "bob", "done"));
     let names: Vec<&str> = log
@@ -78,26 +78,29 @@ fn delivered_message_stays_unread_until_read_and_can_be_read_again() {
     });
 
     let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
-    let unread: Vec<&str> = mailbox
+    let unread: Vec<String> = mailbox
         .unread(None, 10)
         .iter()
-        .map(|m| m.id.as_str())
+        .map(|m| m.id().into_owned())
         .collect();
     // Delivered is not read: the session took m-1, its model may not have it.
     assert_eq!(unread, ["m-1", "m-3"]);
     assert_eq!(mailbox.unread_count(), 2);
     assert_eq!(mailbox.cursor(), 0, "a read out of order leaves the cursor");
-    let all: Vec<&str> = mailbox
+    let all: Vec<String> = mailbox
         .all(None, 10)
         .iter()
-        .map(|m| m.id.as_str())
+        .map(|m| m.id().into_owned())
         .collect();
     assert_eq!(all, ["m-1", "m-2", "m-3"]);
     assert_eq!(
-        mailbox.get("m-1").expect("kept").state,
+        mailbox.get("m-1").expect("kept").state(),
         DeliveryState::Delivered
     );
-    assert_eq!(mailbox.get("m-2").expect("kept").state, DeliveryState::Read);
+    assert_eq!(
+        mailbox.get("m-2").expect("kept").state(),
+        DeliveryState::Read
+    );
 }
 
 #[test]
@@ -116,7 +119,7 @@ fn refused_or_expired_message_is_unread_again_held_changes_nothing() {
     log.ok(report("held"));
     let state_of = |log: &TestLog| {
         let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
-        mailbox.get("m-1").expect("kept").state
+        mailbox.get("m-1").expect("kept").state()
     };
     assert_eq!(state_of(&log), DeliveryState::Read);
     log.ok(report("refused"));
@@ -156,8 +159,8 @@ fn an_ask_past_its_deadline_tells_the_asker_and_a_late_reply_is_marked() {
     assert_eq!(log.state.asks().next_deadline(), None);
     let (recipient, notice) = log.state.message("t-2").expect("timeout stored");
     assert_eq!(recipient, log.id("alice"));
-    assert_eq!(notice.timed_out_ask.as_deref(), Some("a-1"));
-    assert_eq!(notice.from_name, "relay");
+    assert_eq!(notice.timed_out_ask(), Some("a-1"));
+    assert_eq!(notice.from_name(), "relay");
     // Expiring twice, or setting a deadline on it now, is refused.
     assert!(matches!(
         log.reject(AskExpired {
@@ -169,7 +172,7 @@ fn an_ask_past_its_deadline_tells_the_asker_and_a_late_reply_is_marked() {
     ));
     log.ok(reply("m-4", "bob", "alice", "a-1"));
     let (_, late) = log.state.message("m-4").expect("reply stored");
-    assert!(late.late, "a reply after the deadline is marked late");
+    assert!(late.late(), "a reply after the deadline is marked late");
     assert!(log.state.asks().expired("a-1").is_none());
 }
 
@@ -252,7 +255,10 @@ fn push_after_read_keeps_the_message_read() {
     log.ok(read_mailbox("alice", 1));
     log.ok(pushed("alice", "m-1"));
     let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
-    assert_eq!(mailbox.get("m-1").expect("kept").state, DeliveryState::Read);
+    assert_eq!(
+        mailbox.get("m-1").expect("kept").state(),
+        DeliveryState::Read
+    );
 }
 
 #[test]
@@ -272,10 +278,10 @@ fn unread_since_id_starts_after_that_message() {
         log.ok(send(&format!("m-{n}"), "bob", "alice", "x"));
     }
     let mailbox = log.state.mailbox(log.id("alice")).expect("mailbox");
-    let ids: Vec<&str> = mailbox
+    let ids: Vec<String> = mailbox
         .unread(Some("m-2"), 1)
         .iter()
-        .map(|m| m.id.as_str())
+        .map(|m| m.id().into_owned())
         .collect();
     assert_eq!(ids, ["m-3"]);
 }
@@ -319,7 +325,7 @@ fn reply_to_an_ask_resolves_it_and_routes_to_the_asker() {
     assert!(log.state.pending_ask("a-1").is_none());
     let (recipient, message) = log.state.message("m-2").expect("reply stored");
     assert_eq!(recipient, log.id("alice"));
-    assert_eq!(message.reply_to.as_deref(), Some("a-1"));
+    assert_eq!(message.reply_to(), Some("a-1"));
 }
 
 #[test]

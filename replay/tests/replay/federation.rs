@@ -48,8 +48,8 @@ fn a_message_crosses_to_bob_and_its_receipt_comes_back() {
     let bob = b.id("bob");
     let inbox = b.state.mailbox(bob).expect("bob's mailbox");
     let message = inbox.get("m-5@a").expect("imported under its origin id");
-    assert_eq!(message.from_name, "alice@a");
-    assert_eq!(message.body, "hello across");
+    assert_eq!(message.from_name(), "alice@a");
+    assert_eq!(message.body(), "hello across");
     assert_eq!(
         b.state.federation().link_progress("a").map(|p| p.offset),
         Some(5)
@@ -71,7 +71,7 @@ fn a_message_crosses_to_bob_and_its_receipt_comes_back() {
     a.ok(imported("b", "a", 9, pushed("bob", "m-5@a")));
     let waiting = a.state.mailbox(remote_bob).expect("a mailbox for bob@b");
     assert_eq!(
-        waiting.get("m-5").map(|message| message.state),
+        waiting.get("m-5").map(|message| message.state()),
         Some(relay_replay::DeliveryState::Delivered)
     );
 }
@@ -106,7 +106,7 @@ fn an_ask_is_answered_across_hubs() {
         .mailbox(alice)
         .and_then(|mailbox| mailbox.get("m-8@b").cloned());
     assert_eq!(
-        reply.map(|message| message.from_name),
+        reply.map(|message| message.from_name().to_owned()),
         Some("bob@b".to_owned())
     );
 }
@@ -207,10 +207,7 @@ fn a_delivery_the_other_hub_refused_comes_back_as_refused() {
         .mailbox(a.id("nobody@b"))
         .expect("a mailbox for nobody@b");
     assert_eq!(
-        waiting
-            .get("m-5")
-            .and_then(|message| message.reported.clone())
-            .as_deref(),
+        waiting.get("m-5").and_then(|message| message.reported()),
         Some("refused")
     );
 }

@@ -40,7 +40,7 @@ fn a_departed_identity_with_only_read_mail_is_forgotten_and_its_name_registers_a
     );
     // What bob sent stays with alice, under the name it had.
     let (_, kept) = log.state.message("m-2").expect("alice keeps bob's message");
-    assert_eq!(kept.from_name, "bob");
+    assert_eq!(kept.from_name(), "bob");
     assert_eq!(log.state.identities().count(), 1);
 
     // The name is free: registering it makes a new identity with an empty mailbox.

@@ -42,7 +42,7 @@ fn a_mailbox_holds_its_unread_bound_and_refuses_the_next_message_keeping_every_u
     let mailbox = mailbox_of(&log, "bob");
     assert_eq!(mailbox.unread_count(), MAILBOX_UNREAD_MAX);
     assert_eq!(mailbox.unread(None, usize::MAX).len(), MAILBOX_UNREAD_MAX);
-    assert_eq!(mailbox.messages().next().expect("oldest").id, "m-1");
+    assert_eq!(mailbox.messages().next().expect("oldest").id(), "m-1");
 
     let next = format!("m-{}", MAILBOX_UNREAD_MAX + 1);
     assert_eq!(
@@ -104,7 +104,7 @@ fn reading_makes_room_and_the_oldest_read_messages_age_out() {
     assert_eq!(mailbox.read_count(), MAILBOX_READ_MAX);
     assert_eq!(mailbox.unread_count(), MAILBOX_UNREAD_MAX - 600);
     // The 100 oldest read messages are forgotten, by id too; the newer read ones stay.
-    assert_eq!(mailbox.messages().next().expect("oldest").id, "m-101");
+    assert_eq!(mailbox.messages().next().expect("oldest").id(), "m-101");
     assert!(log.state.message("m-100").is_none());
     assert!(log.state.message("m-101").is_some());
     log.ok(send("m-next", "alice", "bob", "room again"));
@@ -146,10 +146,10 @@ fn messages_read_out_of_order_age_out_and_an_older_unread_one_stays() {
     }
     let mailbox = mailbox_of(&log, "bob");
     assert_eq!(mailbox.read_count(), MAILBOX_READ_MAX);
-    let unread: Vec<&str> = mailbox
+    let unread: Vec<String> = mailbox
         .unread(None, usize::MAX)
         .iter()
-        .map(|message| message.id.as_str())
+        .map(|message| message.id().into_owned())
         .collect();
     assert_eq!(unread, ["m-1"]);
     assert!(log.state.message("m-100").is_none());
@@ -176,7 +176,7 @@ fn a_read_message_returned_unread_counts_as_unread_again() {
     assert_eq!(mailbox.read_count(), 0);
     assert_eq!(mailbox.unread_bytes(), 3);
     assert_eq!(
-        mailbox.get("m-2").expect("kept").state,
+        mailbox.get("m-2").expect("kept").state(),
         DeliveryState::Queued
     );
 }
@@ -397,7 +397,7 @@ fn run_near_the_bounds(steps: &[Step]) -> Result<(), TestCaseError> {
                 }
             }
             Step::ReadOldest(count) => {
-                let Some(last) = mailbox.unread(None, count).last().map(|m| m.sequence) else {
+                let Some(last) = mailbox.unread(None, count).last().map(|m| m.sequence()) else {
                     continue;
                 };
                 log.ok(read_mailbox("bob", last));
@@ -409,7 +409,7 @@ fn run_near_the_bounds(steps: &[Step]) -> Result<(), TestCaseError> {
             Step::ReadOne(pick) | Step::Return(pick) => {
                 let kept = mailbox.all(None, usize::MAX);
                 let message = kept[pick % kept.len()];
-                let (sequence, message_id) = (message.sequence, message.id.clone());
+                let (sequence, message_id) = (message.sequence(), message.id().into_owned());
                 let returning = matches!(step, Step::Return(_));
                 if returning {
                     log.ok(MessageStatusReported {
@@ -431,10 +431,10 @@ fn run_near_the_bounds(steps: &[Step]) -> Result<(), TestCaseError> {
             }
         }
         let mailbox = mailbox_of(&log, "bob");
-        let unread: Vec<&str> = mailbox
+        let unread: Vec<String> = mailbox
             .unread(None, usize::MAX)
             .iter()
-            .map(|m| m.id.as_str())
+            .map(|m| m.id().into_owned())
             .collect();
         let expected: Vec<&str> = model.unread().map(|(_, (id, _, _))| id.as_str()).collect();
         prop_assert_eq!(unread, expected, "unread mail is never dropped");

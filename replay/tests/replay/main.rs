@@ -7,6 +7,8 @@
 //! - `mailbox_bounds`: unread mail never dropped, refusals counted, read mail aging out, group
 //!   members told what they missed.
 //! - `identity_lifecycle`: identities forgotten when nothing waits for them; the limit.
+//! - `message_layout`: derived and stored message ids, shared sender names, the JSON of a
+//!   stored message and of the message index.
 //! - `golden`: committed payload bytes per kind that must keep decoding.
 //! - `snapshot`: snapshot round trips, determinism and damage.
 //! - `state_budget`: the state byte budget filled to its limit, refused, drained and refilled.
@@ -21,6 +23,7 @@ mod fuzz_corpus;
 mod golden;
 mod identity_lifecycle;
 mod mailbox_bounds;
+mod message_layout;
 mod properties;
 mod snapshot;
 mod state_budget;

@@ -404,14 +404,13 @@ impl Driver {
             return;
         };
         let pending = message
-            .ask_id
-            .as_deref()
+            .ask_id()
             .and_then(|ask_id| state.pending_ask(ask_id));
         let reply_to = match pending {
             Some(ask) if ask.target == id => ask.ask_id.clone(),
-            _ => message.id.clone(),
+            _ => message.id().into_owned(),
         };
-        let to_session = self.session_of(message.from);
+        let to_session = self.session_of(message.from());
         let Some(to) = self.name(to_session) else {
             return;
         };
@@ -444,7 +443,7 @@ impl Driver {
         let Some(message) = messages.get(pick % messages.len().max(1)) else {
             return;
         };
-        let message_id = message.id.clone();
+        let message_id = message.id().into_owned();
         // Half the acknowledgements say the model has it (a native push), half only that
         // the session took it (a channel notification).
         if pick.is_multiple_of(2) {
@@ -483,7 +482,7 @@ impl Driver {
         let Some(message) = messages.get(pick % messages.len().max(1)) else {
             return;
         };
-        let message_id = message.id.clone();
+        let message_id = message.id().into_owned();
         let index = self.index_of(session, &message_id);
         self.emit(MessageStatusReported {
             recipient,
@@ -507,7 +506,7 @@ impl Driver {
             .expect("mailbox")
             .unread(None, limit);
         let Some(last) = unread.last() else { return };
-        let up_to_sequence = last.sequence;
+        let up_to_sequence = last.sequence();
         self.emit(MailboxCursorAdvanced {
             recipient,
             up_to_sequence,
@@ -705,17 +704,17 @@ impl Driver {
             let mailbox = state.mailbox(id).expect("mailbox");
             // Every message the model has as unread is kept, and nothing else is unread.
             let received = &self.received[session];
-            let expected: Vec<&String> = (0..received.len())
+            let expected: Vec<String> = (0..received.len())
                 .filter(|index| !self.read[session].contains(index))
-                .map(|index| &received[index])
+                .map(|index| received[index].clone())
                 .collect();
-            let unread: Vec<&String> = mailbox
+            let unread: Vec<String> = mailbox
                 .unread(None, usize::MAX)
                 .iter()
-                .map(|m| &m.id)
+                .map(|m| m.id().into_owned())
                 .collect();
             assert_eq!(unread, expected, "unread mail is never dropped");
-            let kept: Vec<&String> = mailbox.messages().map(|m| &m.id).collect();
+            let kept: Vec<String> = mailbox.messages().map(|m| m.id().into_owned()).collect();
             assert!(
                 kept.iter().all(|id| received.contains(id)),
                 "only received messages are kept"
@@ -724,20 +723,20 @@ impl Driver {
             assert!(mailbox.read_bytes() <= MAILBOX_READ_BYTES_MAX as u64);
             let unread_bytes: u64 = mailbox
                 .messages()
-                .filter(|m| m.state != DeliveryState::Read)
-                .map(|m| m.body.len() as u64)
+                .filter(|m| m.state() != DeliveryState::Read)
+                .map(|m| m.body().len() as u64)
                 .sum();
             assert_eq!(mailbox.unread_bytes(), unread_bytes);
             let after_cursor = mailbox
                 .messages()
-                .filter(|m| m.sequence > mailbox.cursor() && m.state != DeliveryState::Read)
+                .filter(|m| m.sequence() > mailbox.cursor() && m.state() != DeliveryState::Read)
                 .count();
             assert_eq!(mailbox.unread_count(), after_cursor);
             // Everything up to the cursor is read; after it, a message may be read on its own.
             assert!(
                 mailbox
                     .messages()
-                    .all(|m| m.sequence > mailbox.cursor() || m.state == DeliveryState::Read)
+                    .all(|m| m.sequence() > mailbox.cursor() || m.state() == DeliveryState::Read)
             );
         }
         let names: Vec<&str> = state.groups().map(|g| g.name()).collect();

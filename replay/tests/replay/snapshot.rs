@@ -176,15 +176,15 @@ fn snapshot_round_trips_refusals_missed_counts_and_aged_out_read_mail() {
 
 #[test]
 fn a_snapshot_of_the_previous_format_is_refused_so_the_hub_rebuilds_from_the_log() {
-    // Version 7 did not keep the routes of groups with members on other hubs; its bytes must
-    // never be read as today's state.
+    // Version 8 laid mailbox messages out as plain structs and archived the message index;
+    // its bytes must never be read as today's state.
     let mut bytes = snapshot_encode(&log_with(&["alice"]).state, 1);
-    bytes[8..10].copy_from_slice(&7u16.to_le_bytes());
-    assert_eq!(SNAPSHOT_FORMAT_VERSION, 8);
+    bytes[8..10].copy_from_slice(&8u16.to_le_bytes());
+    assert_eq!(SNAPSHOT_FORMAT_VERSION, 9);
     assert_eq!(
         snapshot_decode(&bytes),
         Err(SnapshotError::UnsupportedVersion {
-            found: 7,
+            found: 8,
             supported: SNAPSHOT_FORMAT_VERSION
         })
     );

@@ -421,9 +421,11 @@ impl Core {
         let me_name = self.caller_name(me)?;
         // A hub's own `timeout` message has no sender to tell.
         let (sender, state, is_hub_notice) = match self.state.message(&msg_id) {
-            Some((recipient, message)) if recipient == me => {
-                (message.from, message.state, message.timed_out_ask.is_some())
-            }
+            Some((recipient, message)) if recipient == me => (
+                message.from(),
+                message.state(),
+                message.timed_out_ask().is_some(),
+            ),
             _ => {
                 return Err(error(
                     ErrorCode::BadArguments,
@@ -535,7 +537,7 @@ impl Core {
         let (recipient, message) = self
             .state
             .message(msg_id)
-            .filter(|(_, message)| message.from == me && message.timed_out_ask.is_none())
+            .filter(|(_, message)| message.from() == me && message.timed_out_ask().is_none())
             .ok_or_else(|| {
                 error(
                     ErrorCode::BadArguments,
@@ -547,9 +549,9 @@ impl Core {
         to_value(&StatusResult {
             msg_id: msg_id.to_owned(),
             to: self.name_of(recipient).unwrap_or_default(),
-            state: message.state.name().to_owned(),
-            reported: message.reported.clone(),
-            ts: message.timestamp_us,
+            state: message.state().name().to_owned(),
+            reported: message.reported().map(str::to_owned),
+            ts: message.timestamp_us(),
         })
     }
 
@@ -558,7 +560,7 @@ impl Core {
         let mut counts = UnreadResult::default();
         if let Some(mailbox) = self.state.mailbox(me) {
             for message in mailbox.unread(None, usize::MAX) {
-                if message.ask_id.is_some() {
+                if message.ask_id().is_some() {
                     counts.asks += 1;
                 } else {
                     counts.direct += 1;

@@ -364,7 +364,7 @@ impl Core {
         let late = self
             .state
             .message(id)
-            .is_some_and(|(_, message)| message.late);
+            .is_some_and(|(_, message)| message.late());
         let mut push = self.message_push(kind, from, body, id);
         push.ask_id = ask_id;
         push.reply_to = reply_to;
@@ -429,7 +429,7 @@ impl Core {
 
     fn import_receipt(&mut self, message_id: &str, status: ReceiptStatus, release: &mut Release) {
         if let Some((recipient, message)) = self.state.message(message_id) {
-            let sender = message.from;
+            let sender = message.from();
             self.send_receipt(sender, message_id, recipient, status, release);
         }
     }

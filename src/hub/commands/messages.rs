@@ -329,7 +329,7 @@ impl Core {
                 ));
             }
             None => match self.state.message(&answered) {
-                Some((recipient, message)) if recipient == me => message.from,
+                Some((recipient, message)) if recipient == me => message.from(),
                 _ => {
                     return Err(error(
                         ErrorCode::AskNotFound,
@@ -400,7 +400,7 @@ impl Core {
         matching.truncate(limit);
         let sizes = matching
             .iter()
-            .map(|message| message.body.len() + message.from_name.len());
+            .map(|message| message.body().len() + message.from_name().len());
         matching.truncate(fitting_in_a_frame(refused_bytes(&refused), sizes));
         let messages: Vec<InboxMessage> = matching
             .iter()
@@ -410,10 +410,10 @@ impl Core {
         let cursor = mailbox.cursor();
         let unread: Vec<String> = matching
             .iter()
-            .filter(|message| message.sequence > cursor && message.state != DeliveryState::Read)
-            .map(|message| message.id.clone())
+            .filter(|message| message.sequence() > cursor && message.state() != DeliveryState::Read)
+            .map(|message| message.id().into_owned())
             .collect();
-        let last_sequence = matching.last().map(|message| message.sequence);
+        let last_sequence = matching.last().map(|message| message.sequence());
         if since.is_none() {
             // Everything up to the last returned message has been seen: move the cursor. The
             // cursor event also clears the refusal record this answer shows, so it is logged
@@ -509,23 +509,23 @@ pub(in crate::hub) fn fitting_in_a_frame(
 }
 
 fn inbox_message(message: &StoredMessage) -> InboxMessage {
-    let kind = match (&message.ask_id, &message.broadcast_id, &message.reply_to) {
-        _ if message.timed_out_ask.is_some() => MessageKind::Timeout,
+    let kind = match (message.ask_id(), message.broadcast_id(), message.reply_to()) {
+        _ if message.timed_out_ask().is_some() => MessageKind::Timeout,
         (Some(_), Some(_), _) => MessageKind::Broadcast,
         (Some(_), None, _) => MessageKind::Ask,
-        _ if message.is_reply => MessageKind::Reply,
+        _ if message.is_reply() => MessageKind::Reply,
         _ => MessageKind::Direct,
     };
     InboxMessage {
-        msg_id: message.id.clone(),
+        msg_id: message.id().into_owned(),
         kind,
-        from: message.from_name.clone(),
-        text: message.body.clone(),
-        reply_to: message.reply_to.clone(),
-        ask_id: message.ask_id.clone(),
-        ts: message.timestamp_us,
-        urgent: message.urgent,
-        pushed: message.state == DeliveryState::Delivered,
-        late: message.late,
+        from: message.from_name().to_owned(),
+        text: message.body().to_owned(),
+        reply_to: message.reply_to().map(str::to_owned),
+        ask_id: message.ask_id().map(str::to_owned),
+        ts: message.timestamp_us(),
+        urgent: message.urgent(),
+        pushed: message.state() == DeliveryState::Delivered,
+        late: message.late(),
     }
 }
