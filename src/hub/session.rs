@@ -154,10 +154,11 @@ impl Transport {
     /// Writes encoded frames (each ends in a newline).
     async fn send(&mut self, frames: &[Vec<u8>]) -> std::io::Result<()> {
         match self {
-            Transport::Unix { stream, .. } => {
-                let joined: Vec<u8> = frames.concat();
-                stream.write_all(&joined).await
-            }
+            Transport::Unix { stream, .. } => match frames {
+                // One frame (most wake-ups) is written as it is; several in one `write`.
+                [frame] => stream.write_all(frame).await,
+                frames => stream.write_all(&frames.concat()).await,
+            },
             Transport::WebSocket(socket) => {
                 for frame in frames {
                     let text = String::from_utf8_lossy(frame.strip_suffix(b"\n").unwrap_or(frame))
@@ -296,7 +297,13 @@ pub async fn serve(
                     Err(Unreadable::Frame(FrameError::InvalidUtf8 { valid_up_to })) => Some(error_frame(None, RpcError::new(
                         ErrorCode::BadMessage, format!("frame is not valid UTF-8 (byte {valid_up_to})")))),
                     Ok(line) if line.trim().is_empty() => None,
-                    Ok(line) => match parse_incoming(&line) {
+                    // The common case in one pass; anything else through the full parse.
+                    Ok(line) => match ClientRequest::parse_line_fast(&line) {
+                        Some((id, request)) => {
+                            in_flight.push_back(handle_client_request(id, request, session, &context, &mut greeted).await);
+                            None
+                        }
+                        None => match parse_incoming(&line) {
                         Err(refused) => Some(response_frame(&refused.into_response())),
                         Ok(Incoming::Notification(_)) => None,
                         Ok(Incoming::Response(response)) => {
@@ -315,6 +322,7 @@ pub async fn serve(
                             in_flight.push_back(handle_request(request, session, &context, &mut greeted).await);
                             None
                         }
+                        },
                     },
                 };
                 let Some(reply) = reply else { continue };
@@ -525,6 +533,17 @@ async fn handle_request(
         Ok(parsed) => parsed,
         Err(refused) => return ready(response_frame(&refused.into_response())),
     };
+    handle_client_request(id, request, session, context, greeted).await
+}
+
+/// [`handle_request`] for a request already parsed.
+async fn handle_client_request(
+    id: RequestId,
+    request: ClientRequest,
+    session: SessionId,
+    context: &SessionContext,
+    greeted: &mut bool,
+) -> PendingResponse {
     let outcome = match request {
         ClientRequest::Hello(params) => match negotiate(params.versions) {
             Ok(version) => {

@@ -63,10 +63,15 @@ struct Discarding {
     ends_in_carriage_return: bool,
 }
 
+/// Bytes reserved up front for an encoded frame: a push of a short message or a small result
+/// fits without the buffer growing (a larger frame grows it as usual; this is no limit).
+pub const ENCODE_CAPACITY_BYTES: usize = 512;
+
 /// Encodes one message as a frame: compact JSON followed by `\n`. The same bytes are a valid
 /// WebSocket text frame payload (the trailing newline is allowed there).
 pub fn encode_frame<M: WireMessage + ?Sized>(message: &M) -> Vec<u8> {
-    let mut frame = serde_json::to_vec(message)
+    let mut frame = Vec::with_capacity(ENCODE_CAPACITY_BYTES);
+    serde_json::to_writer(&mut frame, message)
         .expect("invariant: wire messages have string keys only, so serialization cannot fail");
     frame.push(b'\n');
     frame

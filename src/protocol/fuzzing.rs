@@ -4,7 +4,9 @@
 //! [`decode_arbitrary_client_bytes`], so an input the fuzzer finds is a failing unit test once
 //! it is added to `fuzz/corpus/client_frame/`. Besides "never panics" it asserts invariants:
 //! chunking does not change the frames, a rejected request keeps its id, an error reply fits
-//! in a frame, and a parsed request re-encodes to itself. Not part of the stable API.
+//! in a frame, a parsed request re-encodes to itself, and the hub's one-pass request parse
+//! (`ClientRequest::parse_line_fast`) agrees with the full parse whenever it takes a line.
+//! Not part of the stable API.
 
 use super::frame::{FrameDecoder, encode_frame};
 use super::jsonrpc::{Incoming, ProtocolError, Response, parse_incoming};
@@ -69,6 +71,22 @@ fn decode_in_chunks(
 }
 
 fn exercise_line(line: &str) {
+    let fast = ClientRequest::parse_line_fast(line);
+    if let Some(fast) = &fast {
+        let slow = parse_incoming(line).and_then(|incoming| match incoming {
+            Incoming::Request(request) => ClientRequest::from_request(request),
+            other => Err(ProtocolError::new(
+                None,
+                super::error_code::ErrorCode::Unexpected,
+                format!("the one-pass parse took a line that is not a request: {other:?}"),
+            )),
+        });
+        assert_eq!(
+            slow.as_ref(),
+            Ok(fast),
+            "invariant: the one-pass parse agrees with the full one"
+        );
+    }
     match parse_incoming(line) {
         Ok(Incoming::Request(request)) => {
             let id = request.id.clone();

@@ -137,6 +137,98 @@ pub fn parse_incoming(line: &str) -> Result<Incoming, ProtocolError> {
     }
 }
 
+/// A request read in one pass by [`parse_request_fast`] (beside its id): its method name and
+/// the text of its params object, not yet interpreted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawRequest<'a> {
+    /// The method name, not yet checked against the known methods.
+    pub method: &'a str,
+    /// The params: the text of a JSON object (`{}` when absent or `null`).
+    pub params: &'a str,
+}
+
+/// Reads `line` as a well-formed request in one pass, without building a [`Value`]: the
+/// envelope is read with its params left as raw text, to be deserialized straight into the
+/// method's struct.
+///
+/// Only the common case is taken: a JSON object of exactly `jsonrpc: "2.0"`, a valid `id`, a
+/// string `method` without escapes and object (or absent or `null`) `params`, each member
+/// once. Anything else returns `None`, and the caller must use [`parse_incoming`], which
+/// classifies every line and gives the documented errors. So when this returns `Some`,
+/// [`parse_incoming`] returns the same request (checked by the `client_frame` fuzz target).
+pub fn parse_request_fast(line: &str) -> Option<(RequestId, RawRequest<'_>)> {
+    let envelope: FastEnvelope<'_> = serde_json::from_str(line).ok()?;
+    if envelope.jsonrpc != JSONRPC_VERSION {
+        return None;
+    }
+    let params = match envelope.params {
+        None => "{}",
+        Some(raw) => {
+            let text = raw.get();
+            if !text.starts_with('{') {
+                return None;
+            }
+            text
+        }
+    };
+    let FastId(id) = envelope.id;
+    Some((
+        id,
+        RawRequest {
+            method: envelope.method,
+            params,
+        },
+    ))
+}
+
+/// The envelope [`parse_request_fast`] accepts: every member of a request, each once.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastEnvelope<'a> {
+    jsonrpc: &'a str,
+    id: FastId,
+    method: &'a str,
+    #[serde(borrow, default)]
+    params: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A request id as [`parse_incoming`] accepts it: an integer in the `i64` range or a string of
+/// at most [`REQUEST_ID_BYTES_MAX`] bytes; anything else (`null` included) fails.
+struct FastId(RequestId);
+
+impl<'de> serde::Deserialize<'de> for FastId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FastIdVisitor)
+    }
+}
+
+struct FastIdVisitor;
+
+impl serde::de::Visitor<'_> for FastIdVisitor {
+    type Value = FastId;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an integer or a short string")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<FastId, E> {
+        Ok(FastId(RequestId::Number(number)))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<FastId, E> {
+        i64::try_from(number)
+            .map(|number| FastId(RequestId::Number(number)))
+            .map_err(|_| E::custom("id out of the i64 range"))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<FastId, E> {
+        if text.len() > REQUEST_ID_BYTES_MAX {
+            return Err(E::custom("id too long"));
+        }
+        Ok(FastId(RequestId::String(text.to_owned())))
+    }
+}
+
 impl RequestId {
     /// The id as JSON.
     pub fn to_value(&self) -> Value {
@@ -756,6 +848,43 @@ mod tests {
             failure.into_result::<Named>().map_err(|error| error.code),
             Err(ErrorCode::NameTaken)
         );
+    }
+
+    #[test]
+    fn the_one_pass_parse_takes_plain_requests_and_leaves_the_rest_to_parse_incoming() {
+        let taken = parse_request_fast(
+            r#"{"jsonrpc":"2.0","id":7,"method":"send","params":{"to":"bob","text":"hi"}}"#,
+        );
+        let (id, raw) = taken.expect("a plain request is taken");
+        assert_eq!(id, RequestId::Number(7));
+        assert_eq!(raw.method, "send");
+        assert_eq!(raw.params, r#"{"to":"bob","text":"hi"}"#);
+        for absent in [
+            r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":"a","method":"ping","params":null}"#,
+        ] {
+            let (_, raw) = parse_request_fast(absent).expect("absent params are taken");
+            assert_eq!(raw.params, "{}");
+        }
+        let long_id = "i".repeat(REQUEST_ID_BYTES_MAX + 1);
+        let left = [
+            "{".to_owned(),
+            "[]".to_owned(),
+            r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":18446744073709551615,"method":"ping"}"#.to_owned(),
+            format!(r#"{{"jsonrpc":"2.0","id":"{long_id}","method":"ping"}}"#),
+            r#"{"jsonrpc":"2.0","method":"ping"}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","extra":1}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"send","params":["bob","hi"]}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":1,"method":5}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_owned(),
+        ];
+        for line in &left {
+            assert_eq!(parse_request_fast(line), None, "{line}");
+        }
     }
 
     #[test]

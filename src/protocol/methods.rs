@@ -17,7 +17,7 @@ use super::fields::{
     GroupName, IdempotencyKey, InboxLimit, ListCursor, ListLimit, MessageId, MessageText, PeerName,
     RoomName, SessionName, ThreadId, Token, WorkingDirectory,
 };
-use super::jsonrpc::{ProtocolError, Request, RequestId, Response, RpcError};
+use super::jsonrpc::{ProtocolError, Request, RequestId, Response, RpcError, parse_request_fast};
 use super::limits::GROUP_CREATE_MEMBERS_MAX;
 use super::notification::{MessageKind, ReceiptStatus};
 use super::version::VersionRange;
@@ -74,6 +74,21 @@ macro_rules! methods {
                     RpcError::new(ErrorCode::BadArguments, message)
                 })?;
                 Ok(request)
+            }
+        }
+
+        impl Method {
+            /// Deserializes `params` (the text of a JSON object) straight into this method's
+            /// params and checks them; `None` when they do not parse or do not pass (the
+            /// caller then takes the [`Value`] path, which words the error).
+            fn parse_params_text(self, params: &str) -> Option<ClientRequest> {
+                let request = match self {
+                    $( Method::$variant => {
+                        serde_json::from_str::<$params>(params).ok().map(ClientRequest::$variant)
+                    } )*
+                }?;
+                request.check().ok()?;
+                Some(request)
             }
         }
 
@@ -1074,6 +1089,20 @@ impl ClientRequest {
         }
     }
 
+    /// Reads one frame as a valid request in a single pass: the envelope with its params as
+    /// raw text ([`parse_request_fast`]), then the params straight into the method's struct,
+    /// with no [`Value`] in between.
+    ///
+    /// `None` for anything but a well-formed request of a known method with valid params: the
+    /// caller then runs [`parse_incoming`](super::jsonrpc::parse_incoming) and
+    /// [`ClientRequest::from_request`], which classify the frame and give the documented
+    /// error. When this returns `Some`, that path returns the same id and request.
+    pub fn parse_line_fast(line: &str) -> Option<(RequestId, ClientRequest)> {
+        let (id, raw) = parse_request_fast(line)?;
+        let request = Method::from_name(raw.method)?.parse_params_text(raw.params)?;
+        Some((id, request))
+    }
+
     /// The idempotency key of a sending request, if it carries one.
     pub fn idempotency_key(&self) -> Option<&IdempotencyKey> {
         match self {
@@ -1174,11 +1203,16 @@ mod tests {
     use serde_json::json;
 
     /// Runs one request line through the whole parse, as the hub does.
+    /// The one-pass parse, when it takes the line, must agree with it.
     fn parse_line(line: &str) -> Result<(RequestId, ClientRequest), ProtocolError> {
-        match parse_incoming(line)? {
+        let parsed = match parse_incoming(line)? {
             Incoming::Request(request) => ClientRequest::from_request(request),
             other => panic!("not a request: {other:?}"),
+        };
+        if let Some(fast) = ClientRequest::parse_line_fast(line) {
+            assert_eq!(Ok(&fast), parsed.as_ref(), "one-pass parse of {line}");
         }
+        parsed
     }
 
     fn request_line(method: &str, params: Value) -> String {
