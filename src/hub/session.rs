@@ -297,33 +297,39 @@ pub async fn serve(
                     Err(Unreadable::Frame(FrameError::InvalidUtf8 { valid_up_to })) => Some(error_frame(None, RpcError::new(
                         ErrorCode::BadMessage, format!("frame is not valid UTF-8 (byte {valid_up_to})")))),
                     Ok(line) if line.trim().is_empty() => None,
-                    // The common case in one pass; anything else through the full parse.
-                    Ok(line) => match ClientRequest::parse_line_fast(&line) {
-                        Some((id, request)) => {
-                            in_flight.push_back(handle_client_request(id, request, session, &context, &mut greeted).await);
-                            None
-                        }
-                        None => match parse_incoming(&line) {
-                        Err(refused) => Some(response_frame(&refused.into_response())),
-                        Ok(Incoming::Notification(_)) => None,
-                        Ok(Incoming::Response(response)) => {
-                            let answers_ping = liveness.ping_sent.as_ref().is_some_and(|(id, _)| {
-                                response.id == Some(RequestId::String(id.clone()))
-                            });
-                            if answers_ping {
-                                liveness.ping_sent = None;
-                                for probe in liveness.probes.drain(..) {
-                                    let _ = probe.send(true);
+                    // The common case in one pass; anything else through the full parse. One
+                    // place awaits the request's handling, boxed: the session's task then
+                    // holds no room for that future's state while idle (memory per session).
+                    Ok(line) => {
+                        let parsed = match ClientRequest::parse_line_fast(&line) {
+                            Some(parsed) => Ok(parsed),
+                            None => match parse_incoming(&line) {
+                                Err(refused) => Err(Some(response_frame(&refused.into_response()))),
+                                Ok(Incoming::Notification(_)) => Err(None),
+                                Ok(Incoming::Response(response)) => {
+                                    let answers_ping = liveness.ping_sent.as_ref().is_some_and(|(id, _)| {
+                                        response.id == Some(RequestId::String(id.clone()))
+                                    });
+                                    if answers_ping {
+                                        liveness.ping_sent = None;
+                                        for probe in liveness.probes.drain(..) {
+                                            let _ = probe.send(true);
+                                        }
+                                    }
+                                    Err(None)
                                 }
+                                Ok(Incoming::Request(request)) => ClientRequest::from_request(request)
+                                    .map_err(|refused| Some(response_frame(&refused.into_response()))),
+                            },
+                        };
+                        match parsed {
+                            Ok((id, request)) => {
+                                in_flight.push_back(Box::pin(handle_client_request(id, request, session, &context, &mut greeted)).await);
+                                None
                             }
-                            None
+                            Err(reply) => reply,
                         }
-                        Ok(Incoming::Request(request)) => {
-                            in_flight.push_back(handle_request(request, session, &context, &mut greeted).await);
-                            None
-                        }
-                        },
-                    },
+                    }
                 };
                 let Some(reply) = reply else { continue };
                 out.frames.push(reply);
@@ -523,20 +529,6 @@ type PendingResponse = Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
 
 /// Answers `hello`, `ping` and `auth` here; forwards every other request to the core and
 /// returns the wait for its response (the core may hold it, e.g. for a recipient's ack).
-async fn handle_request(
-    request: Request,
-    session: SessionId,
-    context: &SessionContext,
-    greeted: &mut bool,
-) -> PendingResponse {
-    let (id, request) = match ClientRequest::from_request(request) {
-        Ok(parsed) => parsed,
-        Err(refused) => return ready(response_frame(&refused.into_response())),
-    };
-    handle_client_request(id, request, session, context, greeted).await
-}
-
-/// [`handle_request`] for a request already parsed.
 async fn handle_client_request(
     id: RequestId,
     request: ClientRequest,
