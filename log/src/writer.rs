@@ -496,14 +496,7 @@ impl LogWriter {
         if self.in_flight.is_some() || self.committed_offset == self.next_offset {
             return Ok(None);
         }
-        let segment = self
-            .set
-            .segments
-            .last()
-            .expect("invariant: the writer has an active segment");
-        let from = self.unsynced_from & !4095;
-        let position = from as usize;
-        let len = (self.position - from) as usize;
+        let (segment, position, len) = self.unsynced_range();
         let Some(map) = segment.map.share() else {
             // A log whose active segment is empty and unmapped has nothing to sync here:
             // a roll synced everything before it.
@@ -686,18 +679,25 @@ impl LogWriter {
         result
     }
 
-    fn sync_active(&mut self) -> Result<(), WriteError> {
+    /// The active segment and its bytes not yet synced: from the last sync's end, rounded
+    /// down to a page, to the write position.
+    fn unsynced_range(&self) -> (&Segment, usize, usize) {
         let segment = self
             .set
             .segments
             .last()
             .expect("invariant: the writer has an active segment");
         let from = self.unsynced_from & !4095;
+        (segment, from as usize, (self.position - from) as usize)
+    }
+
+    fn sync_active(&mut self) -> Result<(), WriteError> {
+        let (segment, position, len) = self.unsynced_range();
         let result = self.storage.sync_range(SyncRange {
             path: &segment.path,
             map: &segment.map,
-            position: from as usize,
-            len: (self.position - from) as usize,
+            position,
+            len,
         });
         let path = segment.path.clone();
         self.poison_on_error(result.map_err(write_io(path)))?;

@@ -383,21 +383,7 @@ proptest! {
         drop(log);
 
         // Power cut: only what was synced is left.
-        write_image(dir.path(), &disk.power_cut_image(dir.path()));
-        let log = match LogWriter::open(dir.path(), config) {
-            Ok(log) => log,
-            Err(error) => return Err(TestCaseError::fail(format!("open after the power cut: {error}"))),
-        };
-        let recovered: Vec<(u64, Vec<u8>)> = log
-            .iter_from(0)
-            .expect("iter")
-            .map(|record| record.map(|record| (record.offset, record.payload.to_vec())).expect("no corruption"))
-            .collect();
-        prop_assert!(recovered.len() as u64 >= committed, "lost committed records: {} < {committed}", recovered.len());
-        for (index, (offset, payload)) in recovered.iter().enumerate() {
-            prop_assert_eq!(*offset, index as u64);
-            prop_assert_eq!(payload, &appended[index]);
-        }
+        power_cut_keeps(dir.path(), &disk, config, committed, &appended)?;
     }
 }
 
@@ -518,20 +504,39 @@ proptest! {
         // The process dies with the held sync never run; then the power goes.
         drop(held);
         drop(log);
-        write_image(dir.path(), &disk.power_cut_image(dir.path()));
-        let log = match LogWriter::open(dir.path(), config) {
-            Ok(log) => log,
-            Err(error) => return Err(TestCaseError::fail(format!("open after the power cut: {error}"))),
-        };
-        let recovered: Vec<(u64, Vec<u8>)> = log
-            .iter_from(0)
-            .expect("iter")
-            .map(|record| record.map(|record| (record.offset, record.payload.to_vec())).expect("no corruption"))
-            .collect();
-        prop_assert!(recovered.len() as u64 >= claimed, "lost committed records: {} < {claimed}", recovered.len());
-        for (index, (offset, payload)) in recovered.iter().enumerate() {
-            prop_assert_eq!(*offset, index as u64);
-            prop_assert_eq!(payload, &appended[index]);
-        }
+        power_cut_keeps(dir.path(), &disk, config, claimed, &appended)?;
     }
+}
+
+/// Writes what a power cut leaves of `disk` into `dir`, reopens, and checks that at least the
+/// `committed` records are there and that every record read is the one appended there.
+fn power_cut_keeps(
+    dir: &Path,
+    disk: &DiskModel,
+    config: LogConfig,
+    committed: u64,
+    appended: &[Vec<u8>],
+) -> Result<(), TestCaseError> {
+    write_image(dir, &disk.power_cut_image(dir));
+    let log = LogWriter::open(dir, config)
+        .map_err(|error| TestCaseError::fail(format!("open after the power cut: {error}")))?;
+    let recovered: Vec<(u64, Vec<u8>)> = log
+        .iter_from(0)
+        .expect("iter")
+        .map(|record| {
+            record
+                .map(|record| (record.offset, record.payload.to_vec()))
+                .expect("no corruption")
+        })
+        .collect();
+    prop_assert!(
+        recovered.len() as u64 >= committed,
+        "lost committed records: {} < {committed}",
+        recovered.len()
+    );
+    for (index, (offset, payload)) in recovered.iter().enumerate() {
+        prop_assert_eq!(*offset, index as u64);
+        prop_assert_eq!(payload, &appended[index]);
+    }
+    Ok(())
 }
