@@ -387,17 +387,27 @@ proptest! {
     }
 }
 
+/// Appends `count` records of `payload_len` bytes in one batch and remembers their payloads.
+fn append_payloads(
+    log: &mut LogWriter,
+    payload_len: usize,
+    count: usize,
+    appended: &mut Vec<Vec<u8>>,
+) {
+    let first = appended.len() as u64;
+    let payloads: Vec<Vec<u8>> = (0..count as u64)
+        .map(|index| common::payload_for(first + index, payload_len as u64))
+        .collect();
+    log.append_batch(payloads.iter().map(|payload| record(payload)))
+        .expect("append");
+    appended.extend(payloads);
+}
+
 fn run_operations(log: &mut LogWriter, operations: &[Operation], appended: &mut Vec<Vec<u8>>) {
     for operation in operations {
         match operation {
             Operation::Append { payload_len, count } => {
-                let first = appended.len() as u64;
-                let payloads: Vec<Vec<u8>> = (0..*count as u64)
-                    .map(|index| common::payload_for(first + index, *payload_len as u64))
-                    .collect();
-                log.append_batch(payloads.iter().map(|payload| record(payload)))
-                    .expect("append");
-                appended.extend(payloads);
+                append_payloads(log, *payload_len, *count, appended);
             }
             Operation::Commit => log.commit().expect("commit"),
         }
@@ -472,13 +482,7 @@ proptest! {
         for step in &steps {
             match step {
                 PipelinedStep::Append { payload_len, count } => {
-                    let first = appended.len() as u64;
-                    let payloads: Vec<Vec<u8>> = (0..*count as u64)
-                        .map(|index| common::payload_for(first + index, *payload_len as u64))
-                        .collect();
-                    log.append_batch(payloads.iter().map(|payload| record(payload)))
-                        .expect("append");
-                    appended.extend(payloads);
+                    append_payloads(&mut log, *payload_len, *count, &mut appended);
                 }
                 PipelinedStep::Begin => {
                     let begun = log.begin_commit().expect("begin");
