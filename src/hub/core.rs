@@ -2,10 +2,12 @@
 //!
 //! It drains the command queue into a batch; for each command it validates against the
 //! state, builds events, applies each with the replay crate's `apply` (which checks before it
-//! changes anything, so a rejected command appends nothing) and appends it; then it commits
-//! once for the whole batch, and only then releases the replies and pushes. A failed commit
-//! answers every request of the batch with `storage_error` and stops the hub: the state in
-//! memory may hold events that are not durable, and recovery runs on the next start.
+//! changes anything, so a rejected command appends nothing) and appends it; the batch's
+//! replies and pushes go out only once a commit covers it. With strict durability the sync
+//! runs on a thread of its own while the core handles the next batches, and one sync covers
+//! every batch handled meanwhile ([`super::commit`]). A failed commit answers every waiting
+//! request with `storage_error` and stops the hub: the state in memory may hold events that
+//! are not durable, and recovery runs on the next start.
 //!
 //! A full disk is not such a failure: before an event is applied, the core asks the log to
 //! make room for its record ([`LogWriter::reserve_append`]); `NoSpace` there refuses the
