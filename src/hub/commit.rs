@@ -112,7 +112,6 @@ impl Core {
         if self.log.commit_in_flight() {
             return;
         }
-        self.appended_since_commit = false;
         match self.log.begin_commit() {
             Ok(None) => {}
             Ok(Some(pending)) => {

@@ -272,7 +272,6 @@ pub struct Core {
     pub(super) sessions: HashMap<SessionId, Session>,
     pub(super) online: BTreeMap<IdentityId, SessionId>,
     pub(super) records_since_snapshot: u64,
-    pub(super) appended_since_commit: bool,
     pub(super) failed: bool,
     /// The core's own queue, for probe results that arrive after their batch.
     pub(super) probe_sender: mpsc::Sender<CoreInput>,
@@ -454,7 +453,6 @@ impl Core {
             sessions: HashMap::new(),
             online: BTreeMap::new(),
             records_since_snapshot: 0,
-            appended_since_commit: false,
             failed: false,
             sync_thread: None,
             waiting: Default::default(),
@@ -901,7 +899,6 @@ impl Core {
                     appended, offset,
                     "invariant: the log assigns the offset apply saw"
                 );
-                self.appended_since_commit = true;
                 self.records_since_snapshot += 1;
                 Ok(offset)
             }
@@ -960,7 +957,6 @@ impl Core {
     }
 
     fn commit(&mut self) -> Result<(), ()> {
-        self.appended_since_commit = false;
         self.log.commit().map_err(|failure| {
             tracing::error!(error = %failure, "commit failed; stopping");
             self.failed = true;
