@@ -8,6 +8,9 @@
 //! and by the receiver. Skipped, saying so, only when nats-server is not installed (CI
 //! installs it). `RELAY_NATS_BENCH=1` also prints the loopback round-trip figures.
 
+#[path = "support/nats.rs"]
+mod nats_support;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -146,12 +149,8 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("nats-server starts");
-        self.child = Some(child);
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed() < DEADLINE, "nats-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.child.insert(child);
+        nats_support::wait_until_serving(child, self.port, DEADLINE);
     }
 
     /// SIGKILL, by the child's own pid.

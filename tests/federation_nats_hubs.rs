@@ -3,6 +3,8 @@
 //! also across a SIGKILL of nats-server mid-stream and of the receiving hub. Skipped, saying so,
 //! only when nats-server is not installed (`.ci/run` installs it).
 
+#[path = "support/nats.rs"]
+mod nats_support;
 #[allow(dead_code, reason = "shared with hub_conformance, which uses the rest")]
 mod support;
 
@@ -71,12 +73,8 @@ impl Nats {
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server starts");
-        self.child = Some(child);
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(started.elapsed() < DEADLINE, "nats-server did not listen");
-            thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.child.insert(child);
+        nats_support::wait_until_serving(child, self.port, DEADLINE);
     }
 
     fn kill(&mut self) {

@@ -307,11 +307,26 @@ impl Hub {
     }
 }
 
+/// Lines of a hub's log printed when a test fails while the hub is up.
+const LOG_TAIL_LINES: usize = 80;
+
 impl Drop for Hub {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // A failing test's data dir is deleted with it: keep what its hub said.
+        if thread::panicking() {
+            let path = self.data_dir().join("logs").join("hub.log");
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+                eprintln!("--- last {} lines of {} ---", tail.len(), path.display());
+                for line in tail {
+                    eprintln!("{line}");
+                }
+            }
         }
     }
 }
