@@ -388,15 +388,24 @@ impl Load<'_> {
         // Each sender task keeps one send in flight, paced to its share of the rate.
         let interval = paced_rate
             .map(|rate| Duration::from_secs_f64((sessions * window) as f64 / rate.max(1.0)));
+        // Paced senders start spread over one interval, so the load is a steady stream
+        // rather than every sender firing at the same instant.
+        let senders_total = (sessions * window).max(1) as u32;
         let mut senders = tokio::task::JoinSet::new();
         for (index, client) in clients.iter().enumerate() {
             let to = PeerName::new(format!("{tag}-{}", (index + 1) % sessions))?;
-            for _ in 0..window {
+            for slot in 0..window {
                 let client = client.clone();
                 let to = to.clone();
+                let phase = interval
+                    .map(|interval| interval * (index * window + slot) as u32 / senders_total);
                 senders.spawn(async move {
                     let mut sent = 0u64;
                     let mut next = Instant::now();
+                    if let Some(phase) = phase {
+                        next += phase;
+                        tokio::time::sleep_until(next.into()).await;
+                    }
                     while started.elapsed() < duration {
                         let stamp = epoch.elapsed().as_nanos() as u64;
                         let mut text = format!("{stamp} ");
