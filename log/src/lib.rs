@@ -43,6 +43,7 @@ mod writer;
 pub use checkpoint::{CHECKPOINT_FILE_NAME, Checkpoint, decode_checkpoint_file};
 pub use error::{Corruption, DamageKind, OpenError, ReadError, Witness, WriteError};
 pub use lock::LOCK_FILE_NAME;
+pub use mmap::ImmutableFile;
 pub use reader::LogReader;
 pub use segment::Record;
 pub use set::{LogIter, SegmentInfo, VerifyReport};

@@ -1,4 +1,5 @@
-//! Memory maps of segment files: the only module of the workspace allowed to use `unsafe`.
+//! Memory maps of segment files (and of [`ImmutableFile`]s): the only module of the workspace
+//! allowed to use `unsafe`.
 //!
 //! Soundness rests on one rule the rest of the crate keeps: a segment file is never truncated
 //! while it exists. Space is reserved with `fallocate` when a segment is created or grown,
@@ -165,5 +166,39 @@ impl Map {
             Map::Read(map) => map.len() as u64,
             Map::Write(map) => map.len() as u64,
         }
+    }
+}
+
+/// The whole of a file that is written once, synced and renamed into place, and never
+/// written or truncated after (a replacement gets a new name): mapped read-only and
+/// prefaulted, so reading it costs no copy out of the page cache. The projection's snapshots
+/// are such files.
+#[derive(Debug)]
+pub struct ImmutableFile(Map);
+
+impl ImmutableFile {
+    /// Maps the file at `path`; an empty file maps to no bytes.
+    ///
+    /// # Errors
+    /// The file cannot be opened, measured or mapped.
+    pub fn open(path: &std::path::Path) -> io::Result<ImmutableFile> {
+        let file = File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
+        if len == 0 {
+            return Ok(ImmutableFile(Map::Empty));
+        }
+        // SAFETY: `len` is the file's length, and the files this type is for are never
+        // written or truncated once they have their name (type doc), so every mapped page
+        // stays backed and unchanged. Their bytes are still untrusted: callers check them.
+        let map = unsafe { MmapOptions::new().len(len).populate().map(&file)? };
+        Ok(ImmutableFile(Map::Read(map)))
+    }
+}
+
+impl std::ops::Deref for ImmutableFile {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.0.bytes()
     }
 }
