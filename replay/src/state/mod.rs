@@ -9,6 +9,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 pub mod ask;
 mod budget;
 pub mod group;
+mod growth;
 pub mod identity;
 mod index;
 pub mod mailbox;
