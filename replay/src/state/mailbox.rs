@@ -17,12 +17,13 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::limits::{
     MAILBOX_READ_BYTES_MAX, MAILBOX_READ_MAX, MAILBOX_REFUSALS_PER_SENDER_MAX,
     MAILBOX_REFUSED_SENDERS_MAX, MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX,
 };
+use crate::state::ring::Ring;
 use crate::state::{Identity, IdentityId, SharedName};
 
 /// Where a stored message is in its delivery life.
@@ -487,8 +488,8 @@ pub struct Mailbox {
     /// Oldest first, sequences strictly increasing (not consecutive: a read message may age out
     /// from between unread ones). Invariant: every unread message ever stored is here; at most
     /// [`MAILBOX_READ_MAX`] read ones, and so `messages.len() <= MAILBOX_UNREAD_MAX +
-    /// MAILBOX_READ_MAX`.
-    messages: VecDeque<StoredMessage>,
+    /// MAILBOX_READ_MAX`. In blocks ([`Ring`]): it grows a block at a time, moving nothing.
+    messages: Ring<StoredMessage>,
     /// Sequences of the kept messages after the cursor that are read (read on their own, out of
     /// order). Invariant: exactly those. With the messages up to the cursor (all read, and at the
     /// front) they locate the oldest read message without a scan.
@@ -624,7 +625,7 @@ impl Mailbox {
             .messages
             .partition_point(|message| message.offset < offset);
         self.messages
-            .range(first..)
+            .iter_from(first)
             .take_while(|message| message.offset == offset)
             .find(|message| message.has_derived_id())
     }
@@ -730,7 +731,7 @@ impl Mailbox {
         let first_unread = self.index_after(cursor);
         for message in self
             .messages
-            .range_mut(first_unread..)
+            .iter_mut_from(first_unread)
             .take_while(|message| message.sequence <= up_to_sequence)
         {
             if message.state != DeliveryState::Read {
@@ -796,7 +797,6 @@ impl Mailbox {
         }
         self.messages
             .binary_search_by_key(&sequence, |message| message.sequence)
-            .ok()
     }
 
     /// The index of the first kept message with a sequence above `sequence` (the count of those
@@ -831,6 +831,6 @@ impl Mailbox {
                     .position(|message| message.has_parsed_id(id, derived))
             })
             .map_or(0, |index| index + 1);
-        self.messages.iter().skip(start)
+        self.messages.iter_from(start)
     }
 }

@@ -14,6 +14,7 @@ pub mod identity;
 mod index;
 pub mod mailbox;
 mod ordered;
+mod ring;
 pub mod room;
 mod shared;
 
