@@ -58,8 +58,9 @@ impl DeliveryState {
 /// when it is the hub-chosen `m-<offset>` of the record that stored the message (see
 /// [`derived_offset`]); the body never grows, so it is a `Box<str>`; and the sender, its id
 /// with its name, is one pointer to the sender identity's copy of that name ([`SharedName`]).
-/// Archived as the plain struct was: the sender as its id then its name ([`AsSender`]). Read it through the accessors; its JSON
-/// (the `Serialize` impl) has the fields of a plain struct, in the order they always had.
+/// Archived as the plain struct was: the sender as its id then its name ([`AsSender`]). Read
+/// it through the accessors; its JSON (the `Serialize` impl) has the fields of a plain struct,
+/// in the order they always had.
 #[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct StoredMessage {
     /// Position in this mailbox: 1 for the first message ever received, then +1 each.
