@@ -1657,13 +1657,14 @@ fn stored_message(state: &State, record: &RecordMeta, delivery: &Delivery<'_>) -
         late: delivery.late,
         timed_out_ask: delivery.timed_out_ask,
     };
-    let from_name = state
+    // Provisional: `deliver` sets the sender, which is nearly always this identity.
+    let sender = state
         .identity_by_name(delivery.from_name)
         .and_then(Identity::shared_name)
         .filter(|name| **name == *delivery.from_name)
         .cloned()
-        .unwrap_or_else(|| SharedName::from(delivery.from_name));
-    StoredMessage::new(&new, IdentityId(0), from_name)
+        .unwrap_or_else(|| SharedName::new(IdentityId(0), delivery.from_name));
+    StoredMessage::new(&new, sender)
 }
 
 /// Stores a checked message (see [`check_delivery`], and [`check_budget`] for its
@@ -1676,9 +1677,8 @@ fn deliver(
     to: IdentityId,
     mut message: StoredMessage,
 ) {
-    message.from = from;
     // The sender may have been registered by this event, after the message was made.
-    message.share_name(state.identities.get(&from));
+    message.set_sender(from, state.identities.get(&from));
     let bytes = message_bytes(&message);
     let mailbox = state
         .mailboxes

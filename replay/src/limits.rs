@@ -171,12 +171,13 @@ pub const STATE_BYTES_MAX: u64 = 4 << 30;
 /// an idempotency result, an identity with its mailbox, a group, a group member, a named refusal
 /// record): about what the entry's fixed fields, allocations and index entries take in memory,
 /// so a flood of empty messages is bounded like a flood of long ones. A mailbox message's
-/// fields are 72 bytes inline ([`STORED_MESSAGE_BYTES_MAX`](crate::state::mailbox::STORED_MESSAGE_BYTES_MAX)),
-/// its rare fields boxed apart, its id derived and its sender's name shared in the common case;
-/// `relay bench memory` measures 366 bytes of heap per queued message of 200 bytes at 20,000
-/// messages, about 170 beyond its text (702 and 500 before that layout). The charge stays
-/// above what a message with every field set takes, so the budget still bounds memory. A test
-/// checks the structs fit it.
+/// fields are 64 bytes inline ([`STORED_MESSAGE_BYTES_MAX`](crate::state::mailbox::STORED_MESSAGE_BYTES_MAX)),
+/// its rare fields boxed apart, its id derived and its sender (id and name) shared in the common
+/// case, its index entry one word; `relay bench memory` measures about 320 bytes of heap per
+/// queued message of 200 bytes at 20,000 messages, about 120 beyond its text (366 and 166 with
+/// a 72-byte message in rings and a hash index that doubled, 702 and 500 before that layout).
+/// The charge stays above what a message with every field set takes, so the budget still bounds
+/// memory. A test checks the structs fit it.
 pub const STATE_ENTRY_BYTES: u64 = 512;
 
 /// Bytes charged per member a group message may be acknowledged by (the members when it was

@@ -3,6 +3,7 @@
 //! An identity is keyed by an [`IdentityId`] that never changes, so a rename carries the mailbox,
 //! group memberships and admin rights with it: those are keyed by id, never by name.
 
+use rkyv::rancor::Fallible;
 use rkyv::{Archive, Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -31,14 +32,15 @@ use crate::state::SharedName;
 #[rkyv(derive(Debug, PartialEq, Eq, PartialOrd, Ord))]
 pub struct IdentityId(pub u64);
 
-/// One identity: its names, where it runs, and when it was seen.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize, Deserialize)]
+/// One identity: its names, where it runs, and when it was seen. Decoded by hand (see the
+/// `Deserialize` impl): its names get its id.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Archive, Serialize)]
 pub struct Identity {
     /// The stable id.
     pub id: IdentityId,
     /// Every name this identity has held, oldest first; the last one is the current name.
-    /// Invariant: never empty, `names.len() <= IDENTITY_NAMES_MAX`. Shared with the messages
-    /// it sent under them (see [`SharedName`]).
+    /// Invariant: never empty, `names.len() <= IDENTITY_NAMES_MAX`, each with this identity's
+    /// id. Shared with the messages it sent under them (see [`SharedName`]); archived as text.
     names: VecDeque<SharedName>,
     /// Working directory from the latest registration.
     pub cwd: String,
@@ -86,7 +88,7 @@ impl Identity {
     ) -> Identity {
         Identity {
             id,
-            names: VecDeque::from([SharedName::from(name)]),
+            names: VecDeque::from([SharedName::from_string(id, name)]),
             cwd,
             git_branch,
             client,
@@ -97,9 +99,38 @@ impl Identity {
     }
 
     pub(crate) fn rename(&mut self, new_name: String) {
-        self.names.push_back(SharedName::from(new_name));
+        self.names
+            .push_back(SharedName::from_string(self.id, new_name));
         if self.names.len() > IDENTITY_NAMES_MAX {
             self.names.pop_front();
         }
+    }
+}
+
+/// An archived identity decoded field by field, as the derive would, but for its names: they
+/// are archived as text, and each gets the identity's id (see [`SharedName`]).
+impl<D: Fallible + ?Sized> Deserialize<Identity, D> for ArchivedIdentity
+where
+    ArchivedIdentityId: Deserialize<IdentityId, D>,
+    rkyv::Archived<String>: Deserialize<String, D>,
+    rkyv::Archived<Option<String>>: Deserialize<Option<String>, D>,
+    rkyv::Archived<ClientKind>: Deserialize<ClientKind, D>,
+{
+    fn deserialize(&self, deserializer: &mut D) -> Result<Identity, D::Error> {
+        let id: IdentityId = self.id.deserialize(deserializer)?;
+        Ok(Identity {
+            id,
+            names: self
+                .names
+                .iter()
+                .map(|name| SharedName::new(id, name.as_str()))
+                .collect(),
+            cwd: self.cwd.deserialize(deserializer)?,
+            git_branch: self.git_branch.deserialize(deserializer)?,
+            client: self.client.deserialize(deserializer)?,
+            registered_us: self.registered_us.to_native(),
+            last_seen_us: self.last_seen_us.to_native(),
+            has_left: self.has_left,
+        })
     }
 }

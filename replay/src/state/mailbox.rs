@@ -17,12 +17,14 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::limits::{
     MAILBOX_READ_BYTES_MAX, MAILBOX_READ_MAX, MAILBOX_REFUSALS_PER_SENDER_MAX,
     MAILBOX_REFUSED_SENDERS_MAX, MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX,
 };
+use crate::state::ring::Ring;
+use crate::state::shared::AsSender;
 use crate::state::{Identity, IdentityId, SharedName};
 
 /// Where a stored message is in its delivery life.
@@ -54,9 +56,11 @@ impl DeliveryState {
 /// Laid out for a mailbox holding many of them (see [`STORED_MESSAGE_BYTES_MAX`]): the fields
 /// most messages leave empty live in one optional [`Extras`] allocation; the id is not stored
 /// when it is the hub-chosen `m-<offset>` of the record that stored the message (see
-/// [`derived_offset`]); the body never grows, so it is a `Box<str>`; and the sender's name is
-/// shared with the sender's identity ([`SharedName`]). Read it through the accessors; its JSON
-/// (the `Serialize` impl) has the fields of a plain struct, in the order they always had.
+/// [`derived_offset`]); the body never grows, so it is a `Box<str>`; and the sender, its id
+/// with its name, is one pointer to the sender identity's copy of that name ([`SharedName`]).
+/// Archived as the plain struct was: the sender as its id then its name ([`AsSender`]). Read
+/// it through the accessors; its JSON (the `Serialize` impl) has the fields of a plain struct,
+/// in the order they always had.
 #[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct StoredMessage {
     /// Position in this mailbox: 1 for the first message ever received, then +1 each.
@@ -65,10 +69,9 @@ pub struct StoredMessage {
     pub(crate) offset: u64,
     /// Record timestamp, in microseconds since the Unix epoch.
     pub(crate) timestamp_us: u64,
-    /// The sender.
-    pub(crate) from: IdentityId,
-    /// The sender's name when it sent.
-    pub(crate) from_name: SharedName,
+    /// The sender: its id, and its name when it sent.
+    #[rkyv(with = AsSender)]
+    pub(crate) sender: SharedName,
     /// The text.
     pub(crate) body: Box<str>,
     /// The rarely set fields, `None` when all of them are empty. Invariant: never `Some` of an
@@ -87,7 +90,7 @@ pub struct StoredMessage {
 
 /// Bytes a [`StoredMessage`] takes inline (in its mailbox's ring), at most: a test keeps it
 /// there, since every queued message pays it (`relay bench memory`).
-pub const STORED_MESSAGE_BYTES_MAX: usize = 72;
+pub const STORED_MESSAGE_BYTES_MAX: usize = 64;
 
 const _: () = assert!(std::mem::size_of::<StoredMessage>() <= STORED_MESSAGE_BYTES_MAX);
 
@@ -162,12 +165,8 @@ fn boxed(text: Option<&str>) -> Option<Box<str>> {
 }
 
 impl StoredMessage {
-    /// A queued message with sequence 0 (the mailbox sets it) from `from`, named `from_name`.
-    pub(crate) fn new(
-        new: &NewMessage<'_>,
-        from: IdentityId,
-        from_name: SharedName,
-    ) -> StoredMessage {
+    /// A queued message with sequence 0 (the mailbox sets it) from `sender`.
+    pub(crate) fn new(new: &NewMessage<'_>, sender: SharedName) -> StoredMessage {
         let id = (derived_offset(new.id) != Some(new.offset)).then(|| Box::from(new.id));
         let extras = Extras {
             id,
@@ -182,8 +181,7 @@ impl StoredMessage {
             sequence: 0,
             offset: new.offset,
             timestamp_us: new.timestamp_us,
-            from,
-            from_name,
+            sender,
             body: Box::from(new.body),
             extras: (!extras.is_empty()).then(|| Box::new(extras)),
             state: DeliveryState::Queued,
@@ -237,12 +235,12 @@ impl StoredMessage {
 
     /// The sender.
     pub fn from(&self) -> IdentityId {
-        self.from
+        self.sender.id()
     }
 
     /// The sender's name when it sent.
     pub fn from_name(&self) -> &str {
-        &self.from_name
+        self.sender.as_str()
     }
 
     /// The text.
@@ -317,18 +315,22 @@ impl StoredMessage {
         self.extra(|extras| &extras.reported)
     }
 
-    /// Points the sender's name at `sender`'s copy of it when `sender` held that name (the
-    /// text is unchanged; see [`SharedName`]).
-    pub(crate) fn share_name(&mut self, sender: Option<&Identity>) {
+    /// Makes `from` the sender, its name unchanged: the copy of `identity` (the identity with
+    /// id `from`, if known) when it held that name, else a copy of the message's own (see
+    /// [`SharedName`]).
+    pub(crate) fn set_sender(&mut self, from: IdentityId, identity: Option<&Identity>) {
         // Newest first: a message is nearly always sent under the current name.
-        let shared = sender
+        let shared = identity
             .into_iter()
             .flat_map(|identity| identity.shared_names().rev())
-            .find(|name| **name == self.from_name);
-        if let Some(name) = shared
-            && !name.is_same_copy(&self.from_name)
-        {
-            self.from_name = name.clone();
+            .find(|name| name.id() == from && **name == *self.sender.as_str());
+        match shared {
+            Some(name) if !name.is_same_copy(&self.sender) => self.sender = name.clone(),
+            Some(_) => {}
+            None if self.sender.id() != from => {
+                self.sender = SharedName::new(from, self.sender.as_str());
+            }
+            None => {}
         }
     }
 
@@ -345,7 +347,7 @@ impl serde::Serialize for StoredMessage {
         let mut out = serializer.serialize_struct("StoredMessage", 17)?;
         out.serialize_field("sequence", &self.sequence)?;
         out.serialize_field("id", &self.id())?;
-        out.serialize_field("from", &self.from)?;
+        out.serialize_field("from", &self.from())?;
         out.serialize_field("from_name", self.from_name())?;
         out.serialize_field("body", self.body())?;
         out.serialize_field("reply_to", &self.reply_to())?;
@@ -487,8 +489,8 @@ pub struct Mailbox {
     /// Oldest first, sequences strictly increasing (not consecutive: a read message may age out
     /// from between unread ones). Invariant: every unread message ever stored is here; at most
     /// [`MAILBOX_READ_MAX`] read ones, and so `messages.len() <= MAILBOX_UNREAD_MAX +
-    /// MAILBOX_READ_MAX`.
-    messages: VecDeque<StoredMessage>,
+    /// MAILBOX_READ_MAX`. In blocks ([`Ring`]): it grows a block at a time, moving nothing.
+    messages: Ring<StoredMessage>,
     /// Sequences of the kept messages after the cursor that are read (read on their own, out of
     /// order). Invariant: exactly those. With the messages up to the cursor (all read, and at the
     /// front) they locate the oldest read message without a scan.
@@ -624,7 +626,7 @@ impl Mailbox {
             .messages
             .partition_point(|message| message.offset < offset);
         self.messages
-            .range(first..)
+            .iter_from(first)
             .take_while(|message| message.offset == offset)
             .find(|message| message.has_derived_id())
     }
@@ -730,7 +732,7 @@ impl Mailbox {
         let first_unread = self.index_after(cursor);
         for message in self
             .messages
-            .range_mut(first_unread..)
+            .iter_mut_from(first_unread)
             .take_while(|message| message.sequence <= up_to_sequence)
         {
             if message.state != DeliveryState::Read {
@@ -796,7 +798,6 @@ impl Mailbox {
         }
         self.messages
             .binary_search_by_key(&sequence, |message| message.sequence)
-            .ok()
     }
 
     /// The index of the first kept message with a sequence above `sequence` (the count of those
@@ -831,6 +832,6 @@ impl Mailbox {
                     .position(|message| message.has_parsed_id(id, derived))
             })
             .map_or(0, |index| index + 1);
-        self.messages.iter().skip(start)
+        self.messages.iter_from(start)
     }
 }

@@ -9,10 +9,12 @@ use rkyv::{Archive, Deserialize, Serialize};
 pub mod ask;
 mod budget;
 pub mod group;
+mod growth;
 pub mod identity;
 mod index;
 pub mod mailbox;
 mod ordered;
+mod ring;
 pub mod room;
 mod shared;
 
@@ -412,7 +414,7 @@ impl State {
         self.message_index = MessageIndex::rebuild(self.mailboxes.iter())?;
         let identities = &self.identities;
         for message in self.mailboxes.values_mut().flat_map(Mailbox::messages_mut) {
-            message.share_name(identities.get(&message.from));
+            message.set_sender(message.from(), identities.get(&message.from()));
         }
         Ok(())
     }
