@@ -399,14 +399,20 @@ impl MessageIndex {
         if let Some(pair) = derived.windows(2).find(|pair| pair[0].0 == pair[1].0) {
             return Err(duplicate(&format!("m-{}", pair[0].0)));
         }
-        for (offset, location) in derived {
-            let id = format!("m-{offset}");
-            if index.named.contains_key(&id) {
-                // A stored id that reads as this message's derived one.
-                return Err(duplicate(&id));
+        // A stored id that reads as a message's derived one is a duplicate of it. Checked from
+        // the stored ids (few) so that no derived id is formatted only to be looked up.
+        for id in index.named.keys() {
+            if let Some(offset) = derived_offset(id)
+                && derived
+                    .binary_search_by_key(&offset, |entry| entry.0)
+                    .is_ok()
+            {
+                return Err(duplicate(id));
             }
+        }
+        for (offset, location) in derived {
             if !index.derived.insert(offset, location.recipient) {
-                index.named.insert(id, location);
+                index.named.insert(format!("m-{offset}"), location);
             }
         }
         Ok(index)
@@ -630,5 +636,30 @@ mod tests {
         index.remove(&small);
         assert_eq!(index.len(), 0);
         assert_eq!(index, MessageIndex::default());
+    }
+
+    #[test]
+    fn a_rebuild_refuses_a_stored_id_that_reads_as_another_message_s_derived_one() {
+        let mut first = Mailbox::default();
+        first.push(message("m-5", 5));
+        first.push(message("m-9", 9));
+        let mut second = Mailbox::default();
+        second.push(message("other", 7));
+        let ids = [IdentityId(1), IdentityId(2)];
+        let rebuilt =
+            MessageIndex::rebuild(ids.iter().zip([&first, &second])).expect("distinct ids index");
+        assert_eq!(rebuilt.len(), 3);
+        assert_eq!(rebuilt.get("m-9").map(Located::recipient), Some(ids[0]));
+        assert_eq!(rebuilt.get("other").map(Located::recipient), Some(ids[1]));
+
+        // Stored by the record at 8, with the id the record at 5 derives: one id, two messages.
+        let mut clash = Mailbox::default();
+        clash.push(message("m-5", 8));
+        assert!(!clash.messages().any(StoredMessage::has_derived_id));
+        let refused = MessageIndex::rebuild(ids.iter().zip([&first, &clash]));
+        assert_eq!(
+            refused.err().as_deref(),
+            Some("two kept messages have the id \"m-5\"")
+        );
     }
 }
