@@ -20,6 +20,7 @@
 use std::collections::VecDeque;
 use std::collections::vec_deque;
 use std::fmt;
+use std::iter::Flatten;
 use std::ops::{Index, IndexMut};
 
 use rkyv::rancor::Fallible;
@@ -167,17 +168,15 @@ impl<T> Ring<T> {
     /// The elements from `index` on, in order; found in O(1), not by walking the ones before.
     pub(crate) fn iter_from(&self, index: usize) -> Iter<'_, T> {
         let Some((block, slot)) = self.locate(index) else {
-            return Iter {
-                front: [].iter(),
-                blocks: self.blocks.range(0..0),
-                back: [].iter(),
+            return Counted {
+                inner: [].iter().chain(self.blocks.range(0..0).flatten()),
                 remaining: 0,
             };
         };
-        Iter {
-            front: self.blocks[block][slot..].iter(),
-            blocks: self.blocks.range(block + 1..),
-            back: [].iter(),
+        Counted {
+            inner: self.blocks[block][slot..]
+                .iter()
+                .chain(self.blocks.range(block + 1..).flatten()),
             remaining: self.len - index,
         }
     }
@@ -190,10 +189,8 @@ impl<T> Ring<T> {
     /// The elements from `index` on, in order, to change (see [`Ring::iter_from`]).
     pub(crate) fn iter_mut_from(&mut self, index: usize) -> IterMut<'_, T> {
         let Some((block, slot)) = self.locate(index) else {
-            return IterMut {
-                front: [].iter_mut(),
-                blocks: self.blocks.range_mut(0..0),
-                back: [].iter_mut(),
+            return Counted {
+                inner: [].iter_mut().chain(self.blocks.range_mut(0..0).flatten()),
                 remaining: 0,
             };
         };
@@ -203,10 +200,8 @@ impl<T> Ring<T> {
             Some(first) => first[slot..].iter_mut(),
             None => [].iter_mut(),
         };
-        IterMut {
-            front,
-            blocks,
-            back: [].iter_mut(),
+        Counted {
+            inner: front.chain(blocks.flatten()),
             remaining,
         }
     }
@@ -336,48 +331,31 @@ where
     }
 }
 
-/// The elements of a [`Ring`] in order, from either end.
-pub(crate) struct Iter<'a, T> {
-    /// What is left of the block the front is in.
-    front: std::slice::Iter<'a, T>,
-    /// The blocks between the front's and the back's.
-    blocks: vec_deque::Iter<'a, Vec<T>>,
-    /// What is left of the block the back is in.
-    back: std::slice::Iter<'a, T>,
-    /// Elements not yet returned.
+/// The elements of a [`Ring`] in order, from either end: the rest of the first block, then
+/// the blocks after it.
+pub(crate) type Iter<'a, T> =
+    Counted<std::iter::Chain<std::slice::Iter<'a, T>, Flatten<vec_deque::Iter<'a, Vec<T>>>>>;
+
+/// The elements of a [`Ring`] in order, to change (as [`Iter`]).
+pub(crate) type IterMut<'a, T> =
+    Counted<std::iter::Chain<std::slice::IterMut<'a, T>, Flatten<vec_deque::IterMut<'a, Vec<T>>>>>;
+
+/// An iterator that knows how many elements it has left, so that it is exact-size (std's
+/// `Flatten` cannot know).
+#[derive(Clone)]
+pub(crate) struct Counted<I> {
+    inner: I,
+    /// Elements not yet returned. Invariant: what `inner` still yields.
     remaining: usize,
 }
 
-impl<T> Clone for Iter<'_, T> {
-    fn clone(&self) -> Self {
-        Iter {
-            front: self.front.clone(),
-            blocks: self.blocks.clone(),
-            back: self.back.clone(),
-            remaining: self.remaining,
-        }
-    }
-}
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
 
-impl<'a, T> Iterator for Iter<'a, T> {
-    type Item = &'a T;
-
-    fn next(&mut self) -> Option<&'a T> {
-        // Bounded: each pass returns an element or moves to the next block.
-        loop {
-            if let Some(element) = self.front.next() {
-                self.remaining -= 1;
-                return Some(element);
-            }
-            match self.blocks.next() {
-                Some(block) => self.front = block.iter(),
-                None => {
-                    let element = self.back.next()?;
-                    self.remaining -= 1;
-                    return Some(element);
-                }
-            }
-        }
+    fn next(&mut self) -> Option<I::Item> {
+        let element = self.inner.next()?;
+        self.remaining -= 1;
+        Some(element)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -385,87 +363,15 @@ impl<'a, T> Iterator for Iter<'a, T> {
     }
 }
 
-impl<T> DoubleEndedIterator for Iter<'_, T> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        // Bounded: each pass returns an element or moves to the block before.
-        loop {
-            if let Some(element) = self.back.next_back() {
-                self.remaining -= 1;
-                return Some(element);
-            }
-            match self.blocks.next_back() {
-                Some(block) => self.back = block.iter(),
-                None => {
-                    let element = self.front.next_back()?;
-                    self.remaining -= 1;
-                    return Some(element);
-                }
-            }
-        }
+impl<I: DoubleEndedIterator> DoubleEndedIterator for Counted<I> {
+    fn next_back(&mut self) -> Option<I::Item> {
+        let element = self.inner.next_back()?;
+        self.remaining -= 1;
+        Some(element)
     }
 }
 
-impl<T> ExactSizeIterator for Iter<'_, T> {}
-
-/// The elements of a [`Ring`] in order, to change.
-pub(crate) struct IterMut<'a, T> {
-    /// What is left of the block the front is in.
-    front: std::slice::IterMut<'a, T>,
-    /// The blocks between the front's and the back's.
-    blocks: vec_deque::IterMut<'a, Vec<T>>,
-    /// What is left of the block the back is in.
-    back: std::slice::IterMut<'a, T>,
-    /// Elements not yet returned.
-    remaining: usize,
-}
-
-impl<'a, T> Iterator for IterMut<'a, T> {
-    type Item = &'a mut T;
-
-    fn next(&mut self) -> Option<&'a mut T> {
-        // Bounded: each pass returns an element or moves to the next block.
-        loop {
-            if let Some(element) = self.front.next() {
-                self.remaining -= 1;
-                return Some(element);
-            }
-            match self.blocks.next() {
-                Some(block) => self.front = block.iter_mut(),
-                None => {
-                    let element = self.back.next()?;
-                    self.remaining -= 1;
-                    return Some(element);
-                }
-            }
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
-    }
-}
-
-impl<T> DoubleEndedIterator for IterMut<'_, T> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        // Bounded: each pass returns an element or moves to the block before.
-        loop {
-            if let Some(element) = self.back.next_back() {
-                self.remaining -= 1;
-                return Some(element);
-            }
-            match self.blocks.next_back() {
-                Some(block) => self.back = block.iter_mut(),
-                None => {
-                    let element = self.front.next_back()?;
-                    self.remaining -= 1;
-                    return Some(element);
-                }
-            }
-        }
-    }
-}
-
-impl<T> ExactSizeIterator for IterMut<'_, T> {}
+impl<I: Iterator> ExactSizeIterator for Counted<I> {}
 
 #[cfg(test)]
 mod tests {
