@@ -13,6 +13,8 @@ mod growth;
 pub mod identity;
 mod index;
 pub mod mailbox;
+#[cfg(test)]
+mod mix;
 mod ordered;
 mod ring;
 pub mod room;

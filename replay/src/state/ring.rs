@@ -376,21 +376,10 @@ impl<I: Iterator> ExactSizeIterator for Counted<I> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::mix::Mix;
 
     /// Operations of the model test.
     const STEPS: usize = 20_000;
-
-    /// xorshift64*: a reproducible mix without a dependency.
-    struct Mix(u64);
-
-    impl Mix {
-        fn below(&mut self, bound: u64) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound.max(1)
-        }
-    }
 
     /// Checks the ring's invariants and that it holds what `model` does.
     fn check(ring: &Ring<u64>, model: &VecDeque<u64>) {
