@@ -45,10 +45,8 @@ struct Named {
 impl SharedName {
     /// A new copy of the name `text` of identity `id`.
     pub(crate) fn new(id: IdentityId, text: &str) -> SharedName {
-        SharedName(Arc::new(Named {
-            id,
-            text: Box::from(text),
-        }))
+        // One allocation for the text either way: a copied `str` has no spare capacity.
+        SharedName::from_string(id, text.to_owned())
     }
 
     /// [`SharedName::new`] from an owned name.
