@@ -119,6 +119,36 @@ pub fn decode_record(record: &Record<'_>) -> Result<Event, ReplayError> {
     })
 }
 
+/// Records a replay decodes on its own thread before it hands decoding to a second one: a
+/// short replay (the tail after a snapshot, an audit of a few records) never starts a thread.
+pub const REPLAY_INLINE_RECORDS: u64 = 4096;
+
+/// Records per chunk the decoding thread hands to the applying one.
+pub const DECODE_CHUNK_RECORDS: usize = 256;
+
+/// How a replay splits its work between the calling thread and a decoding one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pipeline {
+    /// Records decoded on the calling thread before the decoding thread starts: `0` starts it
+    /// at once, `u64::MAX` never.
+    pub inline_records: u64,
+    /// Records per chunk handed from the decoding thread to the applying one (at least 1).
+    pub chunk_records: usize,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            inline_records: REPLAY_INLINE_RECORDS,
+            chunk_records: DECODE_CHUNK_RECORDS,
+        }
+    }
+}
+
+/// Chunks the decoding thread may run ahead of the apply: bounds the memory a long replay
+/// holds in decoded events (a chunk of the largest events is a few megabytes).
+pub const DECODE_AHEAD_CHUNKS: usize = 4;
+
 /// Folds `records` into `state` until `until`, calling `observe` with every record and its
 /// event after it applied. Records below `state.next_offset()` are skipped (they are in the
 /// state already, e.g. from a snapshot).
@@ -128,31 +158,204 @@ pub fn decode_record(record: &Record<'_>) -> Result<Event, ReplayError> {
 /// replay stops is not applied ([`ReplayStats::records_held`]); one that a `hub_started`
 /// interrupts was cut short by a crash and is discarded ([`ReplayStats::records_discarded`]).
 ///
+/// After the first [`REPLAY_INLINE_RECORDS`] records, reading, CRC checks and decoding move
+/// to a second thread that runs a few chunks ahead, while this thread applies, in log order,
+/// and calls `observe`. The outcome is the same as one thread's: the same records, the same
+/// first error. The reader stops where one thread would (after the first record past
+/// `until`), but after an error it may have read up to [`DECODE_AHEAD_CHUNKS`] chunks further.
+///
 /// # Errors
 /// The first damaged record, undecodable payload, event that does not apply, or batch marker
 /// out of order.
-pub fn replay_into<'a>(
+pub fn replay_into<'a, I>(
     state: &mut State,
-    records: impl Iterator<Item = Result<Record<'a>, Corruption>>,
+    records: I,
     until: Until,
+    observe: impl FnMut(&Record<'a>, &Event),
+) -> Result<ReplayStats, ReplayError>
+where
+    I: Iterator<Item = Result<Record<'a>, Corruption>> + Send,
+{
+    replay_into_with(state, records, until, Pipeline::default(), observe)
+}
+
+/// [`replay_into`] with its split between threads chosen ([`Pipeline`]). For tests (every
+/// split must give the same outcome) and measurements.
+///
+/// # Errors
+/// As [`replay_into`].
+pub fn replay_into_with<'a, I>(
+    state: &mut State,
+    mut records: I,
+    until: Until,
+    pipeline: Pipeline,
     mut observe: impl FnMut(&Record<'a>, &Event),
-) -> Result<ReplayStats, ReplayError> {
-    let mut stats = ReplayStats {
-        next_offset: state.next_offset(),
-        ..ReplayStats::default()
-    };
-    let mut batch: Option<Vec<(Record<'a>, Event)>> = None;
-    for record in records {
-        let record = record?;
-        if record.offset < state.next_offset() {
+) -> Result<ReplayStats, ReplayError>
+where
+    I: Iterator<Item = Result<Record<'a>, Corruption>> + Send,
+{
+    let skip_below = state.next_offset();
+    let mut fold = Fold::new(state);
+    for _ in 0..pipeline.inline_records {
+        match next_decoded(&mut records, skip_below, until) {
+            Some(decoded) => {
+                let (record, event) = decoded?;
+                fold.take(record, event, &mut observe)?;
+                fold.spent.clear();
+            }
+            None => return Ok(fold.finish()),
+        }
+    }
+    let parallel = std::thread::scope(|scope| {
+        let reader = &mut records;
+        let (chunks, decoded) = std::sync::mpsc::sync_channel(DECODE_AHEAD_CHUNKS);
+        let (returns, spent) = std::sync::mpsc::channel();
+        let decoder = std::thread::Builder::new()
+            .name("relay-replay-decode".to_owned())
+            .spawn_scoped(scope, move || {
+                decode_ahead(
+                    reader,
+                    skip_below,
+                    until,
+                    pipeline.chunk_records,
+                    &chunks,
+                    &spent,
+                );
+            });
+        if decoder.is_err() {
+            // No second thread to be had (the system is out of threads): decode here.
+            return None;
+        }
+        for chunk in decoded {
+            for item in chunk {
+                let (record, event) = match item {
+                    Ok(decoded) => decoded,
+                    Err(error) => return Some(Err(error)),
+                };
+                if let Err(error) = fold.take(record, event, &mut observe) {
+                    return Some(Err(error));
+                }
+            }
+            // The decoder may have finished: then the events drop here.
+            let _ = returns.send(fold.take_spent());
+        }
+        Some(Ok(()))
+    });
+    match parallel {
+        Some(outcome) => outcome?,
+        None => {
+            while let Some(decoded) = next_decoded(&mut records, skip_below, until) {
+                let (record, event) = decoded?;
+                fold.take(record, event, &mut observe)?;
+                fold.spent.clear();
+            }
+        }
+    }
+    Ok(fold.finish())
+}
+
+/// A record and its event, or the error that ends the replay there.
+type Decoded<'a> = Result<(Record<'a>, Event), ReplayError>;
+
+/// The next record to apply from `records`, decoded: records below `skip_below` are passed
+/// over; `None` at the end of the log or at the first record past `until`.
+fn next_decoded<'a>(
+    records: &mut impl Iterator<Item = Result<Record<'a>, Corruption>>,
+    skip_below: u64,
+    until: Until,
+) -> Option<Decoded<'a>> {
+    for record in records.by_ref() {
+        let record = match record {
+            Ok(record) => record,
+            Err(corruption) => return Some(Err(corruption.into())),
+        };
+        if record.offset < skip_below {
             continue;
         }
         if !until.includes(&record) {
-            break;
+            return None;
         }
-        let event = decode_record(&record)?;
-        match (&event, batch.as_mut()) {
-            (Event::BatchStarted(_), None) => batch = Some(vec![(record, event)]),
+        return Some(decode_record(&record).map(|event| (record, event)));
+    }
+    None
+}
+
+/// The decoding thread: sends chunks of decoded records until the end, `until`, the first
+/// error (sent as the chunk's last item), or the applying side hanging up; drops the events
+/// the applying side hands back.
+fn decode_ahead<'a>(
+    records: &mut impl Iterator<Item = Result<Record<'a>, Corruption>>,
+    skip_below: u64,
+    until: Until,
+    chunk_records: usize,
+    chunks: &std::sync::mpsc::SyncSender<Vec<Decoded<'a>>>,
+    spent: &std::sync::mpsc::Receiver<Vec<Event>>,
+) {
+    loop {
+        while let Ok(applied) = spent.try_recv() {
+            drop(applied);
+        }
+        let mut chunk = Vec::with_capacity(chunk_records.max(1));
+        let mut ended = false;
+        while chunk.len() < chunk_records.max(1) {
+            match next_decoded(records, skip_below, until) {
+                Some(decoded) => {
+                    ended = decoded.is_err();
+                    chunk.push(decoded);
+                    if ended {
+                        break;
+                    }
+                }
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if (!chunk.is_empty() && chunks.send(chunk).is_err()) || ended {
+            return;
+        }
+    }
+}
+
+/// The applying side of a replay: batch bookkeeping and counts.
+struct Fold<'s, 'a> {
+    state: &'s mut State,
+    stats: ReplayStats,
+    batch: Option<Vec<(Record<'a>, Event)>>,
+    /// Events applied since the last [`Fold::take_spent`]: a parallel replay drops them on
+    /// the thread that decoded (allocated) them, which glibc's allocator frees without taking
+    /// the other thread's arena lock.
+    spent: Vec<Event>,
+}
+
+impl<'s, 'a> Fold<'s, 'a> {
+    fn new(state: &'s mut State) -> Self {
+        let stats = ReplayStats {
+            next_offset: state.next_offset(),
+            ..ReplayStats::default()
+        };
+        Fold {
+            state,
+            stats,
+            batch: None,
+            spent: Vec::new(),
+        }
+    }
+
+    /// Applies (or holds, inside a batch) one decoded record.
+    fn take(
+        &mut self,
+        record: Record<'a>,
+        event: Event,
+        observe: &mut impl FnMut(&Record<'a>, &Event),
+    ) -> Result<(), ReplayError> {
+        let (state, stats, spent) = (&mut *self.state, &mut self.stats, &mut self.spent);
+        match (&event, self.batch.as_mut()) {
+            (Event::BatchStarted(_), None) => {
+                self.batch = Some(vec![(record, event)]);
+                return Ok(());
+            }
             (Event::BatchStarted(_), Some(_)) => {
                 return Err(batch_error(&record, "a batch_started inside a batch"));
             }
@@ -165,25 +368,45 @@ pub fn replay_into<'a>(
                     );
                     return Err(batch_error(&record, &reason));
                 }
-                for (held_record, held_event) in batch.take().into_iter().flatten() {
-                    apply_record(state, &mut stats, &held_record, &held_event, &mut observe)?;
+                for (held_record, held_event) in self.batch.take().into_iter().flatten() {
+                    apply_record(state, stats, &held_record, &held_event, observe)?;
+                    spent.push(held_event);
                 }
-                apply_record(state, &mut stats, &record, &event, &mut observe)?;
             }
             (Event::BatchEnded(_), None) => {
                 return Err(batch_error(&record, "a batch_ended outside a batch"));
             }
             (Event::HubStarted(_), Some(held)) => {
                 stats.records_discarded += held.len() as u64;
-                batch = None;
-                apply_record(state, &mut stats, &record, &event, &mut observe)?;
+                spent.extend(
+                    self.batch
+                        .take()
+                        .into_iter()
+                        .flatten()
+                        .map(|(_, held)| held),
+                );
             }
-            (_, Some(held)) => held.push((record, event)),
-            (_, None) => apply_record(state, &mut stats, &record, &event, &mut observe)?,
+            (_, Some(held)) => {
+                held.push((record, event));
+                return Ok(());
+            }
+            (_, None) => {}
         }
+        apply_record(state, stats, &record, &event, observe)?;
+        spent.push(event);
+        Ok(())
     }
-    stats.records_held = batch.map_or(0, |held| held.len() as u64);
-    Ok(stats)
+
+    /// The events applied since the last call, to be dropped where they were decoded.
+    fn take_spent(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.spent)
+    }
+
+    fn finish(self) -> ReplayStats {
+        let mut stats = self.stats;
+        stats.records_held = self.batch.map_or(0, |held| held.len() as u64);
+        stats
+    }
 }
 
 /// Applies one record's event and counts it.

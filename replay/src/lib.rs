@@ -72,7 +72,10 @@ pub mod snapshot;
 pub mod state;
 
 pub use apply::{ApplyError, RecordMeta, apply};
-pub use driver::{RKYV_FORMAT_FLAGS, ReplayError, ReplayStats, Until, decode_record, replay_into};
+pub use driver::{
+    Pipeline, RKYV_FORMAT_FLAGS, ReplayError, ReplayStats, Until, decode_record, replay_into,
+    replay_into_with,
+};
 pub use event::codec::{DecodeError, Encoded, decode, encode};
 pub use event::{ClientKind, Event, EventKind};
 pub use snapshot::{

@@ -3,8 +3,10 @@
 //!
 //! The mix is what a busy hub writes: mostly direct messages and their pushes and cursor
 //! advances, group traffic, some asks and replies; bodies mostly 50–500 bytes, one in a
-//! hundred up to 64 KiB. Every generated event is applied while building, so the log is a
-//! valid history and the replay measures real work.
+//! hundred up to 64 KiB; message ids derived from their offsets (`m-<offset>`, `g-<offset>`),
+//! as the hub makes them. Every generated event is applied while building, so the log is a
+//! valid history and the replay measures real work. The replay is timed twice: as the hub
+//! runs it (decoding on a second thread) and on one thread.
 
 use std::fmt;
 use std::io::Write;
@@ -18,7 +20,8 @@ use relay_replay::event::{
     IdentityRegistered, MailboxCursorAdvanced, MessagePushed, MessageSent, ReplySent,
 };
 use relay_replay::{
-    Event, RKYV_FORMAT_FLAGS, RecordMeta, State, Until, apply, encode, replay_into,
+    Event, Pipeline, RKYV_FORMAT_FLAGS, RecordMeta, ReplayStats, State, Until, apply, encode,
+    replay_into, replay_into_with,
 };
 
 /// Peers in the generated history.
@@ -42,8 +45,11 @@ pub struct ReplayBenchReport {
     pub events: u64,
     /// Time to generate and append them (not a figure of merit).
     pub build: Duration,
-    /// Full replay: read, CRC-check, decode, apply.
+    /// Full replay: read, CRC-check, decode, apply (decoding on a second thread, as the hub
+    /// and `relay replay` do).
     pub replay: Throughput,
+    /// The same replay on one thread ([`Pipeline`] with no decoding thread).
+    pub replay_one_thread: Throughput,
     /// Raw CRC-verified scan of the same log (the log benchmark's replay figure).
     pub scan: Throughput,
     /// Size of the snapshot of the final state.
@@ -89,19 +95,12 @@ pub fn run(
     scan(&reader)?; // warm the page cache and page tables
     let scan_figures = scan(&reader)?;
     writeln!(progress, "replaying")?;
-    let mut state = State::new();
-    let started = Instant::now();
-    let stats = replay_into(&mut state, reader.iter_from(0)?, Until::End, |_, _| {})?;
-    let elapsed = started.elapsed();
-    anyhow::ensure!(
-        state == final_state,
-        "invariant: replayed state equals the state built live"
-    );
-    let replay = Throughput {
-        records: stats.records,
-        bytes: scan_figures.bytes,
-        elapsed,
+    let one_thread = Pipeline {
+        inline_records: u64::MAX,
+        ..Pipeline::default()
     };
+    let (replay_one_thread, _) = timed_replay(&reader, &final_state, one_thread, &scan_figures)?;
+    let (replay, stats) = timed_replay(&reader, &final_state, Pipeline::default(), &scan_figures)?;
 
     let snapshot_dir = config.dir.join("snapshots");
     let path = crate::snapshots::write(&snapshot_dir, log_id, &final_state, stats.next_offset)?;
@@ -129,11 +128,41 @@ pub fn run(
         events: stats.records,
         build,
         replay,
+        replay_one_thread,
         scan: scan_figures,
         snapshot_bytes,
         startup_from_snapshot,
         startup_split,
     })
+}
+
+/// A full replay of `reader` into a fresh state with `pipeline`, checked against `expected`.
+fn timed_replay(
+    reader: &LogReader,
+    expected: &State,
+    pipeline: Pipeline,
+    scan: &Throughput,
+) -> anyhow::Result<(Throughput, ReplayStats)> {
+    let mut state = State::new();
+    let started = Instant::now();
+    let stats = replay_into_with(
+        &mut state,
+        reader.iter_from(0)?,
+        Until::End,
+        pipeline,
+        |_, _| {},
+    )?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(
+        state == *expected,
+        "invariant: replayed state equals the state built live"
+    );
+    let figures = Throughput {
+        records: stats.records,
+        bytes: scan.bytes,
+        elapsed,
+    };
+    Ok((figures, stats))
 }
 
 /// Times the parts of a start-up from the snapshot at `path` one by one.
@@ -209,7 +238,6 @@ fn build(dir: &Path, events: u64) -> anyhow::Result<(State, u128)> {
     let mut log = LogWriter::open(dir, config)?;
     let mut state = State::new();
     let mut mix = Mix(0x9e37_79b9_7f4a_7c15);
-    let mut message_count = 0u64;
     let append = |state: &mut State, event: Event, log: &mut LogWriter| -> anyhow::Result<()> {
         let encoded = encode(&event);
         let timestamp_us = 1_700_000_000_000_000 + log.next_offset() * 1000;
@@ -268,9 +296,8 @@ fn build(dir: &Path, events: u64) -> anyhow::Result<(State, u128)> {
         let to = (from + 1 + mix.below(BENCH_PEERS as u64 - 1) as usize) % BENCH_PEERS;
         let roll = mix.below(100);
         let event: Event = if roll < 40 {
-            message_count += 1;
             MessageSent {
-                id: format!("m-{message_count}"),
+                id: format!("m-{}", log.next_offset()),
                 from: peer(from),
                 to: peer(to),
                 body: mix.body(),
@@ -313,10 +340,9 @@ fn build(dir: &Path, events: u64) -> anyhow::Result<(State, u128)> {
             .into()
         } else if roll < 88 {
             let group = format!("group-{}", from % BENCH_GROUPS);
-            message_count += 1;
             GroupMessageSent {
                 group,
-                id: format!("g-{message_count}"),
+                id: format!("g-{}", log.next_offset()),
                 from: peer(from),
                 body: mix.body(),
                 reply_to: None,
@@ -335,10 +361,9 @@ fn build(dir: &Path, events: u64) -> anyhow::Result<(State, u128)> {
             }
             .into()
         } else if roll < 97 {
-            message_count += 1;
             AskSent {
-                id: format!("m-{message_count}"),
-                ask_id: format!("a-{message_count}"),
+                id: format!("m-{}", log.next_offset()),
+                ask_id: format!("a-{}", log.next_offset()),
                 from: peer(from),
                 to: peer(to),
                 body: mix.body(),
@@ -358,9 +383,8 @@ fn build(dir: &Path, events: u64) -> anyhow::Result<(State, u128)> {
                     .map(|identity| identity.name().to_owned())
                     .unwrap_or_default()
             };
-            message_count += 1;
             ReplySent {
-                id: format!("m-{message_count}"),
+                id: format!("m-{}", log.next_offset()),
                 from: name(target),
                 to: name(asker),
                 body: mix.body(),
@@ -391,6 +415,13 @@ impl fmt::Display for ReplayBenchReport {
             "  full replay       {:>12.0} events/s {:>8.2} GB/s",
             self.replay.records_per_second(),
             self.replay.bytes_per_second() / 1e9
+        )?;
+        writeln!(
+            out,
+            "    on one thread   {:>12.0} events/s {:>8.2} GB/s  (no decoding thread: {:.2} x)",
+            self.replay_one_thread.records_per_second(),
+            self.replay_one_thread.bytes_per_second() / 1e9,
+            self.replay.records_per_second() / self.replay_one_thread.records_per_second().max(1e-9)
         )?;
         writeln!(
             out,

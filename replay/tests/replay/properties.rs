@@ -9,18 +9,21 @@
 //!   its bound of read ones;
 //! - unread counts equal the messages after the cursor, per mailbox and per group member;
 //! - no member sees a group message from before it joined;
-//! - an arbitrary (often invalid) event either applies or leaves the state unchanged.
+//! - an arbitrary (often invalid) event either applies or leaves the state unchanged;
+//! - a replay gives the same outcome however it splits decoding and applying between threads,
+//!   with batches, damage, events that do not apply and stops in the middle.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use relay_log::{Corruption, DamageKind, Record};
 use relay_replay::event::*;
 use relay_replay::limits::{
     GROUP_MESSAGES_MAX, MAILBOX_READ_BYTES_MAX, MAILBOX_READ_MAX, MAILBOX_UNREAD_BYTES_MAX,
 };
 use relay_replay::{
-    DeliveryState, Event, IdentityId, RecordMeta, State, apply, decode, encode, snapshot_decode,
-    snapshot_encode,
+    DeliveryState, Encoded, Event, IdentityId, Pipeline, RecordMeta, State, Until, apply, decode,
+    encode, replay_into_with, snapshot_decode, snapshot_encode,
 };
 
 use crate::support::TestLog;
@@ -875,6 +878,124 @@ fn arbitrary_event() -> impl Strategy<Value = Event> {
     ]
 }
 
+/// What one replay through [`replay_into_with`] came to: its outcome (the error as text),
+/// the state, the offsets `observe` saw, and the records left unread in the iterator.
+type Replayed = (
+    Result<relay_replay::ReplayStats, String>,
+    State,
+    Vec<u64>,
+    usize,
+);
+
+/// Replays `records` (consecutive offsets; `Err` entries are damage) with `pipeline`.
+fn replay_split(
+    records: &[(u64, Result<Encoded, ()>)],
+    until: Until,
+    pipeline: Pipeline,
+) -> Replayed {
+    let mut iter = records.iter().map(|(offset, encoded)| match encoded {
+        Ok(encoded) => Ok(Record {
+            offset: *offset,
+            timestamp_us: 1_700_000_000_000_000 + offset,
+            kind: encoded.kind,
+            schema_version: encoded.schema_version,
+            origin_hub: 0,
+            payload: &encoded.payload,
+        }),
+        Err(()) => Err(Corruption {
+            segment: "00000000000000000000.seg".into(),
+            offset: *offset,
+            position: 0,
+            kind: DamageKind::BadChecksum,
+            followed_by: None,
+        }),
+    });
+    let mut state = State::new();
+    let mut observed = Vec::new();
+    let outcome = replay_into_with(&mut state, iter.by_ref(), until, pipeline, |record, _| {
+        observed.push(record.offset)
+    })
+    .map_err(|error| error.to_string());
+    (outcome, state, observed, iter.count())
+}
+
+/// Something spliced into a valid history to test how a replay ends.
+#[derive(Clone, Debug)]
+enum Splice {
+    /// An event that may not apply.
+    Event(Event),
+    /// A batch of the next `count` records (its end marker counts `count - miscount`).
+    Batch { count: usize, miscount: u32 },
+    /// A restart, cutting any open batch short.
+    Restart,
+    /// A damaged record.
+    Damage,
+}
+
+fn splice() -> impl Strategy<Value = Splice> {
+    prop_oneof![
+        4 => arbitrary_event().prop_map(Splice::Event),
+        3 => (0..6usize, prop_oneof![8 => Just(0u32), 1 => 1..3u32])
+            .prop_map(|(count, miscount)| Splice::Batch { count, miscount }),
+        1 => Just(Splice::Restart),
+        1 => Just(Splice::Damage),
+    ]
+}
+
+/// The events of `history` with `splices` put in at their positions, encoded, at consecutive
+/// offsets. A batch takes the history events after its position (splices there are left out).
+fn spliced(
+    history: &[Event],
+    splices: &[(prop::sample::Index, Splice)],
+) -> Vec<(u64, Result<Encoded, ()>)> {
+    let mut at: BTreeMap<usize, Vec<&Splice>> = BTreeMap::new();
+    for (index, splice) in splices {
+        at.entry(index.index(history.len() + 1))
+            .or_default()
+            .push(splice);
+    }
+    let mut out: Vec<Result<Event, ()>> = Vec::new();
+    let mut position = 0;
+    while position <= history.len() {
+        let mut next = position + 1;
+        for splice in at.get(&position).into_iter().flatten() {
+            match splice {
+                Splice::Event(event) => out.push(Ok(event.clone())),
+                Splice::Batch { count, miscount } => {
+                    let end = (next - 1 + count).min(history.len());
+                    out.push(Ok(BatchStarted {
+                        command: "spliced".into(),
+                    }
+                    .into()));
+                    out.extend(history[next - 1..end].iter().cloned().map(Ok));
+                    let counted = (end + 1 - next) as u32;
+                    out.push(Ok(BatchEnded {
+                        event_count: counted.saturating_sub(*miscount),
+                    }
+                    .into()));
+                    next = end + 1;
+                }
+                Splice::Restart => out.push(Ok(HubStarted {
+                    hub_id: 0,
+                    version: "t".into(),
+                }
+                .into())),
+                Splice::Damage => out.push(Err(())),
+            }
+        }
+        if next == position + 1
+            && let Some(event) = history.get(position)
+        {
+            out.push(Ok(event.clone()));
+        }
+        position = next;
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(offset, event)| (offset as u64, event.map(|event| encode(&event))))
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -900,6 +1021,40 @@ proptest! {
         let expected_next = records.get(cut).map_or(prefix.next_offset(), |(meta, _)| meta.offset);
         prop_assert_eq!(next_offset, expected_next);
         prop_assert_eq!(&rebuild(&records[cut..], restored), live);
+    }
+
+    #[test]
+    fn every_split_between_threads_replays_alike(
+        commands in commands(),
+        splices in proptest::collection::vec((any::<prop::sample::Index>(), splice()), 0..6),
+        stop in any::<prop::sample::Index>(),
+        stop_early in any::<bool>(),
+    ) {
+        let mut driver = Driver::new();
+        for command in &commands {
+            driver.run(command);
+        }
+        let history: Vec<Event> = driver.log.records.iter().map(|(_, event)| event.clone()).collect();
+        let records = spliced(&history, &splices);
+        let until = if stop_early {
+            Until::Offset(stop.index(records.len() + 1) as u64)
+        } else {
+            Until::End
+        };
+        let one_thread = Pipeline { inline_records: u64::MAX, chunk_records: 1 };
+        let expected = replay_split(&records, until, one_thread);
+        for (inline_records, chunk_records) in [(0, 1), (0, 3), (2, 2), (5, 256)] {
+            let pipeline = Pipeline { inline_records, chunk_records };
+            let (outcome, state, observed, left) = replay_split(&records, until, pipeline);
+            prop_assert_eq!(&outcome, &expected.0, "{:?}", pipeline);
+            prop_assert_eq!(&state, &expected.1, "{:?}", pipeline);
+            prop_assert_eq!(&observed, &expected.2, "{:?}", pipeline);
+            // After an error the decoding thread may have read ahead (documented); otherwise
+            // it stops exactly where one thread does.
+            if outcome.is_ok() {
+                prop_assert_eq!(left, expected.3, "{:?}", pipeline);
+            }
+        }
     }
 
     #[test]
