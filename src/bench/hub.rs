@@ -10,8 +10,11 @@
 //! Every load runs `--repeat` times and each figure is the median of its runs.
 //!
 //! Hub CPU is the sum of the run time of the hub's threads (`/proc/<pid>/task/*/schedstat`,
-//! nanoseconds); system calls are `syscr + syscw` of `/proc/<pid>/io`, which counts the
-//! read- and write-family calls only (not `epoll_wait`, `futex`, `msync`, `fdatasync`).
+//! nanoseconds); context switches are the sum of every thread's voluntary and involuntary
+//! switches (`/proc/<pid>/task/*/status`); "rw calls" are `syscr + syscw` of
+//! `/proc/<pid>/io`, which counts the `read`/`write` family on files only: not the sockets'
+//! `recv` and `send` (which is how the sessions read and write), nor `epoll_wait`, `futex`,
+//! `msync` or `fdatasync`. So it shows the log's own file writes, not the traffic.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -108,8 +111,11 @@ pub struct LoadFigures {
     pub paced_rate: Option<f64>,
     /// Hub CPU time (all threads) per acknowledged send, if `/proc` could be read.
     pub cpu_per_message: Option<Duration>,
-    /// Hub read+write system calls per acknowledged send, if `/proc` could be read.
+    /// Hub `read`/`write`-family calls per acknowledged send (sockets' `recv`/`send` are not
+    /// counted), if `/proc` could be read.
     pub syscalls_per_message: Option<f64>,
+    /// Context switches of the hub's threads per acknowledged send, if `/proc` could be read.
+    pub switches_per_message: Option<f64>,
     /// Runs the medians are taken over.
     pub runs: usize,
 }
@@ -249,14 +255,27 @@ struct HubCounters {
     cpu_ns: u64,
     /// Read- and write-family system calls.
     syscalls: u64,
+    /// Voluntary and involuntary context switches of all its threads.
+    switches: u64,
 }
 
 impl HubCounters {
     /// The counters of `pid`, or `None` when `/proc` cannot be read.
     fn read(pid: u32) -> Option<HubCounters> {
         let mut cpu_ns = 0u64;
+        let mut switches = 0u64;
         for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
             let Ok(task) = task else { continue };
+            if let Ok(status) = std::fs::read_to_string(task.path().join("status")) {
+                switches += status
+                    .lines()
+                    .filter_map(|line| {
+                        line.strip_prefix("voluntary_ctxt_switches:")
+                            .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+                    })
+                    .filter_map(|value| value.trim().parse::<u64>().ok())
+                    .sum::<u64>();
+            }
             // A thread may end between the listing and the read; it is then left out.
             let Ok(schedstat) = std::fs::read_to_string(task.path().join("schedstat")) else {
                 continue;
@@ -276,6 +295,7 @@ impl HubCounters {
         Some(HubCounters {
             cpu_ns,
             syscalls: field("syscr:")? + field("syscw:")?,
+            switches,
         })
     }
 }
@@ -321,6 +341,7 @@ impl Load<'_> {
             cpu_per_message: optional(&|load| load.cpu_per_message.map(|cpu| cpu.as_secs_f64()))
                 .map(seconds),
             syscalls_per_message: optional(&|load| load.syscalls_per_message),
+            switches_per_message: optional(&|load| load.switches_per_message),
             runs,
         })
     }
@@ -461,6 +482,9 @@ impl Load<'_> {
             syscalls_per_message: used.map(|(before, after)| {
                 after.syscalls.saturating_sub(before.syscalls) as f64 / messages as f64
             }),
+            switches_per_message: used.map(|(before, after)| {
+                after.switches.saturating_sub(before.switches) as f64 / messages as f64
+            }),
             runs: 1,
         })
     }
@@ -520,7 +544,7 @@ impl fmt::Display for HubBenchReport {
         let runs = self.loads.first().map_or(1, |load| load.runs);
         writeln!(
             out,
-            "direct messages of {BENCH_MESSAGE_BYTES} B, send->push latency; medians of {runs} runs; cpu = hub threads' run time (schedstat), syscalls = syscr+syscw of /proc/<pid>/io (read/write family only), both per message:"
+            "direct messages of {BENCH_MESSAGE_BYTES} B, send->push latency; medians of {runs} runs; cpu = hub threads' run time (schedstat), switches = their context switches, rw calls = syscr+syscw of /proc/<pid>/io (file read/write only; socket recv/send are not counted), all per message:"
         )?;
         for load in self
             .loads
@@ -535,12 +559,14 @@ impl fmt::Display for HubBenchReport {
             let cpu = load
                 .cpu_per_message
                 .map_or_else(|| "n/a".to_owned(), |cpu| format!("{:.1}", micros(cpu)));
-            let syscalls = load
-                .syscalls_per_message
-                .map_or_else(|| "n/a".to_owned(), |calls| format!("{calls:.2}"));
+            let per_message = |figure: Option<f64>| {
+                figure.map_or_else(|| "n/a".to_owned(), |count| format!("{count:.2}"))
+            };
+            let syscalls = per_message(load.syscalls_per_message);
+            let switches = per_message(load.switches_per_message);
             writeln!(
                 out,
-                "  {:<6} {:>4} sessions x{:<2} ({pace:<14}) {:>9.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu {cpu:>6} us  syscalls {syscalls:>6}",
+                "  {:<6} {:>4} sessions x{:<2} ({pace:<14}) {:>9.0} msg/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu {cpu:>6} us  switches {switches:>5}  rw calls {syscalls:>5}",
                 load.durability.name(),
                 load.sessions,
                 load.window,

@@ -555,7 +555,10 @@ impl Core {
                 // A timer is due: run a batch without input, which fires it.
                 () = sleep_until(timer_deadline) => None,
             };
-            let mut batch: Vec<CoreInput> = first.into_iter().collect();
+            // Sized once for what is queued: growing it push by push reallocated it some
+            // six times per busy batch.
+            let mut batch = Vec::with_capacity((inputs.len() + 1).min(BATCH_COMMANDS_MAX));
+            batch.extend(first);
             while batch.len() < BATCH_COMMANDS_MAX {
                 match inputs.try_recv() {
                     Ok(input) => batch.push(input),
