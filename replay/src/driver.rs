@@ -145,8 +145,13 @@ impl Default for Pipeline {
     }
 }
 
-/// Chunks the decoding thread may run ahead of the apply: bounds the memory a long replay
-/// holds in decoded events (a chunk of the largest events is a few megabytes).
+/// A chunk also ends once its payloads reach this many bytes, so a run of large records
+/// (up to `RECORD_PAYLOAD_BYTES_MAX`, 16 MiB, each) is handed over a few at a time.
+pub const DECODE_CHUNK_BYTES: usize = 4 << 20;
+
+/// Chunks the decoding thread may run ahead of the apply. With [`DECODE_CHUNK_BYTES`] this
+/// bounds what a long replay holds in decoded events: the chunks in the channel, the one being
+/// applied and the one being filled, each under 4 MiB of payload plus its last record.
 pub const DECODE_AHEAD_CHUNKS: usize = 4;
 
 /// Folds `records` into `state` until `until`, calling `observe` with every record and its
@@ -296,11 +301,15 @@ fn decode_ahead<'a>(
             drop(applied);
         }
         let mut chunk = Vec::with_capacity(chunk_records.max(1));
+        let mut bytes = 0;
         let mut ended = false;
-        while chunk.len() < chunk_records.max(1) {
+        while chunk.len() < chunk_records.max(1) && bytes < DECODE_CHUNK_BYTES {
             match next_decoded(records, skip_below, until) {
                 Some(decoded) => {
                     ended = decoded.is_err();
+                    if let Ok((record, _)) = &decoded {
+                        bytes += record.payload.len();
+                    }
                     chunk.push(decoded);
                     if ended {
                         break;
@@ -438,5 +447,76 @@ fn batch_error(record: &Record<'_>, reason: &str) -> ReplayError {
     ReplayError::Batch {
         offset: record.offset,
         reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::MessageSent;
+    use crate::event::codec::encode;
+
+    /// A message event with a body of `body_bytes`.
+    fn message(offset: u64, body_bytes: usize) -> Event {
+        MessageSent {
+            id: format!("m-{offset}"),
+            from: "alice".into(),
+            to: "bob".into(),
+            body: "x".repeat(body_bytes),
+            reply_to: None,
+            urgent: false,
+            thread: None,
+        }
+        .into()
+    }
+
+    #[test]
+    fn a_chunk_of_large_records_ends_at_its_byte_bound() {
+        // 100 records of 1 MiB: 256 to a chunk would hold 100 MiB of them.
+        let payloads: Vec<_> = (0..100u64)
+            .map(|offset| encode(&message(offset, 1 << 20)))
+            .collect();
+        let mut records = payloads.iter().enumerate().map(|(offset, encoded)| {
+            Ok(Record {
+                offset: offset as u64,
+                timestamp_us: offset as u64,
+                kind: encoded.kind,
+                schema_version: encoded.schema_version,
+                origin_hub: 0,
+                payload: &encoded.payload,
+            })
+        });
+        let (chunks, received) = std::sync::mpsc::sync_channel(payloads.len());
+        let (_returns, spent) = std::sync::mpsc::channel();
+        decode_ahead(
+            &mut records,
+            0,
+            Until::End,
+            DECODE_CHUNK_RECORDS,
+            &chunks,
+            &spent,
+        );
+        drop(chunks);
+        let mut offsets = Vec::new();
+        for chunk in received {
+            let bytes: Vec<usize> = chunk
+                .iter()
+                .map(|item| item.as_ref().map_or(0, |(record, _)| record.payload.len()))
+                .collect();
+            let before_last: usize = bytes[..bytes.len() - 1].iter().sum();
+            assert!(
+                before_last < DECODE_CHUNK_BYTES,
+                "a chunk went on past {DECODE_CHUNK_BYTES} bytes: {bytes:?}"
+            );
+            offsets.extend(chunk.into_iter().map(|item| {
+                let (record, _) = item.expect("decodes");
+                record.offset
+            }));
+        }
+        assert_eq!(
+            offsets,
+            (0..100).collect::<Vec<_>>(),
+            "every record, in order"
+        );
     }
 }

@@ -421,7 +421,8 @@ impl fmt::Display for ReplayBenchReport {
             "    on one thread   {:>12.0} events/s {:>8.2} GB/s  (no decoding thread: {:.2} x)",
             self.replay_one_thread.records_per_second(),
             self.replay_one_thread.bytes_per_second() / 1e9,
-            self.replay.records_per_second() / self.replay_one_thread.records_per_second().max(1e-9)
+            self.replay.records_per_second()
+                / self.replay_one_thread.records_per_second().max(1e-9)
         )?;
         writeln!(
             out,
