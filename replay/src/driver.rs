@@ -201,15 +201,9 @@ where
 {
     let skip_below = state.next_offset();
     let mut fold = Fold::new(state);
-    for _ in 0..pipeline.inline_records {
-        match next_decoded(&mut records, skip_below, until) {
-            Some(decoded) => {
-                let (record, event) = decoded?;
-                fold.take(record, event, &mut observe)?;
-                fold.spent.clear();
-            }
-            None => return Ok(fold.finish()),
-        }
+    let inline = pipeline.inline_records;
+    if fold.take_here(&mut records, skip_below, until, inline, &mut observe)? {
+        return Ok(fold.finish());
     }
     let parallel = std::thread::scope(|scope| {
         let reader = &mut records;
@@ -249,11 +243,7 @@ where
     match parallel {
         Some(outcome) => outcome?,
         None => {
-            while let Some(decoded) = next_decoded(&mut records, skip_below, until) {
-                let (record, event) = decoded?;
-                fold.take(record, event, &mut observe)?;
-                fold.spent.clear();
-            }
+            fold.take_here(&mut records, skip_below, until, u64::MAX, &mut observe)?;
         }
     }
     Ok(fold.finish())
@@ -297,9 +287,8 @@ fn decode_ahead<'a>(
     spent: &std::sync::mpsc::Receiver<Vec<Event>>,
 ) {
     loop {
-        while let Ok(applied) = spent.try_recv() {
-            drop(applied);
-        }
+        // Each `Vec<Event>` received is dropped, here, where its events were allocated.
+        while spent.try_recv().is_ok() {}
         let mut chunk = Vec::with_capacity(chunk_records.max(1));
         let mut bytes = 0;
         let mut ended = false;
@@ -404,6 +393,30 @@ impl<'s, 'a> Fold<'s, 'a> {
         apply_record(state, stats, &record, &event, observe)?;
         spent.push(event);
         Ok(())
+    }
+
+    /// Decodes and applies up to `limit` records of `records` on this thread (freeing each
+    /// event here); `true` when the records ended (or reached `until`) first.
+    fn take_here<I>(
+        &mut self,
+        records: &mut I,
+        skip_below: u64,
+        until: Until,
+        limit: u64,
+        observe: &mut impl FnMut(&Record<'a>, &Event),
+    ) -> Result<bool, ReplayError>
+    where
+        I: Iterator<Item = Result<Record<'a>, Corruption>>,
+    {
+        for _ in 0..limit {
+            let Some(decoded) = next_decoded(records, skip_below, until) else {
+                return Ok(true);
+            };
+            let (record, event) = decoded?;
+            self.take(record, event, observe)?;
+            self.spent.clear();
+        }
+        Ok(false)
     }
 
     /// The events applied since the last call, to be dropped where they were decoded.
