@@ -81,7 +81,7 @@ pub enum CoreInput {
         /// The typed request.
         request: Box<ClientRequest>,
         /// Where the result goes, after the batch is committed.
-        reply: oneshot::Sender<Result<Value, RpcError>>,
+        reply: oneshot::Sender<Result<Json, RpcError>>,
     },
     /// The connection closed or was evicted.
     Disconnected {
@@ -218,12 +218,12 @@ pub(super) struct Session {
 }
 
 /// Where a request's result goes.
-pub(super) type Reply = oneshot::Sender<Result<Value, RpcError>>;
+pub(super) type Reply = oneshot::Sender<Result<Json, RpcError>>;
 
 /// What a register request leads to.
 pub(in crate::hub) enum Registration {
     /// Answered (registered or refused).
-    Finished(Result<Value, RpcError>),
+    Finished(Result<Json, RpcError>),
     /// The fixed name's holder must be probed first.
     Probe {
         /// The live-looking holder of the fixed name.
@@ -238,7 +238,7 @@ pub(in crate::hub) enum Registration {
 /// Replies and pushes held until the batch is committed.
 #[derive(Default)]
 pub(super) struct Release {
-    pub(super) replies: Vec<(Reply, Result<Value, RpcError>)>,
+    pub(super) replies: Vec<(Reply, Result<Json, RpcError>)>,
     pub(super) pushes: Vec<(mpsc::OwnedPermit<Queued>, Queued)>,
     pub(super) closes: Vec<mpsc::Sender<Queued>>,
     pub(super) probes: Vec<(SessionId, mpsc::Sender<Queued>, Box<WaitingRegister>)>,
@@ -328,8 +328,14 @@ pub(super) fn error(code: ErrorCode, message: impl Into<String>) -> RpcError {
     RpcError::new(code, message)
 }
 
-pub(super) fn to_value(result: &impl Serialize) -> Result<Value, RpcError> {
-    serde_json::to_value(result).map_err(|json| error(ErrorCode::Unexpected, json.to_string()))
+/// A result as the JSON text its response carries: made once, on the core, and written as it
+/// is by the connection (no `serde_json::Value` in between).
+pub(in crate::hub) type Json = Box<serde_json::value::RawValue>;
+
+/// Serialises a command's typed result.
+pub(super) fn to_json(result: &impl Serialize) -> Result<Json, RpcError> {
+    serde_json::value::to_raw_value(result)
+        .map_err(|json| error(ErrorCode::Unexpected, json.to_string()))
 }
 
 /// Maps an event the state refused to the code a client sees.
@@ -684,7 +690,7 @@ impl Core {
         &mut self,
         session: SessionId,
         request: ClientRequest,
-        reply: oneshot::Sender<Result<Value, RpcError>>,
+        reply: oneshot::Sender<Result<Json, RpcError>>,
         probed: bool,
         release: &mut Release,
     ) {
@@ -752,14 +758,14 @@ impl Core {
         {
             return Ok(repeat);
         }
-        let now = |value: Result<Value, RpcError>| value.map(Answer::Now);
+        let now = |value: Result<Json, RpcError>| value.map(Answer::Now);
         match request {
             ClientRequest::Register(_) => Err(error(
                 ErrorCode::AlreadyRegistered,
                 "this session is registered already",
             )),
             ClientRequest::Hello(_) | ClientRequest::Auth(_) | ClientRequest::Ping(_) => {
-                now(to_value(&EmptyResult {}))
+                now(to_json(&EmptyResult {}))
             }
             ClientRequest::Rename(params) => now(self.rename(me, params)),
             ClientRequest::Peers(params) => now(self.peers(me, params)),

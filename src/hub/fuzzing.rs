@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use relay_log::{Durability, LogConfig, LogReader, LogWriter};
 use relay_replay::{State, Until, replay_into};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::core::{Core, CoreConfig, CoreInput, SessionId};
+use super::core::{Core, CoreConfig, CoreInput, Json, SessionId};
 use super::queue::Queued;
 use super::rate::RateConfig;
 use crate::protocol::{ClientRequest, RpcError};
@@ -65,7 +65,7 @@ async fn run(dir: &std::path::Path, data: &[u8]) {
     let mut core = Core::start(log, State::new(), core_config, sender)
         .expect("invariant: a fresh core starts");
     let mut outbound: Vec<Option<mpsc::Receiver<Queued>>> = (0..SESSIONS).map(|_| None).collect();
-    let mut answers: Vec<oneshot::Receiver<Result<Value, RpcError>>> = Vec::new();
+    let mut answers: Vec<oneshot::Receiver<Result<Json, RpcError>>> = Vec::new();
     let mut batch = Vec::new();
     for chunk in data.chunks(4) {
         let [who, what, a, b] = [0, 1, 2, 3].map(|index| chunk.get(index).copied().unwrap_or(0));

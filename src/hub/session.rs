@@ -29,11 +29,11 @@ use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::core::{CoreInput, Outbound, SessionId};
+use super::core::{CoreInput, Json, Outbound, SessionId, to_json};
 use super::limits::{AUTH_TIMEOUT, REQUESTS_IN_FLIGHT_MAX, SESSION_QUEUE_CAPACITY, WRITE_DEADLINE};
 use super::preauth::PreAuthLimit;
 use super::queue::{QueueCharge, Queued};
-use crate::protocol::jsonrpc::TypedNotification;
+use crate::protocol::jsonrpc::{RawResponse, TypedNotification};
 use crate::protocol::{
     ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, Incoming,
     MESSAGE_NOTIFICATION, Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, RECEIPT_NOTIFICATION,
@@ -545,16 +545,16 @@ async fn handle_client_request(
                     hub_version: env!("CARGO_PKG_VERSION").to_owned(),
                     hub_id: context.hub_id.clone(),
                 };
-                serde_json::to_value(result)
-                    .map_err(|json| RpcError::new(ErrorCode::Unexpected, json.to_string()))
+                to_json(&result)
             }
             Err(mismatch) => Err(RpcError::from(mismatch).with_detail(
                 "hub_versions",
                 serde_json::json!({"min": PROTOCOL_VERSION_MIN, "max": PROTOCOL_VERSION_MAX}),
             )),
         },
-        ClientRequest::Ping(_) => Ok(serde_json::json!({})),
-        ClientRequest::Auth(_) => Ok(serde_json::json!({})),
+        ClientRequest::Ping(_) | ClientRequest::Auth(_) => {
+            to_json(&crate::protocol::EmptyResult {})
+        }
         _ if !*greeted => Err(RpcError::new(ErrorCode::HelloRequired, "send hello first")),
         request => {
             let (reply, answer) = oneshot::channel();
@@ -588,10 +588,13 @@ fn ready(frame: Vec<u8>) -> PendingResponse {
     Box::pin(std::future::ready(frame))
 }
 
-fn outcome_frame(id: RequestId, outcome: Result<serde_json::Value, RpcError>) -> Vec<u8> {
-    let response = match outcome {
-        Ok(result) => Response::result(id, result),
-        Err(error) => Response::error(Some(id), error),
-    };
-    response_frame(&response)
+fn outcome_frame(id: RequestId, outcome: Result<Json, RpcError>) -> Vec<u8> {
+    match outcome {
+        // The result was serialised where it was made: written as it is.
+        Ok(result) => encode_frame(&RawResponse {
+            id: &id,
+            result: &result,
+        }),
+        Err(error) => response_frame(&Response::error(Some(id), error)),
+    }
 }

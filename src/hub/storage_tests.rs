@@ -142,12 +142,16 @@ impl<S: Storage + 'static> Harness<S> {
             request: Box::new(request),
             reply,
         }]);
-        if let Ok(result) = answer.try_recv() {
-            return result;
-        }
-        // A send to an online peer waits for its ack; the wait (zero here) ends next batch.
-        self.core.run_batch(Vec::new());
-        answer.try_recv().expect("answered by the next batch")
+        let answered = match answer.try_recv() {
+            Ok(result) => result,
+            Err(_) => {
+                // A send to an online peer waits for its ack; the wait (zero here) ends next
+                // batch.
+                self.core.run_batch(Vec::new());
+                answer.try_recv().expect("answered by the next batch")
+            }
+        };
+        answered.map(|json| serde_json::from_str(json.get()).expect("a result is JSON"))
     }
 
     fn send(&mut self, text: &str) -> Result<Value, RpcError> {

@@ -403,6 +403,28 @@ impl Serialize for Notification {
     }
 }
 
+/// A successful response whose result is JSON text already: the hub's commands serialise their
+/// typed results once, where they are made, and the connection writes them as they are. The
+/// same JSON as the [`Response`] of that result parsed into a [`Value`], but for the order of
+/// the result's members (a struct's order instead of sorted).
+#[derive(Clone, Copy, Debug)]
+pub struct RawResponse<'a> {
+    /// The request's id.
+    pub id: &'a RequestId,
+    /// The `result` member.
+    pub result: &'a serde_json::value::RawValue,
+}
+
+impl Serialize for RawResponse<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("jsonrpc", JSONRPC_VERSION)?;
+        map.serialize_entry("id", self.id)?;
+        map.serialize_entry("result", self.result)?;
+        map.end()
+    }
+}
+
 /// A notification encoded straight from its typed params (`P`), without first building the
 /// [`Value`] a [`Notification`] holds: the hub's `message` and `receipt` pushes, one or more per
 /// message sent. The same JSON as the [`Notification`] of `serde_json::to_value(params)`.
@@ -481,10 +503,12 @@ impl sealed::Sealed for Request {}
 impl sealed::Sealed for Notification {}
 impl sealed::Sealed for Response {}
 impl sealed::Sealed for Incoming {}
+impl sealed::Sealed for RawResponse<'_> {}
 impl WireMessage for Request {}
 impl WireMessage for Notification {}
 impl WireMessage for Response {}
 impl WireMessage for Incoming {}
+impl WireMessage for RawResponse<'_> {}
 // Pushes and receipts are structs of strings, numbers, booleans and options: their
 // serialization cannot fail, so they may be a typed notification's params.
 impl sealed::Sealed for super::notification::MessagePush {}
@@ -938,5 +962,20 @@ mod tests {
             receipt_frame,
             wire(&HubNotification::Receipt(receipt).to_notification())
         );
+    }
+
+    #[test]
+    fn a_raw_response_is_the_same_json_as_its_value_response() {
+        let result = serde_json::json!({"msg_id": "m-7", "status": "delivered", "n": [1, 2]});
+        let raw = serde_json::value::to_raw_value(&result).expect("a value serializes");
+        for id in [RequestId::Number(-3), RequestId::String("a\"b".into())] {
+            let frame = crate::protocol::encode_frame(&RawResponse {
+                id: &id,
+                result: &raw,
+            });
+            assert_eq!(frame.last(), Some(&b'\n'), "one frame");
+            let parsed: Value = serde_json::from_slice(&frame).expect("a raw response is JSON");
+            assert_eq!(parsed, wire(&Response::result(id, result.clone())));
+        }
     }
 }

@@ -28,9 +28,12 @@ use relay_replay::event::{
 use relay_replay::limits::{MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX};
 use relay_replay::state::{MailboxFull, Refusals};
 use relay_replay::{DeliveryState, IdentityId};
+use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use crate::hub::core::{Core, Outbound, Release, Reply, SessionId, error, now_us, to_value};
+use crate::hub::core::Json;
+use crate::hub::core::{Core, Outbound, Release, Reply, SessionId, error, now_us, to_json};
 use crate::hub::limits::{
     ASK_EXPIRIES_PER_BATCH_MAX, CONVERSATION_MESSAGES_MAX, CONVERSATION_WINDOW, IDEMPOTENCY_WINDOW,
 };
@@ -44,22 +47,36 @@ const _: () = assert!(MAILBOX_UNREAD_BYTES_MAX >= crate::protocol::limits::TEXT_
 /// What a command answers.
 pub enum Answer {
     /// The result, to release after the batch's commit.
-    Now(Value),
+    Now(Json),
     /// A result whose `status` depends on the recipient's acknowledgement of `msg_id`: it is
     /// answered when the `ack` comes or at the wait's end, whichever is first.
     AwaitAck {
         /// The pushed message.
         msg_id: String,
         /// The result with `status: "queued"`; `"delivered"` replaces it on an ack.
-        result: Value,
+        result: AwaitedResult,
     },
     /// A repeat of an idempotency key already answered: the logged result, not logged again.
-    Repeat(Value),
+    Repeat(Json),
     /// A repeat of an idempotency key whose first request is still waiting: answered with it.
     Join {
         /// The message the first request waits for.
         msg_id: String,
     },
+}
+
+/// The result of a `send`, `ask` or `reply` whose push went out: the same members as its
+/// `SendResult`, `AskResult` or `ReplyResult`, kept typed while it waits so that the ack only
+/// changes `status` (then it is serialised once).
+#[derive(Debug, Serialize)]
+pub struct AwaitedResult {
+    /// An ask's id (`ask` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(in crate::hub) ask_id: Option<String>,
+    /// The stored message's id.
+    pub(in crate::hub) msg_id: String,
+    /// `queued` until the ack, then `delivered`.
+    pub(in crate::hub) status: DeliveryStatus,
 }
 
 /// A sending request waiting for its recipient's acknowledgement.
@@ -69,7 +86,7 @@ pub struct AwaitingAck {
     /// The sender's key, if it gave one.
     key: Option<String>,
     /// The result with `status: "queued"`.
-    result: Value,
+    result: AwaitedResult,
     /// Everyone waiting for the answer: the request, and repeats of its key.
     replies: Vec<Reply>,
     /// When to give up waiting and answer `queued`.
@@ -102,7 +119,7 @@ impl Core {
             Answer::Now(result) => {
                 let caller = self.sessions.get(&session).and_then(|entry| entry.identity);
                 if let (Some(caller), Some(key)) = (caller, key) {
-                    self.complete(caller, key, &result);
+                    self.complete(caller, key, result.get());
                 }
                 release.replies.push((reply, Ok(result)));
             }
@@ -110,14 +127,16 @@ impl Core {
             Answer::AwaitAck { msg_id, result } => {
                 let Some(caller) = self.sessions.get(&session).and_then(|entry| entry.identity)
                 else {
-                    release.replies.push((reply, Ok(result)));
+                    release.replies.push((reply, to_json(&result)));
                     return;
                 };
                 // Logged in the message's own batch, so a hub that dies during the wait still
                 // answers a resend with the message it stored (`queued`); the final result is
                 // logged again when the wait ends, and the newest entry wins.
-                if let Some(key) = &key {
-                    self.complete(caller, key.clone(), &result);
+                if let Some(key) = &key
+                    && let Ok(logged) = to_json(&result)
+                {
+                    self.complete(caller, key.clone(), logged.get());
                 }
                 let awaiting = AwaitingAck {
                     caller,
@@ -165,7 +184,7 @@ impl Core {
         if Duration::from_micros(age_us) > IDEMPOTENCY_WINDOW {
             return Ok(None);
         }
-        let result = serde_json::from_str(&completed.result).map_err(|json| {
+        let result = RawValue::from_string(completed.result.clone()).map_err(|json| {
             error(
                 ErrorCode::Unexpected,
                 format!("the logged result of key {key:?} does not parse: {json}"),
@@ -176,14 +195,14 @@ impl Core {
 
     /// Logs the result of a request under its idempotency key. A failure to log is not the
     /// request's failure: the message is stored; only a later repeat could double it.
-    fn complete(&mut self, caller: IdentityId, key: String, result: &Value) {
+    fn complete(&mut self, caller: IdentityId, key: String, result: &str) {
         let Some(name) = self.name_of(caller) else {
             return;
         };
         let completed = RequestCompleted {
             caller: name,
             key,
-            result: result.to_string(),
+            result: result.to_owned(),
         };
         if let Err(refused) = self.emit(completed.into()) {
             tracing::warn!(error = %refused, "could not log an idempotency key");
@@ -196,13 +215,14 @@ impl Core {
             return;
         };
         if delivered {
-            awaiting.result["status"] = Value::from("delivered");
+            awaiting.result.status = DeliveryStatus::Delivered;
         }
-        if let Some(key) = awaiting.key.take() {
-            self.complete(awaiting.caller, key, &awaiting.result);
+        let result = to_json(&awaiting.result);
+        if let (Some(key), Ok(logged)) = (awaiting.key.take(), &result) {
+            self.complete(awaiting.caller, key, logged.get());
         }
         for reply in awaiting.replies {
-            release.replies.push((reply, Ok(awaiting.result.clone())));
+            release.replies.push((reply, result.clone()));
         }
     }
 
@@ -413,7 +433,7 @@ impl Core {
         me: IdentityId,
         params: AckParams,
         release: &mut Release,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let msg_id = params.msg_id.as_str().to_owned();
         if let Some(group) = &params.group {
             return self.ack_group(me, group.as_str(), msg_id, params.step);
@@ -466,7 +486,7 @@ impl Core {
         if changed && !is_hub_notice {
             self.send_receipt(sender, &msg_id, me, params.step.receipt_status(), release);
         }
-        to_value(&EmptyResult {})
+        to_json(&EmptyResult {})
     }
 
     fn ack_group(
@@ -475,13 +495,13 @@ impl Core {
         group: &str,
         msg_id: String,
         step: AckStep,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let read = match step {
             AckStep::Delivered => false,
             AckStep::Read => true,
             // Group messages are not held back for anyone: the history has them either way.
             AckStep::Held | AckStep::Refused | AckStep::Expired => {
-                return to_value(&EmptyResult {});
+                return to_json(&EmptyResult {});
             }
         };
         let member = self.caller_name(me)?;
@@ -506,7 +526,7 @@ impl Core {
             };
             self.emit(event.into())?;
         }
-        to_value(&EmptyResult {})
+        to_json(&EmptyResult {})
     }
 
     /// Tells `sender`, if it is online, the step its message to `recipient` reached.
@@ -532,7 +552,7 @@ impl Core {
         &self,
         me: IdentityId,
         params: StatusParams,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let msg_id = params.msg_id.as_str();
         let (recipient, message) = self
             .state
@@ -546,7 +566,7 @@ impl Core {
                     ),
                 )
             })?;
-        to_value(&StatusResult {
+        to_json(&StatusResult {
             msg_id: msg_id.to_owned(),
             to: self.name_of(recipient).unwrap_or_default(),
             state: message.state().name().to_owned(),
@@ -587,8 +607,8 @@ impl Core {
     }
 
     /// `unread`.
-    pub(in crate::hub) fn unread(&self, me: IdentityId) -> Result<Value, RpcError> {
-        to_value(&self.unread_counts(me))
+    pub(in crate::hub) fn unread(&self, me: IdentityId) -> Result<Json, RpcError> {
+        to_json(&self.unread_counts(me))
     }
 
     /// The notice a session gets on connect when mail waits for it, through its push path.
@@ -681,4 +701,45 @@ pub(in crate::hub) fn refusals_sentence(refusals: &Refusals) -> String {
         refusals.total(),
         senders.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(result: &impl Serialize) -> Value {
+        let text = to_json(result).expect("a result serializes");
+        serde_json::from_str(text.get()).expect("a result is JSON")
+    }
+
+    /// A waiting result is answered as the result type of its request.
+    #[test]
+    fn an_awaited_result_is_the_json_of_its_request_s_result() {
+        let send = AwaitedResult {
+            ask_id: None,
+            msg_id: "m-9".into(),
+            status: DeliveryStatus::Delivered,
+        };
+        let typed = SendResult {
+            msg_id: "m-9".into(),
+            status: DeliveryStatus::Delivered,
+        };
+        assert_eq!(json(&send), json(&typed));
+        let typed = ReplyResult {
+            msg_id: "m-9".into(),
+            status: DeliveryStatus::Delivered,
+        };
+        assert_eq!(json(&send), json(&typed));
+        let ask = AwaitedResult {
+            ask_id: Some("a-3".into()),
+            msg_id: "m-9".into(),
+            status: DeliveryStatus::Queued,
+        };
+        let typed = AskResult {
+            ask_id: "a-3".into(),
+            msg_id: "m-9".into(),
+            status: DeliveryStatus::Queued,
+        };
+        assert_eq!(json(&ask), json(&typed));
+    }
 }

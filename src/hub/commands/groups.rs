@@ -6,10 +6,10 @@ use relay_replay::event::{
     GroupMemberRemoved, GroupMessageSent,
 };
 use relay_replay::federation::{hub_of, split_qualified};
-use serde_json::Value;
 
 use super::messages::fitting_in_a_frame;
-use crate::hub::core::{Core, Outbound, Release, error, to_value};
+use crate::hub::core::Json;
+use crate::hub::core::{Core, Outbound, Release, error, to_json};
 use crate::protocol::methods::*;
 use crate::protocol::notification::MessageKind;
 use crate::protocol::{ErrorCode, RpcError};
@@ -34,7 +34,7 @@ impl Core {
         me: IdentityId,
         params: GroupCreateParams,
         release: &mut Release,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let admin = self.caller_name(me)?;
         let group = params.name.as_str().to_owned();
         if let Some((_, hub)) = split_qualified(&group) {
@@ -89,7 +89,7 @@ impl Core {
             Ok(())
         })?;
         let members = self.names(self.group_members(&group));
-        to_value(&GroupCreateResult { group, members })
+        to_json(&GroupCreateResult { group, members })
     }
 
     pub(in crate::hub) fn group_invite(
@@ -97,7 +97,7 @@ impl Core {
         me: IdentityId,
         params: GroupInviteParams,
         release: &mut Release,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let actor = self.caller_name(me)?;
         let group = params.group.as_str().to_owned();
         let (member, invitee) = self.member_named(params.peer.as_str())?;
@@ -117,7 +117,7 @@ impl Core {
                 release,
             );
         }
-        to_value(&EmptyResult {})
+        to_json(&EmptyResult {})
     }
 
     pub(in crate::hub) fn group_remove(
@@ -125,7 +125,7 @@ impl Core {
         me: IdentityId,
         params: GroupRemoveParams,
         release: &mut Release,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let actor = self.caller_name(me)?;
         let group = params.group.as_str().to_owned();
         let (member, removed) = self.member_named(params.peer.as_str())?;
@@ -154,14 +154,14 @@ impl Core {
             Some(&group),
             release,
         );
-        to_value(&EmptyResult {})
+        to_json(&EmptyResult {})
     }
 
     pub(in crate::hub) fn group_leave(
         &mut self,
         me: IdentityId,
         params: GroupLeaveParams,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let member = self.caller_name(me)?;
         self.emit(
             GroupLeft {
@@ -170,7 +170,7 @@ impl Core {
             }
             .into(),
         )?;
-        to_value(&EmptyResult {})
+        to_json(&EmptyResult {})
     }
 
     pub(in crate::hub) fn group_delete(
@@ -178,7 +178,7 @@ impl Core {
         me: IdentityId,
         params: GroupDeleteParams,
         release: &mut Release,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let actor = self.caller_name(me)?;
         let group = params.group.as_str().to_owned();
         let members = self.group_members(&group);
@@ -197,7 +197,7 @@ impl Core {
                 release,
             );
         }
-        to_value(&EmptyResult {})
+        to_json(&EmptyResult {})
     }
 
     pub(in crate::hub) fn member_group(
@@ -224,7 +224,7 @@ impl Core {
         &self,
         me: IdentityId,
         params: GroupInfoParams,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let group = self.member_group(me, params.group.as_str())?;
         let members = self
             .group_members(group.name())
@@ -236,7 +236,7 @@ impl Core {
                 })
             })
             .collect();
-        to_value(&GroupInfoResult {
+        to_json(&GroupInfoResult {
             group: group.name().to_owned(),
             admin: self.name_of(group.admin()).unwrap_or_default(),
             members,
@@ -249,7 +249,7 @@ impl Core {
         me: IdentityId,
         params: GroupSendParams,
         release: &mut Release,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let from = self.caller_name(me)?;
         let group = params.group.as_str().to_owned();
         self.member_group(me, &group)?;
@@ -269,7 +269,7 @@ impl Core {
         }
         // A post to another hub's group goes there first; its members here get it when the
         // home ships it back in order.
-        to_value(&GroupSendResult { msg_id, home })
+        to_json(&GroupSendResult { msg_id, home })
     }
 
     /// Pushes a stored group message to the group's online members here but `author`.
@@ -301,7 +301,7 @@ impl Core {
         &mut self,
         me: IdentityId,
         params: GroupHistoryParams,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let member = self.caller_name(me)?;
         let name = params.group.as_str().to_owned();
         let group = self.member_group(me, &name)?;
@@ -371,7 +371,7 @@ impl Core {
             .state
             .group(&name)
             .map_or(0, |group| group.unread_for(me)) as u32;
-        to_value(&GroupHistoryResult {
+        to_json(&GroupHistoryResult {
             group: name,
             messages,
             unread_remaining,
@@ -379,7 +379,7 @@ impl Core {
         })
     }
 
-    pub(in crate::hub) fn group_list(&self, me: IdentityId) -> Result<Value, RpcError> {
+    pub(in crate::hub) fn group_list(&self, me: IdentityId) -> Result<Json, RpcError> {
         let groups = self
             .state
             .groups_of(me)
@@ -388,6 +388,6 @@ impl Core {
                 unread_count: group.unread_for(me) as u32,
             })
             .collect();
-        to_value(&GroupListResult { groups })
+        to_json(&GroupListResult { groups })
     }
 }

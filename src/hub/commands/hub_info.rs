@@ -10,10 +10,9 @@
 
 use std::sync::OnceLock;
 
-use serde_json::Value;
-
 use crate::federation::link::LinkStatus;
-use crate::hub::core::{Core, client_name, to_value};
+use crate::hub::core::Json;
+use crate::hub::core::{Core, client_name, to_json};
 use crate::protocol::{
     HubInfoResult, HubLinkInfo, HubLogInfo, HubSessionInfo, HubSettingInfo, HubSnapshotInfo,
     RpcError,
@@ -45,7 +44,7 @@ pub fn set_facts(facts: HubFacts) {
 
 impl Core {
     /// `hub_info`.
-    pub(in crate::hub) fn hub_info(&self) -> Result<Value, RpcError> {
+    pub(in crate::hub) fn hub_info(&self) -> Result<Json, RpcError> {
         let facts = FACTS.get().cloned().unwrap_or_default();
         let mut sessions: Vec<HubSessionInfo> = self
             .sessions
@@ -81,7 +80,7 @@ impl Core {
                     .and_then(|modified| modified.duration_since(std::time::UNIX_EPOCH).ok())
                     .map_or(0, |since| since.as_micros() as u64),
             });
-        to_value(&HubInfoResult {
+        to_json(&HubInfoResult {
             hub_version: env!("CARGO_PKG_VERSION").to_owned(),
             hub_id: format!("{:032x}", self.config.hub_id),
             pid: std::process::id(),

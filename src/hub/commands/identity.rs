@@ -8,12 +8,12 @@ use relay_replay::IdentityId;
 use relay_replay::event::{IdentityForgotten, IdentityLeft, IdentityRegistered, IdentityRenamed};
 use relay_replay::federation::{HUB_SEPARATOR, hub_of};
 use relay_replay::limits::IDENTITIES_MAX;
-use serde_json::Value;
 
 use crate::hub::commands::page::{bad_cursor, take_page};
+use crate::hub::core::Json;
 use crate::hub::core::{
     Core, Registration, Release, SessionId, client_name, directory_slug, error, event_client_kind,
-    now_us, to_value,
+    now_us, to_json,
 };
 use crate::hub::limits::{
     IDENTITY_FORGET_AFTER, IDENTITY_FORGETS_PER_REGISTRATION_MAX, SESSIONS_MAX,
@@ -194,7 +194,7 @@ impl Core {
         self.presence_dirty = true;
         tracing::debug!(session_id = session.0, "registered");
         self.mail_waiting_notice(identity, release);
-        Ok(Registration::Finished(to_value(&RegisterResult { name })))
+        Ok(Registration::Finished(to_json(&RegisterResult { name })))
     }
 
     /// Before a new identity: forgets identities gone longer than [`IDENTITY_FORGET_AFTER`]
@@ -266,7 +266,7 @@ impl Core {
         &mut self,
         me: IdentityId,
         params: RenameParams,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         if params.new_name.is_reserved() {
             return Err(reserved(params.new_name.as_str()));
         }
@@ -282,7 +282,7 @@ impl Core {
                 .into(),
             )?;
         }
-        to_value(&RenameResult { name: new_name })
+        to_json(&RenameResult { name: new_name })
     }
 
     /// One page of the peers, online first, then by name. The cursor is the next peer's key:
@@ -291,7 +291,7 @@ impl Core {
         &self,
         me: IdentityId,
         params: PeersPageParams,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let start = match &params.cursor {
             Some(cursor) => Some(peer_cursor(cursor.as_str())?),
             None => None,
@@ -367,7 +367,7 @@ impl Core {
             (key, peer)
         });
         let page = take_page(entries, params.limit.get() as usize)?;
-        to_value(&PeersResult {
+        to_json(&PeersResult {
             me: self.caller_name(me)?,
             peers: page.entries,
             next_cursor: page.next_cursor,

@@ -8,11 +8,11 @@
 use relay_replay::event::{AskSent, MailboxCursorAdvanced, MessageRead, MessageSent, ReplySent};
 use relay_replay::state::Refusals;
 use relay_replay::{DeliveryState, IdentityId, StoredMessage};
-use serde_json::Value;
 
-use super::delivery::Answer;
+use super::delivery::{Answer, AwaitedResult};
 use super::federation::Recipient;
-use crate::hub::core::{Core, Release, error, to_value};
+use crate::hub::core::Json;
+use crate::hub::core::{Core, Release, error, to_json};
 use crate::hub::limits::BROADCAST_REMOTE_PEERS_MAX;
 use crate::protocol::methods::*;
 use crate::protocol::notification::MessageKind;
@@ -21,14 +21,14 @@ use relay_replay::federation::HUB_SEPARATOR;
 
 /// The answer of a direct send: `queued` now, or the wait for the recipient's
 /// acknowledgement when the push went out.
-fn send_answer(msg_id: &str, pushed: bool, result: Value) -> Answer {
+fn send_answer(pushed: bool, result: AwaitedResult) -> Result<Answer, RpcError> {
     if pushed {
-        Answer::AwaitAck {
-            msg_id: msg_id.to_owned(),
+        Ok(Answer::AwaitAck {
+            msg_id: result.msg_id.clone(),
             result,
-        }
+        })
     } else {
-        Answer::Now(result)
+        Ok(Answer::Now(to_json(&result)?))
     }
 }
 
@@ -65,11 +65,12 @@ impl Core {
         push.reply_to = params.reply_to.as_ref().map(|id| id.as_str().to_owned());
         push.urgent = params.urgent;
         let pushed = self.deliver(to, event.into(), push, release)?;
-        let result = to_value(&SendResult {
-            msg_id: msg_id.clone(),
+        let result = AwaitedResult {
+            ask_id: None,
+            msg_id,
             status: DeliveryStatus::Queued,
-        })?;
-        Ok(send_answer(&msg_id, pushed, result))
+        };
+        send_answer(pushed, result)
     }
 
     /// A direct message to a peer of a linked hub: stored on its way (in the mailbox this hub
@@ -98,7 +99,7 @@ impl Core {
             thread: None,
         };
         self.emit(event.into())?;
-        Ok(Answer::Now(to_value(&SendResult {
+        Ok(Answer::Now(to_json(&SendResult {
             msg_id,
             status: DeliveryStatus::Forwarded,
         })?))
@@ -152,16 +153,16 @@ impl Core {
             }
         };
         self.set_ask_deadline(&ask_id, params.deadline_s.get())?;
-        let result = to_value(&AskResult {
-            ask_id,
-            msg_id: msg_id.clone(),
+        let result = AwaitedResult {
+            ask_id: Some(ask_id),
+            msg_id,
             status: if remote {
                 DeliveryStatus::Forwarded
             } else {
                 DeliveryStatus::Queued
             },
-        })?;
-        Ok(send_answer(&msg_id, pushed, result))
+        };
+        send_answer(pushed, result)
     }
 
     pub(in crate::hub) fn broadcast(
@@ -169,7 +170,7 @@ impl Core {
         me: IdentityId,
         params: BroadcastParams,
         release: &mut Release,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let from = self.caller_name(me)?;
         let broadcast_id = format!("b-{}", self.log.next_offset());
         let online: Vec<IdentityId> = self
@@ -189,7 +190,7 @@ impl Core {
             let mut answer = core.broadcast_to(online, &from, &broadcast_id, &params, release)?;
             answer.forwarded = core.broadcast_elsewhere(remote, &from, &broadcast_id, &params)?;
             answer.peer_count += answer.forwarded.len() as u32;
-            to_value(&answer)
+            to_json(&answer)
         })
     }
 
@@ -365,22 +366,23 @@ impl Core {
         push.urgent = params.urgent;
         push.late = late;
         let pushed = self.deliver(to, event.into(), push, release)?;
-        let result = to_value(&ReplyResult {
-            msg_id: msg_id.clone(),
+        let result = AwaitedResult {
+            ask_id: None,
+            msg_id,
             status: if remote {
                 DeliveryStatus::Forwarded
             } else {
                 DeliveryStatus::Queued
             },
-        })?;
-        Ok(send_answer(&msg_id, pushed, result))
+        };
+        send_answer(pushed, result)
     }
 
     pub(in crate::hub) fn inbox(
         &mut self,
         me: IdentityId,
         params: InboxParams,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let recipient = self.caller_name(me)?;
         let mailbox = self.state.mailbox(me).ok_or_else(|| {
             error(
@@ -449,7 +451,7 @@ impl Core {
                 _ => {}
             }
         }
-        to_value(&InboxResult {
+        to_json(&InboxResult {
             messages,
             remaining,
             refused,

@@ -2,12 +2,12 @@
 
 use relay_replay::IdentityId;
 use relay_replay::event::{RoomJoined, RoomLeft, RoomMessageSent};
-use serde_json::Value;
 
 use relay_replay::limits::ROOM_MEMBERS_MAX;
 
 use crate::hub::commands::page::{bad_cursor, take_page};
-use crate::hub::core::{Core, Outbound, Release, to_value};
+use crate::hub::core::Json;
+use crate::hub::core::{Core, Outbound, Release, to_json};
 use crate::protocol::limits::{JSON_ESCAPE_EXPANSION_MAX, LIST_PAGE_BYTES_MAX, NAME_BYTES_MAX};
 use crate::protocol::methods::*;
 use crate::protocol::notification::MessageKind;
@@ -26,7 +26,7 @@ impl Core {
         &mut self,
         me: IdentityId,
         params: RoomLeaveParams,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let name = self.caller_name(me)?;
         self.emit(
             RoomLeft {
@@ -35,14 +35,14 @@ impl Core {
             }
             .into(),
         )?;
-        to_value(&EmptyResult {})
+        to_json(&EmptyResult {})
     }
 
     pub(in crate::hub) fn room_join(
         &mut self,
         me: IdentityId,
         params: RoomJoinParams,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let name = self.caller_name(me)?;
         let room = params.room.as_str().to_owned();
         if !self.room_members(&room).contains(&me) {
@@ -55,7 +55,7 @@ impl Core {
             )?;
         }
         let members = self.names(self.room_members(&room));
-        to_value(&RoomJoinResult { room, members })
+        to_json(&RoomJoinResult { room, members })
     }
 
     pub(in crate::hub) fn room_post(
@@ -63,7 +63,7 @@ impl Core {
         me: IdentityId,
         params: RoomPostParams,
         release: &mut Release,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Json, RpcError> {
         let from = self.caller_name(me)?;
         let room = params.room.as_str().to_owned();
         let msg_id = format!("r-{}", self.log.next_offset());
@@ -89,14 +89,14 @@ impl Core {
                 delivered_count += 1;
             }
         }
-        to_value(&RoomPostResult {
+        to_json(&RoomPostResult {
             room,
             delivered_count,
         })
     }
 
     /// One page of the rooms, by name; the cursor is the next room's name.
-    pub(in crate::hub) fn rooms(&self, params: RoomsParams) -> Result<Value, RpcError> {
+    pub(in crate::hub) fn rooms(&self, params: RoomsParams) -> Result<Json, RpcError> {
         let start = match &params.cursor {
             Some(cursor) => match RoomName::new(cursor.as_str()) {
                 Ok(_) => Some(cursor.as_str().to_owned()),
@@ -119,7 +119,7 @@ impl Core {
                 (name.to_owned(), info)
             });
         let page = take_page(entries, params.limit.get() as usize)?;
-        to_value(&RoomsResult {
+        to_json(&RoomsResult {
             rooms: page.entries,
             next_cursor: page.next_cursor,
         })
