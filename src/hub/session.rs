@@ -595,6 +595,6 @@ fn outcome_frame(id: RequestId, outcome: Result<Json, RpcError>) -> Vec<u8> {
             id: &id,
             result: &result,
         }),
-        Err(error) => response_frame(&Response::error(Some(id), error)),
+        Err(error) => error_frame(Some(id), error),
     }
 }

@@ -32,8 +32,7 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::hub::core::Json;
-use crate::hub::core::{Core, Outbound, Release, Reply, SessionId, error, now_us, to_json};
+use crate::hub::core::{Core, Json, Outbound, Release, Reply, SessionId, error, now_us, to_json};
 use crate::hub::limits::{
     ASK_EXPIRIES_PER_BATCH_MAX, CONVERSATION_MESSAGES_MAX, CONVERSATION_WINDOW, IDEMPOTENCY_WINDOW,
 };

@@ -8,8 +8,7 @@ use relay_replay::event::{
 use relay_replay::federation::{hub_of, split_qualified};
 
 use super::messages::fitting_in_a_frame;
-use crate::hub::core::Json;
-use crate::hub::core::{Core, Outbound, Release, error, to_json};
+use crate::hub::core::{Core, Json, Outbound, Release, error, to_json};
 use crate::protocol::methods::*;
 use crate::protocol::notification::MessageKind;
 use crate::protocol::{ErrorCode, RpcError};

@@ -11,8 +11,7 @@
 use std::sync::OnceLock;
 
 use crate::federation::link::LinkStatus;
-use crate::hub::core::Json;
-use crate::hub::core::{Core, client_name, to_json};
+use crate::hub::core::{Core, Json, client_name, to_json};
 use crate::protocol::{
     HubInfoResult, HubLinkInfo, HubLogInfo, HubSessionInfo, HubSettingInfo, HubSnapshotInfo,
     RpcError,

@@ -10,10 +10,9 @@ use relay_replay::federation::{HUB_SEPARATOR, hub_of};
 use relay_replay::limits::IDENTITIES_MAX;
 
 use crate::hub::commands::page::{bad_cursor, take_page};
-use crate::hub::core::Json;
 use crate::hub::core::{
-    Core, Registration, Release, SessionId, client_name, directory_slug, error, event_client_kind,
-    now_us, to_json,
+    Core, Json, Registration, Release, SessionId, client_name, directory_slug, error,
+    event_client_kind, now_us, to_json,
 };
 use crate::hub::limits::{
     IDENTITY_FORGET_AFTER, IDENTITY_FORGETS_PER_REGISTRATION_MAX, SESSIONS_MAX,

@@ -11,8 +11,7 @@ use relay_replay::{DeliveryState, IdentityId, StoredMessage};
 
 use super::delivery::{Answer, AwaitedResult};
 use super::federation::Recipient;
-use crate::hub::core::Json;
-use crate::hub::core::{Core, Release, error, to_json};
+use crate::hub::core::{Core, Json, Release, error, to_json};
 use crate::hub::limits::BROADCAST_REMOTE_PEERS_MAX;
 use crate::protocol::methods::*;
 use crate::protocol::notification::MessageKind;

@@ -6,8 +6,7 @@ use relay_replay::event::{RoomJoined, RoomLeft, RoomMessageSent};
 use relay_replay::limits::ROOM_MEMBERS_MAX;
 
 use crate::hub::commands::page::{bad_cursor, take_page};
-use crate::hub::core::Json;
-use crate::hub::core::{Core, Outbound, Release, to_json};
+use crate::hub::core::{Core, Json, Outbound, Release, to_json};
 use crate::protocol::limits::{JSON_ESCAPE_EXPANSION_MAX, LIST_PAGE_BYTES_MAX, NAME_BYTES_MAX};
 use crate::protocol::methods::*;
 use crate::protocol::notification::MessageKind;
