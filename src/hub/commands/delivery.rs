@@ -64,18 +64,36 @@ pub enum Answer {
     },
 }
 
-/// The result of a `send`, `ask` or `reply` whose push went out: the same members as its
-/// `SendResult`, `AskResult` or `ReplyResult`, kept typed while it waits so that the ack only
-/// changes `status` (then it is serialised once).
+/// The result of a `send`, `ask` or `reply` whose push went out, kept typed while it waits so
+/// that the ack only changes its `status` (it is serialised once, when it is answered).
 #[derive(Debug, Serialize)]
-pub struct AwaitedResult {
-    /// An ask's id (`ask` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(in crate::hub) ask_id: Option<String>,
-    /// The stored message's id.
-    pub(in crate::hub) msg_id: String,
-    /// `queued` until the ack, then `delivered`.
-    pub(in crate::hub) status: DeliveryStatus,
+#[serde(untagged)]
+pub enum AwaitedResult {
+    /// A `send`'s.
+    Send(SendResult),
+    /// An `ask`'s.
+    Ask(AskResult),
+    /// A `reply`'s.
+    Reply(ReplyResult),
+}
+
+impl AwaitedResult {
+    /// The id of the message whose acknowledgement it waits for.
+    pub(in crate::hub) fn msg_id(&self) -> &str {
+        match self {
+            AwaitedResult::Send(result) => &result.msg_id,
+            AwaitedResult::Ask(result) => &result.msg_id,
+            AwaitedResult::Reply(result) => &result.msg_id,
+        }
+    }
+
+    fn status_mut(&mut self) -> &mut DeliveryStatus {
+        match self {
+            AwaitedResult::Send(result) => &mut result.status,
+            AwaitedResult::Ask(result) => &mut result.status,
+            AwaitedResult::Reply(result) => &mut result.status,
+        }
+    }
 }
 
 /// A sending request waiting for its recipient's acknowledgement.
@@ -214,7 +232,7 @@ impl Core {
             return;
         };
         if delivered {
-            awaiting.result.status = DeliveryStatus::Delivered;
+            *awaiting.result.status_mut() = DeliveryStatus::Delivered;
         }
         let result = to_json(&awaiting.result);
         if let (Some(key), Ok(logged)) = (awaiting.key.take(), &result) {
@@ -711,34 +729,49 @@ mod tests {
         serde_json::from_str(text.get()).expect("a result is JSON")
     }
 
-    /// A waiting result is answered as the result type of its request.
+    /// A waiting result is answered as the result type of its request, and an ack changes
+    /// only its `status`.
     #[test]
     fn an_awaited_result_is_the_json_of_its_request_s_result() {
-        let send = AwaitedResult {
-            ask_id: None,
-            msg_id: "m-9".into(),
-            status: DeliveryStatus::Delivered,
-        };
-        let typed = SendResult {
-            msg_id: "m-9".into(),
-            status: DeliveryStatus::Delivered,
-        };
-        assert_eq!(json(&send), json(&typed));
-        let typed = ReplyResult {
-            msg_id: "m-9".into(),
-            status: DeliveryStatus::Delivered,
-        };
-        assert_eq!(json(&send), json(&typed));
-        let ask = AwaitedResult {
-            ask_id: Some("a-3".into()),
+        let send = SendResult {
             msg_id: "m-9".into(),
             status: DeliveryStatus::Queued,
         };
-        let typed = AskResult {
+        let ask = AskResult {
             ask_id: "a-3".into(),
-            msg_id: "m-9".into(),
+            msg_id: "m-8".into(),
             status: DeliveryStatus::Queued,
         };
-        assert_eq!(json(&ask), json(&typed));
+        let reply = ReplyResult {
+            msg_id: "m-7".into(),
+            status: DeliveryStatus::Queued,
+        };
+        let mut awaited = [
+            AwaitedResult::Send(send.clone()),
+            AwaitedResult::Ask(ask.clone()),
+            AwaitedResult::Reply(reply.clone()),
+        ];
+        assert_eq!(json(&awaited[0]), json(&send));
+        assert_eq!(json(&awaited[1]), json(&ask));
+        assert_eq!(json(&awaited[2]), json(&reply));
+        assert_eq!(
+            awaited
+                .iter()
+                .map(AwaitedResult::msg_id)
+                .collect::<Vec<_>>(),
+            ["m-9", "m-8", "m-7"]
+        );
+        for result in &mut awaited {
+            *result.status_mut() = DeliveryStatus::Delivered;
+        }
+        assert_eq!(json(&awaited[0])["status"], "delivered");
+        assert_eq!(
+            json(&awaited[1]),
+            json(&AskResult {
+                status: DeliveryStatus::Delivered,
+                ..ask
+            })
+        );
+        assert_eq!(json(&awaited[2])["msg_id"], "m-7");
     }
 }

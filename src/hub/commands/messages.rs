@@ -23,7 +23,7 @@ use relay_replay::federation::HUB_SEPARATOR;
 fn send_answer(pushed: bool, result: AwaitedResult) -> Result<Answer, RpcError> {
     if pushed {
         Ok(Answer::AwaitAck {
-            msg_id: result.msg_id.clone(),
+            msg_id: result.msg_id().to_owned(),
             result,
         })
     } else {
@@ -64,11 +64,10 @@ impl Core {
         push.reply_to = params.reply_to.as_ref().map(|id| id.as_str().to_owned());
         push.urgent = params.urgent;
         let pushed = self.deliver(to, event.into(), push, release)?;
-        let result = AwaitedResult {
-            ask_id: None,
+        let result = AwaitedResult::Send(SendResult {
             msg_id,
             status: DeliveryStatus::Queued,
-        };
+        });
         send_answer(pushed, result)
     }
 
@@ -152,15 +151,15 @@ impl Core {
             }
         };
         self.set_ask_deadline(&ask_id, params.deadline_s.get())?;
-        let result = AwaitedResult {
-            ask_id: Some(ask_id),
+        let result = AwaitedResult::Ask(AskResult {
+            ask_id,
             msg_id,
             status: if remote {
                 DeliveryStatus::Forwarded
             } else {
                 DeliveryStatus::Queued
             },
-        };
+        });
         send_answer(pushed, result)
     }
 
@@ -365,15 +364,14 @@ impl Core {
         push.urgent = params.urgent;
         push.late = late;
         let pushed = self.deliver(to, event.into(), push, release)?;
-        let result = AwaitedResult {
-            ask_id: None,
+        let result = AwaitedResult::Reply(ReplyResult {
             msg_id,
             status: if remote {
                 DeliveryStatus::Forwarded
             } else {
                 DeliveryStatus::Queued
             },
-        };
+        });
         send_answer(pushed, result)
     }
 
