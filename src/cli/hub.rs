@@ -163,10 +163,16 @@ pub fn run_hub(args: HubArgs) -> anyhow::Result<ExitCode> {
         crate::hub::retention::check_retention(retain, config.segment_bytes)
             .map_err(anyhow::Error::msg)?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = if crate::hub::limits::knob_set(crate::hub::limits::ONE_THREAD_ENV) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+    };
     match runtime.block_on(run(config))? {
         CoreExit::Shutdown | CoreExit::Idle => Ok(ExitCode::Success),
         CoreExit::StorageFailed => {

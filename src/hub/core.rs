@@ -517,8 +517,7 @@ impl Core {
         let mut outcomes = None;
         // `RELAY_HUB_INLINE_SYNC=1` keeps the sync on the core thread, to measure what the
         // pipeline buys (`docs/operations.md`, "Performance").
-        let inline =
-            std::env::var_os(super::limits::INLINE_SYNC_ENV).is_some_and(|value| value == "1");
+        let inline = super::limits::knob_set(super::limits::INLINE_SYNC_ENV);
         if self.log.durability() == relay_log::Durability::Strict && !inline {
             match super::commit::SyncThread::start() {
                 Ok((thread, received)) => {

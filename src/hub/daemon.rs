@@ -248,23 +248,31 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
     });
     let signals = tokio::spawn(wait_for_signal(shutdown_sender));
     // The core gets a thread of its own: its commits block on the disk, and the connection
-    // tasks keep reading and writing sockets on the runtime's workers meanwhile.
+    // tasks keep reading and writing sockets on the runtime's workers meanwhile. The measuring
+    // knob `RELAY_HUB_ONE_THREAD=1` runs it as one more task on the hub's single thread.
     let (exit_sender, exit_receiver) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("relay-core".to_owned())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            let exit = match runtime {
-                Ok(runtime) => runtime.block_on(core.run(core_receiver, shutdown)),
-                Err(error) => {
-                    tracing::error!(%error, "could not start the core's runtime");
-                    CoreExit::StorageFailed
-                }
-            };
+    if crate::hub::limits::knob_set(crate::hub::limits::ONE_THREAD_ENV) {
+        tokio::spawn(async move {
+            let exit = core.run(core_receiver, shutdown).await;
             let _ = exit_sender.send(exit);
-        })?;
+        });
+    } else {
+        std::thread::Builder::new()
+            .name("relay-core".to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let exit = match runtime {
+                    Ok(runtime) => runtime.block_on(core.run(core_receiver, shutdown)),
+                    Err(error) => {
+                        tracing::error!(%error, "could not start the core's runtime");
+                        CoreExit::StorageFailed
+                    }
+                };
+                let _ = exit_sender.send(exit);
+            })?;
+    }
     let exit = exit_receiver.await.unwrap_or(CoreExit::StorageFailed);
     listeners.abort_all();
     signals.abort();

@@ -213,3 +213,14 @@ pub const BROADCAST_REMOTE_PEERS_MAX: usize = SESSIONS_MAX;
 /// instead of the sync thread (pipelined group commit, `src/hub/commit.rs`): a knob for
 /// measuring the pipeline against the old behaviour, not for production.
 pub const INLINE_SYNC_ENV: &str = "RELAY_HUB_INLINE_SYNC";
+
+/// Environment variable that, set to `1`, runs the whole hub (core and sessions) on one
+/// current-thread runtime instead of a core thread beside two runtime workers: a knob for
+/// measuring fewer hand-offs against today's split (`docs/operations.md`, "Performance"), not
+/// for production. A strict sync then blocks every session while it runs.
+pub const ONE_THREAD_ENV: &str = "RELAY_HUB_ONE_THREAD";
+
+/// Whether the measuring knob `variable` is set to `1`.
+pub fn knob_set(variable: &str) -> bool {
+    std::env::var_os(variable).is_some_and(|value| value == "1")
+}
