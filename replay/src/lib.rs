@@ -76,7 +76,7 @@ pub use driver::{
     Pipeline, RKYV_FORMAT_FLAGS, ReplayError, ReplayStats, Until, decode_record, replay_into,
     replay_into_with,
 };
-pub use event::codec::{DecodeError, Encoded, decode, encode};
+pub use event::codec::{DecodeError, EncodeBuffer, Encoded, decode, encode, encode_into};
 pub use event::{ClientKind, Event, EventKind};
 pub use snapshot::{
     SnapshotEncodeError, SnapshotError, SnapshotSample, SnapshotVerifyError, snapshot_decode,

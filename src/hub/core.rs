@@ -39,7 +39,7 @@ use relay_log::{LogWriter, NewRecord};
 use relay_replay::event::{
     ClientKind as EventClientKind, HubStarted, IdentityLeft, IdentityRegistered,
 };
-use relay_replay::{ApplyError, Event, IdentityId, RecordMeta, State, apply, encode};
+use relay_replay::{ApplyError, Event, IdentityId, RecordMeta, State, apply, encode_into};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -316,6 +316,9 @@ pub struct Core {
     pub(super) sync_thread: Option<super::commit::SyncThread>,
     /// Batches handled, waiting for the commit that covers them.
     pub(super) waiting: super::commit::Waiting,
+    /// Where each appended event is encoded, kept between appends so encoding allocates
+    /// nothing (given back when it grew past [`super::limits::ENCODE_BUFFER_KEPT_BYTES`]).
+    pub(super) encode_buffer: relay_replay::EncodeBuffer,
 }
 
 pub(super) fn now_us() -> u64 {
@@ -462,6 +465,7 @@ impl Core {
             failed: false,
             sync_thread: None,
             waiting: Default::default(),
+            encode_buffer: Default::default(),
         };
         let started = HubStarted {
             hub_id: core.config.hub_id,
@@ -861,11 +865,26 @@ impl Core {
 
     /// [`Self::emit`] without the deferred records.
     fn append_event(&mut self, event: Event) -> Result<u64, RpcError> {
-        let encoded = encode(&event);
+        let mut buffer = std::mem::take(&mut self.encode_buffer);
+        let appended = self.append_encoded(&event, &mut buffer);
+        if buffer.capacity() <= super::limits::ENCODE_BUFFER_KEPT_BYTES {
+            self.encode_buffer = buffer;
+        }
+        appended
+    }
+
+    /// [`Self::append_event`] with `buffer` to encode `event` into.
+    fn append_encoded(
+        &mut self,
+        event: &Event,
+        buffer: &mut relay_replay::EncodeBuffer,
+    ) -> Result<u64, RpcError> {
+        let (kind, schema_version) = encode_into(event, buffer);
+        let payload: &[u8] = buffer;
         // Room first: a full disk refuses the change before the state holds it. Inside a batch
         // the room includes the batch's end marker, so a batch the disk cuts short can still
         // be closed (`commands/batch.rs`).
-        let mut room = encoded.payload.len();
+        let mut room = payload.len();
         if self.disk.batch_open {
             let with_marker = room.saturating_add(super::commands::batch::end_marker_bytes());
             if with_marker <= relay_log::limits::RECORD_PAYLOAD_BYTES_MAX {
@@ -893,13 +912,13 @@ impl Core {
             timestamp_us,
             origin_hub: self.config.hub_id,
         };
-        apply(&mut self.state, meta, &event).map_err(apply_error)?;
+        apply(&mut self.state, meta, event).map_err(apply_error)?;
         let record = NewRecord {
             timestamp_us,
-            kind: encoded.kind,
-            schema_version: encoded.schema_version,
+            kind,
+            schema_version,
             origin_hub: self.config.hub_id,
-            payload: &encoded.payload,
+            payload,
         };
         match self.log.append(&record) {
             Ok(appended) => {

@@ -209,6 +209,11 @@ pub const LINK_ACK_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// sessions): the rest are left out, so one broadcast stays one bounded batch.
 pub const BROADCAST_REMOTE_PEERS_MAX: usize = SESSIONS_MAX;
 
+/// Largest encode buffer the core keeps between appends: an event that took more (a long
+/// body) gets a fresh buffer next time, so one big message does not hold its size for the
+/// hub's life. Most events take a few hundred bytes.
+pub const ENCODE_BUFFER_KEPT_BYTES: usize = 64 * 1024;
+
 /// Environment variable that, set to `1`, makes the hub sync each commit on its core thread
 /// instead of the sync thread (pipelined group commit, `src/hub/commit.rs`): a knob for
 /// measuring the pipeline against the old behaviour, not for production.

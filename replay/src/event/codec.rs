@@ -6,7 +6,7 @@
 
 use rkyv::util::AlignedVec;
 
-use crate::event::{Event, EventKind, decode_v1_payload, encode_payload};
+use crate::event::{Event, EventKind, decode_v1_payload, encode_payload_into};
 use crate::limits::PAYLOAD_ALIGNMENT_BYTES;
 
 /// An encoded event: the two header fields the log stores beside the payload, and the payload.
@@ -58,21 +58,40 @@ pub enum DecodeError {
 
 /// Encodes `event` with its kind's current schema version.
 ///
-/// Equal events give equal bytes.
+/// Equal events give equal bytes. [`encode_into`] does the same into a buffer that is kept
+/// (the hub's core encodes every event it appends that way, with no allocation).
 ///
 /// # Panics
 ///
 /// Only if the payload exceeds the 2 GiB that 32-bit rkyv offsets can address; the hub's frame
 /// limit keeps every event far below that.
 pub fn encode(event: &Event) -> Encoded {
-    let kind = event.kind();
-    let payload = encode_payload(event)
-        .expect("invariant: an event payload is far below rkyv's 2 GiB offset limit");
+    let mut buffer = AlignedVec::new();
+    let (kind, schema_version) = encode_into(event, &mut buffer);
     Encoded {
-        kind: kind.number(),
-        schema_version: kind.current_schema_version(),
-        payload: payload.into_vec(),
+        kind,
+        schema_version,
+        payload: buffer.into_vec(),
     }
+}
+
+/// The buffer [`encode_into`] writes a payload into (16-byte aligned, as rkyv reads it).
+pub type EncodeBuffer = AlignedVec<PAYLOAD_ALIGNMENT_BYTES>;
+
+/// Encodes `event` into `buffer`, replacing what it held, and returns the event's kind number
+/// and schema version (the header fields of [`Encoded`]); the payload is then `&buffer[..]`.
+/// The buffer keeps its capacity, so encoding the next event of a similar size allocates
+/// nothing.
+///
+/// # Panics
+///
+/// As [`encode`].
+pub fn encode_into(event: &Event, buffer: &mut EncodeBuffer) -> (u16, u16) {
+    buffer.clear();
+    let kind = event.kind();
+    encode_payload_into(event, buffer)
+        .expect("invariant: an event payload is far below rkyv's 2 GiB offset limit");
+    (kind.number(), kind.current_schema_version())
 }
 
 /// Decodes a record payload of `kind` at `schema_version` into an owned [`Event`], upcasting old

@@ -107,12 +107,19 @@ macro_rules! event_kinds {
             }
         )*
 
-        /// Encodes the payload of `event` with its current schema version.
-        fn encode_payload(
+        /// Encodes the payload of `event` with its current schema version at the end of
+        /// `buffer`, which must be empty (rkyv's positions count from the buffer's start).
+        fn encode_payload_into(
             event: &Event,
-        ) -> Result<rkyv::util::AlignedVec<16>, rkyv::rancor::Error> {
+            buffer: &mut rkyv::util::AlignedVec<16>,
+        ) -> Result<(), rkyv::rancor::Error> {
             match event {
-                $( Event::$variant(payload) => rkyv::to_bytes::<rkyv::rancor::Error>(payload), )*
+                $(
+                    Event::$variant(payload) => {
+                        rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(payload, buffer)
+                            .map(|_| ())
+                    }
+                )*
             }
         }
 

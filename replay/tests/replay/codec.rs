@@ -3,7 +3,9 @@
 
 use proptest::prelude::*;
 use relay_replay::event::*;
-use relay_replay::{DecodeError, Event, EventKind, decode, encode, fuzzing};
+use relay_replay::{
+    DecodeError, EncodeBuffer, Event, EventKind, decode, encode, encode_into, fuzzing,
+};
 
 use crate::golden::fixtures;
 
@@ -127,6 +129,26 @@ fn unknown_kind_and_version_are_typed_errors() {
 fn payload_of_one_kind_does_not_decode_as_a_bigger_kind() {
     let encoded = encode(&Event::from(IdentityLeft { name: "a".into() }));
     assert!(decode(EventKind::MessageSent.number(), 1, &encoded.payload).is_err());
+}
+
+proptest! {
+    /// One buffer reused across events in any order (a big one before a small one, the same
+    /// one twice) gives each the bytes and header fields `encode` gives it alone.
+    #[test]
+    fn a_reused_encode_buffer_gives_the_bytes_of_a_fresh_one(
+        order in proptest::collection::vec(any::<prop::sample::Index>(), 1..40),
+    ) {
+        let events: Vec<Event> = fixtures().into_iter().map(|(_, event)| event).collect();
+        let mut buffer = EncodeBuffer::new();
+        for index in order {
+            let event = &events[index.index(events.len())];
+            let (kind, schema_version) = encode_into(event, &mut buffer);
+            let alone = encode(event);
+            prop_assert_eq!((kind, schema_version), (alone.kind, alone.schema_version));
+            prop_assert_eq!(&buffer[..], &alone.payload[..]);
+            prop_assert_eq!(&decode(kind, schema_version, &buffer).unwrap(), event);
+        }
+    }
 }
 
 #[test]
