@@ -12,9 +12,11 @@
 //! Hub CPU is the sum of the run time of the hub's threads (`/proc/<pid>/task/*/schedstat`,
 //! nanoseconds); context switches are the sum of every thread's voluntary and involuntary
 //! switches (`/proc/<pid>/task/*/status`); "rw calls" are `syscr + syscw` of
-//! `/proc/<pid>/io`, which counts the `read`/`write` family on files only: not the sockets'
-//! `recv` and `send` (which is how the sessions read and write), nor `epoll_wait`, `futex`,
-//! `msync` or `fdatasync`. So it shows the log's own file writes, not the traffic.
+//! `/proc/<pid>/io`, which counts the `read`/`write` family (`read`, `write`, `readv`,
+//! `writev`), on files and on sockets alike: not the sockets' `recv` and `send` (how a
+//! session reads and writes a single frame), nor `epoll_wait`, `futex`, `msync` or
+//! `fdatasync`. So it shows the log's own file writes, the runtime's `eventfd` wake-ups and
+//! the `writev` of several frames at once, not all the traffic.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -544,7 +546,7 @@ impl fmt::Display for HubBenchReport {
         let runs = self.loads.first().map_or(1, |load| load.runs);
         writeln!(
             out,
-            "direct messages of {BENCH_MESSAGE_BYTES} B, send->push latency; medians of {runs} runs; cpu = hub threads' run time (schedstat), switches = their context switches, rw calls = syscr+syscw of /proc/<pid>/io (file read/write only; socket recv/send are not counted), all per message:"
+            "direct messages of {BENCH_MESSAGE_BYTES} B, send->push latency; medians of {runs} runs; cpu = hub threads' run time (schedstat), switches = their context switches, rw calls = syscr+syscw of /proc/<pid>/io (the read/write family incl. writev; socket recv/send are not counted), all per message:"
         )?;
         for load in self
             .loads

@@ -54,9 +54,12 @@ use super::queue::{QueueBudget, QueueCharge, Queued, queued_bytes};
 use super::rate::{RateConfig, TokenBucket};
 use super::retention::{Retention, RetentionHold, retention_target};
 use crate::protocol::fields::ClientKind;
+use crate::protocol::jsonrpc::TypedNotification;
 use crate::protocol::methods::*;
 use crate::protocol::notification::{MessageKind, MessagePush, Receipt};
-use crate::protocol::{ErrorCode, RpcError};
+use crate::protocol::{
+    ErrorCode, MESSAGE_NOTIFICATION, RECEIPT_NOTIFICATION, RpcError, encode_frame,
+};
 
 /// A connection's id, unique for the hub's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -164,14 +167,34 @@ pub struct WaitingRegister {
 /// What the core sends to a connection.
 #[derive(Debug)]
 pub enum Outbound {
-    /// A push to write.
-    Push(MessagePush),
-    /// A receipt for a message the session sent.
-    Receipt(Receipt),
+    /// A notification (a push or a receipt) encoded by the core, ready to write: see
+    /// [`Outbound::push`] and [`Outbound::receipt`].
+    Frame(Vec<u8>),
     /// Ask the connection to ping its client and report whether it answers.
     Probe(oneshot::Sender<bool>),
     /// Close the connection (it was replaced by a new holder of its fixed name).
     Close,
+}
+
+impl Outbound {
+    /// `push` as its `message` notification frame. The core encodes it, so the strings it
+    /// built the push from are freed on the thread that allocated them (the allocator's
+    /// per-thread caches then serve the next message), and the connection gets one buffer
+    /// to write; a group's or room's push is encoded once and copied for each member.
+    pub fn push(push: &MessagePush) -> Outbound {
+        Outbound::Frame(encode_frame(&TypedNotification {
+            method: MESSAGE_NOTIFICATION,
+            params: push,
+        }))
+    }
+
+    /// `receipt` as its `receipt` notification frame, as [`Outbound::push`].
+    pub fn receipt(receipt: &Receipt) -> Outbound {
+        Outbound::Frame(encode_frame(&TypedNotification {
+            method: RECEIPT_NOTIFICATION,
+            params: receipt,
+        }))
+    }
 }
 
 /// Settings of the core.
@@ -1253,7 +1276,7 @@ impl Core {
         push: MessagePush,
         release: &mut Release,
     ) -> Result<bool, RpcError> {
-        let outbound = Outbound::Push(push);
+        let outbound = Outbound::push(&push);
         let reserved = self.reserve_push(to, queued_bytes(&outbound));
         self.emit(event)?;
         let Some((permit, charge)) = reserved else {
@@ -1304,6 +1327,6 @@ impl Core {
             &format!("s-{}", self.log.next_offset()),
         );
         push.group = group.map(str::to_owned);
-        self.push(identity, Outbound::Push(push), release);
+        self.push(identity, Outbound::push(&push), release);
     }
 }

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::core::Outbound;
 use super::limits::{QUEUED_BYTES_MAX, SESSION_QUEUED_BYTES_MAX};
 
-/// Bytes counted per queued item beside its strings: the frame's JSON keys and numbers.
+/// Bytes counted per queued item beside its frame: the queue's slot, the charge, the slack of
+/// the frame's buffer (at least [`crate::protocol::frame::ENCODE_CAPACITY_BYTES`] long).
 pub const QUEUED_ITEM_OVERHEAD_BYTES: usize = 256;
 
 /// One item on a connection's queue and the bytes it holds.
@@ -95,21 +96,13 @@ fn reserve(counter: &AtomicUsize, bytes: usize, bound: usize) -> bool {
         .is_ok()
 }
 
-/// What `outbound` counts against the budgets: its strings plus the frame's overhead.
+/// What `outbound` counts against the budgets: its encoded frame plus the item's overhead.
 pub fn queued_bytes(outbound: &Outbound) -> usize {
-    let strings = match outbound {
-        Outbound::Push(push) => {
-            push.text.len()
-                + push.from.len()
-                + push.msg_id.len()
-                + [&push.ask_id, &push.reply_to, &push.room, &push.group]
-                    .iter()
-                    .filter_map(|field| field.as_ref().map(String::len))
-                    .sum::<usize>()
-        }
-        Outbound::Receipt(_) | Outbound::Probe(_) | Outbound::Close => 0,
+    let frame = match outbound {
+        Outbound::Frame(frame) => frame.len(),
+        Outbound::Probe(_) | Outbound::Close => 0,
     };
-    strings + QUEUED_ITEM_OVERHEAD_BYTES
+    frame + QUEUED_ITEM_OVERHEAD_BYTES
 }
 
 #[cfg(test)]

@@ -33,12 +33,11 @@ use super::core::{CoreInput, Json, Outbound, SessionId, to_json};
 use super::limits::{AUTH_TIMEOUT, REQUESTS_IN_FLIGHT_MAX, SESSION_QUEUE_CAPACITY, WRITE_DEADLINE};
 use super::preauth::PreAuthLimit;
 use super::queue::{QueueCharge, Queued};
-use crate::protocol::jsonrpc::{RawResponse, TypedNotification};
+use crate::protocol::jsonrpc::RawResponse;
 use crate::protocol::{
-    ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, Incoming,
-    MESSAGE_NOTIFICATION, Method, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, RECEIPT_NOTIFICATION,
-    Request, RequestId, Response, RpcError, check_frame_len, encode_frame, negotiate,
-    parse_incoming,
+    ClientRequest, ErrorCode, FrameDecoder, FrameError, HelloResult, Incoming, Method,
+    PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, Request, RequestId, Response, RpcError,
+    check_frame_len, encode_frame, negotiate, parse_incoming,
 };
 
 /// What every connection needs to know.
@@ -155,9 +154,10 @@ impl Transport {
     async fn send(&mut self, frames: &[Vec<u8>]) -> std::io::Result<()> {
         match self {
             Transport::Unix { stream, .. } => match frames {
-                // One frame (most wake-ups) is written as it is; several in one `write`.
+                // One frame (most wake-ups) is written as it is; several with `writev`,
+                // without copying them into one buffer first.
                 [frame] => stream.write_all(frame).await,
-                frames => stream.write_all(&frames.concat()).await,
+                frames => write_all_vectored(stream, frames).await,
             },
             Transport::WebSocket(socket) => {
                 for frame in frames {
@@ -172,6 +172,28 @@ impl Transport {
             }
         }
     }
+}
+
+/// Most slices one `writev` takes (Linux's `IOV_MAX`); more frames take more calls.
+const WRITEV_SLICES_MAX: usize = 1024;
+
+/// Writes all of `frames` in order, as few `writev` calls as the socket takes.
+async fn write_all_vectored(stream: &mut UnixStream, frames: &[Vec<u8>]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = frames
+        .iter()
+        .map(|frame| std::io::IoSlice::new(frame))
+        .collect();
+    let mut remaining = &mut slices[..];
+    // Bounded: every pass writes at least one byte or fails.
+    while !remaining.is_empty() {
+        let batch = remaining.len().min(WRITEV_SLICES_MAX);
+        let written = stream.write_vectored(&remaining[..batch]).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut remaining, written);
+    }
+    Ok(())
 }
 
 /// Bytes read from a Unix socket per system call.
@@ -432,19 +454,9 @@ fn accept_outbound(queued: Queued, out: &mut Outgoing, liveness: &mut Liveness) 
     let Queued { outbound, charge } = queued;
     out.charges.extend(charge);
     match outbound {
-        // Encoded from the typed push, without a `serde_json::Value` in between.
-        Outbound::Push(push) => {
-            out.frames.push(encode_frame(&TypedNotification {
-                method: MESSAGE_NOTIFICATION,
-                params: &push,
-            }));
-            true
-        }
-        Outbound::Receipt(receipt) => {
-            out.frames.push(encode_frame(&TypedNotification {
-                method: RECEIPT_NOTIFICATION,
-                params: &receipt,
-            }));
+        // Encoded by the core ([`Outbound::push`]).
+        Outbound::Frame(frame) => {
+            out.frames.push(frame);
             true
         }
         Outbound::Probe(answer) => {
@@ -596,5 +608,45 @@ fn outcome_frame(id: RequestId, outcome: Result<Json, RpcError>) -> Vec<u8> {
             result: &result,
         }),
         Err(error) => error_frame(Some(id), error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// More frames than one `writev` takes, of uneven sizes, through a socket whose reader
+    /// lags (so writes are partial): the bytes arrive whole and in order.
+    #[tokio::test]
+    async fn vectored_writes_deliver_every_frame_in_order() {
+        let (mut writer, mut reader) = UnixStream::pair().expect("socket pair");
+        let frames: Vec<Vec<u8>> = (0..3000)
+            .map(|i| {
+                let mut frame = format!("{i}:").into_bytes();
+                frame.resize(frame.len() + i % 700, b'x');
+                frame.push(b'\n');
+                frame
+            })
+            .collect();
+        let expected = frames.concat();
+        let read = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut chunk = vec![0; 4096];
+            loop {
+                let read = reader.read(&mut chunk).await.expect("read");
+                if read == 0 {
+                    return got;
+                }
+                got.extend_from_slice(&chunk[..read]);
+                tokio::task::yield_now().await;
+            }
+        });
+        write_all_vectored(&mut writer, &frames)
+            .await
+            .expect("written");
+        drop(writer);
+        assert_eq!(read.await.expect("reader"), expected);
     }
 }

@@ -341,7 +341,7 @@ impl Core {
         }
         let mut push = self.message_push(MessageKind::Timeout, "relay", &body, &message_id);
         push.reply_to = Some(ask_id.to_owned());
-        self.push(asker, Outbound::Push(push), release);
+        self.push(asker, Outbound::push(&push), release);
         Ok(())
     }
 
@@ -561,7 +561,7 @@ impl Core {
             status,
             ts: now_us(),
         };
-        self.push(sender, Outbound::Receipt(receipt), release);
+        self.push(sender, Outbound::receipt(&receipt), release);
     }
 
     /// `status`: how far a message the caller sent has come.

@@ -371,7 +371,7 @@ impl Core {
         push.urgent = urgent;
         push.late = late;
         push.origin_hub = Some(peer.to_owned());
-        self.push(recipient, crate::hub::core::Outbound::Push(push), release);
+        self.push(recipient, crate::hub::core::Outbound::push(&push), release);
     }
 
     /// Tells this hub's members of a copy what its home changed: a post is pushed, an invite,

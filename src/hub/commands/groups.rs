@@ -278,21 +278,25 @@ impl Core {
         author: Option<IdentityId>,
         release: &mut Release,
     ) {
+        let mut push = self.message_push(
+            MessageKind::Group,
+            &message.from,
+            &message.body,
+            &message.id,
+        );
+        push.group = Some(message.group.clone());
+        push.urgent = message.urgent;
+        push.reply_to = message.reply_to.clone();
+        // Encoded once; each member's queue gets a copy of the bytes.
+        let Outbound::Frame(frame) = Outbound::push(&push) else {
+            unreachable!("invariant: a push encodes to a frame");
+        };
         for member in self
             .group_members(&message.group)
             .into_iter()
             .filter(|member| Some(*member) != author)
         {
-            let mut push = self.message_push(
-                MessageKind::Group,
-                &message.from,
-                &message.body,
-                &message.id,
-            );
-            push.group = Some(message.group.clone());
-            push.urgent = message.urgent;
-            push.reply_to = message.reply_to.clone();
-            self.push(member, Outbound::Push(push), release);
+            self.push(member, Outbound::Frame(frame.clone()), release);
         }
     }
 

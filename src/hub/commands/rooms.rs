@@ -76,15 +76,18 @@ impl Core {
             .into(),
         )?;
         let mut delivered_count = 0;
+        let mut push = self.message_push(MessageKind::Room, &from, params.text.as_str(), &msg_id);
+        push.room = Some(room.clone());
+        // Encoded once; each member's queue gets a copy of the bytes.
+        let Outbound::Frame(frame) = Outbound::push(&push) else {
+            unreachable!("invariant: a push encodes to a frame");
+        };
         for member in self
             .room_members(&room)
             .into_iter()
             .filter(|member| *member != me)
         {
-            let mut push =
-                self.message_push(MessageKind::Room, &from, params.text.as_str(), &msg_id);
-            push.room = Some(room.clone());
-            if self.push(member, Outbound::Push(push), release) {
+            if self.push(member, Outbound::Frame(frame.clone()), release) {
                 delivered_count += 1;
             }
         }
