@@ -8,6 +8,11 @@ use crate::format::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 /// Records start on this boundary so rkyv can read payloads in place from the mapping.
 pub const RECORD_ALIGNMENT_BYTES: usize = 16;
 
+/// Times a reader lists and opens the segments again when a segment it listed is gone before
+/// it could open it: a writer's retention deletes old segments while `relay log …` reads.
+/// Each deletion takes one segment, so a few attempts outlast any burst of them.
+pub const READER_OPEN_ATTEMPTS: u32 = 8;
+
 /// Default size a segment is allocated with before the log rolls to a new one.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 

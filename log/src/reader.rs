@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::checkpoint::read_checkpoint;
 use crate::error::{Corruption, OpenError, ReadError, open_io};
+use crate::limits::READER_OPEN_ATTEMPTS;
 use crate::segment::Record;
 use crate::set::{LogIter, SegmentInfo, SegmentSet, VerifyReport, open_read_only};
 
@@ -29,6 +30,24 @@ impl LogReader {
     /// valid segment; [`OpenError::FormatFlags`] if the segments disagree on their payload
     /// format flags; [`OpenError::Io`] for file-system failures.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
+        let mut attempt = 1;
+        loop {
+            match LogReader::open_once(dir) {
+                Err(OpenError::Io { path, source })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && path.extension().is_some_and(|ext| ext == "seg")
+                        && attempt < READER_OPEN_ATTEMPTS =>
+                {
+                    // Retention deleted it after the listing: list again.
+                    attempt += 1;
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    /// [`LogReader::open`] once, from one listing of the directory.
+    fn open_once(dir: &Path) -> Result<Self, OpenError> {
         let checkpoint = read_checkpoint(dir).map_err(open_io(dir))?;
         let durable_offset = checkpoint.map_or(0, |checkpoint| checkpoint.durable_offset);
         let found = open_read_only(
