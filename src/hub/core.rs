@@ -181,7 +181,7 @@ impl Outbound {
     /// built the push from are freed on the thread that allocated them (the allocator's
     /// per-thread caches then serve the next message), and the connection gets one buffer
     /// to write; a group's or room's push is encoded once and copied for each member.
-    pub fn push(push: &MessagePush) -> Outbound {
+    pub fn push(push: &MessagePush<&str>) -> Outbound {
         Outbound::Frame(encode_frame(&TypedNotification {
             method: MESSAGE_NOTIFICATION,
             params: push,
@@ -189,7 +189,7 @@ impl Outbound {
     }
 
     /// `receipt` as its `receipt` notification frame, as [`Outbound::push`].
-    pub fn receipt(receipt: &Receipt) -> Outbound {
+    pub fn receipt(receipt: &Receipt<&str>) -> Outbound {
         Outbound::Frame(encode_frame(&TypedNotification {
             method: RECEIPT_NOTIFICATION,
             params: receipt,
@@ -1273,10 +1273,9 @@ impl Core {
         &mut self,
         to: IdentityId,
         event: Event,
-        push: MessagePush,
+        outbound: Outbound,
         release: &mut Release,
     ) -> Result<bool, RpcError> {
-        let outbound = Outbound::push(&push);
         let reserved = self.reserve_push(to, queued_bytes(&outbound));
         self.emit(event)?;
         let Some((permit, charge)) = reserved else {
@@ -1290,18 +1289,20 @@ impl Core {
         Ok(true)
     }
 
-    pub(super) fn message_push(
+    /// A push of `text` from `from`, borrowing its strings: encode it with
+    /// [`Outbound::push`].
+    pub(super) fn message_push<'a>(
         &self,
         kind: MessageKind,
-        from: &str,
-        text: &str,
-        msg_id: &str,
-    ) -> MessagePush {
+        from: &'a str,
+        text: &'a str,
+        msg_id: &'a str,
+    ) -> MessagePush<&'a str> {
         MessagePush {
             kind,
-            from: from.to_owned(),
-            text: text.to_owned(),
-            msg_id: msg_id.to_owned(),
+            from,
+            text,
+            msg_id,
             ask_id: None,
             reply_to: None,
             room: None,
@@ -1320,13 +1321,9 @@ impl Core {
         group: Option<&str>,
         release: &mut Release,
     ) {
-        let mut push = self.message_push(
-            MessageKind::System,
-            "relay",
-            &text,
-            &format!("s-{}", self.log.next_offset()),
-        );
-        push.group = group.map(str::to_owned);
+        let msg_id = format!("s-{}", self.log.next_offset());
+        let mut push = self.message_push(MessageKind::System, "relay", &text, &msg_id);
+        push.group = group;
         self.push(identity, Outbound::push(&push), release);
     }
 }

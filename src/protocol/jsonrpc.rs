@@ -511,8 +511,10 @@ impl WireMessage for Incoming {}
 impl WireMessage for RawResponse<'_> {}
 // Pushes and receipts are structs of strings, numbers, booleans and options: their
 // serialization cannot fail, so they may be a typed notification's params.
-impl sealed::Sealed for super::notification::MessagePush {}
-impl sealed::Sealed for super::notification::Receipt {}
+impl sealed::Sealed for super::notification::MessagePush<String> {}
+impl sealed::Sealed for super::notification::MessagePush<&str> {}
+impl sealed::Sealed for super::notification::Receipt<String> {}
+impl sealed::Sealed for super::notification::Receipt<&str> {}
 impl<P: Serialize + sealed::Sealed> sealed::Sealed for TypedNotification<'_, P> {}
 impl<P: Serialize + sealed::Sealed> WireMessage for TypedNotification<'_, P> {}
 

@@ -25,13 +25,15 @@ pub enum HubNotification {
     Receipt(Receipt),
 }
 
-/// A later step of a message the session sent.
+/// A later step of a message the session sent. `S` is the strings' type: owned where a
+/// client reads it, borrowed (`Receipt<&str>`) where the hub encodes one, which then
+/// allocates nothing but the frame; both give the same JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Receipt {
+pub struct Receipt<S = String> {
     /// The message.
-    pub msg_id: String,
+    pub msg_id: S,
     /// Its recipient.
-    pub to: String,
+    pub to: S,
     /// The step it reached.
     pub status: ReceiptStatus,
     /// When the step was recorded, in microseconds since the Unix epoch.
@@ -89,29 +91,31 @@ pub enum MessageKind {
     Timeout,
 }
 
-/// The params of a `message` notification. Absent values are `null`.
+/// The params of a `message` notification. Absent values are `null`. `S` is the strings'
+/// type, as for [`Receipt`]: the hub encodes a `MessagePush<&str>` borrowed from the event it
+/// logs, a client reads a `MessagePush` of owned strings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessagePush {
+pub struct MessagePush<S = String> {
     /// What kind of message it is.
     pub kind: MessageKind,
     /// The sender's name (for `system`: the peer whose action it reports).
-    pub from: String,
+    pub from: S,
     /// The text.
-    pub text: String,
+    pub text: S,
     /// The stored message's id.
-    pub msg_id: String,
+    pub msg_id: S,
     /// For `ask` and `broadcast`: the id to reply to.
     #[serde(default)]
-    pub ask_id: Option<String>,
+    pub ask_id: Option<S>,
     /// For `reply` and threaded messages: the message or ask id it answers.
     #[serde(default)]
-    pub reply_to: Option<String>,
+    pub reply_to: Option<S>,
     /// For `room`: the room.
     #[serde(default)]
-    pub room: Option<String>,
+    pub room: Option<S>,
     /// For `group` (and `system` notices about a group): the group.
     #[serde(default)]
-    pub group: Option<String>,
+    pub group: Option<S>,
     /// Whether the sender marked it time-sensitive.
     #[serde(default)]
     pub urgent: bool,
@@ -120,7 +124,7 @@ pub struct MessagePush {
     /// The federation id of the hub the message came from when it arrived by federation;
     /// `null` for a local message.
     #[serde(default)]
-    pub origin_hub: Option<String>,
+    pub origin_hub: Option<S>,
     /// For a reply: it came after its ask had timed out.
     #[serde(default)]
     pub late: bool,
@@ -212,6 +216,48 @@ mod tests {
         );
         assert_eq!(parsed.params["kind"], json!("ask"));
         assert_eq!(parsed.params["reply_to"], json!(null));
+    }
+
+    /// The hub encodes borrowed pushes and receipts; clients read owned ones: same JSON.
+    #[test]
+    fn borrowed_and_owned_pushes_and_receipts_encode_alike() {
+        let owned = MessagePush {
+            reply_to: Some("m-2".to_owned()),
+            group: Some("core".to_owned()),
+            origin_hub: Some("hub-b".to_owned()),
+            late: true,
+            ..push()
+        };
+        let borrowed = MessagePush {
+            kind: owned.kind,
+            from: owned.from.as_str(),
+            text: owned.text.as_str(),
+            msg_id: owned.msg_id.as_str(),
+            ask_id: owned.ask_id.as_deref(),
+            reply_to: owned.reply_to.as_deref(),
+            room: owned.room.as_deref(),
+            group: owned.group.as_deref(),
+            urgent: owned.urgent,
+            ts: owned.ts,
+            origin_hub: owned.origin_hub.as_deref(),
+            late: owned.late,
+        };
+        let encoded = serde_json::to_string(&borrowed).expect("serialize");
+        assert_eq!(encoded, serde_json::to_string(&owned).expect("serialize"));
+        let read: MessagePush = serde_json::from_str(&encoded).expect("parse");
+        assert_eq!(read, owned);
+        let receipt = Receipt {
+            msg_id: "m-9",
+            to: "bob",
+            status: ReceiptStatus::Held,
+            ts: 7,
+        };
+        let encoded = serde_json::to_string(&receipt).expect("serialize");
+        let read: Receipt = serde_json::from_str(&encoded).expect("parse");
+        assert_eq!(
+            (read.msg_id.as_str(), read.to.as_str(), read.status, read.ts),
+            ("m-9", "bob", ReceiptStatus::Held, 7)
+        );
     }
 
     #[test]

@@ -104,8 +104,10 @@ pub struct AwaitingAck {
     key: Option<String>,
     /// The result with `status: "queued"`.
     result: AwaitedResult,
-    /// Everyone waiting for the answer: the request, and repeats of its key.
-    replies: Vec<Reply>,
+    /// The request waiting for the answer.
+    reply: Reply,
+    /// Repeats of its key waiting too (rare: empty, so nothing allocated, for most sends).
+    repeats: Vec<Reply>,
     /// When to give up waiting and answer `queued`.
     deadline: Instant,
 }
@@ -159,13 +161,14 @@ impl Core {
                     caller,
                     key,
                     result,
-                    replies: vec![reply],
+                    reply,
+                    repeats: Vec::new(),
                     deadline: Instant::now() + self.config.delivery_ack_wait,
                 };
                 self.awaiting.insert(msg_id, awaiting);
             }
             Answer::Join { msg_id } => match self.awaiting.get_mut(&msg_id) {
-                Some(awaiting) => awaiting.replies.push(reply),
+                Some(awaiting) => awaiting.repeats.push(reply),
                 None => release.replies.push((
                     reply,
                     Err(error(
@@ -238,9 +241,17 @@ impl Core {
         if let (Some(key), Ok(logged)) = (awaiting.key.take(), &result) {
             self.complete(awaiting.caller, key, logged.get());
         }
-        for reply in awaiting.replies {
+        // The request first, then the repeats of its key, as they came.
+        let mut repeats = awaiting.repeats.into_iter();
+        let Some(last) = repeats.next_back() else {
+            release.replies.push((awaiting.reply, result));
+            return;
+        };
+        release.replies.push((awaiting.reply, result.clone()));
+        for reply in repeats {
             release.replies.push((reply, result.clone()));
         }
+        release.replies.push((last, result));
     }
 
     /// Answers every send still waiting for its recipient with `queued` (the hub stops).
@@ -340,7 +351,7 @@ impl Core {
             return Ok(());
         }
         let mut push = self.message_push(MessageKind::Timeout, "relay", &body, &message_id);
-        push.reply_to = Some(ask_id.to_owned());
+        push.reply_to = Some(ask_id);
         self.push(asker, Outbound::push(&push), release);
         Ok(())
     }
@@ -451,13 +462,13 @@ impl Core {
         params: AckParams,
         release: &mut Release,
     ) -> Result<Json, RpcError> {
-        let msg_id = params.msg_id.as_str().to_owned();
+        let msg_id = params.msg_id.as_str();
         if let Some(group) = &params.group {
-            return self.ack_group(me, group.as_str(), msg_id, params.step);
+            return self.ack_group(me, group.as_str(), msg_id.to_owned(), params.step);
         }
         let me_name = self.caller_name(me)?;
         // A hub's own `timeout` message has no sender to tell.
-        let (sender, state, is_hub_notice) = match self.state.message(&msg_id) {
+        let (sender, state, is_hub_notice) = match self.state.message(msg_id) {
             Some((recipient, message)) if recipient == me => (
                 message.from(),
                 message.state(),
@@ -474,7 +485,7 @@ impl Core {
             AckStep::Delivered if state == DeliveryState::Queued => {
                 let event = MessagePushed {
                     recipient: me_name,
-                    message_id: msg_id.clone(),
+                    message_id: msg_id.to_owned(),
                 };
                 self.emit(event.into())?;
                 true
@@ -482,7 +493,7 @@ impl Core {
             AckStep::Read if state != DeliveryState::Read => {
                 let event = MessageRead {
                     recipient: me_name,
-                    message_id: msg_id.clone(),
+                    message_id: msg_id.to_owned(),
                 };
                 self.emit(event.into())?;
                 true
@@ -491,7 +502,7 @@ impl Core {
             AckStep::Held | AckStep::Refused | AckStep::Expired => {
                 let event = MessageStatusReported {
                     recipient: me_name,
-                    message_id: msg_id.clone(),
+                    message_id: msg_id.to_owned(),
                     status: params.step.name().to_owned(),
                 };
                 self.emit(event.into())?;
@@ -499,9 +510,9 @@ impl Core {
             }
         };
         let delivered = matches!(params.step, AckStep::Delivered | AckStep::Read);
-        self.resolve(&msg_id, delivered, release);
+        self.resolve(msg_id, delivered, release);
         if changed && !is_hub_notice {
-            self.send_receipt(sender, &msg_id, me, params.step.receipt_status(), release);
+            self.send_receipt(sender, msg_id, me, params.step.receipt_status(), release);
         }
         to_json(&EmptyResult {})
     }
@@ -556,8 +567,11 @@ impl Core {
         release: &mut Release,
     ) {
         let receipt = Receipt {
-            msg_id: msg_id.to_owned(),
-            to: self.name_of(recipient).unwrap_or_default(),
+            msg_id,
+            to: self
+                .state
+                .identity(recipient)
+                .map_or("", |identity| identity.name()),
             status,
             ts: now_us(),
         };

@@ -366,11 +366,11 @@ impl Core {
             .message(id)
             .is_some_and(|(_, message)| message.late());
         let mut push = self.message_push(kind, from, body, id);
-        push.ask_id = ask_id;
-        push.reply_to = reply_to;
+        push.ask_id = ask_id.as_deref();
+        push.reply_to = reply_to.as_deref();
         push.urgent = urgent;
         push.late = late;
-        push.origin_hub = Some(peer.to_owned());
+        push.origin_hub = Some(peer);
         self.push(recipient, crate::hub::core::Outbound::push(&push), release);
     }
 

@@ -284,9 +284,9 @@ impl Core {
             &message.body,
             &message.id,
         );
-        push.group = Some(message.group.clone());
+        push.group = Some(&message.group);
         push.urgent = message.urgent;
-        push.reply_to = message.reply_to.clone();
+        push.reply_to = message.reply_to.as_deref();
         // Encoded once; each member's queue gets a copy of the bytes.
         let Outbound::Frame(frame) = Outbound::push(&push) else {
             unreachable!("invariant: a push encodes to a frame");

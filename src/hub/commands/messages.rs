@@ -11,7 +11,7 @@ use relay_replay::{DeliveryState, IdentityId, StoredMessage};
 
 use super::delivery::{Answer, AwaitedResult};
 use super::federation::Recipient;
-use crate::hub::core::{Core, Json, Release, error, to_json};
+use crate::hub::core::{Core, Json, Outbound, Release, error, to_json};
 use crate::hub::limits::BROADCAST_REMOTE_PEERS_MAX;
 use crate::protocol::methods::*;
 use crate::protocol::notification::MessageKind;
@@ -51,18 +51,20 @@ impl Core {
         }
         self.count_conversation(me, to, release)?;
         let msg_id = format!("m-{}", self.log.next_offset());
+        // The push borrows what the event then takes (encoded first, nothing copied).
+        let mut push = self.message_push(MessageKind::Direct, &from, params.text.as_str(), &msg_id);
+        push.reply_to = params.reply_to.as_ref().map(|id| id.as_str());
+        push.urgent = params.urgent;
+        let push = Outbound::push(&push);
         let event = MessageSent {
             id: msg_id.clone(),
-            from: from.clone(),
+            from,
             to: to_name,
             body: params.text.as_str().to_owned(),
             reply_to: params.reply_to.as_ref().map(|id| id.as_str().to_owned()),
             urgent: params.urgent,
             thread: None,
         };
-        let mut push = self.message_push(MessageKind::Direct, &from, params.text.as_str(), &msg_id);
-        push.reply_to = params.reply_to.as_ref().map(|id| id.as_str().to_owned());
-        push.urgent = params.urgent;
         let pushed = self.deliver(to, event.into(), push, release)?;
         let result = AwaitedResult::Send(SendResult {
             msg_id,
@@ -126,10 +128,15 @@ impl Core {
         }
         let offset = self.log.next_offset();
         let (msg_id, ask_id) = (format!("m-{offset}"), format!("a-{offset}"));
+        let mut push =
+            self.message_push(MessageKind::Ask, &from, params.question.as_str(), &msg_id);
+        push.ask_id = Some(&ask_id);
+        push.urgent = params.urgent;
+        let push = Outbound::push(&push);
         let event = AskSent {
             id: msg_id.clone(),
             ask_id: ask_id.clone(),
-            from: from.clone(),
+            from,
             to: to_name,
             body: params.question.as_str().to_owned(),
             broadcast_id: None,
@@ -139,10 +146,6 @@ impl Core {
                 .as_ref()
                 .map(|thread| thread.as_str().to_owned()),
         };
-        let mut push =
-            self.message_push(MessageKind::Ask, &from, params.question.as_str(), &msg_id);
-        push.ask_id = Some(ask_id.clone());
-        push.urgent = params.urgent;
         let pushed = match to {
             Some(to) if !remote => self.deliver(to, event.into(), push, release)?,
             _ => {
@@ -284,7 +287,8 @@ impl Core {
                 params.question.as_str(),
                 &msg_id,
             );
-            push.ask_id = Some(ask_id.clone());
+            push.ask_id = Some(&ask_id);
+            let push = Outbound::push(&push);
             self.deliver(*target, event.into(), push, release)?;
             self.set_ask_deadline(&ask_id, params.deadline_s.get())?;
         }
@@ -350,19 +354,20 @@ impl Core {
         }
         self.count_conversation(me, to, release)?;
         let msg_id = format!("m-{}", self.log.next_offset());
+        let mut push = self.message_push(MessageKind::Reply, &from, params.text.as_str(), &msg_id);
+        push.reply_to = Some(&answered);
+        push.urgent = params.urgent;
+        push.late = late;
+        let push = Outbound::push(&push);
         let event = ReplySent {
             id: msg_id.clone(),
-            from: from.clone(),
+            from,
             to: to_name,
             body: params.text.as_str().to_owned(),
-            reply_to: answered.clone(),
+            reply_to: answered,
             urgent: params.urgent,
             thread: None,
         };
-        let mut push = self.message_push(MessageKind::Reply, &from, params.text.as_str(), &msg_id);
-        push.reply_to = Some(answered);
-        push.urgent = params.urgent;
-        push.late = late;
         let pushed = self.deliver(to, event.into(), push, release)?;
         let result = AwaitedResult::Reply(ReplyResult {
             msg_id,

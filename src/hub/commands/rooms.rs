@@ -77,7 +77,7 @@ impl Core {
         )?;
         let mut delivered_count = 0;
         let mut push = self.message_push(MessageKind::Room, &from, params.text.as_str(), &msg_id);
-        push.room = Some(room.clone());
+        push.room = Some(&room);
         // Encoded once; each member's queue gets a copy of the bytes.
         let Outbound::Frame(frame) = Outbound::push(&push) else {
             unreachable!("invariant: a push encodes to a frame");
