@@ -126,7 +126,7 @@ impl FrameDecoder {
     pub fn push(&mut self, mut chunk: &[u8]) {
         // Bounded by the chunk: each round consumes at least one byte or ends.
         while !chunk.is_empty() {
-            match chunk.iter().position(|&byte| byte == b'\n') {
+            match memchr::memchr(b'\n', chunk) {
                 Some(newline_index) => {
                     self.end_line(&chunk[..newline_index]);
                     chunk = &chunk[newline_index + 1..];
