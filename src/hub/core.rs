@@ -30,6 +30,8 @@
 //! their leave: start-up logs it ([`Core::start`]).
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -292,7 +294,7 @@ pub struct Core {
     pub(super) log: LogWriter,
     pub(super) state: State,
     pub(super) config: CoreConfig,
-    pub(super) sessions: HashMap<SessionId, Session>,
+    pub(super) sessions: FxHashMap<SessionId, Session>,
     pub(super) online: BTreeMap<IdentityId, SessionId>,
     pub(super) records_since_snapshot: u64,
     pub(super) failed: bool,
@@ -315,15 +317,15 @@ pub struct Core {
     /// The full disk: since when, and what it kept out of the log ([`DiskRoom`]).
     pub(super) disk: DiskRoom,
     /// Send rate per identity (not per connection: reconnecting does not refill it).
-    pub(super) buckets: HashMap<IdentityId, TokenBucket>,
+    pub(super) buckets: FxHashMap<IdentityId, TokenBucket>,
     /// New identities per local user (peer uid; `None` for the WebSocket).
-    pub(super) new_identity_buckets: HashMap<Option<u32>, TokenBucket>,
+    pub(super) new_identity_buckets: FxHashMap<Option<u32>, TokenBucket>,
     /// Bytes queued for all sessions, against [`super::limits::QUEUED_BYTES_MAX`].
     pub(super) queued_total: Arc<AtomicUsize>,
     /// Sends waiting for their recipient's acknowledgement, by message id.
-    pub(super) awaiting: HashMap<String, AwaitingAck>,
+    pub(super) awaiting: FxHashMap<String, AwaitingAck>,
     /// The loop guard: messages per pair of identities in the current window.
-    pub(super) conversations: HashMap<(IdentityId, IdentityId), Conversation>,
+    pub(super) conversations: FxHashMap<(IdentityId, IdentityId), Conversation>,
     /// The first offset not yet committed, for federation links shipping our records.
     pub(super) committed: tokio::sync::watch::Sender<u64>,
     /// The names of the peers online, sorted, for federation links (published after a batch
@@ -473,16 +475,16 @@ impl Core {
             snapshot_checked_offset: 0,
             retention_waits: false,
             disk: DiskRoom::default(),
-            buckets: HashMap::new(),
-            new_identity_buckets: HashMap::new(),
+            buckets: FxHashMap::default(),
+            new_identity_buckets: FxHashMap::default(),
             queued_total: Arc::new(AtomicUsize::new(0)),
-            awaiting: HashMap::new(),
-            conversations: HashMap::new(),
+            awaiting: FxHashMap::default(),
+            conversations: FxHashMap::default(),
             committed: tokio::sync::watch::Sender::new(0),
             presence: tokio::sync::watch::Sender::new(Vec::new()),
             presence_dirty: false,
             link_acks: HashMap::new(),
-            sessions: HashMap::new(),
+            sessions: FxHashMap::default(),
             online: BTreeMap::new(),
             records_since_snapshot: 0,
             failed: false,

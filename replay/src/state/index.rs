@@ -27,7 +27,7 @@
 //! `relay replay --state`, is the map from id to location in id order it always was
 //! ([`State::message_index_entries`](crate::State)).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::limits::IDENTITIES_MAX;
 use crate::state::growth::{self, GROWTH_DIVISOR};
@@ -79,7 +79,7 @@ pub(crate) struct ByOffset {
     /// counts are those of the kept entries, and a slot with a count is in `slot_of`.
     slots: Vec<(IdentityId, u32)>,
     /// The slot of each recipient with entries kept.
-    slot_of: HashMap<IdentityId, u16>,
+    slot_of: FxHashMap<IdentityId, u16>,
     /// Slots with no entry kept, to give again.
     free_slots: Vec<u16>,
 }
