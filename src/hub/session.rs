@@ -16,11 +16,11 @@
 //! at once and their responses go out in request order. So a `send` waiting for its
 //! recipient's acknowledgement never holds up the `ack`s this session owes for its own pushes.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt as _, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UnixStream};
@@ -299,7 +299,7 @@ pub async fn serve(
         ping_count: 0,
         probe_timeout: context.probe_timeout,
     };
-    let mut in_flight: FuturesOrdered<PendingResponse> = FuturesOrdered::new();
+    let mut in_flight = InOrder::default();
     // Set when the client stopped writing: the loop then only answers what is in flight.
     let mut reading_done = false;
     // Set when the core dropped this session's queue (the hub stops, or replaced it): the loop
@@ -547,8 +547,73 @@ fn authenticate(request: Request, token: Option<&str>) -> (Vec<u8>, bool) {
     }
 }
 
-/// A response on its way: ready at once (answered here) or waiting for the core.
-type PendingResponse = Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
+/// A response on its way, resolving to its frame: ready at once (answered here) or waiting
+/// for the core. A plain enum rather than a boxed future: no allocation per request.
+enum PendingResponse {
+    /// The frame (taken when the response is polled).
+    Ready(Vec<u8>),
+    /// The core's answer to request `id`, to encode when it comes.
+    Core {
+        id: RequestId,
+        answer: oneshot::Receiver<Result<Json, RpcError>>,
+    },
+}
+
+/// The responses of a connection's requests in flight, in request order. Only the oldest is
+/// polled: a later one that is ready waits its turn anyway, and its answer waits in its
+/// channel. So a request costs a slot of the queue and no allocation of its own (a
+/// `FuturesOrdered` allocated a task per request), and an idle connection holds nothing.
+#[derive(Default)]
+struct InOrder(VecDeque<PendingResponse>);
+
+impl InOrder {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn push_back(&mut self, response: PendingResponse) {
+        self.0.push_back(response);
+    }
+
+    /// The oldest response's frame once it is ready; `None` when none is in flight.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a response leaves the queue only when its frame is returned.
+    fn next(&mut self) -> impl Future<Output = Option<Vec<u8>>> + '_ {
+        std::future::poll_fn(move |cx| {
+            let Some(oldest) = self.0.front_mut() else {
+                return std::task::Poll::Ready(None);
+            };
+            let frame = std::task::ready!(Pin::new(oldest).poll(cx));
+            self.0.pop_front();
+            std::task::Poll::Ready(Some(frame))
+        })
+    }
+}
+
+impl Future for PendingResponse {
+    type Output = Vec<u8>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Vec<u8>> {
+        match self.get_mut() {
+            PendingResponse::Ready(frame) => std::task::Poll::Ready(std::mem::take(frame)),
+            PendingResponse::Core { id, answer } => {
+                let outcome = std::task::ready!(Pin::new(answer).poll(cx)).unwrap_or_else(|_| {
+                    Err(RpcError::new(
+                        ErrorCode::StorageError,
+                        "the hub is stopping",
+                    ))
+                });
+                let id = std::mem::replace(id, RequestId::Number(0));
+                std::task::Poll::Ready(outcome_frame(id, outcome))
+            }
+        }
+    }
+}
 
 /// Answers `hello`, `ping` and `auth` here; forwards every other request to the core and
 /// returns the wait for its response (the core may hold it, e.g. for a recipient's ack).
@@ -592,23 +657,11 @@ async fn handle_client_request(
                     "the hub is stopping",
                 ))
             } else {
-                return Box::pin(async move {
-                    let outcome = answer.await.unwrap_or_else(|_| {
-                        Err(RpcError::new(
-                            ErrorCode::StorageError,
-                            "the hub is stopping",
-                        ))
-                    });
-                    outcome_frame(id, outcome)
-                });
+                return PendingResponse::Core { id, answer };
             }
         }
     };
-    ready(outcome_frame(id, outcome))
-}
-
-fn ready(frame: Vec<u8>) -> PendingResponse {
-    Box::pin(std::future::ready(frame))
+    PendingResponse::Ready(outcome_frame(id, outcome))
 }
 
 fn outcome_frame(id: RequestId, outcome: Result<Json, RpcError>) -> Vec<u8> {
@@ -627,6 +680,30 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     use super::*;
+
+    /// A response that is ready waits behind an older one still waiting for the core, and
+    /// both come out in request order once the older one's answer arrives.
+    #[tokio::test]
+    async fn responses_leave_in_request_order() {
+        let (reply, answer) = oneshot::channel();
+        let mut in_flight = InOrder::default();
+        in_flight.push_back(PendingResponse::Core {
+            id: RequestId::Number(1),
+            answer,
+        });
+        in_flight.push_back(PendingResponse::Ready(b"second\n".to_vec()));
+        assert_eq!(in_flight.next().now_or_never(), None, "the first is still waiting");
+        assert_eq!(in_flight.len(), 2);
+        reply
+            .send(to_json(&crate::protocol::EmptyResult {}))
+            .expect("receiver alive");
+        let first = in_flight.next().await.expect("first");
+        let first: serde_json::Value = serde_json::from_slice(&first).expect("json");
+        assert_eq!(first["id"], 1);
+        assert_eq!(in_flight.next().await.as_deref(), Some(&b"second\n"[..]));
+        assert!(in_flight.is_empty());
+        assert_eq!(in_flight.next().await, None);
+    }
 
     /// More frames than one `writev` takes, of uneven sizes, through a socket whose reader
     /// lags (so writes are partial): the bytes arrive whole and in order.
