@@ -322,8 +322,11 @@ pub struct Core {
     pub(super) new_identity_buckets: FxHashMap<Option<u32>, TokenBucket>,
     /// Bytes queued for all sessions, against [`super::limits::QUEUED_BYTES_MAX`].
     pub(super) queued_total: Arc<AtomicUsize>,
-    /// Sends waiting for their recipient's acknowledgement, by message id.
-    pub(super) awaiting: FxHashMap<String, AwaitingAck>,
+    /// Sends waiting for their recipient's acknowledgement, by the offset their message id
+    /// names (`m-<offset>`). Ordered: offsets grow as time passes and every wait is
+    /// `delivery_ack_wait` long, so the first entry's wait ends first (to within one batch,
+    /// whose answers are taken in request order).
+    pub(super) awaiting: BTreeMap<u64, AwaitingAck>,
     /// The loop guard: messages per pair of identities in the current window.
     pub(super) conversations: FxHashMap<(IdentityId, IdentityId), Conversation>,
     /// The first offset not yet committed, for federation links shipping our records.
@@ -478,7 +481,7 @@ impl Core {
             buckets: FxHashMap::default(),
             new_identity_buckets: FxHashMap::default(),
             queued_total: Arc::new(AtomicUsize::new(0)),
-            awaiting: FxHashMap::default(),
+            awaiting: BTreeMap::new(),
             conversations: FxHashMap::default(),
             committed: tokio::sync::watch::Sender::new(0),
             presence: tokio::sync::watch::Sender::new(Vec::new()),

@@ -692,7 +692,11 @@ mod tests {
             answer,
         });
         in_flight.push_back(PendingResponse::Ready(b"second\n".to_vec()));
-        assert_eq!(in_flight.next().now_or_never(), None, "the first is still waiting");
+        assert_eq!(
+            in_flight.next().now_or_never(),
+            None,
+            "the first is still waiting"
+        );
         assert_eq!(in_flight.len(), 2);
         reply
             .send(to_json(&crate::protocol::EmptyResult {}))

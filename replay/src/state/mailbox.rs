@@ -126,7 +126,7 @@ const OFFSET_DIGITS_MAX: usize = 20;
 /// The offset a message id names when it is a hub-chosen id `m-<offset>`: `m-` then the offset
 /// in canonical decimal (no sign, no leading zero but for `m-0`). Any other text, `m-007`,
 /// `m-42@a` included, is `None`.
-pub(crate) fn derived_offset(id: &str) -> Option<u64> {
+pub fn derived_offset(id: &str) -> Option<u64> {
     let digits = id.strip_prefix("m-")?;
     let canonical = !digits.is_empty()
         && digits.len() <= OFFSET_DIGITS_MAX

@@ -26,6 +26,7 @@ use relay_replay::event::{
     MessageRefused, MessageStatusReported, RequestCompleted,
 };
 use relay_replay::limits::{MAILBOX_UNREAD_BYTES_MAX, MAILBOX_UNREAD_MAX};
+use relay_replay::state::mailbox::derived_offset;
 use relay_replay::state::{MailboxFull, Refusals};
 use relay_replay::{DeliveryState, IdentityId};
 use serde::Serialize;
@@ -47,11 +48,9 @@ const _: () = assert!(MAILBOX_UNREAD_BYTES_MAX >= crate::protocol::limits::TEXT_
 pub enum Answer {
     /// The result, to release after the batch's commit.
     Now(Json),
-    /// A result whose `status` depends on the recipient's acknowledgement of `msg_id`: it is
-    /// answered when the `ack` comes or at the wait's end, whichever is first.
+    /// A result whose `status` depends on the recipient's acknowledgement of its message: it
+    /// is answered when the `ack` comes or at the wait's end, whichever is first.
     AwaitAck {
-        /// The pushed message.
-        msg_id: String,
         /// The result with `status: "queued"`; `"delivered"` replaces it on an ack.
         result: AwaitedResult,
     },
@@ -59,8 +58,8 @@ pub enum Answer {
     Repeat(Json),
     /// A repeat of an idempotency key whose first request is still waiting: answered with it.
     Join {
-        /// The message the first request waits for.
-        msg_id: String,
+        /// The offset of the message the first request waits for.
+        offset: u64,
     },
 }
 
@@ -143,9 +142,11 @@ impl Core {
                 release.replies.push((reply, Ok(result)));
             }
             Answer::Repeat(result) => release.replies.push((reply, Ok(result))),
-            Answer::AwaitAck { msg_id, result } => {
-                let Some(caller) = self.sessions.get(&session).and_then(|entry| entry.identity)
-                else {
+            Answer::AwaitAck { result } => {
+                let caller = self.sessions.get(&session).and_then(|entry| entry.identity);
+                // The hub's own message ids name their offsets; an awaited result has one.
+                let offset = derived_offset(result.msg_id());
+                let (Some(caller), Some(offset)) = (caller, offset) else {
                     release.replies.push((reply, to_json(&result)));
                     return;
                 };
@@ -165,9 +166,9 @@ impl Core {
                     repeats: Vec::new(),
                     deadline: Instant::now() + self.config.delivery_ack_wait,
                 };
-                self.awaiting.insert(msg_id, awaiting);
+                self.awaiting.insert(offset, awaiting);
             }
-            Answer::Join { msg_id } => match self.awaiting.get_mut(&msg_id) {
+            Answer::Join { offset } => match self.awaiting.get_mut(&offset) {
                 Some(awaiting) => awaiting.repeats.push(reply),
                 None => release.replies.push((
                     reply,
@@ -192,10 +193,8 @@ impl Core {
         let waiting = self.awaiting.iter().find(|(_, awaiting)| {
             awaiting.caller == caller && awaiting.key.as_deref() == Some(key)
         });
-        if let Some((msg_id, _)) = waiting {
-            return Ok(Some(Answer::Join {
-                msg_id: msg_id.clone(),
-            }));
+        if let Some((&offset, _)) = waiting {
+            return Ok(Some(Answer::Join { offset }));
         }
         let Some(completed) = self.state.completed_request(caller, key) else {
             return Ok(None);
@@ -229,9 +228,10 @@ impl Core {
         }
     }
 
-    /// Answers a waiting send with `status`, logging its key first.
-    fn resolve(&mut self, msg_id: &str, delivered: bool, release: &mut Release) {
-        let Some(mut awaiting) = self.awaiting.remove(msg_id) else {
+    /// Answers the send waiting for the message at `offset` (if one waits), logging its key
+    /// first.
+    fn resolve(&mut self, offset: u64, delivered: bool, release: &mut Release) {
+        let Some(mut awaiting) = self.awaiting.remove(&offset) else {
             return;
         };
         if delivered {
@@ -256,9 +256,8 @@ impl Core {
 
     /// Answers every send still waiting for its recipient with `queued` (the hub stops).
     pub(in crate::hub) fn resolve_all_waiting(&mut self, release: &mut Release) {
-        let waiting: Vec<String> = self.awaiting.keys().cloned().collect();
-        for msg_id in waiting {
-            self.resolve(&msg_id, false, release);
+        while let Some((&offset, _)) = self.awaiting.first_key_value() {
+            self.resolve(offset, false, release);
         }
     }
 
@@ -267,9 +266,8 @@ impl Core {
     pub(in crate::hub) fn next_timer(&self) -> Option<Instant> {
         let wait_ends = self
             .awaiting
-            .values()
-            .map(|awaiting| awaiting.deadline)
-            .min();
+            .first_key_value()
+            .map(|(_, awaiting)| awaiting.deadline);
         let ask_deadline = self.state.asks().next_deadline().map(|(deadline_us, _)| {
             let from_now_us = deadline_us.saturating_sub(now_us());
             Instant::now() + Duration::from_micros(from_now_us)
@@ -280,14 +278,11 @@ impl Core {
     /// Answers the sends whose wait ended (`queued`) and expires the asks past their deadline.
     pub(in crate::hub) fn fire_timers(&mut self, release: &mut Release) {
         let now = Instant::now();
-        let ended: Vec<String> = self
-            .awaiting
-            .iter()
-            .filter(|(_, awaiting)| awaiting.deadline <= now)
-            .map(|(msg_id, _)| msg_id.clone())
-            .collect();
-        for msg_id in ended {
-            self.resolve(&msg_id, false, release);
+        // The first wait ends first (see `Core::awaiting`); each pass answers one.
+        while let Some((&offset, awaiting)) = self.awaiting.first_key_value()
+            && awaiting.deadline <= now
+        {
+            self.resolve(offset, false, release);
         }
         for _ in 0..ASK_EXPIRIES_PER_BATCH_MAX {
             let Some((deadline_us, ask_id)) = self.state.asks().next_deadline() else {
@@ -510,7 +505,9 @@ impl Core {
             }
         };
         let delivered = matches!(params.step, AckStep::Delivered | AckStep::Read);
-        self.resolve(msg_id, delivered, release);
+        if let Some(offset) = derived_offset(msg_id) {
+            self.resolve(offset, delivered, release);
+        }
         if changed && !is_hub_notice {
             self.send_receipt(sender, msg_id, me, params.step.receipt_status(), release);
         }

@@ -22,10 +22,7 @@ use relay_replay::federation::HUB_SEPARATOR;
 /// acknowledgement when the push went out.
 fn send_answer(pushed: bool, result: AwaitedResult) -> Result<Answer, RpcError> {
     if pushed {
-        Ok(Answer::AwaitAck {
-            msg_id: result.msg_id().to_owned(),
-            result,
-        })
+        Ok(Answer::AwaitAck { result })
     } else {
         Ok(Answer::Now(to_json(&result)?))
     }
