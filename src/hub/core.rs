@@ -30,8 +30,6 @@
 //! their leave: start-up logs it ([`Core::start`]).
 
 use std::collections::{BTreeMap, HashMap};
-
-use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -42,6 +40,7 @@ use relay_replay::event::{
     ClientKind as EventClientKind, HubStarted, IdentityLeft, IdentityRegistered,
 };
 use relay_replay::{ApplyError, Event, IdentityId, RecordMeta, State, apply, encode_into};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};

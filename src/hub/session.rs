@@ -562,7 +562,8 @@ enum PendingResponse {
 /// The responses of a connection's requests in flight, in request order. Only the oldest is
 /// polled: a later one that is ready waits its turn anyway, and its answer waits in its
 /// channel. So a request costs a slot of the queue and no allocation of its own (a
-/// `FuturesOrdered` allocated a task per request), and an idle connection holds nothing.
+/// `FuturesOrdered` allocated a task per request); an idle connection keeps the queue's
+/// small buffer once a request has used it (about 100 B, docs/operations.md).
 #[derive(Default)]
 struct InOrder(VecDeque<PendingResponse>);
 
