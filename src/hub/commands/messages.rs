@@ -53,12 +53,14 @@ impl Core {
         push.reply_to = params.reply_to.as_ref().map(|id| id.as_str());
         push.urgent = params.urgent;
         let push = Outbound::push(&push);
+        // The event takes the request's strings (the push, encoded above, was their last
+        // borrower).
         let event = MessageSent {
             id: msg_id.clone(),
             from,
             to: to_name,
-            body: params.text.as_str().to_owned(),
-            reply_to: params.reply_to.as_ref().map(|id| id.as_str().to_owned()),
+            body: params.text.into_string(),
+            reply_to: params.reply_to.map(|id| id.into_string()),
             urgent: params.urgent,
             thread: None,
         };
@@ -135,13 +137,10 @@ impl Core {
             ask_id: ask_id.clone(),
             from,
             to: to_name,
-            body: params.question.as_str().to_owned(),
+            body: params.question.into_string(),
             broadcast_id: None,
             urgent: params.urgent,
-            thread: params
-                .thread_id
-                .as_ref()
-                .map(|thread| thread.as_str().to_owned()),
+            thread: params.thread_id.map(|thread| thread.into_string()),
         };
         let pushed = match to {
             Some(to) if !remote => self.deliver(to, event.into(), push, release)?,
@@ -360,7 +359,7 @@ impl Core {
             id: msg_id.clone(),
             from,
             to: to_name,
-            body: params.text.as_str().to_owned(),
+            body: params.text.into_string(),
             reply_to: answered,
             urgent: params.urgent,
             thread: None,
