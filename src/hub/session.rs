@@ -603,12 +603,9 @@ impl Future for PendingResponse {
         match self.get_mut() {
             PendingResponse::Ready(frame) => std::task::Poll::Ready(std::mem::take(frame)),
             PendingResponse::Core { id, answer } => {
-                let outcome = std::task::ready!(Pin::new(answer).poll(cx)).unwrap_or_else(|_| {
-                    Err(RpcError::new(
-                        ErrorCode::StorageError,
-                        "the hub is stopping",
-                    ))
-                });
+                let outcome = std::task::ready!(Pin::new(answer).poll(cx))
+                    .unwrap_or_else(|_| Err(hub_stopping()));
+                // The id goes into the frame; a response is not polled again once ready.
                 let id = std::mem::replace(id, RequestId::Number(0));
                 std::task::Poll::Ready(outcome_frame(id, outcome))
             }
@@ -653,16 +650,18 @@ async fn handle_client_request(
                 reply,
             };
             if context.core.send(input).await.is_err() {
-                Err(RpcError::new(
-                    ErrorCode::StorageError,
-                    "the hub is stopping",
-                ))
+                Err(hub_stopping())
             } else {
                 return PendingResponse::Core { id, answer };
             }
         }
     };
     PendingResponse::Ready(outcome_frame(id, outcome))
+}
+
+/// The answer to a request the core can no longer take or answer: it stopped.
+fn hub_stopping() -> RpcError {
+    RpcError::new(ErrorCode::StorageError, "the hub is stopping")
 }
 
 fn outcome_frame(id: RequestId, outcome: Result<Json, RpcError>) -> Vec<u8> {

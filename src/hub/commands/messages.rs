@@ -48,13 +48,12 @@ impl Core {
         }
         self.count_conversation(me, to, release)?;
         let msg_id = format!("m-{}", self.log.next_offset());
-        // The push borrows what the event then takes (encoded first, nothing copied).
+        // The push borrows what the event then takes: it is encoded first, and the event moves
+        // the request's strings in (nothing copied).
         let mut push = self.message_push(MessageKind::Direct, &from, params.text.as_str(), &msg_id);
         push.reply_to = params.reply_to.as_ref().map(|id| id.as_str());
         push.urgent = params.urgent;
         let push = Outbound::push(&push);
-        // The event takes the request's strings (the push, encoded above, was their last
-        // borrower).
         let event = MessageSent {
             id: msg_id.clone(),
             from,
