@@ -1633,7 +1633,7 @@ fn check_delivery(
 }
 
 /// Drops forgotten (read, aged-out) messages from the message index and refunds them.
-fn forget_messages(state: &mut State, messages: Vec<StoredMessage>) {
+fn forget_messages(state: &mut State, messages: impl IntoIterator<Item = StoredMessage>) {
     for message in messages {
         state.message_index.remove(&message);
         state.refund(message_bytes(&message));

@@ -481,6 +481,36 @@ pub struct MailboxFull {
     pub body_bytes: u64,
 }
 
+/// The read messages a mailbox forgot to stay within its read bounds (see
+/// [`Mailbox::mark_read`], [`Mailbox::advance_cursor`]), oldest first. Past the bounds a read
+/// forgets one message, so the first is held in place: a vector for each read was one
+/// allocation per acknowledged message, live and in replay.
+#[derive(Debug, Default)]
+pub(crate) struct Forgotten {
+    first: Option<StoredMessage>,
+    rest: Vec<StoredMessage>,
+}
+
+impl Forgotten {
+    fn push(&mut self, message: StoredMessage) {
+        if self.first.is_none() {
+            self.first = Some(message);
+        } else {
+            self.rest.push(message);
+        }
+    }
+}
+
+impl IntoIterator for Forgotten {
+    type Item = StoredMessage;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<StoredMessage>, std::vec::IntoIter<StoredMessage>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
 /// One identity's mailbox.
 #[derive(
     Clone, Debug, PartialEq, Eq, Default, serde::Serialize, Archive, Serialize, Deserialize,
@@ -673,9 +703,9 @@ impl Mailbox {
 
     /// Marks one message read, wherever the cursor is; returns the read messages forgotten to
     /// stay within the read bounds.
-    pub(crate) fn mark_read(&mut self, sequence: u64) -> Vec<StoredMessage> {
+    pub(crate) fn mark_read(&mut self, sequence: u64) -> Forgotten {
         let Some(index) = self.index_of(sequence) else {
-            return Vec::new();
+            return Forgotten::default();
         };
         let message = &mut self.messages[index];
         if message.state != DeliveryState::Read {
@@ -722,7 +752,7 @@ impl Mailbox {
     /// Moves the cursor to `up_to_sequence`, marks every message up to it read and clears the
     /// refusal record (the recipient read its inbox, which showed it); returns the read
     /// messages forgotten to stay within the read bounds.
-    pub(crate) fn advance_cursor(&mut self, up_to_sequence: u64) -> Vec<StoredMessage> {
+    pub(crate) fn advance_cursor(&mut self, up_to_sequence: u64) -> Forgotten {
         assert!(
             up_to_sequence <= self.last_sequence,
             "invariant: cursor past the newest message"
@@ -754,8 +784,8 @@ impl Mailbox {
     /// [`MAILBOX_READ_BYTES_MAX`] of their text are kept; returns them. The oldest read
     /// message is the first one when it is read (every message up to the cursor is, and they
     /// come first), else the first read ahead of the cursor.
-    fn forget_oldest_read(&mut self) -> Vec<StoredMessage> {
-        let mut forgotten = Vec::new();
+    fn forget_oldest_read(&mut self) -> Forgotten {
+        let mut forgotten = Forgotten::default();
         // Bounded: each pass removes one read message, or stops.
         while self.read_count > MAILBOX_READ_MAX as u64
             || self.read_bytes > MAILBOX_READ_BYTES_MAX as u64

@@ -457,11 +457,10 @@ impl Core {
         params: AckParams,
         release: &mut Release,
     ) -> Result<Json, RpcError> {
-        let msg_id = params.msg_id.as_str();
         if let Some(group) = &params.group {
-            return self.ack_group(me, group.as_str(), msg_id.to_owned(), params.step);
+            return self.ack_group(me, group.as_str(), params.msg_id.into_string(), params.step);
         }
-        let me_name = self.caller_name(me)?;
+        let msg_id = params.msg_id.as_str();
         // A hub's own `timeout` message has no sender to tell.
         let (sender, state, is_hub_notice) = match self.state.message(msg_id) {
             Some((recipient, message)) if recipient == me => (
@@ -476,40 +475,49 @@ impl Core {
                 ));
             }
         };
-        let changed = match params.step {
-            AckStep::Delivered if state == DeliveryState::Queued => {
-                let event = MessagePushed {
-                    recipient: me_name,
-                    message_id: msg_id.to_owned(),
-                };
-                self.emit(event.into())?;
-                true
-            }
-            AckStep::Read if state != DeliveryState::Read => {
-                let event = MessageRead {
-                    recipient: me_name,
-                    message_id: msg_id.to_owned(),
-                };
-                self.emit(event.into())?;
-                true
-            }
-            AckStep::Delivered | AckStep::Read => false,
-            AckStep::Held | AckStep::Refused | AckStep::Expired => {
-                let event = MessageStatusReported {
-                    recipient: me_name,
-                    message_id: msg_id.to_owned(),
-                    status: params.step.name().to_owned(),
-                };
-                self.emit(event.into())?;
-                true
-            }
+        let step = params.step;
+        let changed = match step {
+            AckStep::Delivered => state == DeliveryState::Queued,
+            AckStep::Read => state != DeliveryState::Read,
+            AckStep::Held | AckStep::Refused | AckStep::Expired => true,
         };
-        let delivered = matches!(params.step, AckStep::Delivered | AckStep::Read);
-        if let Some(offset) = derived_offset(msg_id) {
-            self.resolve(offset, delivered, release);
+        // The receipt borrows the id the event then takes: it is encoded first (and goes out
+        // only once the event is in the log).
+        let receipt = (changed && !is_hub_notice)
+            .then(|| self.receipt_frame(msg_id, me, step.receipt_status()));
+        let offset = derived_offset(msg_id);
+        if changed {
+            let recipient = self.caller_name(me)?;
+            let message_id = params.msg_id.into_string();
+            let event: relay_replay::Event = match step {
+                AckStep::Delivered => MessagePushed {
+                    recipient,
+                    message_id,
+                }
+                .into(),
+                AckStep::Read => MessageRead {
+                    recipient,
+                    message_id,
+                }
+                .into(),
+                AckStep::Held | AckStep::Refused | AckStep::Expired => MessageStatusReported {
+                    recipient,
+                    message_id,
+                    status: step.name().to_owned(),
+                }
+                .into(),
+            };
+            self.emit(event)?;
         }
-        if changed && !is_hub_notice {
-            self.send_receipt(sender, msg_id, me, params.step.receipt_status(), release);
+        if let Some(offset) = offset {
+            self.resolve(
+                offset,
+                matches!(step, AckStep::Delivered | AckStep::Read),
+                release,
+            );
+        }
+        if let Some(receipt) = receipt {
+            self.push(sender, receipt, release);
         }
         to_json(&EmptyResult {})
     }
@@ -563,6 +571,21 @@ impl Core {
         status: ReceiptStatus,
         release: &mut Release,
     ) {
+        self.push(
+            sender,
+            self.receipt_frame(msg_id, recipient, status),
+            release,
+        );
+    }
+
+    /// The `receipt` frame telling a sender that `recipient`'s session reported `status` of
+    /// its message `msg_id`.
+    fn receipt_frame(
+        &self,
+        msg_id: &str,
+        recipient: IdentityId,
+        status: ReceiptStatus,
+    ) -> Outbound {
         let receipt = Receipt {
             msg_id,
             to: self
@@ -572,7 +595,7 @@ impl Core {
             status,
             ts: now_us(),
         };
-        self.push(sender, Outbound::receipt(&receipt), release);
+        Outbound::receipt(&receipt)
     }
 
     /// `status`: how far a message the caller sent has come.
