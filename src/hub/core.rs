@@ -55,12 +55,10 @@ use super::queue::{QueueBudget, QueueCharge, Queued, queued_bytes};
 use super::rate::{RateConfig, TokenBucket};
 use super::retention::{Retention, RetentionHold, retention_target};
 use crate::protocol::fields::ClientKind;
-use crate::protocol::jsonrpc::TypedNotification;
 use crate::protocol::methods::*;
 use crate::protocol::notification::{MessageKind, MessagePush, Receipt};
-use crate::protocol::{
-    ErrorCode, MESSAGE_NOTIFICATION, RECEIPT_NOTIFICATION, RpcError, encode_frame,
-};
+use crate::protocol::push_frame::{encode_push_frame, encode_receipt_frame};
+use crate::protocol::{ErrorCode, RpcError};
 
 /// A connection's id, unique for the hub's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -182,19 +180,14 @@ impl Outbound {
     /// built the push from are freed on the thread that allocated them (the allocator's
     /// per-thread caches then serve the next message), and the connection gets one buffer
     /// to write; a group's or room's push is encoded once and copied for each member.
+    /// It is written by hand (`protocol::push_frame`), the same bytes as serde's.
     pub fn push(push: &MessagePush<&str>) -> Outbound {
-        Outbound::Frame(encode_frame(&TypedNotification {
-            method: MESSAGE_NOTIFICATION,
-            params: push,
-        }))
+        Outbound::Frame(encode_push_frame(push))
     }
 
     /// `receipt` as its `receipt` notification frame, as [`Outbound::push`].
     pub fn receipt(receipt: &Receipt<&str>) -> Outbound {
-        Outbound::Frame(encode_frame(&TypedNotification {
-            method: RECEIPT_NOTIFICATION,
-            params: receipt,
-        }))
+        Outbound::Frame(encode_receipt_frame(receipt))
     }
 }
 

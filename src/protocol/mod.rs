@@ -19,6 +19,7 @@ pub mod jsonrpc;
 pub mod limits;
 pub mod methods;
 pub mod notification;
+pub mod push_frame;
 pub mod version;
 
 #[doc(hidden)]

@@ -91,6 +91,22 @@ pub enum MessageKind {
     Timeout,
 }
 
+impl MessageKind {
+    /// The wire name, e.g. `"direct"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageKind::Direct => "direct",
+            MessageKind::Ask => "ask",
+            MessageKind::Reply => "reply",
+            MessageKind::Broadcast => "broadcast",
+            MessageKind::Room => "room",
+            MessageKind::Group => "group",
+            MessageKind::System => "system",
+            MessageKind::Timeout => "timeout",
+        }
+    }
+}
+
 /// The params of a `message` notification. Absent values are `null`. `S` is the strings'
 /// type, as for [`Receipt`]: the hub encodes a `MessagePush<&str>` borrowed from the event it
 /// logs, a client reads a `MessagePush` of owned strings.
