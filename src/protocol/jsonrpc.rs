@@ -137,59 +137,197 @@ pub fn parse_incoming(line: &str) -> Result<Incoming, ProtocolError> {
     }
 }
 
-/// A request read in one pass by [`parse_request_fast`] (beside its id): its method name and
-/// the text of its params object, not yet interpreted.
+/// The params of a request read by [`parse_request_fast`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RawRequest<'a> {
-    /// The method name, not yet checked against the known methods.
-    pub method: &'a str,
-    /// The params: the text of a JSON object (`{}` when absent or `null`).
-    pub params: &'a str,
+pub enum FastParams<'a, T> {
+    /// Read straight into the method's params (the method came before them and was known).
+    Typed(T),
+    /// The text of a JSON object (`{}` when absent or `null`), not yet interpreted.
+    Raw(&'a str),
 }
 
-/// Reads `line` as a well-formed request in one pass, without building a [`Value`]: the
-/// envelope is read with its params left as raw text, to be deserialized straight into the
-/// method's struct.
+/// A request read in one pass by [`parse_request_fast`] (beside its id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FastRequest<'a, T> {
+    /// The method name, as it came.
+    pub method: &'a str,
+    /// The params.
+    pub params: FastParams<'a, T>,
+}
+
+/// Reads `line` as a well-formed request in one pass, without building a [`Value`].
+///
+/// When the method comes before the params (as every client writes them) and `seed_for`
+/// gives a seed for it, the params are deserialized through that seed as they are read; else
+/// they are kept as raw text, to be deserialized afterwards. The params must be an object (or
+/// absent, or `null`): a seed sees only an object, anything else fails.
 ///
 /// Only the common case is taken: a JSON object of exactly `jsonrpc: "2.0"`, a valid `id`, a
 /// string `method` without escapes and object (or absent or `null`) `params`, each member
-/// once. Anything else returns `None`, and the caller must use [`parse_incoming`], which
-/// classifies every line and gives the documented errors. So when this returns `Some`,
-/// [`parse_incoming`] returns the same request (checked by the `client_frame` fuzz target).
-pub fn parse_request_fast(line: &str) -> Option<(RequestId, RawRequest<'_>)> {
-    let envelope: FastEnvelope<'_> = serde_json::from_str(line).ok()?;
-    if envelope.jsonrpc != JSONRPC_VERSION {
-        return None;
-    }
-    let params = match envelope.params {
-        None => "{}",
-        Some(raw) => {
-            let text = raw.get();
-            if !text.starts_with('{') {
-                return None;
-            }
-            text
-        }
-    };
-    let FastId(id) = envelope.id;
-    Some((
-        id,
-        RawRequest {
-            method: envelope.method,
-            params,
+/// once, and params the seed accepts. Anything else returns `None`, and the caller must use
+/// [`parse_incoming`], which classifies every line and gives the documented errors. So when
+/// this returns `Some`, [`parse_incoming`] returns the same request (checked by the
+/// `client_frame` fuzz target).
+pub fn parse_request_fast<'a, S>(
+    line: &'a str,
+    seed_for: impl Fn(&str) -> Option<S>,
+) -> Option<(RequestId, FastRequest<'a, S::Value>)>
+where
+    S: serde::de::DeserializeSeed<'a>,
+{
+    let mut deserializer = serde_json::Deserializer::from_str(line);
+    let parsed = serde::Deserializer::deserialize_map(
+        &mut deserializer,
+        FastEnvelope {
+            seed_for: &seed_for,
         },
-    ))
+    )
+    .ok()?;
+    deserializer.end().ok()?;
+    Some(parsed)
 }
 
 /// The envelope [`parse_request_fast`] accepts: every member of a request, each once.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FastEnvelope<'a> {
-    jsonrpc: &'a str,
-    id: FastId,
-    method: &'a str,
-    #[serde(borrow, default)]
-    params: Option<&'a serde_json::value::RawValue>,
+struct FastEnvelope<'f, F> {
+    seed_for: &'f F,
+}
+
+impl<'de, S, F> serde::de::Visitor<'de> for FastEnvelope<'_, F>
+where
+    S: serde::de::DeserializeSeed<'de>,
+    F: Fn(&str) -> Option<S>,
+{
+    type Value = (RequestId, FastRequest<'de, S::Value>);
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON-RPC request")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error;
+        let mut jsonrpc: Option<&'de str> = None;
+        let mut id = None;
+        let mut method: Option<&'de str> = None;
+        let mut params: Option<FastParams<'de, S::Value>> = None;
+        // Bounded by the line: each pass reads one member.
+        while let Some(key) = map.next_key::<&'de str>()? {
+            match key {
+                "jsonrpc" if jsonrpc.is_none() => jsonrpc = Some(map.next_value()?),
+                "id" if id.is_none() => id = Some(map.next_value::<FastId>()?.0),
+                "method" if method.is_none() => method = Some(map.next_value()?),
+                "params" if params.is_none() => {
+                    let typed = method
+                        .and_then(|method| (self.seed_for)(method))
+                        .map(|seed| map.next_value_seed(ObjectParams(seed)))
+                        .transpose()?;
+                    params = Some(match typed {
+                        Some(Some(request)) => FastParams::Typed(request),
+                        Some(None) => FastParams::Raw("{}"),
+                        None => {
+                            match map.next_value::<Option<&'de serde_json::value::RawValue>>()? {
+                                None => FastParams::Raw("{}"),
+                                Some(raw) if raw.get().starts_with('{') => {
+                                    FastParams::Raw(raw.get())
+                                }
+                                Some(_) => return Err(A::Error::custom("params not an object")),
+                            }
+                        }
+                    });
+                }
+                _ => return Err(A::Error::custom("a member the fast path does not take")),
+            }
+        }
+        if jsonrpc != Some(JSONRPC_VERSION) {
+            return Err(A::Error::custom("not JSON-RPC 2.0"));
+        }
+        let (Some(id), Some(method)) = (id, method) else {
+            return Err(A::Error::custom("no id or method"));
+        };
+        let params = params.unwrap_or(FastParams::Raw("{}"));
+        Ok((id, FastRequest { method, params }))
+    }
+}
+
+/// A request's params through a seed: `None` for `null`, and the seed only ever sees an
+/// object ([`ObjectOnly`]).
+struct ObjectParams<S>(S);
+
+impl<'de, S: serde::de::DeserializeSeed<'de>> serde::de::DeserializeSeed<'de> for ObjectParams<S> {
+    type Value = Option<S::Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de, S: serde::de::DeserializeSeed<'de>> serde::de::Visitor<'de> for ObjectParams<S> {
+    type Value = Option<S::Value>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an object or null")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        self.0.deserialize(ObjectOnly(deserializer)).map(Some)
+    }
+}
+
+/// A deserializer that yields only a JSON object: a struct read through it refuses the array
+/// form serde would otherwise accept (JSON-RPC's positional params, which this protocol does
+/// not take), and every other shape fails.
+struct ObjectOnly<D>(D);
+
+impl<'de, D: serde::Deserializer<'de>> serde::Deserializer<'de> for ObjectOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(ObjectVisitor(visitor))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0
+            .deserialize_struct(name, fields, ObjectVisitor(visitor))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+/// Passes a map on to the visitor it wraps; anything else is the wrong type.
+struct ObjectVisitor<V>(V);
+
+impl<'de, V: serde::de::Visitor<'de>> serde::de::Visitor<'de> for ObjectVisitor<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.0.visit_map(map)
+    }
 }
 
 /// A request id as [`parse_incoming`] accepts it: an integer in the `i64` range or a string of
@@ -878,19 +1016,33 @@ mod tests {
 
     #[test]
     fn the_one_pass_parse_takes_plain_requests_and_leaves_the_rest_to_parse_incoming() {
-        let taken = parse_request_fast(
-            r#"{"jsonrpc":"2.0","id":7,"method":"send","params":{"to":"bob","text":"hi"}}"#,
-        );
-        let (id, raw) = taken.expect("a plain request is taken");
+        use std::marker::PhantomData;
+        // Without a seed the params come back as text; with one (here any JSON value), read
+        // through it, but only when the method came first.
+        let raw = |line| parse_request_fast(line, |_| None::<PhantomData<Value>>);
+        let typed = |line| parse_request_fast(line, |_| Some(PhantomData::<Value>));
+        let plain = r#"{"jsonrpc":"2.0","id":7,"method":"send","params":{"to":"bob","text":"hi"}}"#;
+        let (id, request) = raw(plain).expect("a plain request is taken");
         assert_eq!(id, RequestId::Number(7));
-        assert_eq!(raw.method, "send");
-        assert_eq!(raw.params, r#"{"to":"bob","text":"hi"}"#);
+        assert_eq!(request.method, "send");
+        assert_eq!(
+            request.params,
+            FastParams::Raw(r#"{"to":"bob","text":"hi"}"#)
+        );
+        let (_, request) = typed(plain).expect("a plain request is taken");
+        let expected = serde_json::json!({"to": "bob", "text": "hi"});
+        assert_eq!(request.params, FastParams::Typed(expected));
+        let params_first = r#"{"jsonrpc":"2.0","params":{"to":"bob"},"id":7,"method":"send"}"#;
+        let (_, request) = typed(params_first).expect("params before the method are taken");
+        assert_eq!(request.params, FastParams::Raw(r#"{"to":"bob"}"#));
         for absent in [
             r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#,
             r#"{"jsonrpc":"2.0","id":"a","method":"ping","params":null}"#,
         ] {
-            let (_, raw) = parse_request_fast(absent).expect("absent params are taken");
-            assert_eq!(raw.params, "{}");
+            let (_, request) = raw(absent).expect("absent params are taken");
+            assert_eq!(request.params, FastParams::Raw("{}"));
+            let (_, request) = typed(absent).expect("absent params are taken");
+            assert_eq!(request.params, FastParams::Raw("{}"));
         }
         let long_id = "i".repeat(REQUEST_ID_BYTES_MAX + 1);
         let left = [
@@ -908,8 +1060,14 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":5}"#.to_owned(),
             r#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_owned(),
         ];
-        for line in &left {
-            assert_eq!(parse_request_fast(line), None, "{line}");
+        for line in left
+            .iter()
+            .map(String::as_str)
+            .chain([r#"{"jsonrpc":"2.0","id":1,"method":"send","params":5} "#])
+            .chain([r#"{"jsonrpc":"2.0","id":1,"method":"ping"} x"#])
+        {
+            assert_eq!(raw(line), None, "{line}");
+            assert_eq!(typed(line), None, "{line}");
         }
     }
 

@@ -17,7 +17,9 @@ use super::fields::{
     GroupName, IdempotencyKey, InboxLimit, ListCursor, ListLimit, MessageId, MessageText, PeerName,
     RoomName, SessionName, ThreadId, Token, WorkingDirectory,
 };
-use super::jsonrpc::{ProtocolError, Request, RequestId, Response, RpcError, parse_request_fast};
+use super::jsonrpc::{
+    FastParams, ProtocolError, Request, RequestId, Response, RpcError, parse_request_fast,
+};
 use super::limits::GROUP_CREATE_MEMBERS_MAX;
 use super::notification::{MessageKind, ReceiptStatus};
 use super::version::VersionRange;
@@ -89,6 +91,22 @@ macro_rules! methods {
                 }?;
                 request.check().ok()?;
                 Some(request)
+            }
+
+            /// Deserializes this method's params from `deserializer` and checks them: the
+            /// one-pass parse reads them this way while it reads the envelope.
+            fn deserialize_params<'de, D: serde::Deserializer<'de>>(
+                self,
+                deserializer: D,
+            ) -> Result<ClientRequest, D::Error> {
+                let request = match self {
+                    $( Method::$variant => {
+                        <$params as Deserialize<'de>>::deserialize(deserializer)
+                            .map(ClientRequest::$variant)?
+                    } )*
+                };
+                request.check().map_err(serde::de::Error::custom)?;
+                Ok(request)
             }
         }
 
@@ -1089,17 +1107,20 @@ impl ClientRequest {
         }
     }
 
-    /// Reads one frame as a valid request in a single pass: the envelope with its params as
-    /// raw text ([`parse_request_fast`]), then the params straight into the method's struct,
-    /// with no [`Value`] in between.
+    /// Reads one frame as a valid request in a single pass ([`parse_request_fast`]): the
+    /// params go straight into the method's struct as the envelope is read, with no [`Value`]
+    /// in between (or, when they come before the method, as raw text deserialized after).
     ///
     /// `None` for anything but a well-formed request of a known method with valid params: the
     /// caller then runs [`parse_incoming`](super::jsonrpc::parse_incoming) and
     /// [`ClientRequest::from_request`], which classify the frame and give the documented
     /// error. When this returns `Some`, that path returns the same id and request.
     pub fn parse_line_fast(line: &str) -> Option<(RequestId, ClientRequest)> {
-        let (id, raw) = parse_request_fast(line)?;
-        let request = Method::from_name(raw.method)?.parse_params_text(raw.params)?;
+        let (id, fast) = parse_request_fast(line, |name| Method::from_name(name).map(ParamsSeed))?;
+        let request = match fast.params {
+            FastParams::Typed(request) => request,
+            FastParams::Raw(text) => Method::from_name(fast.method)?.parse_params_text(text)?,
+        };
         Some((id, request))
     }
 
@@ -1136,6 +1157,20 @@ impl ClientRequest {
             }
         }
         Ok(())
+    }
+}
+
+/// A method's params read by the one-pass parse ([`ClientRequest::parse_line_fast`]).
+struct ParamsSeed(Method);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ParamsSeed {
+    type Value = ClientRequest;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<ClientRequest, D::Error> {
+        self.0.deserialize_params(deserializer)
     }
 }
 
@@ -1213,6 +1248,32 @@ mod tests {
             assert_eq!(Ok(&fast), parsed.as_ref(), "one-pass parse of {line}");
         }
         parsed
+    }
+
+    #[test]
+    fn the_one_pass_parse_reads_params_in_either_order_and_leaves_positional_ones() {
+        let method_first =
+            r#"{"jsonrpc":"2.0","id":1,"method":"send","params":{"to":"bob","text":"hi"}}"#;
+        let params_first =
+            r#"{"params":{"to":"bob","text":"hi"},"method":"send","id":1,"jsonrpc":"2.0"}"#;
+        let (_, first) = parse_line(method_first).expect("a valid send");
+        assert_eq!(
+            ClientRequest::parse_line_fast(method_first),
+            Some((RequestId::Number(1), first.clone()))
+        );
+        assert_eq!(
+            ClientRequest::parse_line_fast(params_first),
+            Some((RequestId::Number(1), first))
+        );
+        for left in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"send","params":["bob","hi"]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"send","params":{"to":"bob","text":"hi","x":1}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"send","params":{"to":"bob"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"nope","params":{}}"#,
+        ] {
+            assert_eq!(ClientRequest::parse_line_fast(left), None, "{left}");
+            assert!(parse_line(left).is_err(), "{left}");
+        }
     }
 
     fn request_line(method: &str, params: Value) -> String {

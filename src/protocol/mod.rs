@@ -34,8 +34,8 @@ pub use fields::{
 };
 pub use frame::{FrameDecoder, FrameError, WireMessage, check_frame_len, encode_frame};
 pub use jsonrpc::{
-    Incoming, JSONRPC_VERSION, Notification, ProtocolError, RawRequest, RawResponse, Request,
-    RequestId, Response, RpcError, parse_incoming, parse_request_fast,
+    FastParams, FastRequest, Incoming, JSONRPC_VERSION, Notification, ProtocolError, RawResponse,
+    Request, RequestId, Response, RpcError, parse_incoming, parse_request_fast,
 };
 pub use methods::*;
 pub use notification::{
