@@ -100,18 +100,9 @@ pub fn meta(push: &MessagePush) -> Map<String, Value> {
     meta
 }
 
-/// The wire name of a message kind, e.g. `"ask"`.
+/// The wire name of a message kind, e.g. `"ask"` ([`MessageKind::name`]).
 pub fn kind_name(kind: MessageKind) -> &'static str {
-    match kind {
-        MessageKind::Direct => "direct",
-        MessageKind::Ask => "ask",
-        MessageKind::Reply => "reply",
-        MessageKind::Broadcast => "broadcast",
-        MessageKind::Room => "room",
-        MessageKind::Group => "group",
-        MessageKind::System => "system",
-        MessageKind::Timeout => "timeout",
-    }
+    kind.name()
 }
 
 /// Escapes text for use inside the wrapper or one of its attribute values: `&`, `<`, `>` and
