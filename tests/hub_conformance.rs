@@ -56,6 +56,7 @@ on_both_transports!(
     a_returning_session_is_told_of_its_mail,
     reserved_names_are_refused_at_register_and_rename,
     a_conversation_past_its_loop_bound_is_rate_limited,
+    the_loop_guard_takes_its_bound_from_the_hub_flag_and_0_switches_it_off,
     send_to_an_offline_peer_is_queued,
     send_to_a_name_never_seen_is_peer_not_found,
     a_message_sent_while_offline_is_in_the_inbox_after_registering_again,
@@ -731,6 +732,63 @@ fn a_conversation_past_its_loop_bound_is_rate_limited(transport: Transport) {
         "rate_limited",
     );
     bob.assert_no_push();
+}
+
+// `relay hub --loop-guard N` moves the bound; 0 switches the guard off.
+fn the_loop_guard_takes_its_bound_from_the_hub_flag_and_0_switches_it_off(transport: Transport) {
+    let ping_pong = |alice: &mut Session, bob: &mut Session, turns: usize| {
+        for index in 0..turns {
+            let params = |to: &str| json!({ "to": to, "text": format!("pong {index}") });
+            if index % 2 == 0 {
+                acknowledged(bob, alice, "send", params("alice"), "read");
+            } else {
+                acknowledged(alice, bob, "send", params("bob"), "read");
+            }
+        }
+    };
+    let hub = Hub::start_with(&["--loop-guard", "3"]);
+    let mut sessions: Vec<Session> = ["alice", "bob"]
+        .iter()
+        .map(|name| hub.join(transport, name))
+        .collect();
+    let (alice, bob) = pair(&mut sessions);
+    // The first send starts the conversation; three turns follow it.
+    ping_pong(alice, bob, 4);
+    // Alice had the last word: another from her is no turn, an answer from Bob is the fourth.
+    acknowledged(
+        alice,
+        bob,
+        "send",
+        json!({ "to": "bob", "text": "no turn" }),
+        "read",
+    );
+    let error = bob.fail(
+        "send",
+        json!({ "to": "alice", "text": "one more" }),
+        "rate_limited",
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("loop guard: 3 exchanges")),
+        "{error}"
+    );
+    drop(sessions);
+    drop(hub);
+    let hub = Hub::start_with(&["--loop-guard", "0"]);
+    let mut sessions: Vec<Session> = ["alice", "bob"]
+        .iter()
+        .map(|name| hub.join(transport, name))
+        .collect();
+    let (alice, bob) = pair(&mut sessions);
+    ping_pong(alice, bob, 150);
+    acknowledged(
+        alice,
+        bob,
+        "send",
+        json!({ "to": "bob", "text": "still going" }),
+        "read",
+    );
 }
 
 fn send_to_an_offline_peer_is_queued(transport: Transport) {

@@ -302,6 +302,9 @@ impl HubCounters {
     }
 }
 
+/// Loads started by this process, numbering each load's session names.
+static LOADS_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// One load to measure.
 struct Load<'a> {
     data_dir: &'a Path,
@@ -358,8 +361,13 @@ impl Load<'_> {
             duration,
             paced_rate,
         } = *self;
+        // Each load of a run takes new names (`LOADS_STARTED`): the sessions of the load before
+        // may still be online while the hub notices their disconnection, and two loads of the
+        // same shape (the unloaded one and the half load at `--sessions 2 --window 1`) would
+        // otherwise ask for the same names and get `name_taken`.
+        let load = LOADS_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tag = format!(
-            "bench-{}-{sessions}-{window}-{}-{run}",
+            "bench-{load}-{}-{sessions}-{window}-{}-{run}",
             durability.name(),
             if paced_rate.is_some() {
                 "paced"

@@ -46,8 +46,10 @@ pub(crate) async fn join(
     Ok(client)
 }
 
-/// How a benchmark spawns its hub: no WebSocket, a short idle exit, and no send or
-/// new-identity rate limit (benchmarks measure the hub, not its guards), plus `extra` flags.
+/// How a benchmark spawns its hub: no WebSocket, a short idle exit, no send or new-identity
+/// rate limit and no loop guard (benchmarks measure the hub, not its guards; two sessions
+/// sending to each other are a conversation to the loop guard, which refused every send after
+/// 100 turns and so stopped the senders of a two-session run), plus `extra` flags.
 pub(crate) fn bench_spawn(extra: &[&str]) -> SpawnOptions {
     let base = [
         "--idle-exit",
@@ -61,6 +63,8 @@ pub(crate) fn bench_spawn(extra: &[&str]) -> SpawnOptions {
         "1000000",
         "--new-identity-burst",
         "1000000",
+        "--loop-guard",
+        "0",
     ];
     SpawnOptions {
         hub_args: base

@@ -78,6 +78,9 @@ pub struct HubArgs {
     /// New identities a local user may register in a burst [default: 256].
     #[arg(long, value_name = "N")]
     new_identity_burst: Option<u32>,
+    /// Turns of direction two identities' direct messages may take within 600 s before the loop guard refuses the next (two assistants answering each other automatically); 0 switches the guard off [default: 100].
+    #[arg(long, value_name = "N")]
+    loop_guard: Option<u32>,
     /// Format of logs/hub.log lines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -141,6 +144,7 @@ pub fn run_hub(args: HubArgs) -> anyhow::Result<ExitCode> {
         send_burst: args.send_burst,
         new_identity_rate: args.new_identity_rate,
         new_identity_burst: args.new_identity_burst,
+        loop_guard: args.loop_guard,
     };
     let settings = settings::resolve(&flags, &file, started_by)?;
     crate::data_dir::create_private_dir(&data_dir.join("logs"))?;
@@ -154,6 +158,7 @@ pub fn run_hub(args: HubArgs) -> anyhow::Result<ExitCode> {
         ping_timeout: settings.ping_timeout,
         rate: settings.rate,
         new_identity_rate: settings.new_identity_rate,
+        loop_guard: settings.loop_guard,
         segment_bytes: args.segment_bytes,
         started_by,
         settings: settings.listed,

@@ -198,6 +198,10 @@ pub struct CoreConfig {
     pub rate: RateConfig,
     /// New identities per local user ([`super::limits::NEW_IDENTITIES_PER_SECOND`]).
     pub new_identity_rate: RateConfig,
+    /// Turns of direction the loop guard allows two identities per
+    /// [`super::limits::CONVERSATION_WINDOW`] (`relay hub --loop-guard`, default
+    /// [`super::limits::CONVERSATION_MESSAGES_MAX`]); `None`: no guard.
+    pub loop_guard: Option<u32>,
     /// Where snapshots go.
     pub snapshot_dir: PathBuf,
     /// Exit this long after the last session left (`None`: never).

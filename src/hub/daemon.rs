@@ -57,6 +57,8 @@ pub struct HubConfig {
     pub rate: RateConfig,
     /// New identities per local user.
     pub new_identity_rate: RateConfig,
+    /// The loop guard's turns per pair and window; `None`: no guard.
+    pub loop_guard: Option<u32>,
     /// Segment size of the log.
     pub segment_bytes: u64,
     /// How the hub was started (for `relay status`).
@@ -112,6 +114,7 @@ pub async fn run(config: HubConfig) -> anyhow::Result<CoreExit> {
         delivery_ack_wait: super::limits::DELIVERY_ACK_WAIT,
         rate: config.rate,
         new_identity_rate: config.new_identity_rate,
+        loop_guard: config.loop_guard,
         snapshot_dir: crate::snapshots::snapshot_dir(&config.data_dir),
         idle_exit: config.idle_exit,
         hub_id,

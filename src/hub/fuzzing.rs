@@ -52,6 +52,7 @@ async fn run(dir: &std::path::Path, data: &[u8]) {
             per_second: 1000,
             burst: 1000,
         },
+        loop_guard: Some(crate::hub::limits::CONVERSATION_MESSAGES_MAX),
         new_identity_rate: RateConfig {
             per_second: 1000,
             burst: 1000,

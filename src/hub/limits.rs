@@ -162,7 +162,8 @@ pub const DELIVERY_ACK_WAIT: Duration = Duration::from_secs(1);
 /// Times the direction of direct messages (sends, asks, replies) between two identities may
 /// turn (one answers the other) within [`CONVERSATION_WINDOW`]; past it the next answer gets
 /// `rate_limited` naming the loop guard. Two assistants that answer each other automatically
-/// stop here instead of forever; a one-way stream of messages never counts.
+/// stop here instead of forever; a one-way stream of messages never counts. The default of
+/// `relay hub --loop-guard` (`loop_guard` in `relay.toml`), which 0 switches off.
 pub const CONVERSATION_MESSAGES_MAX: u32 = 100;
 
 /// The window of [`CONVERSATION_MESSAGES_MAX`].

@@ -18,8 +18,9 @@ use std::time::Duration;
 use relay_log::Durability;
 
 use super::limits::{
-    IDLE_EXIT_DEFAULT, NEW_IDENTITIES_BURST, NEW_IDENTITIES_PER_SECOND, PING_INTERVAL_DEFAULT,
-    PING_TIMEOUT_DEFAULT, SEND_BURST_DEFAULT, SEND_RATE_PER_SECOND_DEFAULT, WS_PORT_DEFAULT,
+    CONVERSATION_MESSAGES_MAX, IDLE_EXIT_DEFAULT, NEW_IDENTITIES_BURST, NEW_IDENTITIES_PER_SECOND,
+    PING_INTERVAL_DEFAULT, PING_TIMEOUT_DEFAULT, SEND_BURST_DEFAULT, SEND_RATE_PER_SECOND_DEFAULT,
+    WS_PORT_DEFAULT,
 };
 use super::rate::RateConfig;
 
@@ -64,6 +65,10 @@ pub const SETTING_KEYS: &[(&str, &str)] = &[
     (
         "new_identity_burst",
         "new identities a local user may register in a burst (at least 1)",
+    ),
+    (
+        "loop_guard",
+        "turns two identities' direct messages may take within 600 s before the next is refused; 0 switches the guard off",
     ),
 ];
 
@@ -142,6 +147,8 @@ pub struct SettingsInput {
     pub new_identity_rate: Option<u32>,
     /// `new_identity_burst`.
     pub new_identity_burst: Option<u32>,
+    /// `loop_guard`; 0 off.
+    pub loop_guard: Option<u32>,
 }
 
 /// One setting in force: its key, its value as text, and where it came from.
@@ -172,6 +179,8 @@ pub struct HubSettings {
     pub rate: RateConfig,
     /// New identities per local user.
     pub new_identity_rate: RateConfig,
+    /// Turns of direction the loop guard allows per pair in its window; `None`: no guard.
+    pub loop_guard: Option<u32>,
     /// Every setting, in [`SETTING_KEYS`] order, with its source.
     pub listed: Vec<Setting>,
 }
@@ -320,6 +329,13 @@ pub fn parse(text: &str, path: &Path) -> Result<SettingsInput, SettingsError> {
                 input.new_identity_burst =
                     Some(value("new_identity_burst").integer(1, u32::MAX, AT_LEAST_1)?)
             }
+            "loop_guard" => {
+                input.loop_guard = Some(value("loop_guard").integer(
+                    0,
+                    u32::MAX,
+                    "a whole number, 0 (off) or more",
+                )?)
+            }
             _ => {
                 return Err(SettingsError::UnknownKey {
                     path: path.to_owned(),
@@ -427,7 +443,17 @@ pub fn resolve(
         count(file.new_identity_burst),
         NEW_IDENTITIES_BURST.to_string(),
     );
+    pick(
+        "loop_guard",
+        count(flags.loop_guard),
+        count(file.loop_guard),
+        CONVERSATION_MESSAGES_MAX.to_string(),
+    );
     check_flags(flags)?;
+    let loop_guard = flags
+        .loop_guard
+        .or(file.loop_guard)
+        .unwrap_or(CONVERSATION_MESSAGES_MAX);
     let idle_exit = flags.idle_exit.or(file.idle_exit).unwrap_or(idle_default);
     let no_ws = flags.no_ws.or(file.no_ws).unwrap_or(false);
     let ws_port = flags.ws_port.or(file.ws_port).unwrap_or(WS_PORT_DEFAULT);
@@ -466,6 +492,7 @@ pub fn resolve(
                 .or(file.new_identity_burst)
                 .unwrap_or(NEW_IDENTITIES_BURST),
         },
+        loop_guard: (loop_guard > 0).then_some(loop_guard),
         listed,
     })
 }
@@ -583,7 +610,7 @@ mod tests {
         let file = parsed(
             "durability = \"os\"\nidle_exit = 5\nws_port = 0\nno_ws = false\nping_interval = 2\n\
              ping_timeout = 3\nsend_rate = 4\nsend_burst = 6\nnew_identity_rate = 7\n\
-             new_identity_burst = 8\n",
+             new_identity_burst = 8\nloop_guard = 10\n",
         )
         .expect("a valid file");
         let flags = SettingsInput {
@@ -596,6 +623,7 @@ mod tests {
         assert_eq!(settings.ws_port, Some(0));
         assert_eq!(settings.rate.per_second, 9);
         assert_eq!(settings.rate.burst, 6);
+        assert_eq!(settings.loop_guard, Some(10));
         let source = |name: &str| {
             settings
                 .listed
@@ -642,6 +670,30 @@ mod tests {
             parsed("send_rate = "),
             Err(SettingsError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn a_loop_guard_of_zero_switches_the_guard_off_and_none_keeps_the_default() {
+        let none = SettingsInput::default();
+        let default = resolve(&none, &none, StartedBy::Hand).expect("defaults");
+        assert_eq!(default.loop_guard, Some(CONVERSATION_MESSAGES_MAX));
+        let off = SettingsInput {
+            loop_guard: Some(0),
+            ..SettingsInput::default()
+        };
+        let from_flag = resolve(&off, &none, StartedBy::Hand).expect("0 is a valid flag");
+        assert_eq!(from_flag.loop_guard, None);
+        let file = parsed("loop_guard = 0\n").expect("0 is a valid value");
+        let from_file = resolve(&none, &file, StartedBy::Hand).expect("valid settings");
+        assert_eq!(from_file.loop_guard, None);
+        let listed = from_file
+            .listed
+            .iter()
+            .find(|setting| setting.name == "loop_guard")
+            .expect("listed");
+        assert_eq!((listed.value.as_str(), listed.source), ("0", Source::File));
+        let negative = parsed("loop_guard = -1\n").expect_err("out of range");
+        assert!(negative.to_string().contains("`loop_guard`"), "{negative}");
     }
 
     #[test]

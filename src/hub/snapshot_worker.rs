@@ -525,6 +525,7 @@ mod tests {
         let config = CoreConfig {
             delivery_ack_wait: Duration::ZERO,
             rate,
+            loop_guard: Some(crate::hub::limits::CONVERSATION_MESSAGES_MAX),
             new_identity_rate: rate,
             snapshot_dir: dir.join("snapshots"),
             idle_exit: None,

@@ -105,6 +105,7 @@ impl<S: Storage + 'static> Harness<S> {
                 per_second: 100_000,
                 burst: 100_000,
             },
+            loop_guard: Some(crate::hub::limits::CONVERSATION_MESSAGES_MAX),
             new_identity_rate: RateConfig {
                 per_second: 1000,
                 burst: 1000,

@@ -11,8 +11,9 @@
 //! - A sending request with an idempotency key is answered once: its result is logged
 //!   (`request_completed`) and a repeat of the key gets it back (or joins the wait).
 //! - Asks end: at their deadline the asker gets a stored `timeout` message.
-//! - Two identities cannot message each other forever: [`CONVERSATION_MESSAGES_MAX`] per
-//!   [`CONVERSATION_WINDOW`].
+//! - Two identities cannot message each other forever: 100 turns
+//!   ([`crate::hub::limits::CONVERSATION_MESSAGES_MAX`]) per [`CONVERSATION_WINDOW`] unless
+//!   `relay hub --loop-guard` says otherwise (0: no guard).
 //! - A full mailbox refuses mail instead of dropping unread mail: the sender gets
 //!   `mailbox_full` at once ([`Core::refuse_if_full`]), the refusal is logged (`message_refused`,
 //!   within the per-sender allowance of `MAILBOX_REFUSALS_PER_SENDER_MAX`, so a hostile sender
@@ -34,9 +35,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::hub::core::{Core, Json, Outbound, Release, Reply, SessionId, error, now_us, to_json};
-use crate::hub::limits::{
-    ASK_EXPIRIES_PER_BATCH_MAX, CONVERSATION_MESSAGES_MAX, CONVERSATION_WINDOW, IDEMPOTENCY_WINDOW,
-};
+use crate::hub::limits::{ASK_EXPIRIES_PER_BATCH_MAX, CONVERSATION_WINDOW, IDEMPOTENCY_WINDOW};
 use crate::protocol::methods::*;
 use crate::protocol::notification::{MessageKind, Receipt, ReceiptStatus};
 use crate::protocol::{ErrorCode, RpcError};
@@ -385,7 +384,9 @@ impl Core {
 
     /// The loop guard: counts a turn when `from` answers the pair's last message (the
     /// direction flips), and refuses the message when the pair turned
-    /// [`CONVERSATION_MESSAGES_MAX`] times in this window. A one-way stream never counts.
+    /// `relay hub --loop-guard` times (default
+    /// [`crate::hub::limits::CONVERSATION_MESSAGES_MAX`]) in this window;
+    /// a one-way stream never counts, and `--loop-guard 0` switches the guard off.
     /// The first refusal in a window also tells both sides (a notice through their push
     /// paths, for their users): auto-answering clients would otherwise just stop.
     pub(in crate::hub) fn count_conversation(
@@ -394,6 +395,9 @@ impl Core {
         to: IdentityId,
         release: &mut Release,
     ) -> Result<(), RpcError> {
+        let Some(turns_max) = self.config.loop_guard else {
+            return Ok(());
+        };
         if from == to {
             return Ok(());
         }
@@ -421,14 +425,14 @@ impl Core {
         if conversation.last_from == from {
             return Ok(());
         }
-        if conversation.count >= CONVERSATION_MESSAGES_MAX {
+        if conversation.count >= turns_max {
             let wait = CONVERSATION_WINDOW.saturating_sub(now - conversation.window_start);
             if !conversation.told {
                 conversation.told = true;
                 let names = (self.caller_name(from), self.caller_name(to));
                 if let (Ok(from_name), Ok(to_name)) = names {
                     let text = format!(
-                        "Relay's loop guard stopped messages between {from_name} and {to_name}: {CONVERSATION_MESSAGES_MAX} exchanges back and forth within {} s. If the two sessions were answering each other automatically, tell your user; messages between them go through again in {} s.",
+                        "Relay's loop guard stopped messages between {from_name} and {to_name}: {turns_max} exchanges back and forth within {} s. If the two sessions were answering each other automatically, tell your user; messages between them go through again in {} s.",
                         CONVERSATION_WINDOW.as_secs(),
                         wait.as_secs()
                     );
@@ -439,7 +443,7 @@ impl Core {
             return Err(error(
                 ErrorCode::RateLimited,
                 format!(
-                    "loop guard: {CONVERSATION_MESSAGES_MAX} exchanges back and forth between these two peers within {} s; if you are answering each other automatically, stop and ask your user",
+                    "loop guard: {turns_max} exchanges back and forth between these two peers within {} s; if you are answering each other automatically, stop and ask your user",
                     CONVERSATION_WINDOW.as_secs()
                 ),
             )

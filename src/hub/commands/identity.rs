@@ -489,6 +489,7 @@ mod tests {
         let config = CoreConfig {
             delivery_ack_wait: std::time::Duration::ZERO,
             rate,
+            loop_guard: Some(crate::hub::limits::CONVERSATION_MESSAGES_MAX),
             new_identity_rate: rate,
             snapshot_dir: dir.join("snapshots"),
             idle_exit: None,
