@@ -280,6 +280,22 @@ pub fn fdatasync_latency(dir: &Path, syncs: u64) -> io::Result<(Duration, Durati
     Ok((p50, p99))
 }
 
+/// As [`fdatasync_latency`], but each `write` + `fdatasync` comes `idle` after the one
+/// before ended: on some disks (a VM's virtual disk) a sync after a quiet spell takes much
+/// longer than one right after another, and an unloaded hub's syncs are of that kind.
+///
+/// # Errors
+/// Any file-system failure.
+pub fn idle_fdatasync_latency(
+    dir: &Path,
+    syncs: u64,
+    idle: Duration,
+) -> io::Result<(Duration, Duration)> {
+    std::fs::create_dir_all(dir)?;
+    let (_, p50, p99) = strict_raw_paced(dir, 1, syncs, idle)?;
+    Ok((p50, p99))
+}
+
 /// Appends [`BENCH_RECOVERY_RECORDS`] records without a checkpoint, "crashes" (drops the
 /// writer), optionally damages the last record, and times the next open.
 fn recovery(dir: &Path, damage_last: bool) -> io::Result<Duration> {
@@ -551,12 +567,25 @@ fn strict_raw(
     batch: u64,
     commits: u64,
 ) -> io::Result<(Throughput, Duration, Duration)> {
-    let raw_path = dir.join(format!("strict-raw-{batch}"));
+    strict_raw_paced(dir, batch, commits, Duration::ZERO)
+}
+
+/// [`strict_raw`] with `idle` of sleep before each write (none for `Duration::ZERO`).
+fn strict_raw_paced(
+    dir: &Path,
+    batch: u64,
+    commits: u64,
+    idle: Duration,
+) -> io::Result<(Throughput, Duration, Duration)> {
+    let raw_path = dir.join(format!("strict-raw-{batch}-{}", idle.as_micros()));
     let mut file = File::create(&raw_path)?;
     let chunk = vec![0x3cu8; (batch * BENCH_RECORD_BYTES) as usize];
     let mut latencies = Vec::with_capacity(commits as usize);
     let start = Instant::now();
     for _ in 0..commits {
+        if !idle.is_zero() {
+            std::thread::sleep(idle);
+        }
         file.write_all(&chunk)?;
         let sync_start = Instant::now();
         file.sync_data()?;
