@@ -137,7 +137,12 @@ on_both_transports!(
 
 /// A hub and one session per name, registered under those fixed names.
 fn hub_with(transport: Transport, names: &[&str]) -> (Hub, Vec<Session>) {
-    let hub = Hub::start();
+    hub_with_flags(transport, &[], names)
+}
+
+/// As [`hub_with`], the hub started with extra `relay hub` flags.
+fn hub_with_flags(transport: Transport, flags: &[&str], names: &[&str]) -> (Hub, Vec<Session>) {
+    let hub = Hub::start_with(flags);
     let sessions = names.iter().map(|name| hub.join(transport, name)).collect();
     (hub, sessions)
 }
@@ -746,11 +751,7 @@ fn the_loop_guard_takes_its_bound_from_the_hub_flag_and_0_switches_it_off(transp
             }
         }
     };
-    let hub = Hub::start_with(&["--loop-guard", "3"]);
-    let mut sessions: Vec<Session> = ["alice", "bob"]
-        .iter()
-        .map(|name| hub.join(transport, name))
-        .collect();
+    let (hub, mut sessions) = hub_with_flags(transport, &["--loop-guard", "3"], &["alice", "bob"]);
     let (alice, bob) = pair(&mut sessions);
     // The first send starts the conversation; three turns follow it.
     ping_pong(alice, bob, 4);
@@ -775,11 +776,7 @@ fn the_loop_guard_takes_its_bound_from_the_hub_flag_and_0_switches_it_off(transp
     );
     drop(sessions);
     drop(hub);
-    let hub = Hub::start_with(&["--loop-guard", "0"]);
-    let mut sessions: Vec<Session> = ["alice", "bob"]
-        .iter()
-        .map(|name| hub.join(transport, name))
-        .collect();
+    let (hub, mut sessions) = hub_with_flags(transport, &["--loop-guard", "0"], &["alice", "bob"]);
     let (alice, bob) = pair(&mut sessions);
     ping_pong(alice, bob, 150);
     acknowledged(
