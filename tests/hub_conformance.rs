@@ -776,7 +776,7 @@ fn the_loop_guard_takes_its_bound_from_the_hub_flag_and_0_switches_it_off(transp
     );
     drop(sessions);
     drop(hub);
-    let (hub, mut sessions) = hub_with_flags(transport, &["--loop-guard", "0"], &["alice", "bob"]);
+    let (_hub, mut sessions) = hub_with_flags(transport, &["--loop-guard", "0"], &["alice", "bob"]);
     let (alice, bob) = pair(&mut sessions);
     ping_pong(alice, bob, 150);
     acknowledged(
