@@ -118,14 +118,7 @@ fn start_hub(relay: &Path, data_dir: &Path) -> anyhow::Result<std::process::Chil
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--ws-port", "0", "--idle-exit", "0"])
-        .args([
-            "--send-rate",
-            "10000000",
-            "--send-burst",
-            "10000000",
-            "--loop-guard",
-            "0",
-        ])
+        .args(super::NO_GUARDS)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -46,29 +46,31 @@ pub(crate) async fn join(
     Ok(client)
 }
 
+/// The `relay hub` flags that lift the send and new-identity rate limits and switch the loop
+/// guard off, for every benchmark's hub.
+pub(crate) const NO_GUARDS: &[&str] = &[
+    "--send-rate",
+    "10000000",
+    "--send-burst",
+    "10000000",
+    "--new-identity-rate",
+    "1000000",
+    "--new-identity-burst",
+    "1000000",
+    "--loop-guard",
+    "0",
+];
+
 /// How a benchmark spawns its hub: no WebSocket, a short idle exit, no send or new-identity
 /// rate limit and no loop guard (benchmarks measure the hub, not its guards; two sessions
 /// sending to each other are a conversation to the loop guard, which refused every send after
 /// 100 turns and so stopped the senders of a two-session run), plus `extra` flags.
 pub(crate) fn bench_spawn(extra: &[&str]) -> SpawnOptions {
-    let base = [
-        "--idle-exit",
-        "5",
-        "--no-ws",
-        "--send-rate",
-        "10000000",
-        "--send-burst",
-        "10000000",
-        "--new-identity-rate",
-        "1000000",
-        "--new-identity-burst",
-        "1000000",
-        "--loop-guard",
-        "0",
-    ];
+    let base = ["--idle-exit", "5", "--no-ws"];
     SpawnOptions {
         hub_args: base
             .iter()
+            .chain(NO_GUARDS)
             .chain(extra)
             .map(|arg| (*arg).to_owned())
             .collect(),
